@@ -1,0 +1,59 @@
+# lua-coldsend: build, demo, test, check, bench.
+# `make demo` and `make test` install missing Debian packages when run as root.
+
+BUILD    ?= build
+CC       ?= cc
+CFLAGS   ?= -O2 -g
+WARN      = -std=c99 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes
+PICFLAGS  = -fPIC -fvisibility=hidden
+CURL_CFLAGS = $(shell pkg-config --cflags libcurl 2>/dev/null)
+CURL_LIBS   = $(shell pkg-config --libs libcurl 2>/dev/null || echo -lcurl)
+LUA54_INC  ?= /usr/include/lua5.4
+LUAJIT_INC ?= /usr/include/luajit-2.1
+
+SRCS = $(wildcard src/*.c)
+HDRS = $(wildcard src/*.h)
+
+SO54  = $(BUILD)/5.4/coldsend/core.so
+SOJIT = $(BUILD)/jit/coldsend/core.so
+
+.PHONY: all deps demo test test-54 test-jit check valgrind asan fuzz bench docs sandbox clean format
+
+all: deps-build $(SO54) $(SOJIT)
+
+deps-build:
+	@sh scripts/deps.sh build
+
+$(SO54): $(SRCS) $(HDRS) Makefile
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(WARN) $(PICFLAGS) -I$(LUA54_INC) $(CURL_CFLAGS) -shared -o $@ $(SRCS) $(CURL_LIBS) -lm
+
+$(SOJIT): $(SRCS) $(HDRS) Makefile
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(WARN) $(PICFLAGS) -I$(LUAJIT_INC) $(CURL_CFLAGS) -shared -o $@ $(SRCS) $(CURL_LIBS) -lm
+
+# The main job: the example campaign against a local sandbox.
+demo: all
+	@sh scripts/deps.sh test
+	@BUILD=$(BUILD) sh scripts/demo.sh
+
+# The busted suite under Lua 5.4 and LuaJIT, then the fuzz smoke pass.
+test: all
+	@sh scripts/deps.sh test
+	@BUILD=$(BUILD) sh scripts/run-tests.sh $(SPECS)
+
+test-54: all
+	@BUILD=$(BUILD) LUAS=lua5.4 sh scripts/run-tests.sh $(SPECS)
+
+test-jit: all
+	@BUILD=$(BUILD) LUAS=luajit sh scripts/run-tests.sh $(SPECS)
+
+sandbox: all
+	@sh scripts/deps.sh test
+	@LUA_PATH="lua/?.lua;lua/?/init.lua;;" LUA_CPATH="$(BUILD)/5.4/?.so;;" lua5.4 bin/coldsend-sandbox --port 0
+
+clean:
+	rm -rf build build-* fuzz/build
+
+format:
+	clang-format -i src/*.c src/*.h fuzz/*.c

@@ -1,0 +1,58 @@
+--- JSON for the Lua side (sandbox, CLI): lua-cjson with empty arrays.
+-- Debian's lua-cjson 2.1 encodes every empty table as `{}`; a table marked
+-- with `json.array` encodes as `[]` even when empty.
+local cjson = require "cjson"
+
+local M = {}
+
+local codec = cjson.new()
+codec.encode_number_precision(14)
+M.null = cjson.null
+
+local SENTINEL = "\0coldsend:[]"
+local SENTINEL_JSON_PATTERN = '"\\u0000coldsend:%[%]"'
+local array_mt = { __name = "coldsend.json.array" }
+M.array_mt = array_mt
+
+--- Marks t (or a new table) as a JSON array, so that empty it encodes as [].
+function M.array(t)
+  return setmetatable(t or {}, array_mt)
+end
+
+-- Copies v, replacing empty marked arrays by the sentinel; nil when v
+-- holds none, so the common case allocates nothing.
+local function prepare(v)
+  if type(v) ~= "table" then return nil end
+  if next(v) == nil then
+    if getmetatable(v) == array_mt then return SENTINEL end
+    return nil
+  end
+  local copy
+  for k, x in pairs(v) do
+    local p = prepare(x)
+    if p ~= nil then
+      if not copy then
+        copy = {}
+        for k2, x2 in pairs(v) do copy[k2] = x2 end
+      end
+      copy[k] = p
+    end
+  end
+  return copy
+end
+
+function M.encode(v)
+  local p = prepare(v)
+  if p == nil then return codec.encode(v) end
+  local s = codec.encode(p)
+  return (s:gsub(SENTINEL_JSON_PATTERN, "[]"))
+end
+
+--- Decodes s; returns nil, message on bad JSON instead of raising.
+function M.decode(s)
+  local ok, v = pcall(codec.decode, s)
+  if not ok then return nil, v end
+  return v
+end
+
+return M

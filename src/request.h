@@ -1,0 +1,35 @@
+/* request.h: JSON through lua-cjson and request tables, shared by the C files. */
+#ifndef COLDSEND_REQUEST_H
+#define COLDSEND_REQUEST_H
+
+#include <stddef.h>
+
+#include "compat.h"
+
+/* lua-cjson 2.1 (Debian's) has no empty-array marker: an empty array is
+ * pushed as this string and replaced by [] after encoding. Strings with a
+ * NUL never pass validation, so user data cannot collide with it. */
+#define CS_EMPTY_ARRAY "\0coldsend:[]"
+#define CS_EMPTY_ARRAY_LEN 12
+#define CS_EMPTY_ARRAY_JSON "\"\\u0000coldsend:[]\""
+
+/* Pushes the empty-array marker. */
+void cs_push_empty_array(lua_State *L);
+
+/* Pushes the JSON text of the value at idx. Raises on values cjson refuses. */
+void cs_json_encode(lua_State *L, int idx);
+
+/* Pushes the decoded value and returns 1, or pushes cjson's message and
+ * returns 0. JSON null decodes to cjson.null (a NULL light userdata). */
+int cs_json_decode(lua_State *L, const char *s, size_t len);
+
+/* 1 when the value at idx is cjson.null. */
+int cs_is_null(lua_State *L, int idx);
+
+/* Pushes {method=, url=base_url..path, headers={}, body=?}. When body_idx is
+ * not 0 the value there is JSON-encoded into body and a Content-Type header
+ * is set. */
+void cs_push_request(lua_State *L, const char *base_url, const char *method,
+                     const char *path, int body_idx);
+
+#endif

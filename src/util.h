@@ -1,0 +1,15 @@
+/* util.h: small helpers shared by the C files of coldsend.core. */
+#ifndef COLDSEND_UTIL_H
+#define COLDSEND_UTIL_H
+
+#include <stddef.h>
+
+#include "compat.h"
+
+/* 1 when s (length len) is a canonical 8-4-4-4-12 hexadecimal UUID. */
+int cs_is_uuid(const char *s, size_t len);
+
+/* Seconds on a monotonic clock, for deadlines and rate limiting. */
+double cs_monotonic(void);
+
+#endif
