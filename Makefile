@@ -57,3 +57,6 @@ clean:
 
 format:
 	clang-format -i src/*.c src/*.h fuzz/*.c
+
+# Further targets (check, fuzz, bench, docs, ...) live in mk/*.mk.
+-include mk/*.mk
