@@ -1,0 +1,926 @@
+--- coldsend: the ColdSend campaign API client.
+-- The C core (coldsend.core) validates and builds requests and parses
+-- responses; this facade owns what needs a transport: the request loop
+-- (rate limiting, retries, deadlines, hooks) and the campaign methods that
+-- talk to the server. It is Lua so that transports may yield (OpenResty).
+-- @module coldsend
+local core = require "coldsend.core"
+local retry = require "coldsend.retry"
+local ratelimit = require "coldsend.ratelimit"
+
+local M = { _VERSION = core._VERSION }
+
+M.DEFAULT_BASE_URL = "https://api.coldsend.pro/api/public/v1"
+
+local type, pairs, ipairs, tostring, setmetatable, error, select =
+  type, pairs, ipairs, tostring, setmetatable, error, select
+local format, concat = string.format, table.concat
+
+-- The key of each client lives here, not in the client table, so that
+-- pairs(client), a debugger dump or an error message cannot show it.
+local secrets = setmetatable({}, { __mode = "k" })
+-- The client a campaign handle belongs to.
+local owners = setmetatable({}, { __mode = "k" })
+
+local Client = {}
+Client.__index = Client
+Client.__name = "coldsend.client"
+
+------------------------------------------------------------------------
+-- option checking
+
+local function opt_error(what, name, rule, value)
+  local shown = type(value) == "string" and format("%q", value) or tostring(value)
+  if type(value) == "table" or type(value) == "function" then shown = type(value) end
+  error(format("bad option '%s' for %s (%s expected, got %s)", name, what, rule, shown), 3)
+end
+
+local function check_number(what, opts, name, min)
+  local v = opts[name]
+  if v == nil then return nil end
+  if type(v) ~= "number" or v ~= v or v <= (min or 0) or v == math.huge then
+    opt_error(what, name, "positive number of seconds", v)
+  end
+  return v
+end
+
+local function check_count(what, opts, name)
+  local v = opts[name]
+  if v == nil then return nil end
+  if type(v) ~= "number" or v < 0 or v ~= math.floor(v) or v > 100 then
+    opt_error(what, name, "integer 0..100", v)
+  end
+  return v
+end
+
+local function check_function(what, opts, name)
+  local v = opts[name]
+  if v == nil then return nil end
+  local mt = getmetatable(v)
+  if type(v) ~= "function" and not (mt and mt.__call) then
+    opt_error(what, name, "function", v)
+  end
+  return v
+end
+
+local function check_known(what, opts, known)
+  for k in pairs(opts) do
+    if not known[k] then
+      error(format("unknown option '%s' for %s", tostring(k), what), 3)
+    end
+  end
+end
+
+-- Per-call options every server call accepts as its last argument.
+local CALL_OPTIONS = {
+  timeout = true, connect_timeout = true, deadline = true, max_retries = true,
+  backoff_base = true, backoff_cap = true,
+}
+
+local function check_call_options(opts)
+  if opts == nil then return nil end
+  if type(opts) ~= "table" then
+    error(format("bad call options (table expected, got %s)", type(opts)), 3)
+  end
+  check_known("call", opts, CALL_OPTIONS)
+  check_number("call", opts, "timeout")
+  check_number("call", opts, "connect_timeout")
+  check_number("call", opts, "deadline")
+  check_number("call", opts, "backoff_base")
+  check_number("call", opts, "backoff_cap")
+  check_count("call", opts, "max_retries")
+  return opts
+end
+
+------------------------------------------------------------------------
+-- the API key and the base URL
+
+-- Says what is wrong with a key without ever showing it.
+local function key_problem(key)
+  if key == nil or key == "" then
+    return "no API key (set COLDSEND_API_KEY or pass api_key; expected cs_live_<token>)"
+  end
+  if type(key) ~= "string" then
+    return format("bad API key (string cs_live_<token> expected, got %s)", type(key))
+  end
+  if key:find("[%s%c]") then
+    return format("bad API key (cs_live_<token> expected; the %d-character value given "
+      .. "contains whitespace or control characters)", #key)
+  end
+  if key:sub(1, 3) ~= "cs_" then
+    return format("bad API key (cs_live_<token> expected; the %d-character value given "
+      .. "does not start with cs_)", #key)
+  end
+  if #key < 8 or #key > 512 then
+    return format("bad API key (cs_live_<token> expected; the value given has %d characters)", #key)
+  end
+end
+
+local function is_loopback(host)
+  host = host:lower()
+  return host == "localhost" or host == "[::1]" or host:match("^127%.%d+%.%d+%.%d+$") ~= nil
+end
+
+-- Returns the normalised base URL (no trailing slash) or raises.
+local function check_base_url(url)
+  if type(url) ~= "string" then
+    error(format("bad option 'base_url' for coldsend.client (URL string expected, got %s)", type(url)), 3)
+  end
+  local scheme, host = url:match("^(%a[%w+.-]*)://([^/?#]+)")
+  if not scheme or url:find("[%s%c]") then
+    error(format("bad option 'base_url' for coldsend.client (http(s)://host/path expected, got %q)", url), 3)
+  end
+  scheme = scheme:lower()
+  if host:find("@", 1, true) then
+    error("bad option 'base_url' for coldsend.client (credentials in the URL are not allowed)", 3)
+  end
+  local hostname = host:match("^(%[.-%])") or host:match("^([^:]+)")
+  if scheme == "http" then
+    if not is_loopback(hostname) then
+      error(format("bad option 'base_url' for coldsend.client (https:// required; "
+        .. "http:// is only allowed for loopback hosts, got %q)", url), 3)
+    end
+  elseif scheme ~= "https" then
+    error(format("bad option 'base_url' for coldsend.client (http(s) URL expected, got %q)", url), 3)
+  end
+  return (url:gsub("/+$", ""))
+end
+
+------------------------------------------------------------------------
+-- the environment: transport, clock, sleep
+
+local function in_nginx()
+  local ngx = rawget(_G, "ngx")
+  return type(ngx) == "table" and type(ngx.get_phase) == "function"
+    and type(ngx.run_worker_thread) == "function"
+end
+
+local function user_agent()
+  local lua = (rawget(_G, "jit") and jit.version) or _VERSION
+  return format("lua-coldsend/%s %s %s", core._VERSION, core.curl_version(), lua)
+end
+
+------------------------------------------------------------------------
+-- the client
+
+local CLIENT_OPTIONS = {
+  api_key = true, base_url = true, timeout = true, connect_timeout = true,
+  max_retries = true, deadline = true, backoff_base = true, backoff_cap = true,
+  rate_limit = true, ca_file = true, max_body = true,
+  on_request = true, on_response = true, on_retry = true,
+  transport = true, thread_pool = true, shared_dict = true,
+  clock = true, wall_clock = true, sleep = true, random = true,
+}
+
+--- Makes a client. See the README for the options.
+function M.client(opts)
+  opts = opts or {}
+  if type(opts) ~= "table" then
+    error(format("bad argument #1 to 'client' (table expected, got %s)", type(opts)), 2)
+  end
+  local what = "coldsend.client"
+  check_known(what, opts, CLIENT_OPTIONS)
+  local key = opts.api_key
+  if key == nil then key = os.getenv("COLDSEND_API_KEY") end
+  local problem = key_problem(key)
+  if problem then error("coldsend.client: " .. problem, 2) end
+
+  local self = setmetatable({}, Client)
+  secrets[self] = key
+  self.base_url = check_base_url(opts.base_url or os.getenv("COLDSEND_BASE_URL") or M.DEFAULT_BASE_URL)
+  self.timeout = check_number(what, opts, "timeout") or 60
+  self.connect_timeout = check_number(what, opts, "connect_timeout") or 10
+  self.deadline = check_number(what, opts, "deadline")
+  self.max_retries = check_count(what, opts, "max_retries") or 3
+  self.backoff_base = check_number(what, opts, "backoff_base")
+  self.backoff_cap = check_number(what, opts, "backoff_cap")
+  if opts.ca_file ~= nil and type(opts.ca_file) ~= "string" then
+    opt_error(what, "ca_file", "path string", opts.ca_file)
+  end
+  if opts.max_body ~= nil and (type(opts.max_body) ~= "number" or opts.max_body < 1
+      or opts.max_body ~= math.floor(opts.max_body)) then
+    opt_error(what, "max_body", "positive integer (bytes)", opts.max_body)
+  end
+  self.ca_file, self.max_body = opts.ca_file, opts.max_body
+  self.on_request = check_function(what, opts, "on_request")
+  self.on_response = check_function(what, opts, "on_response")
+  self.on_retry = check_function(what, opts, "on_retry")
+
+  local nginx = in_nginx()
+  local ngx = rawget(_G, "ngx")
+  self.clock = check_function(what, opts, "clock")
+    or (nginx and function() ngx.update_time(); return ngx.now() end) or core.now
+  self.wall_clock = check_function(what, opts, "wall_clock")
+    or (nginx and function() ngx.update_time(); return ngx.now() end) or core.time
+  self.sleep = check_function(what, opts, "sleep") or (nginx and ngx.sleep) or core.sleep
+  self.random = check_function(what, opts, "random") or math.random
+
+  local transport = check_function(what, opts, "transport")
+  if transport == nil then
+    if nginx then
+      transport = require("coldsend.transport.ngx").new { pool = opts.thread_pool }
+    else
+      transport = core.http { ca_file = opts.ca_file, max_body = opts.max_body }
+    end
+  end
+  self.transport = transport
+
+  if opts.rate_limit ~= false then
+    if opts.rate_limit ~= nil and type(opts.rate_limit) ~= "table" then
+      opt_error(what, "rate_limit", "table {per_minute=, per_hour=} or false", opts.rate_limit)
+    end
+    local store
+    if nginx then
+      store = require("coldsend.ratelimit_ngx").store(opts.shared_dict)
+    end
+    self.limiter = ratelimit.new(key, opts.rate_limit or {}, { store = store })
+  end
+  self.user_agent = user_agent()
+  return self
+end
+
+function Client:__tostring()
+  return format("coldsend.client %s", self.base_url)
+end
+
+------------------------------------------------------------------------
+-- errors
+
+local function new_error(fields)
+  return core.error(fields)
+end
+M.is_error = core.is_error
+
+local function decorate(err, req, attempts)
+  err.method = err.method or req.method
+  err.url = err.url or req.url
+  err.attempts = err.attempts or attempts
+  return err
+end
+
+------------------------------------------------------------------------
+-- the request loop: every call to the server goes through here
+
+local function copy_headers_redacted(headers)
+  local out = {}
+  for k, v in pairs(headers) do
+    out[k] = (k:lower() == "x-api-key") and "[redacted]" or v
+  end
+  return out
+end
+
+local function effective(self, opts, name)
+  local v = opts and opts[name]
+  if v == nil then v = self[name] end
+  return v
+end
+
+--- Sends req ({method, url, headers, body, multipart}) with retries.
+-- Returns the decoded body (a table) and the raw response, or nil, err.
+function Client:_send(req, opts)
+  local key = secrets[self]
+  local headers = {}
+  for k, v in pairs(req.headers or {}) do headers[k] = v end
+  headers["X-API-Key"] = key
+  headers["Accept"] = "application/json"
+  headers["User-Agent"] = self.user_agent
+
+  local policy = retry.policy {
+    max_retries = effective(self, opts, "max_retries"),
+    base = effective(self, opts, "backoff_base"),
+    cap = effective(self, opts, "backoff_cap"),
+    deadline = effective(self, opts, "deadline"),
+  }
+  local timeout = effective(self, opts, "timeout")
+  local connect_timeout = effective(self, opts, "connect_timeout")
+  local clock, started = self.clock, self.clock()
+  local deadline_at = policy.deadline and started + policy.deadline
+  local limiter = self.limiter
+
+  local attempt, err = 0, nil
+  while true do
+    attempt = attempt + 1
+
+    -- wait for the client-side rate limiter, but never past the deadline
+    if limiter then
+      local wait = limiter:acquire(clock())
+      while wait > 0 do
+        if deadline_at and clock() + wait > deadline_at then
+          err = new_error {
+            code = "rate_limited", retry_after = wait,
+            message = format("client-side rate limit: next request allowed in %.1f s, "
+              .. "after the deadline", wait),
+          }
+          return nil, decorate(err, req, attempt - 1)
+        end
+        self.sleep(wait)
+        wait = limiter:acquire(clock())
+      end
+    end
+
+    local t = timeout
+    if deadline_at then
+      local left = deadline_at - clock()
+      if left <= 0 then
+        err = err or new_error { code = "timeout", message = "deadline reached before sending" }
+        err.deadline = true
+        return nil, decorate(err, req, attempt - 1)
+      end
+      if left < t then t = left end
+    end
+    local treq = {
+      method = req.method, url = req.url, headers = headers, body = req.body,
+      multipart = req.multipart, timeout = t,
+      connect_timeout = connect_timeout < t and connect_timeout or t,
+      ca_file = self.ca_file, max_body = self.max_body,
+    }
+    if self.on_request then
+      self.on_request { method = req.method, url = req.url, attempt = attempt,
+        headers = copy_headers_redacted(headers), body = req.body }
+    end
+    local sent_at = clock()
+    local res, msg, code, info = self.transport(treq)
+    local outcome, data
+    if res then
+      if limiter then limiter:update(res.headers, clock(), self.wall_clock()) end
+      if self.on_response then
+        self.on_response { method = req.method, url = req.url, attempt = attempt,
+          status = res.status, headers = res.headers, elapsed = clock() - sent_at }
+      end
+      data, err = core.parse_response(res.status, res.headers, res.body)
+      if data then return data, res end
+      outcome = { status = res.status, headers = res.headers, code = err.code }
+    else
+      err = new_error { code = code or "network", message = msg or "transport failed",
+        curl_code = info and info.curl_code }
+      outcome = { code = code, info = info or {} }
+      if self.on_response then
+        self.on_response { method = req.method, url = req.url, attempt = attempt,
+          error = code, message = msg, elapsed = clock() - sent_at }
+      end
+    end
+
+    local again, reason, ambiguous = retry.decide(req.method, outcome, attempt, policy)
+    if ambiguous then
+      err.ambiguous = true
+      err.message = err.message .. " (the request may have reached the server; not re-sent)"
+    end
+    if not again then return nil, decorate(err, req, attempt) end
+
+    local delay = retry.delay(attempt, policy, res and res.headers, self.wall_clock(), self.random)
+    if deadline_at and clock() + delay >= deadline_at then
+      err.deadline = true
+      err.message = format("%s (deadline of %g s reached after %d attempts)",
+        err.message, policy.deadline, attempt)
+      return nil, decorate(err, req, attempt)
+    end
+    if self.on_retry then
+      self.on_retry { method = req.method, url = req.url, attempt = attempt, delay = delay,
+        reason = reason, code = err.code, status = err.status }
+    end
+    self.sleep(delay)
+  end
+end
+
+------------------------------------------------------------------------
+-- checks shared by the calls
+
+local function check_id(what, id, argn)
+  if not core.is_uuid(id) then
+    local shown = type(id) == "string" and format("%q", id) or type(id)
+    error(format("bad argument #%d to '%s' (UUID expected, got %s)", argn, what, shown), 3)
+  end
+  return id
+end
+
+local function protocol_error(req, what, got)
+  return decorate(new_error { code = "protocol",
+    message = format("expected %s in the response, got %s", what, got) }, req, 1)
+end
+
+local function expect_table(req, data, field, what)
+  local v = data[field]
+  if type(v) ~= "table" then
+    return nil, protocol_error(req, format("'%s' (%s)", field, what), type(v))
+  end
+  return v
+end
+
+-- Calls the server and returns the decoded body or nil, err.
+local function call(self, method, path, body, query, opts)
+  check_call_options(opts)
+  local req = core.build_request(self.base_url, method, path, body, query)
+  return self:_send(req, opts)
+end
+
+------------------------------------------------------------------------
+-- campaigns
+
+local methods = core.campaign_methods
+
+local function client_of(c)
+  local client = owners[c]
+  if not client then
+    error("campaign has no client: make it with cs:campaign(id), cs:get_campaign(id) "
+      .. "or cs:create_campaign(fields)", 3)
+  end
+  return client
+end
+
+local function adopt(self, c)
+  owners[c] = self
+  return c
+end
+
+local function invalid_error(c, problems, method, url)
+  local fields = {}
+  for i, p in ipairs(problems) do fields[i] = p.field end
+  return new_error {
+    code = "invalid", problems = problems, method = method, url = url, attempts = 0,
+    message = format("campaign is not valid: %d problem%s (%s)", #problems,
+      #problems == 1 and "" or "s", concat(fields, ", ")),
+  }
+end
+
+local function run_campaign_op(c, op, opts, needs_validation)
+  local client = client_of(c)
+  check_call_options(opts)
+  if needs_validation then
+    local ok, problems = c:validate()
+    if not ok then return nil, invalid_error(c, problems) end
+  end
+  local req = c:_request(op, client.base_url)
+  local data, err = client:_send(req, opts)
+  return data, err, req
+end
+
+--- Creates a new campaign handle (no I/O). With no id, a local
+-- definition that `save` creates on the server.
+function Client:campaign(id)
+  if id ~= nil then check_id("campaign", id, 1) end
+  return adopt(self, core.campaign(id))
+end
+
+-- Fields the create endpoint takes (spec 6.1); the rest follow in a PUT.
+local CREATE_FIELDS = {
+  name = true, daily_limit_per_inbox = true, start_date = true, timezone = true,
+  sending_days = true, sending_window_start = true, sending_window_start_minute = true,
+  sending_window_end = true, sending_window_end_minute = true, enable_tracking = true,
+  enable_unsubscribe = true, ramp_up_enabled = true, ramp_up_increment = true,
+  ramp_up_max_limit = true,
+}
+
+-- After an ambiguous create (the POST may have reached the server), looks
+-- for the campaign it would have made: exactly one of that name, created
+-- in the last minutes. Returns its id or nil.
+local RECOVERY_WINDOW = 600
+
+local function parse_iso_utc(s)
+  if type(s) ~= "string" then return nil end
+  local y, mo, d, h, mi, sec = s:match("^(%d%d%d%d)-(%d%d)-(%d%d)[T ](%d%d):(%d%d):?(%d*)")
+  if not y then return nil end
+  y, mo, d = tonumber(y), tonumber(mo), tonumber(d)
+  -- days from civil (proleptic Gregorian), no dependence on the local zone
+  y = mo <= 2 and y - 1 or y
+  local era = math.floor(y / 400)
+  local yoe = y - era * 400
+  local doy = math.floor((153 * (mo + (mo > 2 and -3 or 9)) + 2) / 5) + d - 1
+  local doe = yoe * 365 + math.floor(yoe / 4) - math.floor(yoe / 100) + doy
+  local days = era * 146097 + doe - 719468
+  local offset = 0
+  local sign, oh, om = s:match("([+-])(%d%d):?(%d%d)$")
+  if sign then offset = (tonumber(oh) * 3600 + tonumber(om) * 60) * (sign == "-" and -1 or 1) end
+  return days * 86400 + tonumber(h) * 3600 + tonumber(mi) * 60 + (tonumber(sec) or 0) - offset
+end
+M._parse_iso_utc = parse_iso_utc
+
+local function find_recent_by_name(self, name, opts)
+  local data = call(self, "GET", "/campaigns", nil,
+    { search = name, limit = 100, days = 1, sort_by = "created_at", sort_order = "desc" }, opts)
+  if not data or type(data.campaigns) ~= "table" then return nil end
+  local now, found = self.wall_clock(), nil
+  for _, item in ipairs(data.campaigns) do
+    local created = parse_iso_utc(item.created_at)
+    if item.name == name and created and now - created < RECOVERY_WINDOW
+        and now - created > -RECOVERY_WINDOW then
+      if found then return nil end -- two candidates: do not guess
+      found = item.campaign_id
+    end
+  end
+  return found
+end
+
+--- Creates a campaign (POST /campaigns) and returns its handle, in DRAFT.
+-- Fields beyond the create schema (variants, inboxes, ...) follow in one PUT.
+function Client:create_campaign(fields, opts)
+  if type(fields) ~= "table" then
+    error(format("bad argument #1 to 'create_campaign' (table expected, got %s)", type(fields)), 2)
+  end
+  check_call_options(opts)
+  -- every field is checked on one handle, so nothing is created when any
+  -- of them is bad; the create request then carries only its own fields
+  local c, rest = core.campaign(), {}
+  for k, v in pairs(fields) do
+    c[k] = v
+    if not CREATE_FIELDS[k] then rest[k] = v end
+  end
+  local ok, problems = c:validate()
+  if not ok then return nil, invalid_error(c, problems) end
+  if next(rest) then
+    c = core.campaign()
+    for k, v in pairs(fields) do
+      if CREATE_FIELDS[k] then c[k] = v end
+    end
+  end
+
+  local req = c:_request("create", self.base_url)
+  local data, err = self:_send(req, opts)
+  if not data then
+    if err.ambiguous and fields.name then
+      local id = find_recent_by_name(self, fields.name, opts)
+      if id then
+        local found, gerr = self:get_campaign(id, opts)
+        if not found then return nil, gerr end
+        c = found
+      else
+        return nil, err
+      end
+    else
+      return nil, err
+    end
+  else
+    if not core.is_uuid(data.campaign_id) then
+      return nil, protocol_error(req, "'campaign_id' (UUID)", tostring(data.campaign_id))
+    end
+    c:_clear_dirty()
+    c:_apply(data)
+  end
+  adopt(self, c)
+  if next(rest) then
+    for k, v in pairs(rest) do c[k] = v end
+    local saved, serr = c:save(opts)
+    if not saved then
+      serr.campaign = c -- created, but the configuration did not go through
+      return nil, serr
+    end
+  end
+  return c
+end
+
+--- Fetches a campaign (GET /campaigns/{id}).
+function Client:get_campaign(id, opts)
+  check_id("get_campaign", id, 1)
+  local c = adopt(self, core.campaign(id))
+  local ok, err = c:refresh(opts)
+  if not ok then return nil, err end
+  return c
+end
+
+local LIST_QUERY = {
+  page = "integer", limit = "integer", status = "string", search = "string",
+  sort_by = "string", sort_order = "string", days = "integer",
+}
+local STATUSES = { DRAFT = true, ACTIVE = true, PAUSED = true, COMPLETED = true, FAILED = true }
+
+local function check_list_query(what, query)
+  if query == nil then return {} end
+  if type(query) ~= "table" then
+    error(format("bad argument #1 to '%s' (table expected, got %s)", what, type(query)), 3)
+  end
+  local q = {}
+  for k, v in pairs(query) do
+    local t = LIST_QUERY[k]
+    if not t then error(format("unknown query field '%s' for %s", tostring(k), what), 3) end
+    if t == "integer" and (type(v) ~= "number" or v ~= math.floor(v) or v < 1) then
+      error(format("bad value for '%s' (integer >= 1 expected, got %s)", k, tostring(v)), 3)
+    elseif t == "string" and type(v) ~= "string" then
+      error(format("bad value for '%s' (string expected, got %s)", k, type(v)), 3)
+    end
+    q[k] = v
+  end
+  if q.limit and q.limit > 100 then
+    error(format("bad value for 'limit' (integer 1..100 expected, got %d)", q.limit), 3)
+  end
+  if q.status and not STATUSES[q.status] then
+    error(format("bad value for 'status' (DRAFT, ACTIVE, PAUSED, COMPLETED or FAILED expected, got %q)",
+      q.status), 3)
+  end
+  if q.sort_order and q.sort_order ~= "asc" and q.sort_order ~= "desc" then
+    error(format("bad value for 'sort_order' (asc or desc expected, got %q)", q.sort_order), 3)
+  end
+  return q
+end
+
+local function list_page(self, query, opts)
+  local req = core.build_request(self.base_url, "GET", "/campaigns", nil, query)
+  local data, err = self:_send(req, opts)
+  if not data then return nil, err end
+  local items, perr = expect_table(req, data, "campaigns", "array")
+  if not items then return nil, perr end
+  local page
+  page, perr = expect_table(req, data, "pagination", "object")
+  if not page then return nil, perr end
+  return data
+end
+
+--- One page of campaigns: {campaigns = {...}, pagination = {...}}.
+function Client:list_campaigns(query, opts)
+  check_call_options(opts)
+  return list_page(self, check_list_query("list_campaigns", query), opts)
+end
+
+--- Iterates over every campaign of every page; raises the error object.
+function Client:each_campaign(query, opts)
+  check_call_options(opts)
+  local q = check_list_query("each_campaign", query)
+  q.page = q.page or 1
+  q.limit = q.limit or 100
+  local items, i, done = nil, 0, false
+  local seen_first = {}
+  return function()
+    while true do
+      if items and i < #items then
+        i = i + 1
+        return items[i]
+      end
+      if done then return nil end
+      local data, err = list_page(self, q, opts)
+      if not data then error(err, 0) end
+      items, i = data.campaigns, 0
+      local p = data.pagination
+      local first = items[1] and items[1].campaign_id
+      if (p.page ~= nil and p.page ~= q.page) or (first and seen_first[first]) then
+        error(decorate(new_error { code = "protocol",
+          message = format("page %d repeats an earlier page; stopping instead of looping", q.page) },
+          { method = "GET", url = self.base_url .. "/campaigns" }, 1), 0)
+      end
+      if first then seen_first[first] = true end
+      if p.has_next == true and #items > 0 then
+        q.page = q.page + 1
+      else
+        done = true
+      end
+    end
+  end
+end
+
+--- Any other call: cs:request("GET", "/domains", nil, {page = 2}).
+local METHODS = { GET = true, POST = true, PUT = true, DELETE = true, PATCH = true }
+function Client:request(method, path, body, query, opts)
+  if not METHODS[method] then
+    error(format("bad argument #1 to 'request' (GET, POST, PUT, DELETE or PATCH expected, got %s)",
+      tostring(method)), 2)
+  end
+  if type(path) ~= "string" or path:sub(1, 1) ~= "/" or path:find("[%s%c]")
+      or path:find("://", 1, true) or path:find("/%.%.?/") or path:find("/%.%.?$") then
+    error(format("bad argument #2 to 'request' (path like /campaigns expected, got %s)",
+      type(path) == "string" and format("%q", path) or type(path)), 2)
+  end
+  if body ~= nil and type(body) ~= "table" then
+    error(format("bad argument #3 to 'request' (table expected, got %s)", type(body)), 2)
+  end
+  if query ~= nil and type(query) ~= "table" then
+    error(format("bad argument #4 to 'request' (table expected, got %s)", type(query)), 2)
+  end
+  return call(self, method, path, body, query, opts)
+end
+
+------------------------------------------------------------------------
+-- campaign methods that talk to the server (installed into the C type)
+
+--- Sends the pending changes (PUT, or POST for a campaign not yet created).
+function methods.save(c, opts)
+  local op = c.id and "save" or "create"
+  if op == "save" and next(c:changes()) == nil then return c end
+  local data, err, req = run_campaign_op(c, op, opts, true)
+  if not data then return nil, err end
+  if op == "create" and not core.is_uuid(data.campaign_id) then
+    return nil, protocol_error(req, "'campaign_id' (UUID)", tostring(data.campaign_id))
+  end
+  c:_clear_dirty()
+  c:_apply(data)
+  return c
+end
+
+local function not_ready_error(c, missing, req, attempts, status)
+  local list = {}
+  for i, m in ipairs(missing or {}) do list[i] = tostring(m) end
+  return new_error {
+    code = "not_ready", missing_requirements = list, status = status,
+    method = req.method, url = req.url, attempts = attempts,
+    message = #list > 0 and ("campaign is missing " .. concat(list, ", "))
+      or "campaign is not ready to launch",
+  }
+end
+
+--- Sends the pending changes with launch = true. Succeeds only when the
+-- campaign is ACTIVE afterwards; an unready campaign gives a not_ready error
+-- whether the server says so with a 200 body or with an error status.
+function methods.launch(c, opts)
+  local data, err, req = run_campaign_op(c, "launch", opts, true)
+  if not data then
+    if err and type(err.missing_requirements) == "table" then
+      return nil, not_ready_error(c, err.missing_requirements, req, err.attempts, err.status)
+    end
+    if err and err.code == "bad_request" and type(err.message) == "string"
+        and err.message:lower():find("requirement") then
+      return nil, not_ready_error(c, {}, req, err.attempts, err.status)
+    end
+    return nil, err
+  end
+  c:_clear_dirty()
+  c:_apply(data)
+  if data.is_launch_ready == false or (data.status ~= nil and data.status ~= "ACTIVE") then
+    local missing = type(data.missing_requirements) == "table" and data.missing_requirements or {}
+    return nil, not_ready_error(c, missing, req, 1, 200)
+  end
+  return c
+end
+
+--- Reloads the campaign from the server, dropping local changes.
+function methods.refresh(c, opts)
+  local data, err = run_campaign_op(c, "get", opts, false)
+  if not data then return nil, err end
+  c:_discard()
+  c:_apply(data)
+  c:_clear_dirty()
+  return c
+end
+
+local function state_op(op)
+  return function(c, opts)
+    local data, err = run_campaign_op(c, op, opts, false)
+    if not data then return nil, err end
+    c:_apply(data)
+    return c
+  end
+end
+
+--- Pauses an ACTIVE campaign.
+methods.pause = state_op("pause")
+--- Resumes a PAUSED campaign.
+methods.resume = state_op("resume")
+
+--- Deletes the campaign (DRAFT or PAUSED only).
+function methods.delete(c, opts)
+  local data, err = run_campaign_op(c, "delete", opts, false)
+  if not data then return nil, err end
+  return true
+end
+
+--- Uploads a CSV of leads (see doc/leads.md).
+function methods.upload_leads(c, opts)
+  return require("coldsend.leads").upload(client_of(c), c, opts)
+end
+
+--- Adds one lead (POST /campaigns/{id}/leads/manual).
+function methods.add_lead(c, lead, opts)
+  return require("coldsend.leads").add(client_of(c), c, lead, opts)
+end
+
+------------------------------------------------------------------------
+-- leads, inboxes, analytics
+
+--- GET /campaigns/{id}/leads/{lead_id}
+function Client:get_lead(campaign_id, lead_id, opts)
+  check_id("get_lead", campaign_id, 1)
+  check_id("get_lead", lead_id, 2)
+  return call(self, "GET", "/campaigns/" .. campaign_id .. "/leads/" .. lead_id, nil, nil, opts)
+end
+
+local LEAD_UPDATE = { first_name = true, last_name = true, company = true, custom_fields = true }
+
+--- PUT /campaigns/{id}/leads/{lead_id}: first_name, last_name, company,
+-- custom_fields (merge-patch: a key set to coldsend.null is removed).
+function Client:update_lead(campaign_id, lead_id, fields, opts)
+  check_id("update_lead", campaign_id, 1)
+  check_id("update_lead", lead_id, 2)
+  if type(fields) ~= "table" then
+    error(format("bad argument #3 to 'update_lead' (table expected, got %s)", type(fields)), 2)
+  end
+  for k, v in pairs(fields) do
+    if not LEAD_UPDATE[k] then
+      error(format("no field '%s' in lead update (first_name, last_name, company, "
+        .. "custom_fields expected)", tostring(k)), 2)
+    end
+    if k == "custom_fields" then
+      if type(v) ~= "table" then
+        error(format("bad value for 'custom_fields' (table expected, got %s)", type(v)), 2)
+      end
+    elseif type(v) ~= "string" or #v > 255 or v:find("%z") then
+      error(format("bad value for '%s' (string of 0..255 characters expected, got %s)",
+        k, type(v) == "string" and format("%q", v:sub(1, 40)) or type(v)), 2)
+    end
+  end
+  return call(self, "PUT", "/campaigns/" .. campaign_id .. "/leads/" .. lead_id, fields, nil, opts)
+end
+
+M.null = require("cjson").null
+
+local INBOX_TYPES = { GOOGLE_WORKSPACE = 2000, OUTLOOK_365 = 10000, CUSTOM_SMTP = 100000 }
+local INBOX_FIELDS = {
+  email_address = { "string", 5, 255, true }, display_name = { "string", 1, 255, true },
+  inbox_type = { "enum", nil, nil, true }, smtp_host = { "string", 1, 255, true },
+  smtp_port = { "port", 1, 65535, true }, smtp_username = { "string", 1, 255, true },
+  smtp_password = { "secret", 1, 1024, true }, imap_host = { "string", 1, 255, true },
+  imap_port = { "port", 1, 65535, true }, imap_username = { "string", 1, 255, true },
+  imap_password = { "secret", 1, 1024, true }, daily_limit = { "port", 1, 100000, false },
+  smtp_use_tls = { "boolean" }, imap_use_ssl = { "boolean" },
+}
+
+local function check_inbox(fields)
+  for k, v in pairs(fields) do
+    local rule = INBOX_FIELDS[k]
+    if not rule then error(format("no field '%s' in SMTP inbox", tostring(k)), 3) end
+    local kind, min, max = rule[1], rule[2], rule[3]
+    local bad
+    if kind == "string" or kind == "secret" then
+      if type(v) ~= "string" or #v < min or #v > max or v:find("%z") then
+        bad = format("string of %d..%d characters expected", min, max)
+      end
+    elseif kind == "port" then
+      if type(v) ~= "number" or v ~= math.floor(v) or v < min or v > max then
+        bad = format("integer %d..%d expected", min, max)
+      end
+    elseif kind == "boolean" then
+      if type(v) ~= "boolean" then bad = "boolean expected" end
+    elseif kind == "enum" then
+      if not INBOX_TYPES[v] then bad = "GOOGLE_WORKSPACE, OUTLOOK_365 or CUSTOM_SMTP expected" end
+    end
+    if bad then
+      -- passwords are secrets too: their value is never shown
+      local shown = kind == "secret" and type(v) or
+        (type(v) == "string" and format("%q", v) or tostring(v))
+      error(format("bad value for '%s' (%s, got %s)", k, bad, shown), 3)
+    end
+  end
+  for k, rule in pairs(INBOX_FIELDS) do
+    if rule[4] and fields[k] == nil then
+      error(format("missing field '%s' in SMTP inbox", k), 3)
+    end
+  end
+  if not fields.email_address:find("^[^@%s]+@[^@%s]+%.[^@%s]+$") then
+    error(format("bad value for 'email_address' (an email address expected, got %q)",
+      fields.email_address), 3)
+  end
+  local max = INBOX_TYPES[fields.inbox_type]
+  if fields.daily_limit and fields.daily_limit > max then
+    error(format("bad value for 'daily_limit' (integer 1..%d expected for %s, got %d)",
+      max, fields.inbox_type, fields.daily_limit), 3)
+  end
+end
+
+--- Adds an SMTP inbox (POST /sender-accounts/smtp); returns the server's
+-- body ({inbox_id=, ...}).
+function Client:add_smtp_inbox(fields, opts)
+  if type(fields) ~= "table" then
+    error(format("bad argument #1 to 'add_smtp_inbox' (table expected, got %s)", type(fields)), 2)
+  end
+  check_inbox(fields)
+  local data, err = call(self, "POST", "/sender-accounts/smtp", fields, nil, opts)
+  if data and not core.is_uuid(data.inbox_id) then
+    return nil, protocol_error({ method = "POST", url = self.base_url .. "/sender-accounts/smtp" },
+      "'inbox_id' (UUID)", tostring(data.inbox_id))
+  end
+  return data, err
+end
+
+--- Lists inboxes (GET /sender-accounts).
+function Client:list_inboxes(query, opts)
+  if query ~= nil and type(query) ~= "table" then
+    error(format("bad argument #1 to 'list_inboxes' (table expected, got %s)", type(query)), 2)
+  end
+  return call(self, "GET", "/sender-accounts", nil, query, opts)
+end
+
+local function check_dates(what, query, allowed)
+  local q = {}
+  for k, v in pairs(query or {}) do
+    if not allowed[k] then error(format("unknown query field '%s' for %s", tostring(k), what), 3) end
+    if k ~= "status" and (type(v) ~= "string" or not v:match("^%d%d%d%d%-%d%d%-%d%d$")) then
+      error(format("bad value for '%s' (date YYYY-MM-DD expected, got %s)", k,
+        type(v) == "string" and format("%q", v) or type(v)), 3)
+    end
+    if k == "status" and not STATUSES[v] then
+      error(format("bad value for 'status' (DRAFT, ACTIVE, PAUSED, COMPLETED or FAILED expected, got %s)",
+        tostring(v)), 3)
+    end
+    q[k] = v
+  end
+  return q
+end
+
+--- Campaign analytics (GET /analytics/campaigns): {status=, from_date=, to_date=}.
+function Client:campaign_analytics(query, opts)
+  local q = check_dates("campaign_analytics", query,
+    { status = true, from_date = true, to_date = true })
+  return call(self, "GET", "/analytics/campaigns", nil, q, opts)
+end
+
+--- Daily activity (GET /analytics/campaigns/timeline): {from_date=, to_date=}.
+function Client:timeline(query, opts)
+  local q = check_dates("timeline", query, { from_date = true, to_date = true })
+  return call(self, "GET", "/analytics/campaigns/timeline", nil, q, opts)
+end
+
+return M

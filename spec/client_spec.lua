@@ -1,0 +1,301 @@
+-- client_spec.lua: the client against the sandbox over loopback, through the
+-- real libcurl transport: the campaign flow, dirty-only saves, every error
+-- code a real response can produce, and pagination.
+local coldsend = require "coldsend"
+local sandbox = require "spec.helpers.sandbox"
+
+local UUID = "550e8400-e29b-41d4-a716-446655440000"
+local KEY = "cs_live_a1b2c3d4e5f6g7h8i9j0k1l2m3n4o5p6q7r8s9t0"
+
+local function variant(subject)
+  return {
+    subject_template = subject or "Quick question, {{first_name}}",
+    email_content = "Hi {{first_name}},\n\nA short note.\n",
+  }
+end
+
+local function inbox_fields(email)
+  return {
+    email_address = email or "jane@example.com", display_name = "Jane",
+    inbox_type = "CUSTOM_SMTP", smtp_host = "smtp.example.com", smtp_port = 587,
+    smtp_username = "jane", smtp_password = "secret-pass", imap_host = "imap.example.com",
+    imap_port = 993, imap_username = "jane", imap_password = "secret-pass",
+  }
+end
+
+describe("coldsend.client construction", function()
+  it("refuses a missing key, showing the expected shape", function()
+    local ok, err = pcall(coldsend.client, { api_key = "", base_url = "http://127.0.0.1:1" })
+    assert.is_false(ok)
+    assert.matches("cs_live_<token>", err, 1, true)
+  end)
+
+  it("refuses keys with whitespace or a wrong prefix without showing them", function()
+    for _, bad in ipairs { "cs_live_abc def0123", "cs_live_abc\n0123", "sk_live_abcdef0123" } do
+      local ok, err = pcall(coldsend.client, { api_key = bad, base_url = "http://127.0.0.1:1" })
+      assert.is_false(ok)
+      assert.matches("cs_live_<token>", err, 1, true)
+      assert.is_nil(err:find(bad, 1, true))
+      assert.is_nil(err:find("abc", 1, true))
+    end
+  end)
+
+  it("accepts http:// only for loopback hosts", function()
+    assert.truthy(coldsend.client { api_key = KEY, base_url = "http://127.0.0.1:9/api" })
+    assert.truthy(coldsend.client { api_key = KEY, base_url = "http://localhost:9/api" })
+    local ok, err = pcall(coldsend.client, { api_key = KEY, base_url = "http://api.coldsend.pro/x" })
+    assert.is_false(ok)
+    assert.matches("only allowed for loopback", err, 1, true)
+    ok, err = pcall(coldsend.client, { api_key = KEY, base_url = "ftp://127.0.0.1/" })
+    assert.is_false(ok)
+    assert.matches("base_url", err, 1, true)
+  end)
+
+  it("takes key and URL from the environment-style defaults and never prints the key", function()
+    local cs = coldsend.client { api_key = KEY, base_url = "https://api.coldsend.pro/api/public/v1/" }
+    assert.equal("https://api.coldsend.pro/api/public/v1", cs.base_url)
+    assert.is_nil(tostring(cs):find(KEY, 1, true))
+    for k, v in pairs(cs) do
+      assert.is_nil(tostring(k):find(KEY, 1, true))
+      assert.is_nil(tostring(v):find(KEY, 1, true))
+    end
+  end)
+
+  it("refuses unknown options and bad values", function()
+    local ok, err = pcall(coldsend.client, { api_key = KEY, timeot = 3 })
+    assert.is_false(ok)
+    assert.matches("unknown option 'timeot'", err, 1, true)
+    ok, err = pcall(coldsend.client, { api_key = KEY, timeout = -1 })
+    assert.is_false(ok)
+    assert.matches("bad option 'timeout'", err, 1, true)
+    ok, err = pcall(coldsend.client, { api_key = KEY, max_retries = 1.5 })
+    assert.is_false(ok)
+    assert.matches("max_retries", err, 1, true)
+  end)
+
+  it("checks ids as UUIDs before anything is sent", function()
+    local cs = coldsend.client { api_key = KEY, base_url = "http://127.0.0.1:9" }
+    local ok, err = pcall(cs.get_campaign, cs, "../../etc/passwd")
+    assert.is_false(ok)
+    assert.matches("UUID expected", err, 1, true)
+    ok, err = pcall(cs.campaign, cs, "not-a-uuid")
+    assert.is_false(ok)
+    assert.matches("UUID expected", err, 1, true)
+  end)
+end)
+
+describe("coldsend.client against the sandbox", function()
+  local sb, cs
+
+  setup(function()
+    sb = sandbox.start {}
+    cs = coldsend.client { api_key = sb.key, base_url = sb.url, rate_limit = false,
+      backoff_base = 0.01, backoff_cap = 0.05, timeout = 10 }
+  end)
+  teardown(function() if sb then sb:stop() end end)
+  before_each(function() sb:reset() end)
+
+  local function log_of(method, pattern)
+    local out = {}
+    for _, e in ipairs(sb:log()) do
+      if e.method == method and e.path:find(pattern) then out[#out + 1] = e end
+    end
+    return out
+  end
+
+  it("runs create, configure, add inbox and leads, launch", function()
+    local c = assert(cs:create_campaign { name = "Q1 Product Launch Outreach", daily_limit_per_inbox = 30 })
+    assert.equal("DRAFT", c.status)
+    local inbox = assert(cs:add_smtp_inbox(inbox_fields()))
+    c.inbox_ids = { inbox.inbox_id }
+    c:add_variant(variant("A subject"))
+    c:add_variant(variant("B subject"))
+    c:split_evenly()
+    c:add_sequence { trigger_type = "NOT_REPLIED", wait_days = 3, variants = { variant("Following up") } }
+
+    -- no leads yet: the server says what is missing
+    local ok, err = c:launch()
+    assert.is_nil(ok)
+    assert.equal("not_ready", err.code)
+    assert.same({ "leads" }, err.missing_requirements)
+    assert.equal("DRAFT", c.status)
+    assert.matches("leads", tostring(err), 1, true)
+
+    assert(c:add_lead { email = "ada@example.org", first_name = "Ada" })
+    assert(c:launch())
+    assert.equal("ACTIVE", c.status)
+    assert.is_true(c.is_launch_ready)
+
+    local again = assert(cs:get_campaign(c.id))
+    assert.equal("ACTIVE", again.status)
+    assert.equal(2, #again.variants)
+    assert.equal(1, #again.sequences)
+  end)
+
+  it("saves only the fields that changed, and nothing when nothing changed", function()
+    local c = assert(cs:create_campaign { name = "Only changed fields go out" })
+    sb:reset_log()
+    c.daily_limit_per_inbox = 42
+    assert(c:save())
+    local puts = log_of("PUT", "^/campaigns/")
+    assert.equal(1, #puts)
+    assert.same({ daily_limit_per_inbox = 42 }, puts[1].body)
+    assert(c:save()) -- nothing pending: nothing sent
+    assert.equal(1, #log_of("PUT", "^/campaigns/"))
+    c.name = "A second and different name"
+    c.enable_tracking = true
+    assert(c:save())
+    puts = log_of("PUT", "^/campaigns/")
+    assert.equal(2, #puts)
+    assert.same({ name = "A second and different name", enable_tracking = true }, puts[2].body)
+  end)
+
+  it("sends nothing when validation fails", function()
+    local c = assert(cs:create_campaign { name = "Validation before sending" })
+    sb:reset_log()
+    c:add_variant { subject_template = "x", email_content = "0123456789", distribution_percent = 60 }
+    c:add_variant { subject_template = "y", email_content = "0123456789", distribution_percent = 60 }
+    local ok, err = c:save()
+    assert.is_nil(ok)
+    assert.equal("invalid", err.code)
+    assert.truthy(#err.problems >= 1)
+    assert.equal(0, #log_of("PUT", "."))
+  end)
+
+  it("pauses, resumes and deletes", function()
+    local c = assert(cs:create_campaign { name = "Lifecycle of a campaign" })
+    local inbox = assert(cs:add_smtp_inbox(inbox_fields("pause@example.com")))
+    c.inbox_ids = { inbox.inbox_id }
+    c:add_variant(variant())
+    assert(c:add_lead { email = "x@example.org" })
+    assert(c:launch())
+    local ok, err = c:delete()
+    assert.is_nil(ok)
+    assert.equal("bad_request", err.code)
+    assert(c:pause())
+    assert.equal("PAUSED", c.status)
+    assert(c:resume())
+    assert.equal("ACTIVE", c.status)
+    assert(c:pause())
+    assert.is_true(c:delete())
+    local gone
+    gone, err = cs:get_campaign(c.id)
+    assert.is_nil(gone)
+    assert.equal("not_found", err.code)
+    assert.equal(404, err.status)
+  end)
+
+  it("reaches every error code from a real response", function()
+    -- 401: a key the sandbox does not know
+    sb:control("POST", "/__sandbox/keys", { keys = { [sb.key] = { scopes = { "*" } },
+      ["cs_live_readonlykey000000"] = { scopes = { "campaigns:read" } } } })
+    local other = coldsend.client { api_key = "cs_live_unknownkey00000000", base_url = sb.url,
+      rate_limit = false }
+    local r, err = other:list_campaigns()
+    assert.is_nil(r)
+    assert.equal("auth", err.code)
+    assert.equal(401, err.status)
+    assert.is_nil(tostring(err):find("cs_live_unknownkey", 1, true))
+
+    -- 403 with required / granted
+    local ro = coldsend.client { api_key = "cs_live_readonlykey000000", base_url = sb.url,
+      rate_limit = false }
+    r, err = ro:create_campaign { name = "Not allowed to create" }
+    assert.is_nil(r)
+    assert.equal("forbidden", err.code)
+    assert.same({ "campaigns:create" }, err.required)
+    assert.same({ "campaigns:read" }, err.granted)
+    sb:reset()
+
+    -- 404
+    r, err = cs:get_campaign(UUID)
+    assert.equal("not_found", err.code)
+
+    -- 409: the same inbox twice
+    assert(cs:add_smtp_inbox(inbox_fields("dup@example.com")))
+    r, err = cs:add_smtp_inbox(inbox_fields("dup@example.com"))
+    assert.equal("conflict", err.code)
+    assert.equal(409, err.status)
+
+    -- 422 from the server: our validation is stricter, so go around it
+    r, err = cs:request("POST", "/campaigns", { name = "short" })
+    assert.equal("unprocessable", err.code)
+    assert.equal("name", err.details[1].field)
+
+    -- 400: updating an ACTIVE campaign
+    local c = assert(cs:create_campaign { name = "Active campaigns refuse updates" })
+    local inbox = assert(cs:add_smtp_inbox(inbox_fields("active@example.com")))
+    c.inbox_ids = { inbox.inbox_id }
+    c:add_variant(variant())
+    assert(c:add_lead { email = "y@example.org" })
+    assert(c:launch())
+    c.daily_limit_per_inbox = 10
+    r, err = c:save()
+    assert.equal("bad_request", err.code)
+    assert.matches("pause", err.message)
+
+    -- 429 after retries, 500 after retries
+    sb:fault { path = "/campaigns", kind = "status", status = 429, times = 10, retry_after = 0 }
+    r, err = cs:list_campaigns(nil, { max_retries = 2 })
+    assert.equal("rate_limited", err.code)
+    assert.equal(3, err.attempts)
+    sb:reset()
+    sb:fault { path = "/campaigns", kind = "status", status = 500, times = 10 }
+    r, err = cs:list_campaigns(nil, { max_retries = 1 })
+    assert.equal("server", err.code)
+    assert.equal(500, err.status)
+    assert.equal(2, err.attempts)
+    sb:reset()
+
+    -- bad JSON
+    sb:fault { path = "/campaigns", kind = "non_json", times = 10 }
+    r, err = cs:list_campaigns(nil, { max_retries = 0 })
+    assert.equal("protocol", err.code)
+    sb:reset()
+
+    -- timeout against a delayed answer
+    sb:fault { path = "/campaigns", kind = "delay", delay_ms = 1500, times = 1 }
+    r, err = cs:list_campaigns(nil, { timeout = 0.3, max_retries = 0 })
+    assert.equal("timeout", err.code)
+    sb:reset()
+
+    -- connection refused: a port nobody listens on
+    local socket = require "socket"
+    local s = assert(socket.bind("127.0.0.1", 0))
+    local _, port = s:getsockname()
+    s:close()
+    local nowhere = coldsend.client { api_key = sb.key, base_url = "http://127.0.0.1:" .. port,
+      rate_limit = false, max_retries = 0 }
+    r, err = nowhere:list_campaigns()
+    assert.equal("network", err.code)
+    assert.equal("GET", err.method)
+    assert.equal(1, err.attempts)
+  end)
+
+  it("pages through 250 campaigns with limit 100", function()
+    for i = 1, 250 do
+      assert(cs:request("POST", "/campaigns", { name = string.format("Paged campaign %03d", i) }))
+    end
+    local page = assert(cs:list_campaigns { limit = 100, page = 3 })
+    assert.equal(50, #page.campaigns)
+    assert.is_false(page.pagination.has_next)
+    local seen, n = {}, 0
+    for item in cs:each_campaign { limit = 100 } do
+      assert.is_nil(seen[item.campaign_id])
+      seen[item.campaign_id] = true
+      n = n + 1
+    end
+    assert.equal(250, n)
+    assert.equal(3, #log_of("GET", "^/campaigns$"))
+  end)
+
+  it("reads analytics and inboxes", function()
+    assert(cs:add_smtp_inbox(inbox_fields("stats@example.com")))
+    local inboxes = assert(cs:list_inboxes())
+    assert.truthy(inboxes.inboxes or inboxes.sender_accounts or inboxes.items)
+    local a = assert(cs:campaign_analytics {})
+    assert.is_table(a.workspace_kpis)
+    local t = assert(cs:timeline { from_date = "2024-01-01", to_date = "2024-01-03" })
+    assert.equal(3, #t.timeline)
+  end)
+end)
