@@ -1,0 +1,244 @@
+--- spec/nginx/helper.lua: a throwaway Debian nginx + ngx_lua for the specs.
+--
+--   local helper = require "spec.nginx.helper"
+--   local ngx_srv = helper.start{ http = "...", server = "...", main = "...",
+--                                 env = { SANDBOX_URL = sb.url } }
+--   local status, body = ngx_srv:get("/ping")
+--   ngx_srv:stop()        -- idempotent; also run at exit
+--
+-- Writes nginx.conf into a fresh temp dir (pid, logs and temp paths all
+-- inside it), starts `nginx -p <tmp> -c <tmp>/nginx.conf` (one worker, the
+-- `coldsend` thread pool, the repo's lua/ and $BUILD/jit on the Lua paths)
+-- on a free 127.0.0.1 port and waits until it answers.
+
+local socket = require "socket"
+
+local M = {}
+
+local NDK = "/usr/lib/nginx/modules/ndk_http_module.so"
+local LUA_MOD = "/usr/lib/nginx/modules/ngx_http_lua_module.so"
+
+local function sh(cmd)
+  local p = assert(io.popen(cmd .. " 2>/dev/null"))
+  local out = p:read("a")
+  p:close()
+  return (out:gsub("%s+$", ""))
+end
+
+local function quote(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+
+local function read_file(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+local function write_file(path, text)
+  local f = assert(io.open(path, "wb"))
+  f:write(text)
+  f:close()
+end
+
+--- The repository's top directory (absolute), found from this file.
+function M.top()
+  local src = debug.getinfo(1, "S").source:gsub("^@", "")
+  local dir = src:match("^(.*)/spec/nginx/helper%.lua$") or "."
+  return sh("cd " .. quote(dir) .. " && pwd")
+end
+
+--- Absolute directory holding the LuaJIT build (coldsend/core.so).
+function M.jit_dir()
+  local top = M.top()
+  local build = os.getenv("BUILD") or "build"
+  if build:sub(1, 1) ~= "/" then build = top .. "/" .. build end
+  return build .. "/jit"
+end
+
+--- Whether Debian's nginx with the lua module can run here.
+function M.usable()
+  return sh("command -v nginx") ~= ""
+    and io.open(NDK) ~= nil and io.open(LUA_MOD) ~= nil
+end
+
+--- A TCP port on 127.0.0.1 that was free a moment ago.
+function M.free_port()
+  local s = assert(socket.bind("127.0.0.1", 0))
+  local _, port = s:getsockname()
+  s:close()
+  return tonumber(port)
+end
+
+local function pid_alive(pid)
+  return pid and os.execute("kill -0 " .. pid .. " 2>/dev/null") == true
+end
+
+local Server = {}
+Server.__index = Server
+
+--- Sends one HTTP/1.0 request; returns status, body (or nil, err).
+function Server:request(method, path, body, timeout)
+  local c = socket.tcp()
+  c:settimeout(timeout or 30)
+  local ok, err = c:connect("127.0.0.1", self.port)
+  if not ok then c:close() return nil, err end
+  local req = ("%s %s HTTP/1.0\r\nHost: 127.0.0.1\r\n"):format(method, path)
+  if body then req = req .. ("Content-Length: %d\r\n"):format(#body) end
+  c:send(req .. "\r\n" .. (body or ""))
+  local data, e, partial = c:receive("*a")
+  c:close()
+  data = data or partial
+  if not data or data == "" then return nil, e or "empty response" end
+  local status = tonumber(data:match("^HTTP/%d%.%d (%d%d%d)"))
+  return status, data:match("\r\n\r\n(.*)$") or ""
+end
+
+function Server:get(path, timeout) return self:request("GET", path, nil, timeout) end
+
+--- Opens a connection and sends a GET without reading the answer yet;
+-- returns an object with :finish() -> status, body.
+function Server:start_get(path)
+  local c = assert(socket.tcp())
+  c:settimeout(30)
+  assert(c:connect("127.0.0.1", self.port))
+  assert(c:send(("GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n"):format(path)))
+  return {
+    finish = function()
+      local data, _, partial = c:receive("*a")
+      c:close()
+      data = data or partial or ""
+      return tonumber(data:match("^HTTP/%d%.%d (%d%d%d)")), data:match("\r\n\r\n(.*)$") or ""
+    end,
+    close = function() c:close() end,
+  }
+end
+
+--- The error log so far.
+function Server:error_log()
+  return read_file(self.dir .. "/error.log") or ""
+end
+
+--- Stops nginx (TERM, then KILL) and removes the temp dir. Idempotent.
+function Server:stop()
+  if self.stopped then return end
+  self.stopped = true
+  local pid = self.pid or tonumber((read_file(self.dir .. "/nginx.pid") or ""):match("%d+"))
+  if pid then
+    os.execute("kill -TERM " .. pid .. " 2>/dev/null")
+    for _ = 1, 100 do
+      if not pid_alive(pid) then break end
+      socket.sleep(0.05)
+    end
+    if pid_alive(pid) then os.execute("kill -KILL " .. pid .. " 2>/dev/null") end
+  end
+  -- workers exit with the master; make sure none was orphaned
+  if self.worker_pids then
+    for _, w in ipairs(self.worker_pids) do
+      if pid_alive(w) then os.execute("kill -KILL " .. w .. " 2>/dev/null") end
+    end
+  end
+  if not os.getenv("COLDSEND_KEEP_NGINX") then
+    os.execute("rm -rf " .. quote(self.dir))
+  end
+end
+
+local live = setmetatable({}, { __mode = "k" })
+-- stop whatever a failing spec left running when the Lua state closes
+local reaper = setmetatable({}, {
+  __gc = function()
+    for srv in pairs(live) do pcall(Server.stop, srv) end
+  end,
+})
+M._reaper = reaper
+
+--- Writes the config and starts nginx. opts:
+--   main   = extra lines for the main context
+--   http   = extra lines for the http {} context (handlers' shared code)
+--   server = the locations of the one server {}
+--   env    = { NAME = value }: exported to the workers (read with os.getenv)
+--   threads = thread_pool size (default 32)
+--   error_level = error_log level (default "info")
+function M.start(opts)
+  opts = opts or {}
+  local dir = sh("mktemp -d /tmp/coldsend-nginx.XXXXXX")
+  assert(dir ~= "", "mktemp failed")
+  os.execute("chmod 755 " .. quote(dir))
+  local port = opts.port or M.free_port()
+  local top = M.top()
+  local jit = M.jit_dir()
+  local root = sh("id -u") == "0"
+
+  local env_lines = {}
+  for k, v in pairs(opts.env or {}) do
+    env_lines[#env_lines + 1] = ("env %s=%s;"):format(k, tostring(v))
+  end
+  table.sort(env_lines)
+
+  local conf = table.concat({
+    "load_module " .. NDK .. ";",
+    "load_module " .. LUA_MOD .. ";",
+    root and "user root;" or "",
+    "daemon on;",
+    "master_process on;",
+    "worker_processes 1;",
+    "pid " .. dir .. "/nginx.pid;",
+    "error_log " .. dir .. "/error.log " .. (opts.error_level or "info") .. ";",
+    ("thread_pool coldsend threads=%d;"):format(opts.threads or 32),
+    table.concat(env_lines, "\n"),
+    opts.main or "",
+    "events { worker_connections 1024; }",
+    "http {",
+    "  access_log off;",
+    "  client_body_temp_path " .. dir .. "/client_body;",
+    "  proxy_temp_path " .. dir .. "/proxy;",
+    "  fastcgi_temp_path " .. dir .. "/fastcgi;",
+    "  uwsgi_temp_path " .. dir .. "/uwsgi;",
+    "  scgi_temp_path " .. dir .. "/scgi;",
+    ('  lua_package_path "%s/lua/?.lua;%s/lua/?/init.lua;%s/?.lua;/usr/share/lua/5.1/?.lua;/usr/share/lua/5.1/?/init.lua;;";')
+      :format(top, top, top),
+    ('  lua_package_cpath "%s/?.so;/usr/lib/x86_64-linux-gnu/lua/5.1/?.so;/usr/local/lib/lua/5.1/?.so;;";')
+      :format(jit),
+    "  lua_shared_dict coldsend 1m;",
+    "  lua_shared_dict coldsend_test 1m;",
+    opts.http or "",
+    "  server {",
+    ("    listen 127.0.0.1:%d;"):format(port),
+    "    location = /__alive { return 200 'ok'; }",
+    opts.server or "",
+    "  }",
+    "}",
+    "",
+  }, "\n")
+  write_file(dir .. "/nginx.conf", conf)
+
+  local srv = setmetatable({ dir = dir, port = port, conf = conf }, Server)
+  local out = sh(("nginx -p %s -c %s/nginx.conf 2>&1; echo rc=$?"):format(quote(dir), quote(dir)))
+  if not out:find("rc=0", 1, true) then
+    local log = srv:error_log()
+    srv:stop()
+    error("nginx did not start:\n" .. out .. "\n" .. log .. "\n" .. conf)
+  end
+  live[srv] = true
+  srv.pid = tonumber((read_file(dir .. "/nginx.pid") or ""):match("%d+"))
+  for _ = 1, 200 do
+    local status = srv:get("/__alive", 1)
+    if status == 200 then break end
+    socket.sleep(0.025)
+  end
+  if srv.pid then
+    srv.worker_pids = {}
+    for w in sh("pgrep -P " .. srv.pid):gmatch("%d+") do
+      srv.worker_pids[#srv.worker_pids + 1] = tonumber(w)
+    end
+  end
+  local status = srv:get("/__alive", 2)
+  if status ~= 200 then
+    local log = srv:error_log()
+    srv:stop()
+    error("nginx did not answer on port " .. port .. ":\n" .. log)
+  end
+  return srv
+end
+
+return M
