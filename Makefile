@@ -17,7 +17,7 @@ HDRS = $(wildcard src/*.h)
 SO54  = $(BUILD)/5.4/coldsend/core.so
 SOJIT = $(BUILD)/jit/coldsend/core.so
 
-.PHONY: all deps demo test test-54 test-jit check valgrind asan fuzz bench docs sandbox clean format
+.PHONY: all env deps demo test test-54 test-jit check valgrind asan fuzz bench docs sandbox clean format
 
 all: deps-build $(SO54) $(SOJIT)
 
@@ -51,6 +51,10 @@ test-jit: all
 sandbox: all
 	@sh scripts/deps.sh test
 	@LUA_PATH="lua/?.lua;lua/?/init.lua;;" LUA_CPATH="$(BUILD)/5.4/?.so;;" lua5.4 bin/coldsend-sandbox --port 0
+
+# Paths for using this tree from a shell: eval $(make -s env)
+env:
+	@echo 'export LUA_PATH="$(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;;" LUA_PATH_5_4="$(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;;" LUA_CPATH="$(CURDIR)/$(BUILD)/jit/?.so;;" LUA_CPATH_5_4="$(CURDIR)/$(BUILD)/5.4/?.so;;"'
 
 clean:
 	rm -rf build build-* fuzz/build
