@@ -778,6 +778,24 @@ function methods.add_lead(c, lead, opts)
   return require("coldsend.leads").add(client_of(c), c, lead, opts)
 end
 
+--- Field-by-field differences between this campaign and another campaign
+-- or definition table (see coldsend.plan).
+function methods.diff(c, other)
+  return require("coldsend.plan").diff(c, other)
+end
+
+--- What applying a definition (a table of campaign fields, with `id` for an
+-- existing campaign) would change on the server (one GET, no writes).
+function Client:plan(definition, opts)
+  return require("coldsend.plan").plan(self, definition, opts)
+end
+
+--- REPL help: coldsend.help() lists what there is; coldsend.help("name")
+-- prints a field's rule and default, or a function's description.
+function M.help(topic)
+  return require("coldsend.help").help(topic)
+end
+
 ------------------------------------------------------------------------
 -- leads, inboxes, analytics
 
