@@ -1,4 +1,819 @@
-/* response.c: placeholder until the response part lands. */
-#include "core.h"
+/* response.c: HTTP responses turned into data or coldsend.error objects. */
+#define _POSIX_C_SOURCE 200809L /* clock_gettime */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
 
-void cs_response_open(lua_State *L) { (void)L; }
+#include "core.h"
+#include "request.h"
+
+#define ERROR_TYPE "coldsend.error"
+
+/* err.body keeps this much of a raw body: enough to see an HTML error
+ * page's title or a proxy's message, small enough to log. */
+#define BODY_KEEP 2048
+
+/* tostring(err) shows at most this much of a message (one line). */
+#define MESSAGE_SHOW 500
+
+/* A detail list longer than this is summarised as "...; and N more". */
+#define DETAILS_SHOW 5
+
+/* ---- small string helpers ---------------------------------------------- */
+
+static int is_space(char c) {
+  return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+static char lower(char c) {
+  return (c >= 'A' && c <= 'Z') ? c + 32 : c;
+}
+
+/* The first non-blank byte of s, or 0 when s is blank. */
+static char first_char(const char *s, size_t len) {
+  size_t i;
+  for (i = 0; i < len; i++)
+    if (!is_space(s[i])) return s[i];
+  return 0;
+}
+
+/* Length of the longest prefix of s no longer than max that does not end in
+ * the middle of a UTF-8 sequence. */
+static size_t utf8_cut(const char *s, size_t len, size_t max) {
+  if (len <= max) return len;
+  while (max > 0 && ((unsigned char)s[max] & 0xC0) == 0x80) max--;
+  return max;
+}
+
+/* Case-insensitive search of needle in s[0..len). */
+static const char *find_nocase(const char *s, size_t len, const char *needle) {
+  size_t n = strlen(needle), i, j;
+  if (n > len) return NULL;
+  for (i = 0; i + n <= len; i++) {
+    for (j = 0; j < n && lower(s[i + j]) == needle[j]; j++) {
+    }
+    if (j == n) return s + i;
+  }
+  return NULL;
+}
+
+/* ---- headers ------------------------------------------------------------ */
+
+/* A header value by its lower-case name, or NULL. Transports give
+ * lower-case names; a user transport may not, so the canonical spelling is
+ * tried as well. The string stays anchored in the headers table. */
+static const char *header(lua_State *L, int hidx, const char *lname,
+                          const char *canonical) {
+  const char *v = NULL;
+  if (hidx == 0) return NULL;
+  lua_getfield(L, hidx, lname);
+  if (lua_type(L, -1) != LUA_TSTRING) {
+    lua_pop(L, 1);
+    lua_getfield(L, hidx, canonical);
+  }
+  if (lua_type(L, -1) == LUA_TSTRING) v = lua_tostring(L, -1);
+  lua_pop(L, 1);
+  return v;
+}
+
+/* 1 when the media type of a Content-Type value is JSON: application/json
+ * or any type with the +json suffix (application/problem+json). */
+static int is_json_type(const char *ct) {
+  size_t n = 0;
+  while (ct[n] && ct[n] != ';' && !is_space(ct[n])) n++;
+  if (n == 16 && find_nocase(ct, n, "application/json") == ct) return 1;
+  return n > 5 && find_nocase(ct + n - 5, 5, "+json") != NULL;
+}
+
+/* What a body that is not a JSON object looks like, for messages. */
+static const char *describe_body(const char *body, size_t len, const char *ct) {
+  char c = first_char(body, len);
+  if (ct != NULL && find_nocase(ct, strlen(ct), "html") != NULL) return "HTML";
+  switch (c) {
+    case 0:
+      return "an empty body";
+    case '<':
+      return find_nocase(body, len < 64 ? len : 64, "<?xml") ? "XML" : "HTML";
+    case '[':
+      return "a JSON array";
+    case '"':
+      return "a JSON string";
+    case 't':
+    case 'f':
+      return "a JSON boolean";
+    case 'n':
+      return "JSON null";
+    case '{':
+      return "a JSON object";
+    default:
+      return (c == '-' || (c >= '0' && c <= '9')) ? "a JSON number"
+                                                  : "non-JSON text";
+  }
+}
+
+/* ---- dates -------------------------------------------------------------- */
+
+/* Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's
+ * days_from_civil): no timegm(), which is neither C99 nor POSIX. */
+static long days_from_civil(long y, int m, int d) {
+  long era, yoe, doy, doe;
+  y -= m <= 2;
+  era = (y >= 0 ? y : y - 399) / 400;
+  yoe = y - era * 400;
+  doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+  doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  return era * 146097 + doe - 719468;
+}
+
+static int month_number(const char *mon) {
+  static const char *const names = "janfebmaraprmayjunjulaugsepoctnovdec";
+  int i;
+  for (i = 0; i < 12; i++)
+    if (lower(mon[0]) == names[3 * i] && lower(mon[1]) == names[3 * i + 1] &&
+        lower(mon[2]) == names[3 * i + 2])
+      return i + 1;
+  return 0;
+}
+
+/* Parses the three HTTP-date forms of RFC 9110 §5.6.7 (IMF-fixdate,
+ * RFC 850, asctime) into Unix seconds. Returns 0 when s is none of them. */
+static int parse_http_date(const char *s, double *out) {
+  char mon[4] = {0};
+  int d, y, hh, mm, ss, m;
+  const char *comma = strchr(s, ',');
+  if (comma != NULL) {
+    /* "Sun, 06 Nov 1994 08:49:37 GMT" or "Sunday, 06-Nov-94 08:49:37 GMT" */
+    if (sscanf(comma + 1, " %d %3s %d %d:%d:%d", &d, mon, &y, &hh, &mm, &ss) !=
+            6 &&
+        sscanf(comma + 1, " %d-%3[A-Za-z]-%d %d:%d:%d", &d, mon, &y, &hh, &mm,
+               &ss) != 6)
+      return 0;
+    if (y < 100) y += y < 70 ? 2000 : 1900; /* RFC 850's two-digit years */
+  } else {
+    /* "Sun Nov  6 08:49:37 1994" */
+    char wday[4];
+    if (sscanf(s, "%3s %3s %d %d:%d:%d %d", wday, mon, &d, &hh, &mm, &ss, &y) !=
+        7)
+      return 0;
+  }
+  m = month_number(mon);
+  if (m == 0 || d < 1 || d > 31 || hh > 23 || mm > 59 || ss > 60) return 0;
+  *out = (double)days_from_civil(y, m, d) * 86400.0 + hh * 3600 + mm * 60 + ss;
+  return 1;
+}
+
+static double wall_now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* A whole, non-negative number of seconds: retrying early is the mistake
+ * to avoid, so fractions round up. */
+static double whole_seconds(double s) {
+  return s > 0 ? ceil(s) : 0;
+}
+
+/* Parses a non-negative decimal number at s; returns the end or NULL. */
+static const char *parse_number(const char *s, double *out) {
+  char *end;
+  double v;
+  if (!(*s >= '0' && *s <= '9')) return NULL;
+  v = strtod(s, &end);
+  if (end == s || !(v >= 0)) return NULL;
+  *out = v;
+  return end;
+}
+
+/* Seconds to wait before retrying, from Retry-After (seconds or an
+ * HTTP-date), else for a 429 from X-RateLimit-Reset or the "Retry after N
+ * seconds" text ColdSend puts in its detail. Returns 0 when nothing says. */
+static int retry_after(lua_State *L, int hidx, lua_Integer status,
+                       const char *message, double now, double *out) {
+  const char *v = header(L, hidx, "retry-after", "Retry-After");
+  double n;
+  if (v != NULL) {
+    const char *end;
+    while (is_space(*v)) v++;
+    end = parse_number(v, &n);
+    if (end != NULL) {
+      while (is_space(*end)) end++;
+      if (*end == 0) {
+        *out = whole_seconds(n);
+        return 1;
+      }
+    }
+    if (parse_http_date(v, &n)) {
+      *out = whole_seconds(n - now);
+      return 1;
+    }
+  }
+  if (status != 429) return 0;
+  v = header(L, hidx, "x-ratelimit-reset", "X-RateLimit-Reset");
+  if (v != NULL) {
+    while (is_space(*v)) v++;
+    if (parse_number(v, &n) != NULL) {
+      /* the reference documents a Unix timestamp; a small number can only
+       * be a delay in seconds, as some gateways send it */
+      *out = whole_seconds(n > 1e9 ? n - now : n);
+      return 1;
+    }
+  }
+  if (message != NULL) {
+    const char *hit = find_nocase(message, strlen(message), "retry after");
+    if (hit != NULL) {
+      hit += 11;
+      while (is_space(*hit)) hit++;
+      if (parse_number(hit, &n) != NULL) {
+        *out = whole_seconds(n);
+        return 1;
+      }
+    }
+  }
+  return 0;
+}
+
+/* ---- error objects ------------------------------------------------------ */
+
+static const char *code_for_status(lua_Integer status) {
+  switch (status) {
+    case 400:
+      return "bad_request";
+    case 401:
+      return "auth";
+    case 403:
+      return "forbidden";
+    case 404:
+      return "not_found";
+    case 409:
+      return "conflict";
+    case 422:
+      return "unprocessable";
+    case 429:
+      return "rate_limited";
+    default:
+      return (status >= 500 && status <= 599) ? "server" : "http";
+  }
+}
+
+static const char *status_text(lua_Integer status) {
+  switch (status) {
+    case 400:
+      return "Bad Request";
+    case 401:
+      return "Unauthorized";
+    case 403:
+      return "Forbidden";
+    case 404:
+      return "Not Found";
+    case 405:
+      return "Method Not Allowed";
+    case 409:
+      return "Conflict";
+    case 413:
+      return "Content Too Large";
+    case 422:
+      return "Unprocessable Content";
+    case 429:
+      return "Too Many Requests";
+    case 500:
+      return "Internal Server Error";
+    case 502:
+      return "Bad Gateway";
+    case 503:
+      return "Service Unavailable";
+    case 504:
+      return "Gateway Timeout";
+    default:
+      return NULL;
+  }
+}
+
+static void set_error_metatable(lua_State *L, int idx) {
+  idx = lua_absindex(L, idx);
+  luaL_getmetatable(L, ERROR_TYPE);
+  lua_setmetatable(L, idx);
+}
+
+/* Pushes a new error table {code=, status=, body=<capped>}. */
+static void push_error(lua_State *L, const char *code, lua_Integer status,
+                       const char *body, size_t len) {
+  lua_createtable(L, 0, 6);
+  lua_pushstring(L, code);
+  lua_setfield(L, -2, "code");
+  lua_pushinteger(L, status);
+  lua_setfield(L, -2, "status");
+  if (len > 0) {
+    lua_pushlstring(L, body, utf8_cut(body, len, BODY_KEEP));
+    lua_setfield(L, -2, "body");
+  }
+}
+
+/* Returns nil, protocol error for a 2xx answer that is not a JSON object. */
+static int protocol_error(lua_State *L, lua_Integer status, const char *body,
+                          size_t len, const char *what, const char *ct) {
+  push_error(L, "protocol", status, body, len);
+  if (ct != NULL)
+    lua_pushfstring(L, "expected a JSON object, got %s (%s)", what, ct);
+  else
+    lua_pushfstring(L, "expected a JSON object, got %s", what);
+  lua_setfield(L, -2, "message");
+  set_error_metatable(L, -1);
+  lua_pushnil(L);
+  lua_insert(L, -2);
+  return 2;
+}
+
+/* ---- success ------------------------------------------------------------ */
+
+/* 2xx: the decoded object; {} for 204 or an empty body. JSON nulls inside
+ * stay cjson.null (a NULL light userdata) so a field explicitly null is not
+ * confused with one absent. */
+static int parse_success(lua_State *L, lua_Integer status, int hidx,
+                         const char *body, size_t len) {
+  const char *ct = header(L, hidx, "content-type", "Content-Type");
+  char c = first_char(body, len);
+  if (status == 204 || c == 0) {
+    lua_newtable(L);
+    return 1;
+  }
+  if (ct != NULL && !is_json_type(ct)) {
+    if (c == '{') {
+      push_error(L, "protocol", status, body, len);
+      lua_pushfstring(L, "expected Content-Type application/json, got %s", ct);
+      lua_setfield(L, -2, "message");
+      set_error_metatable(L, -1);
+      lua_pushnil(L);
+      lua_insert(L, -2);
+      return 2;
+    }
+    return protocol_error(L, status, body, len, describe_body(body, len, ct),
+                          ct);
+  }
+  if (c != '{')
+    return protocol_error(L, status, body, len, describe_body(body, len, ct),
+                          ct);
+  if (!cs_json_decode(L, body, len)) {
+    const char *why =
+        lua_pushfstring(L, "invalid JSON (%s)", lua_tostring(L, -1));
+    protocol_error(L, status, body, len, why, ct);
+    return 2;
+  }
+  if (lua_type(L, -1) != LUA_TTABLE) { /* cannot happen after '{' */
+    lua_pop(L, 1);
+    return protocol_error(L, status, body, len, "a JSON value", ct);
+  }
+  return 1;
+}
+
+/* ---- failures ----------------------------------------------------------- */
+
+/* Pushes the field named by a pydantic loc list, or nil: the leading
+ * "body"/"query"/"path"/"header"/"cookie" says where, not what, and is
+ * dropped; names are joined by "." and indexes written [n]. */
+static void push_field(lua_State *L, int loc) {
+  int i, n, pieces = 0;
+  if (lua_type(L, loc) != LUA_TTABLE) {
+    lua_pushnil(L);
+    return;
+  }
+  n = (int)lua_rawlen(L, loc);
+  for (i = 1; i <= n; i++) {
+    lua_Integer k;
+    luaL_checkstack(L, 3, "loc too deep");
+    lua_rawgeti(L, loc, i);
+    if (i == 1 && n > 1 && lua_type(L, -1) == LUA_TSTRING) {
+      const char *s = lua_tostring(L, -1);
+      if (!strcmp(s, "body") || !strcmp(s, "query") || !strcmp(s, "path") ||
+          !strcmp(s, "header") || !strcmp(s, "cookie")) {
+        lua_pop(L, 1);
+        continue;
+      }
+    }
+    if (lua_type(L, -1) == LUA_TNUMBER && cs_tointeger(L, -1, &k)) {
+      lua_pop(L, 1);
+      lua_pushfstring(L, "[%d]", (int)k);
+      pieces++;
+    } else if (lua_type(L, -1) == LUA_TSTRING) {
+      if (pieces > 0) {
+        lua_pushliteral(L, ".");
+        lua_insert(L, -2);
+        pieces++;
+      }
+      pieces++;
+    } else {
+      lua_pop(L, 1); /* pydantic never sends others; ignore them */
+    }
+  }
+  if (pieces == 0)
+    lua_pushnil(L);
+  else
+    lua_concat(L, pieces);
+}
+
+/* A string field of the table at idx, or NULL (anchored in the table). */
+static const char *string_field(lua_State *L, int idx, const char *name) {
+  const char *s = NULL;
+  lua_getfield(L, idx, name);
+  if (lua_type(L, -1) == LUA_TSTRING) s = lua_tostring(L, -1);
+  lua_pop(L, 1);
+  return s;
+}
+
+/* Sets err.details from a pydantic detail list at didx (v1 or v2: extra
+ * keys such as input, ctx and url are ignored) and pushes the summary
+ * "field: message; field: message". */
+static void map_details(lua_State *L, int err, int didx) {
+  int i, n = (int)lua_rawlen(L, didx), shown = 0;
+  lua_createtable(L, n, 0); /* details */
+  lua_pushliteral(L, "");   /* details, summary */
+  for (i = 1; i <= n; i++) {
+    const char *msg = NULL, *type = NULL;
+    int item;
+    lua_rawgeti(L, didx, i); /* details, summary, item */
+    item = lua_gettop(L);
+    lua_createtable(L, 0, 3); /* ..., item, entry */
+    if (lua_type(L, item) == LUA_TTABLE) {
+      lua_getfield(L, item, "loc");
+      push_field(L, lua_gettop(L));
+      lua_setfield(L, -3, "field");
+      lua_pop(L, 1);
+      msg = string_field(L, item, "msg");
+      if (msg == NULL) msg = string_field(L, item, "message");
+      type = string_field(L, item, "type");
+    } else if (lua_type(L, item) == LUA_TSTRING) {
+      msg = lua_tostring(L, item);
+    }
+    if (msg == NULL) msg = type != NULL ? type : "invalid value";
+    lua_pushstring(L, msg);
+    lua_setfield(L, -2, "message");
+    if (type != NULL) {
+      lua_pushstring(L, type);
+      lua_setfield(L, -2, "type");
+    }
+    if (shown < DETAILS_SHOW) {
+      lua_getfield(L, -1, "field"); /* ..., summary, item, entry, field */
+      lua_pushvalue(L, item - 1);   /* summary so far */
+      if (shown > 0) lua_pushliteral(L, "; ");
+      if (lua_isnil(L, -2 - (shown > 0))) {
+        lua_pushstring(L, msg);
+        lua_concat(L, 1 + (shown > 0) + 1);
+      } else {
+        lua_pushvalue(L, -2 - (shown > 0));
+        lua_pushliteral(L, ": ");
+        lua_pushstring(L, msg);
+        lua_concat(L, 1 + (shown > 0) + 3);
+      }
+      lua_replace(L, item - 1);
+      lua_pop(L, 1); /* field */
+      shown++;
+    }
+    lua_rawseti(L, item - 2, i); /* details[i] = entry */
+    lua_pop(L, 1);               /* item */
+  }
+  if (n > shown) {
+    lua_pushfstring(L, "; and %d more", n - shown);
+    lua_concat(L, 2);
+  }
+  lua_insert(L, -2);               /* summary, details */
+  lua_setfield(L, err, "details"); /* summary */
+}
+
+/* Copies the field name of the decoded body at src into err when it has the
+ * given Lua type. */
+static void copy_field(lua_State *L, int src, int err, const char *name,
+                       int type) {
+  lua_getfield(L, src, name);
+  if (lua_type(L, -1) == type)
+    lua_setfield(L, err, name);
+  else
+    lua_pop(L, 1);
+}
+
+/* Non-2xx: nil, err with the status-based code and whatever the body says. */
+static int parse_failure(lua_State *L, lua_Integer status, int hidx,
+                         const char *body, size_t len, double now) {
+  const char *ct = header(L, hidx, "content-type", "Content-Type");
+  char c = first_char(body, len);
+  int err, data = 0;
+  const char *message = NULL;
+  double wait;
+  push_error(L, code_for_status(status), status, body, len);
+  err = lua_gettop(L);
+  /* FastAPI errors are JSON objects; a proxy's 502 page is not, and a JSON
+   * body under a non-JSON type is not trusted either */
+  if (c == '{' && (ct == NULL || is_json_type(ct))) {
+    if (cs_json_decode(L, body, len) && lua_type(L, -1) == LUA_TTABLE)
+      data = lua_gettop(L);
+    else
+      lua_pop(L, 1);
+  }
+  if (data != 0) {
+    lua_getfield(L, data, "detail");
+    if (lua_type(L, -1) == LUA_TSTRING) {
+      lua_setfield(L, err, "message");
+    } else if (lua_type(L, -1) == LUA_TTABLE) {
+      map_details(L, err, lua_gettop(L));
+      if (lua_rawlen(L, -1) > 0)
+        lua_setfield(L, err, "message");
+      else
+        lua_pop(L, 1); /* an empty list says nothing */
+      lua_pop(L, 1);   /* detail */
+    } else {
+      lua_pop(L, 1);
+      /* not ColdSend's shape; other APIs' keys give a message still */
+      message = string_field(L, data, "message");
+      if (message == NULL) message = string_field(L, data, "error");
+      if (message != NULL) {
+        lua_pushstring(L, message);
+        lua_setfield(L, err, "message");
+      }
+    }
+    copy_field(L, data, err, "required", LUA_TTABLE);
+    copy_field(L, data, err, "granted", LUA_TTABLE);
+    copy_field(L, data, err, "error", LUA_TSTRING);
+    copy_field(L, data, err, "missing_requirements", LUA_TTABLE);
+    copy_field(L, data, err, "is_launch_ready", LUA_TBOOLEAN);
+  }
+  message = string_field(L, err, "message");
+  if (message == NULL) {
+    const char *text = status_text(status);
+    if (data != 0)
+      lua_pushfstring(L, "HTTP %d%s%s", (int)status, text ? " " : "",
+                      text ? text : "");
+    else if (c == 0)
+      lua_pushfstring(L, "HTTP %d (empty body)", (int)status);
+    else if (ct != NULL)
+      lua_pushfstring(L, "HTTP %d (non-JSON body: %s)", (int)status, ct);
+    else
+      lua_pushfstring(L, "HTTP %d (non-JSON body)", (int)status);
+    lua_setfield(L, err, "message");
+    message = string_field(L, err, "message");
+  }
+  if (retry_after(L, hidx, status, message, now, &wait)) {
+    lua_pushinteger(L, (lua_Integer)wait);
+    lua_setfield(L, err, "retry_after");
+  }
+  lua_settop(L, err);
+  set_error_metatable(L, err);
+  lua_pushnil(L);
+  lua_insert(L, -2);
+  return 2;
+}
+
+/* core.parse_response(status, headers, body [, now]) -> data | nil, err.
+ * now (wall-clock seconds) is for tests of HTTP-date Retry-After values. */
+static int response_parse(lua_State *L) {
+  lua_Integer status;
+  size_t len = 0;
+  const char *body = "";
+  int hidx = 0;
+  double now;
+  if (!cs_tointeger(L, 1, &status) || status < 100 || status > 999)
+    return luaL_argerror(L, 1, "HTTP status (integer 100..999) expected");
+  if (!lua_isnoneornil(L, 2)) {
+    luaL_checktype(L, 2, LUA_TTABLE);
+    hidx = 2;
+  }
+  if (!lua_isnoneornil(L, 3)) body = luaL_checklstring(L, 3, &len);
+  now = lua_isnoneornil(L, 4) ? wall_now() : luaL_checknumber(L, 4);
+  if (status >= 200 && status <= 299)
+    return parse_success(L, status, hidx, body, len);
+  return parse_failure(L, status, hidx, body, len, now);
+}
+
+/* ---- the coldsend.error type -------------------------------------------- */
+
+/* Pushes "a, b, c" from the strings of the list at idx (or the `field` of
+ * its tables); returns the number of names, 0 with nothing pushed. */
+static int push_names(lua_State *L, int idx, const char *key) {
+  int i, n, names = 0;
+  if (lua_type(L, idx) != LUA_TTABLE) return 0;
+  n = (int)lua_rawlen(L, idx);
+  for (i = 1; i <= n; i++) {
+    lua_rawgeti(L, idx, i);
+    if (lua_type(L, -1) == LUA_TTABLE && key != NULL) {
+      lua_getfield(L, -1, key);
+      lua_remove(L, -2);
+    }
+    if (lua_type(L, -1) != LUA_TSTRING) {
+      lua_pop(L, 1);
+      continue;
+    }
+    if (names > 0) {
+      lua_pushliteral(L, ", ");
+      lua_insert(L, -2);
+      lua_concat(L, 3);
+    }
+    names++;
+  }
+  return names;
+}
+
+/* 1 when every name in the list at idx appears in message. */
+static int all_named(lua_State *L, int idx, const char *key,
+                     const char *message) {
+  int i, n, ok = 1;
+  if (lua_type(L, idx) != LUA_TTABLE) return 1;
+  n = (int)lua_rawlen(L, idx);
+  for (i = 1; i <= n && ok; i++) {
+    lua_rawgeti(L, idx, i);
+    if (lua_type(L, -1) == LUA_TTABLE && key != NULL) {
+      lua_getfield(L, -1, key);
+      lua_remove(L, -2);
+    }
+    if (lua_type(L, -1) == LUA_TSTRING &&
+        strstr(message, lua_tostring(L, -1)) == NULL)
+      ok = 0;
+    lua_pop(L, 1);
+  }
+  return ok;
+}
+
+/* A default message for errors made without one. Pushes it. */
+static void push_default_message(lua_State *L, int t, const char *code) {
+  int top = lua_gettop(L);
+  if (!strcmp(code, "not_ready")) {
+    lua_getfield(L, t, "missing_requirements");
+    if (push_names(L, top + 1, NULL) > 0) {
+      lua_pushliteral(L, "campaign is missing ");
+      lua_insert(L, -2);
+      lua_concat(L, 2);
+    } else {
+      lua_pushliteral(L, "campaign is not ready to launch");
+    }
+  } else if (!strcmp(code, "invalid")) {
+    lua_getfield(L, t, "problems");
+    if (push_names(L, top + 1, "field") > 0) {
+      lua_pushliteral(L, "invalid fields: ");
+      lua_insert(L, -2);
+      lua_concat(L, 2);
+    } else {
+      lua_pushliteral(L, "local validation failed");
+    }
+  } else {
+    lua_pushstring(L, code);
+  }
+  lua_replace(L, top + 1);
+  lua_settop(L, top + 1);
+}
+
+/* core.error(t): t with the coldsend.error metatable. t.code is required;
+ * a missing message is derived from the code and its fields. */
+static int error_new(lua_State *L) {
+  const char *code;
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_settop(L, 1);
+  lua_getfield(L, 1, "code");
+  if (lua_type(L, -1) != LUA_TSTRING)
+    return luaL_argerror(L, 1, "field 'code' (string expected)");
+  code = lua_tostring(L, -1);
+  lua_getfield(L, 1, "message");
+  if (lua_isnil(L, -1)) {
+    lua_pop(L, 1);
+    push_default_message(L, 1, code);
+    lua_setfield(L, 1, "message");
+  } else if (lua_type(L, -1) != LUA_TSTRING) {
+    return luaL_argerror(L, 1, "field 'message' (string expected)");
+  }
+  lua_settop(L, 1);
+  set_error_metatable(L, 1);
+  return 1;
+}
+
+static int error_is(lua_State *L) {
+  int is = 0;
+  if (lua_getmetatable(L, 1)) {
+    luaL_getmetatable(L, ERROR_TYPE);
+    is = lua_rawequal(L, -1, -2);
+  }
+  lua_pushboolean(L, is);
+  return 1;
+}
+
+/* Pushes the message on one line, shortened to MESSAGE_SHOW bytes. */
+static void push_one_line(lua_State *L, const char *s) {
+  size_t len, keep;
+  luaL_gsub(L, s, "\r\n", " ");
+  s = luaL_gsub(L, lua_tostring(L, -1), "\n", " ");
+  s = luaL_gsub(L, s, "\r", " ");
+  len = strlen(s);
+  keep = utf8_cut(s, len, MESSAGE_SHOW);
+  lua_pushlstring(L, s, keep);
+  if (keep < len) {
+    lua_pushliteral(L, "...");
+    lua_concat(L, 2);
+  }
+  lua_replace(L, -4);
+  lua_pop(L, 2);
+}
+
+/* coldsend: code (HTTP n) METHOD url: message (extra) [attempts n]
+ * Only the parts present are shown. Headers are never part of an error,
+ * so the API key cannot be printed from here. */
+static int error_tostring(lua_State *L) {
+  const char *code, *message;
+  lua_Integer n;
+  int pieces = 1, top;
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_settop(L, 1);
+  code = string_field(L, 1, "code");
+  message = string_field(L, 1, "message");
+  luaL_checkstack(L, 24, "tostring");
+  top = lua_gettop(L);
+  lua_pushfstring(L, "coldsend: %s", code ? code : "error");
+  lua_getfield(L, 1, "status");
+  if (cs_tointeger(L, -1, &n)) {
+    lua_pushfstring(L, " (HTTP %d)", (int)n);
+    lua_replace(L, -2);
+    pieces++;
+  } else {
+    lua_pop(L, 1);
+  }
+  if (string_field(L, 1, "method") != NULL) {
+    lua_pushfstring(L, " %s", string_field(L, 1, "method"));
+    pieces++;
+  }
+  if (string_field(L, 1, "url") != NULL) {
+    lua_pushfstring(L, " %s", string_field(L, 1, "url"));
+    pieces++;
+  }
+  lua_pushliteral(L, ": ");
+  push_one_line(L, message ? message : (code ? code : "error"));
+  pieces += 2;
+  if (code != NULL && message != NULL) {
+    int list;
+    lua_getfield(
+        L, 1, !strcmp(code, "invalid") ? "problems" : "missing_requirements");
+    list = lua_gettop(L);
+    if (!strcmp(code, "invalid") && !all_named(L, list, "field", message) &&
+        push_names(L, list, "field") > 0) {
+      lua_pushliteral(L, " (fields: ");
+      lua_insert(L, -2);
+      lua_pushliteral(L, ")");
+      lua_concat(L, 3);
+      lua_replace(L, list);
+      pieces++;
+    } else if (!strcmp(code, "not_ready") &&
+               !all_named(L, list, NULL, message) &&
+               push_names(L, list, NULL) > 0) {
+      lua_pushliteral(L, " (missing: ");
+      lua_insert(L, -2);
+      lua_pushliteral(L, ")");
+      lua_concat(L, 3);
+      lua_replace(L, list);
+      pieces++;
+    } else {
+      lua_pop(L, 1);
+    }
+  }
+  lua_getfield(L, 1, "retry_after");
+  /* ColdSend's own text already says "Retry after N seconds" */
+  if (lua_type(L, -1) == LUA_TNUMBER &&
+      !(message && find_nocase(message, strlen(message), "retry after"))) {
+    lua_pushfstring(L, " (retry after %s s)", lua_tostring(L, -1));
+    lua_replace(L, -2);
+    pieces++;
+  } else {
+    lua_pop(L, 1);
+  }
+  lua_getfield(L, 1, "attempts");
+  lua_getfield(L, 1, "ambiguous");
+  if (cs_tointeger(L, -2, &n) || lua_toboolean(L, -1)) {
+    int ambiguous = lua_toboolean(L, -1);
+    lua_pop(L, 2);
+    lua_getfield(L, 1, "attempts");
+    if (cs_tointeger(L, -1, &n))
+      lua_pushfstring(L, " [attempts %d%s]", (int)n,
+                      ambiguous ? ", ambiguous" : "");
+    else
+      lua_pushliteral(L, " [ambiguous]");
+    lua_replace(L, -2);
+    pieces++;
+  } else {
+    lua_pop(L, 2);
+  }
+  lua_concat(L, lua_gettop(L) - top);
+  (void)pieces;
+  return 1;
+}
+
+static const luaL_Reg response_funcs[] = {{"parse_response", response_parse},
+                                          {"error", error_new},
+                                          {"is_error", error_is},
+                                          {NULL, NULL}};
+
+void cs_response_open(lua_State *L) {
+  luaL_newmetatable(L, ERROR_TYPE);
+#if CS_LUA51
+  /* LuaJIT's luaL_newmetatable does not set __name */
+  lua_pushliteral(L, ERROR_TYPE);
+  lua_setfield(L, -2, "__name");
+#endif
+  lua_pushcfunction(L, error_tostring);
+  lua_setfield(L, -2, "__tostring");
+  lua_pop(L, 1);
+  luaL_setfuncs(L, response_funcs, 0);
+}
