@@ -158,6 +158,7 @@ M._reaper = reaper
 --   server = the locations of the one server {}
 --   env    = { NAME = value }: exported to the workers (read with os.getenv)
 --   threads = thread_pool size (default 32)
+--   workers = worker processes (default 1; more listen with reuseport)
 --   error_level = error_log level (default "info")
 function M.start(opts)
   opts = opts or {}
@@ -181,7 +182,7 @@ function M.start(opts)
     root and "user root;" or "",
     "daemon on;",
     "master_process on;",
-    "worker_processes 1;",
+    ("worker_processes %d;"):format(opts.workers or 1),
     "pid " .. dir .. "/nginx.pid;",
     "error_log " .. dir .. "/error.log " .. (opts.error_level or "info") .. ";",
     ("thread_pool coldsend threads=%d;"):format(opts.threads or 32),
@@ -203,7 +204,7 @@ function M.start(opts)
     "  lua_shared_dict coldsend_test 1m;",
     opts.http or "",
     "  server {",
-    ("    listen 127.0.0.1:%d;"):format(port),
+    ("    listen 127.0.0.1:%d%s;"):format(port, opts.workers and opts.workers > 1 and " reuseport" or ""),
     "    location = /__alive { return 200 'ok'; }",
     opts.server or "",
     "  }",
