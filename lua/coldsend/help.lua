@@ -1,0 +1,254 @@
+--- coldsend.help: help in the REPL.
+--
+--    > coldsend.help()                          -- what there is
+--    > coldsend.help "daily_limit_per_inbox"    -- a field: type, rule, default
+--    > coldsend.help "save"                     -- a method: call and description
+--    > coldsend.help "errors"                   -- the error codes
+--
+-- The text goes to `io.stdout` and is returned, except when called straight
+-- from the interactive interpreter (stdin), which would echo it a second time.
+-- @module coldsend.help
+local core = require "coldsend.core"
+
+local M = {}
+
+local format, concat, sort = string.format, table.concat, table.sort
+
+-- Client methods, in the order of the README's table.
+local CLIENT = {
+  { "campaign", "cs:campaign([id])", "A campaign handle, no I/O; without id a new definition that save() creates." },
+  { "create_campaign", "cs:create_campaign(fields [, opts])", "POST /campaigns, then one PUT for variants, sequences, inboxes and mapping; returns the campaign, in DRAFT." },
+  { "get_campaign", "cs:get_campaign(id [, opts])", "GET /campaigns/{id}: the campaign with its fields, status and readiness." },
+  { "list_campaigns", "cs:list_campaigns([query [, opts]])", "GET /campaigns: one page, {campaigns=, pagination=}; query: page, limit, status, search, sort_by, sort_order, days." },
+  { "each_campaign", "cs:each_campaign([query [, opts]])", "An iterator over every campaign of every page; raises the error object on failure." },
+  { "plan", "cs:plan(definition [, opts])", "What applying a definition (campaign fields, plus id for an existing campaign) would change: one GET, no writes; plan:apply{launch=} does it." },
+  { "get_lead", "cs:get_lead(campaign_id, lead_id [, opts])", "GET /campaigns/{id}/leads/{lead_id}." },
+  { "update_lead", "cs:update_lead(campaign_id, lead_id, fields [, opts])", "PUT a lead: first_name, last_name, company, custom_fields (coldsend.null removes a key)." },
+  { "add_smtp_inbox", "cs:add_smtp_inbox(fields [, opts])", "POST /sender-accounts/smtp; returns {inbox_id=, ...}." },
+  { "list_inboxes", "cs:list_inboxes([query [, opts]])", "GET /sender-accounts." },
+  { "campaign_analytics", "cs:campaign_analytics([query [, opts]])", "GET /analytics/campaigns: {status=, from_date=, to_date=}." },
+  { "timeline", "cs:timeline([query [, opts]])", "GET /analytics/campaigns/timeline: {from_date=, to_date=}." },
+  { "request", "cs:request(method, path [, body [, query [, opts]]])", "Any other call, with the same retries, limits and errors." },
+}
+
+-- Campaign methods: the C ones, then those that talk to the server.
+local CAMPAIGN = {
+  { "validate", "c:validate()", "Checks the rules that span fields (percentages sum to 100, window end after start, at most 4 variants, follow-ups 2..4); true, or nil and every problem." },
+  { "changes", "c:changes()", "The exact table the next save() sends: only the fields changed since the last save or refresh." },
+  { "split_evenly", "c:split_evenly()", "Spreads 100 percent over the variants of each step (34/33/33); the sum is always exactly 100." },
+  { "add_variant", "c:add_variant{subject_template=, email_content= [, variant_name=, variant_label=, distribution_percent=]}", "Adds an A/B variant of the initial email (names A..D by default)." },
+  { "add_sequence", "c:add_sequence{trigger_type=, wait_days=, variants={...} [, step_number=, enable_unsubscribe=]}", "Adds a follow-up (steps 2..4 in order); trigger NOT_OPENED, NOT_REPLIED or OPENED_BUT_NOT_REPLIED." },
+  { "save", "c:save([opts])", "Validates, then sends only the changed fields (PUT; POST for a campaign not yet created); nothing when nothing changed." },
+  { "launch", "c:launch([opts])", "Validates, then sends the pending changes with launch = true; a not_ready error lists what is missing." },
+  { "refresh", "c:refresh([opts])", "Reloads the campaign from the server (GET), dropping local changes." },
+  { "pause", "c:pause([opts])", "POST /campaigns/{id}/pause: stops an ACTIVE campaign." },
+  { "resume", "c:resume([opts])", "POST /campaigns/{id}/resume: restarts a PAUSED campaign." },
+  { "delete", "c:delete([opts])", "DELETE /campaigns/{id} (DRAFT or PAUSED only); true on success." },
+  { "add_lead", "c:add_lead({email= [, first_name=, last_name=, company=, custom_fields=]} [, opts])", "POST /campaigns/{id}/leads/manual: one lead." },
+  { "upload_leads", "c:upload_leads{file=, mapping= [, on_progress=, wait=, dry_run=]}", "Uploads a CSV of leads in chunks; returns a job with :wait() (see doc/leads.md)." },
+  { "diff", "c:diff(other)", "The changes from this campaign to another campaign or definition table, one line each (see coldsend.plan)." },
+}
+
+local MODULE = {
+  { "client", "coldsend.client{api_key=, base_url=, timeout=, max_retries=, deadline=, rate_limit=, on_request=, on_response=, on_retry=, transport=}", "A client; the key from COLDSEND_API_KEY, the URL from COLDSEND_BASE_URL when not given. Server calls take a last table of per-call options (timeout, connect_timeout, deadline, max_retries, backoff_base, backoff_cap)." },
+  { "help", "coldsend.help([topic])", "This help: a field, a method or 'errors'." },
+  { "null", "coldsend.null", "JSON null, to set a field or a custom lead field to null." },
+}
+
+local ERRORS = [[
+Misuse (a wrong type, a bad value, an unknown field) raises a string:
+  bad value for 'daily_limit_per_inbox' (integer 1..100 expected, got 150)
+Server calls return nil, err; err prints as one line and has code, message,
+status, method, url and attempts. Codes:
+  invalid           local validation failed, nothing sent (err.problems)
+  not_ready         launch refused (err.missing_requirements)
+  bad_request       400; unprocessable: 422 (err.details: {field=, message=, type=})
+  auth, forbidden   401, 403 (err.required, err.granted)
+  not_found         404; conflict: 409
+  rate_limited      429 after retries (err.retry_after)
+  server            5xx after retries
+  timeout, network, tls   transport failures
+  protocol          a response that is not what the API documents
+err.ambiguous is true when a POST failed after it may have reached the server.]]
+
+local function fields()
+  return core.campaign_fields()
+end
+
+local function find_entry(list, name)
+  for _, e in ipairs(list) do
+    if e[1] == name then return e end
+  end
+end
+
+local function field_text(f)
+  local lines = { format("%s  (campaign field%s)", f.name, f.readonly and ", read-only" or "") }
+  lines[#lines + 1] = "  type:    " .. tostring(f.type)
+  if f.rule ~= nil then lines[#lines + 1] = "  rule:    " .. tostring(f.rule) end
+  lines[#lines + 1] = "  default: " .. (f.default == nil and "none (null)" or tostring(f.default))
+  if not f.readonly then
+    lines[#lines + 1] = format("  c.%s = ...   checked at assignment", f.name)
+  end
+  return concat(lines, "\n")
+end
+
+local function method_text(e, kind)
+  return format("%s  (%s)\n  %s", e[2], kind, e[3])
+end
+
+local function names_of(list)
+  local out = {}
+  for i, e in ipairs(list) do out[i] = e[1] end
+  return out
+end
+
+-- Wraps words to lines of at most width characters, indented.
+local function wrap(words, indent, width)
+  local lines, line = {}, indent
+  for i, w in ipairs(words) do
+    local piece = w .. (i < #words and "," or "")
+    if #line + #piece + 1 > width and line ~= indent then
+      lines[#lines + 1] = line
+      line = indent
+    end
+    line = line .. (line == indent and "" or " ") .. piece
+  end
+  lines[#lines + 1] = line
+  return concat(lines, "\n")
+end
+
+local function overview()
+  local writable, readonly = {}, {}
+  for _, f in ipairs(fields()) do
+    if f.readonly then readonly[#readonly + 1] = f.name else writable[#writable + 1] = f.name end
+  end
+  return concat({
+    "coldsend " .. tostring(core._VERSION) .. ": the ColdSend campaign API",
+    "",
+    "  cs = coldsend.client{ api_key = ..., base_url = ... }",
+    "  c = cs:campaign(id)  or  cs:create_campaign{ name = ... }  or  cs:get_campaign(id)",
+    "",
+    "Client methods (cs:name(...)):",
+    wrap(names_of(CLIENT), "  ", 78),
+    "Campaign methods (c:name(...)):",
+    wrap(names_of(CAMPAIGN), "  ", 78),
+    "Campaign fields (c.name, checked as you assign them):",
+    wrap(writable, "  ", 78),
+    "Read-only fields:",
+    wrap(readonly, "  ", 78),
+    "Module: " .. concat(names_of(MODULE), ", ") .. "; errors: coldsend.help 'errors'",
+    "",
+    "coldsend.help 'name' tells more about any of them.",
+  }, "\n")
+end
+
+-- Edit distance, for suggesting names close to a misspelt topic.
+local function distance(a, b)
+  local prev = {}
+  for j = 0, #b do prev[j] = j end
+  for i = 1, #a do
+    local cur = { [0] = i }
+    for j = 1, #b do
+      local cost = a:byte(i) == b:byte(j) and 0 or 1
+      cur[j] = math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost)
+    end
+    prev = cur
+  end
+  return prev[#b]
+end
+
+local function all_topics()
+  local t = {}
+  for _, f in ipairs(fields()) do t[#t + 1] = f.name end
+  for _, list in ipairs { CLIENT, CAMPAIGN, MODULE } do
+    for _, e in ipairs(list) do t[#t + 1] = e[1] end
+  end
+  t[#t + 1] = "errors"
+  return t
+end
+
+local function close_matches(topic)
+  local scored, seen = {}, {}
+  local lower = topic:lower()
+  for _, name in ipairs(all_topics()) do
+    if not seen[name] then
+      seen[name] = true
+      local d = distance(lower, name)
+      local limit = math.max(2, math.floor(#name / 3))
+      if d <= limit or (#lower >= 3 and name:find(lower, 1, true)) then
+        scored[#scored + 1] = { name = name, d = d }
+      end
+    end
+  end
+  sort(scored, function(x, y)
+    if x.d ~= y.d then return x.d < y.d end
+    return x.name < y.name
+  end)
+  local out = {}
+  for i = 1, math.min(#scored, 5) do out[i] = scored[i].name end
+  return out
+end
+
+--- The help text for a topic, without printing it.
+-- @string[opt] topic a field or method name (`"save"`, `"c:save"`,
+-- `"cs:get_campaign"`), `"errors"`, or nil for the overview
+-- @treturn string the text
+-- @treturn boolean false when the topic is unknown (the text then lists
+-- close matches)
+function M.text(topic)
+  if topic == nil then return overview(), true end
+  if type(topic) ~= "string" then
+    error(format("bad argument #1 to 'help' (string expected, got %s)", type(topic)), 2)
+  end
+  local name = topic:gsub("^%s+", ""):gsub("%s+$", ""):gsub("%(%)$", "")
+  name = name:gsub("^coldsend%.", ""):gsub("^[%w_]+:", "")
+  if name == "errors" or name == "error" then return ERRORS, true end
+  local parts = {}
+  for _, f in ipairs(fields()) do
+    if f.name == name then parts[#parts + 1] = field_text(f) end
+  end
+  local e = find_entry(CLIENT, name)
+  if e then parts[#parts + 1] = method_text(e, "client method") end
+  e = find_entry(CAMPAIGN, name)
+  if e then parts[#parts + 1] = method_text(e, "campaign method") end
+  e = find_entry(MODULE, name)
+  if e then parts[#parts + 1] = method_text(e, "module") end
+  if #parts > 0 then return concat(parts, "\n\n"), true end
+  local close = close_matches(name)
+  local msg = format("no help for '%s'", topic)
+  if #close > 0 then
+    msg = msg .. "; did you mean: " .. concat(close, ", ") .. "?"
+  else
+    msg = msg .. "; coldsend.help() lists the fields and methods"
+  end
+  return msg, false
+end
+
+-- True when the first caller outside this module is the interactive
+-- interpreter's own chunk, which prints what a call returns.
+local function called_from_repl()
+  for level = 3, 8 do
+    local info = debug.getinfo(level, "S")
+    if not info then return false end
+    if not info.source:find("coldsend[/\\]", 1) then
+      return info.source == "=stdin"
+    end
+  end
+  return false
+end
+
+--- Prints help to `io.stdout` and returns the text (nothing when typed at
+-- the interactive prompt, which would print it twice).
+-- @string[opt] topic a field, a method, `"errors"`, or nil for the overview
+-- @treturn string the text (for an unknown topic: a message with close
+-- matches)
+function M.help(topic)
+  local text = M.text(topic)
+  io.stdout:write(text, "\n")
+  if called_from_repl() then return end
+  return text
+end
+
+M.CLIENT_METHODS, M.CAMPAIGN_METHODS = CLIENT, CAMPAIGN
+
+return M
