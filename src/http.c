@@ -1,4 +1,870 @@
-/* http.c: placeholder until the http part lands. */
+/* http.c: the libcurl transport: coldsend.http objects and http_perform. */
+#define _POSIX_C_SOURCE 200809L /* fseeko, fileno */
+#include <curl/curl.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+
 #include "core.h"
 
-void cs_http_open(lua_State *L) { (void)L; }
+#define HTTP_TYPE "coldsend.http"
+#define XFER_TYPE "coldsend.http_transfer"
+/* registry key of the handle http_perform keeps per Lua state */
+#define PERFORM_KEY "coldsend.http_perform"
+
+#define DEFAULT_MAX_BODY (8 * 1024 * 1024)
+#define DEFAULT_TIMEOUT 60.0
+#define DEFAULT_CONNECT_TIMEOUT 10.0
+/* A stalled transfer (under 1 byte/s) is abandoned after this long even
+ * when the total timeout is longer: a dead peer should not hold a worker
+ * thread for a full minute. */
+#define LOW_SPEED_SECONDS 30
+/* Response headers are not capped by max_body; this keeps a hostile server
+ * from growing them without bound. */
+#define MAX_HEAD_BYTES (256 * 1024)
+/* Request limits, so a transfer's bookkeeping fits in one userdata. */
+#define MAX_REQ_HEADERS 64
+#define MAX_PARTS 16
+
+/* ---- curl_global_init, once per process --------------------------------- */
+
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static CURLcode curl_init_result = CURLE_FAILED_INIT;
+
+static void curl_init(void) {
+  curl_init_result = curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+/* curl_global_init is not thread-safe before libcurl 7.84, and nginx's
+ * worker threads may load the module concurrently: pthread_once serialises
+ * it. There is no matching curl_global_cleanup: another library in the
+ * process may still use libcurl. */
+static void ensure_curl(lua_State *L) {
+  pthread_once(&curl_once, curl_init);
+  if (curl_init_result != CURLE_OK)
+    luaL_error(L, "cannot initialise libcurl (%s)",
+               curl_easy_strerror(curl_init_result));
+}
+
+/* ---- one transfer's C state ---------------------------------------------- */
+
+typedef struct {
+  char *p;
+  size_t len, cap;
+} cs_buf;
+
+/* A multipart part. Strings point into the request table, which stays on
+ * the Lua stack for the whole transfer. */
+typedef struct {
+  const char *name, *value, *path, *filename, *content_type, *prefix;
+  size_t value_len, prefix_len;
+  curl_off_t offset, length; /* the file range; length -1 = to the end */
+  curl_off_t pos;            /* read position within prefix + range */
+  FILE *fp;
+  int short_read; /* the file ended before offset + length */
+} cs_part;
+
+/* Everything a transfer allocates in C, inside a userdata whose __gc frees
+ * it: a Lua error raised while the request is read or the result built
+ * leaks nothing. libcurl never keeps a pointer into it after perform. */
+typedef struct {
+  cs_buf body, head;
+  size_t max_body;
+  int over_cap, head_over, no_memory;
+  int nheaders, nparts;
+  const char *headers[MAX_REQ_HEADERS]; /* "Name: value", Lua-owned */
+  cs_part parts[MAX_PARTS];
+  struct curl_slist *slist;
+  curl_mime *mime;
+  char errbuf[CURL_ERROR_SIZE];
+} cs_xfer;
+
+/* Frees what the transfer holds; safe to call twice. */
+static void xfer_release(cs_xfer *x) {
+  int i;
+  free(x->body.p);
+  free(x->head.p);
+  x->body.p = x->head.p = NULL;
+  x->body.len = x->head.len = 0;
+  if (x->mime != NULL) curl_mime_free(x->mime);
+  x->mime = NULL;
+  if (x->slist != NULL) curl_slist_free_all(x->slist);
+  x->slist = NULL;
+  for (i = 0; i < x->nparts; i++) {
+    if (x->parts[i].fp != NULL) fclose(x->parts[i].fp);
+    x->parts[i].fp = NULL;
+  }
+}
+
+static int xfer_gc(lua_State *L) {
+  xfer_release((cs_xfer *)luaL_checkudata(L, 1, XFER_TYPE));
+  return 0;
+}
+
+/* Appends n bytes, growing by doubling; 0 when memory runs out. */
+static int buf_add(cs_buf *b, const char *s, size_t n) {
+  if (b->cap - b->len < n) {
+    size_t cap = b->cap ? b->cap : 16384;
+    char *p;
+    while (cap - b->len < n) cap *= 2;
+    p = (char *)realloc(b->p, cap);
+    if (p == NULL) return 0;
+    b->p = p;
+    b->cap = cap;
+  }
+  memcpy(b->p + b->len, s, n);
+  b->len += n;
+  return 1;
+}
+
+/* ---- libcurl callbacks: C only, no Lua ----------------------------------- */
+
+static size_t on_body(char *data, size_t size, size_t nmemb, void *ud) {
+  cs_xfer *x = (cs_xfer *)ud;
+  size_t n = size * nmemb;
+  if (n > x->max_body - x->body.len) {
+    x->over_cap = 1;
+    return 0; /* aborts with CURLE_WRITE_ERROR */
+  }
+  if (!buf_add(&x->body, data, n)) {
+    x->no_memory = 1;
+    return 0;
+  }
+  return n;
+}
+
+static size_t on_header(char *data, size_t size, size_t nitems, void *ud) {
+  cs_xfer *x = (cs_xfer *)ud;
+  size_t n = size * nitems;
+  /* a new status line starts a new response (after a 100 Continue or
+   * another interim answer): only the final one's headers count */
+  if (n >= 5 && memcmp(data, "HTTP/", 5) == 0) x->head.len = 0;
+  if (n > MAX_HEAD_BYTES - x->head.len) {
+    x->head_over = 1;
+    return 0;
+  }
+  if (!buf_add(&x->head, data, n)) {
+    x->no_memory = 1;
+    return 0;
+  }
+  return n;
+}
+
+/* Streams a file part: the prefix, then the file's range, read in the
+ * pieces libcurl asks for, never whole into memory. */
+static size_t on_part_read(char *out, size_t size, size_t nitems, void *arg) {
+  cs_part *p = (cs_part *)arg;
+  size_t want = size * nitems, done = 0;
+  curl_off_t plen = (curl_off_t)p->prefix_len, total = plen + p->length;
+  while (done < want && p->pos < total) {
+    size_t n = want - done;
+    if (p->pos < plen) {
+      if ((curl_off_t)n > plen - p->pos) n = (size_t)(plen - p->pos);
+      memcpy(out + done, p->prefix + p->pos, n);
+    } else {
+      if ((curl_off_t)n > total - p->pos) n = (size_t)(total - p->pos);
+      n = fread(out + done, 1, n, p->fp);
+      if (n == 0) {
+        /* the file shrank since it was opened: sending fewer bytes than
+         * announced would corrupt the upload */
+        p->short_read = 1;
+        return CURL_READFUNC_ABORT;
+      }
+    }
+    done += n;
+    p->pos += (curl_off_t)n;
+  }
+  return done;
+}
+
+/* libcurl rewinds parts before sending them (and again should it have to
+ * resend); only absolute positions within prefix + range are possible. */
+static int on_part_seek(void *arg, curl_off_t offset, int origin) {
+  cs_part *p = (cs_part *)arg;
+  curl_off_t plen = (curl_off_t)p->prefix_len, in_file;
+  if (origin != SEEK_SET || offset < 0 || offset > plen + p->length)
+    return CURL_SEEKFUNC_CANTSEEK;
+  in_file = offset > plen ? offset - plen : 0;
+  if (fseeko(p->fp, (off_t)(p->offset + in_file), SEEK_SET) != 0)
+    return CURL_SEEKFUNC_FAIL;
+  p->pos = offset;
+  return CURL_SEEKFUNC_OK;
+}
+
+/* ---- reading the request table (may raise: nothing is held yet) --------- */
+
+static const char *const METHODS[] = {"GET",    "POST",  "PUT",
+                                      "DELETE", "PATCH", NULL};
+
+static int is_token_char(unsigned char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+         (c >= '0' && c <= '9') || (c != 0 && strchr("!#$%&'*+-.^_`|~", c));
+}
+
+/* An optional string field of the table at t, or def. */
+static const char *opt_string(lua_State *L, int t, const char *what,
+                              const char *name, size_t *len, const char *def) {
+  const char *s;
+  lua_getfield(L, t, name);
+  if (lua_isnil(L, -1)) {
+    lua_pop(L, 1);
+    if (len != NULL) *len = def ? strlen(def) : 0;
+    return def;
+  }
+  if (lua_type(L, -1) != LUA_TSTRING)
+    luaL_error(L, "bad %s field '%s' (string expected, got %s)", what, name,
+               luaL_typename(L, -1));
+  s = lua_tolstring(L, -1, len);
+  lua_pop(L, 1); /* still anchored in the table */
+  return s;
+}
+
+/* An optional positive number of seconds, converted to milliseconds. */
+static long opt_millis(lua_State *L, int t, const char *name, double def) {
+  double s = def;
+  lua_getfield(L, t, name);
+  if (!lua_isnil(L, -1)) {
+    if (lua_type(L, -1) != LUA_TNUMBER || !(lua_tonumber(L, -1) > 0))
+      luaL_error(L, "bad request field '%s' (positive number expected)", name);
+    s = lua_tonumber(L, -1);
+  }
+  lua_pop(L, 1);
+  if (s > 86400.0 * 24) s = 86400.0 * 24; /* keeps the product in a long */
+  return s * 1000 < 1 ? 1 : (long)(s * 1000);
+}
+
+/* An optional non-negative integer field; returns def when absent. */
+static lua_Integer opt_count(lua_State *L, int t, const char *what,
+                             const char *name, lua_Integer def) {
+  lua_Integer v = def;
+  lua_getfield(L, t, name);
+  if (!lua_isnil(L, -1) && (!cs_tointeger(L, -1, &v) || v < 0))
+    luaL_error(L, "bad %s field '%s' (non-negative integer expected)", what,
+               name);
+  lua_pop(L, 1);
+  return v;
+}
+
+/* Checks req.headers and leaves a table of "Name: value" lines on the
+ * stack, their pointers in x. A CR or LF in a header would let a value
+ * inject headers of its own: that is misuse, and raises before anything
+ * is sent. The value is never quoted in the message (it may be a key). */
+static int read_headers(lua_State *L, int req, cs_xfer *x, int *has_type) {
+  int lines;
+  lua_newtable(L);
+  lines = lua_gettop(L);
+  lua_getfield(L, req, "headers");
+  if (lua_isnil(L, -1)) {
+    lua_pop(L, 1);
+    return lines;
+  }
+  if (!lua_istable(L, -1))
+    luaL_error(L, "bad request field 'headers' (table expected, got %s)",
+               luaL_typename(L, -1));
+  lua_pushnil(L);
+  while (lua_next(L, -2) != 0) { /* lines, headers, name, value */
+    size_t nlen, vlen, i;
+    const char *name, *value;
+    if (lua_type(L, -2) != LUA_TSTRING)
+      luaL_error(L, "bad header name (string expected, got %s)",
+                 luaL_typename(L, -2));
+    name = lua_tolstring(L, -2, &nlen);
+    for (i = 0; i < nlen; i++)
+      if (!is_token_char((unsigned char)name[i])) break;
+    if (nlen == 0 || i < nlen)
+      luaL_error(L, "bad header name '%s' (not an HTTP token)", name);
+    if (lua_type(L, -1) != LUA_TSTRING && lua_type(L, -1) != LUA_TNUMBER)
+      luaL_error(L, "bad header '%s' (string value expected, got %s)", name,
+                 luaL_typename(L, -1));
+    lua_pushvalue(L, -1); /* tolstring on the copy keeps lua_next's key */
+    value = lua_tolstring(L, -1, &vlen);
+    for (i = 0; i < vlen; i++)
+      if (value[i] == '\r' || value[i] == '\n' || value[i] == '\0')
+        luaL_error(L, "bad header '%s' (value contains CR, LF or NUL)", name);
+    if (x->nheaders == MAX_REQ_HEADERS)
+      luaL_error(L, "too many request headers (at most %d)", MAX_REQ_HEADERS);
+    if (nlen == 12 && strncasecmp(name, "content-type", 12) == 0) *has_type = 1;
+    /* libcurl's syntax for a header with an empty value is "Name;" */
+    if (vlen == 0)
+      lua_pushfstring(L, "%s;", name);
+    else
+      lua_pushfstring(L, "%s: %s", name, value);
+    x->headers[x->nheaders++] = lua_tostring(L, -1);
+    lua_rawseti(L, lines, x->nheaders);
+    lua_pop(L, 2); /* value copy, value */
+  }
+  lua_pop(L, 1); /* headers */
+  return lines;
+}
+
+static void read_parts(lua_State *L, int req, cs_xfer *x) {
+  int i, n;
+  lua_getfield(L, req, "multipart");
+  if (lua_isnil(L, -1)) {
+    lua_pop(L, 1);
+    return;
+  }
+  if (!lua_istable(L, -1))
+    luaL_error(L, "bad request field 'multipart' (table expected, got %s)",
+               luaL_typename(L, -1));
+  n = (int)lua_rawlen(L, -1);
+  if (n == 0) luaL_error(L, "bad request field 'multipart' (no parts)");
+  if (n > MAX_PARTS)
+    luaL_error(L, "bad request field 'multipart' (at most %d parts)",
+               MAX_PARTS);
+  for (i = 1; i <= n; i++) {
+    cs_part *p = &x->parts[i - 1];
+    int t;
+    lua_rawgeti(L, -1, i);
+    t = lua_gettop(L);
+    if (!lua_istable(L, t))
+      luaL_error(L, "bad multipart part #%d (table expected, got %s)", i,
+                 luaL_typename(L, t));
+    p->name = opt_string(L, t, "multipart", "name", NULL, NULL);
+    if (p->name == NULL)
+      luaL_error(L, "bad multipart part #%d (field 'name' missing)", i);
+    p->value = opt_string(L, t, "multipart", "value", &p->value_len, NULL);
+    p->path = opt_string(L, t, "multipart", "file", NULL, NULL);
+    if ((p->value == NULL) == (p->path == NULL))
+      luaL_error(L, "bad multipart part #%d (either 'value' or 'file')", i);
+    p->filename = opt_string(L, t, "multipart", "filename", NULL, NULL);
+    p->content_type = opt_string(L, t, "multipart", "content_type", NULL, NULL);
+    p->prefix = opt_string(L, t, "multipart", "prefix", &p->prefix_len, "");
+    p->offset = (curl_off_t)opt_count(L, t, "multipart", "offset", 0);
+    p->length = (curl_off_t)opt_count(L, t, "multipart", "length", -1);
+    lua_pop(L, 1);
+    x->nparts = i;
+  }
+  lua_pop(L, 1); /* the list stays anchored in req */
+}
+
+/* ---- the C-only window: files, curl options, perform --------------------- */
+
+/* Opens every file part and checks its range; 0 with errbuf set when one
+ * cannot be used (nothing has been sent). */
+static int open_files(cs_xfer *x) {
+  int i;
+  for (i = 0; i < x->nparts; i++) {
+    cs_part *p = &x->parts[i];
+    struct stat st;
+    if (p->path == NULL) continue;
+    p->fp = fopen(p->path, "rb");
+    if (p->fp == NULL || fstat(fileno(p->fp), &st) != 0) {
+      snprintf(x->errbuf, sizeof x->errbuf, "cannot read '%s': %s", p->path,
+               strerror(errno));
+      return 0;
+    }
+    if (!S_ISREG(st.st_mode)) {
+      snprintf(x->errbuf, sizeof x->errbuf, "cannot read '%s': not a file",
+               p->path);
+      return 0;
+    }
+    if (p->length < 0) p->length = (curl_off_t)st.st_size - p->offset;
+    if (p->length < 0 || p->offset + p->length > (curl_off_t)st.st_size) {
+      snprintf(x->errbuf, sizeof x->errbuf,
+               "file '%s' has %lld bytes, the part needs %lld from offset %lld",
+               p->path, (long long)st.st_size, (long long)p->length,
+               (long long)p->offset);
+      return 0;
+    }
+    if (fseeko(p->fp, (off_t)p->offset, SEEK_SET) != 0) {
+      snprintf(x->errbuf, sizeof x->errbuf, "cannot seek in '%s': %s", p->path,
+               strerror(errno));
+      return 0;
+    }
+  }
+  return 1;
+}
+
+static CURLcode build_mime(CURL *curl, cs_xfer *x) {
+  int i;
+  CURLcode rc = CURLE_OK;
+  x->mime = curl_mime_init(curl);
+  if (x->mime == NULL) return CURLE_OUT_OF_MEMORY;
+  for (i = 0; i < x->nparts && rc == CURLE_OK; i++) {
+    cs_part *p = &x->parts[i];
+    curl_mimepart *part = curl_mime_addpart(x->mime);
+    if (part == NULL) return CURLE_OUT_OF_MEMORY;
+    rc = curl_mime_name(part, p->name);
+    if (rc == CURLE_OK && p->value != NULL)
+      rc = curl_mime_data(part, p->value, p->value_len);
+    if (rc == CURLE_OK && p->path != NULL)
+      rc = curl_mime_data_cb(part, (curl_off_t)p->prefix_len + p->length,
+                             on_part_read, on_part_seek, NULL, p);
+    if (rc == CURLE_OK && p->filename != NULL)
+      rc = curl_mime_filename(part, p->filename);
+    if (rc == CURLE_OK && p->content_type != NULL)
+      rc = curl_mime_type(part, p->content_type);
+  }
+  return rc;
+}
+
+typedef struct {
+  const char *method, *url, *body, *ca_file;
+  size_t body_len;
+  long timeout_ms, connect_ms;
+  int has_type; /* the caller set Content-Type */
+} cs_request;
+
+#define SETOPT(opt, val) \
+  if (rc == CURLE_OK) rc = curl_easy_setopt(curl, opt, val)
+
+static CURLcode set_options(CURL *curl, cs_xfer *x, const cs_request *r) {
+  CURLcode rc = CURLE_OK;
+  long low_speed = r->timeout_ms / 1000;
+  int i;
+  if (low_speed > LOW_SPEED_SECONDS) low_speed = LOW_SPEED_SECONDS;
+  if (low_speed < 1) low_speed = 1;
+  SETOPT(CURLOPT_URL, r->url);
+  SETOPT(CURLOPT_NOSIGNAL, 1L); /* no SIGALRM for DNS timeouts in threads */
+#if LIBCURL_VERSION_NUM >= 0x075500
+  SETOPT(CURLOPT_PROTOCOLS_STR, "http,https");
+#else
+  SETOPT(CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
+#endif
+  SETOPT(CURLOPT_FOLLOWLOCATION, 0L); /* a redirect is an answer to report */
+  /* TLS verification is not an option of this module */
+  SETOPT(CURLOPT_SSL_VERIFYPEER, 1L);
+  SETOPT(CURLOPT_SSL_VERIFYHOST, 2L);
+  if (r->ca_file != NULL) SETOPT(CURLOPT_CAINFO, r->ca_file);
+  SETOPT(CURLOPT_TIMEOUT_MS, r->timeout_ms);
+  SETOPT(CURLOPT_CONNECTTIMEOUT_MS, r->connect_ms);
+  SETOPT(CURLOPT_LOW_SPEED_LIMIT, 1L);
+  SETOPT(CURLOPT_LOW_SPEED_TIME, low_speed);
+  SETOPT(CURLOPT_TCP_KEEPALIVE, 1L);
+  SETOPT(CURLOPT_ERRORBUFFER, x->errbuf);
+  SETOPT(CURLOPT_WRITEFUNCTION, on_body);
+  SETOPT(CURLOPT_WRITEDATA, x);
+  SETOPT(CURLOPT_HEADERFUNCTION, on_header);
+  SETOPT(CURLOPT_HEADERDATA, x);
+  if (rc != CURLE_OK) return rc;
+
+  /* "Expect:" drops the 100-continue round trip libcurl adds to big
+   * uploads; "Content-Type:" drops the form type it adds to POSTFIELDS */
+  x->slist = curl_slist_append(NULL, "Expect:");
+  if (x->slist != NULL && !r->has_type && x->nparts == 0 &&
+      strcmp(r->method, "GET") != 0 && strcmp(r->method, "DELETE") != 0)
+    x->slist = curl_slist_append(x->slist, "Content-Type:");
+  for (i = 0; i < x->nheaders && x->slist != NULL; i++) {
+    struct curl_slist *s = curl_slist_append(x->slist, x->headers[i]);
+    if (s == NULL) {
+      curl_slist_free_all(x->slist);
+      x->slist = NULL;
+    }
+    x->slist = s;
+  }
+  if (x->slist == NULL) return CURLE_OUT_OF_MEMORY;
+  SETOPT(CURLOPT_HTTPHEADER, x->slist);
+
+  if (x->nparts > 0) {
+    rc = build_mime(curl, x);
+    SETOPT(CURLOPT_MIMEPOST, x->mime);
+  } else if (strcmp(r->method, "GET") == 0) {
+    SETOPT(CURLOPT_HTTPGET, 1L);
+  } else if (r->body != NULL || strcmp(r->method, "DELETE") != 0) {
+    /* explicit size: bodies may hold NULs, and PUT/POST/PATCH without one
+     * still send Content-Length: 0 */
+    SETOPT(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->body_len);
+    SETOPT(CURLOPT_POSTFIELDS, r->body ? r->body : "");
+  }
+  if (strcmp(r->method, "GET") != 0 && strcmp(r->method, "POST") != 0)
+    SETOPT(CURLOPT_CUSTOMREQUEST, r->method);
+  return rc;
+}
+
+/* ---- results ------------------------------------------------------------- */
+
+static int is_tls_error(CURLcode rc) {
+  switch (rc) {
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CIPHER:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_ENGINE_NOTFOUND:
+    case CURLE_SSL_ENGINE_SETFAILED:
+    case CURLE_SSL_ENGINE_INITFAILED:
+    case CURLE_SSL_CRL_BADFILE:
+    case CURLE_SSL_ISSUER_ERROR:
+    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+    case CURLE_SSL_INVALIDCERTSTATUS:
+    case CURLE_USE_SSL_FAILED:
+#if LIBCURL_VERSION_NUM >= 0x074d00
+    case CURLE_SSL_CLIENTCERT:
+#endif
+      return 1;
+    default:
+      return 0;
+  }
+}
+
+/* 1 when the failure surely happened before any byte of the request left:
+ * only then may a POST be sent again. A timeout counts only when libcurl
+ * had not yet reached the point of sending (no pretransfer time, no
+ * request bytes): a timeout while waiting for the answer is ambiguous. */
+static int never_sent(CURL *curl, CURLcode rc) {
+  curl_off_t pretransfer = -1;
+  long request_size = -1;
+  switch (rc) {
+    case CURLE_UNSUPPORTED_PROTOCOL:
+    case CURLE_URL_MALFORMAT:
+    case CURLE_COULDNT_RESOLVE_PROXY:
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_CONNECT:
+      return 1;
+    case CURLE_OPERATION_TIMEDOUT:
+      curl_easy_getinfo(curl, CURLINFO_PRETRANSFER_TIME_T, &pretransfer);
+      curl_easy_getinfo(curl, CURLINFO_REQUEST_SIZE, &request_size);
+      return pretransfer == 0 && request_size == 0;
+    default:
+      /* a TLS handshake failure comes before the request; errors of an
+       * established session (shutdown) do not */
+      return is_tls_error(rc);
+  }
+}
+
+/* Pushes a lower-case copy of s[0..n). */
+static void push_lower(lua_State *L, const char *s, size_t n) {
+  luaL_Buffer b;
+  size_t i;
+  luaL_buffinit(L, &b);
+  for (i = 0; i < n; i++) {
+    char c = s[i];
+    luaL_addchar(&b, (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c);
+  }
+  luaL_pushresult(&b);
+}
+
+/* Pushes the headers of the final response as {lower-case name = value};
+ * a repeated header's values are joined with ", " (RFC 9110 §5.3). */
+static void push_headers(lua_State *L, const char *s, size_t len) {
+  const char *end = s + len;
+  int t;
+  lua_newtable(L);
+  t = lua_gettop(L);
+  while (s < end) {
+    const char *eol = memchr(s, '\n', (size_t)(end - s));
+    const char *line_end = eol ? eol : end, *colon, *v, *ve;
+    const char *next = eol ? eol + 1 : end;
+    if (line_end > s && line_end[-1] == '\r') line_end--;
+    colon = memchr(s, ':', (size_t)(line_end - s));
+    /* the status line, the blank line and folded continuations (obsolete
+     * since RFC 7230) carry no name */
+    if (colon == NULL || colon == s || *s == ' ' || *s == '\t' ||
+        (line_end - s >= 5 && memcmp(s, "HTTP/", 5) == 0)) {
+      s = next;
+      continue;
+    }
+    v = colon + 1;
+    ve = line_end;
+    while (v < ve && (*v == ' ' || *v == '\t')) v++;
+    while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t')) ve--;
+    push_lower(L, s, (size_t)(colon - s)); /* name */
+    lua_pushvalue(L, -1);
+    lua_rawget(L, t); /* name, old */
+    if (lua_isstring(L, -1)) {
+      lua_pushliteral(L, ", ");
+      lua_pushlstring(L, v, (size_t)(ve - v));
+      lua_concat(L, 3);
+    } else {
+      lua_pop(L, 1);
+      lua_pushlstring(L, v, (size_t)(ve - v));
+    }
+    lua_rawset(L, t);
+    s = next;
+  }
+}
+
+/* Pushes nil, message, code, {curl_code=, sent=} and returns 4. */
+static int push_failure(lua_State *L, const char *message, const char *code,
+                        CURLcode rc, int sent, int too_large) {
+  lua_pushnil(L);
+  lua_pushstring(L, message);
+  lua_pushstring(L, code);
+  lua_createtable(L, 0, 3);
+  lua_pushinteger(L, (lua_Integer)rc);
+  lua_setfield(L, -2, "curl_code");
+  lua_pushboolean(L, sent);
+  lua_setfield(L, -2, "sent");
+  if (too_large) {
+    lua_pushboolean(L, 1);
+    lua_setfield(L, -2, "too_large");
+  }
+  return 4;
+}
+
+/* ---- the transfer -------------------------------------------------------- */
+
+/* Performs the request at req on curl; returns res or nil, msg, code, info.
+ * def_max_body and def_ca apply when req does not say. */
+static int http_do(lua_State *L, CURL *curl, int req, size_t def_max_body,
+                   const char *def_ca) {
+  cs_request r;
+  cs_xfer *x;
+  CURLcode rc;
+  long status = 0;
+  int i, sent = 1, usable;
+  lua_Integer max_body;
+  size_t url_len;
+  char message[CURL_ERROR_SIZE + 64];
+
+  luaL_checktype(L, req, LUA_TTABLE);
+  memset(&r, 0, sizeof r);
+  x = (cs_xfer *)cs_newuserdata(L, sizeof *x);
+  memset(x, 0, sizeof *x);
+  luaL_setmetatable(L, XFER_TYPE);
+
+  r.method = opt_string(L, req, "request", "method", NULL, "GET");
+  for (i = 0; METHODS[i] != NULL && strcmp(METHODS[i], r.method) != 0; i++) {
+  }
+  if (METHODS[i] == NULL)
+    luaL_error(L,
+               "bad request field 'method' (GET, POST, PUT, DELETE or PATCH "
+               "expected, got '%s')",
+               r.method);
+  r.url = opt_string(L, req, "request", "url", &url_len, NULL);
+  if (r.url == NULL) luaL_error(L, "bad request field 'url' (missing)");
+  if (strncasecmp(r.url, "http://", 7) != 0 &&
+      strncasecmp(r.url, "https://", 8) != 0)
+    luaL_error(L, "bad request field 'url' (http:// or https:// expected)");
+  for (i = 0; i < (int)url_len; i++) /* spaces, controls, NULs */
+    if ((unsigned char)r.url[i] <= 0x20 || r.url[i] == 0x7f)
+      luaL_error(L, "bad request field 'url' (contains a space or control)");
+  r.body = opt_string(L, req, "request", "body", &r.body_len, NULL);
+  r.timeout_ms = opt_millis(L, req, "timeout", DEFAULT_TIMEOUT);
+  r.connect_ms = opt_millis(L, req, "connect_timeout", DEFAULT_CONNECT_TIMEOUT);
+  r.ca_file = opt_string(L, req, "request", "ca_file", NULL, def_ca);
+  max_body =
+      opt_count(L, req, "request", "max_body", (lua_Integer)def_max_body);
+  x->max_body = (size_t)max_body;
+  read_headers(L, req, x, &r.has_type);
+  read_parts(L, req, x);
+  if (x->nparts > 0 && r.body != NULL)
+    luaL_error(L, "bad request (both 'body' and 'multipart')");
+  if (x->nparts > 0 &&
+      (!strcmp(r.method, "GET") || !strcmp(r.method, "DELETE")))
+    luaL_error(L, "bad request (multipart needs POST, PUT or PATCH)");
+  if (r.body != NULL && !strcmp(r.method, "GET"))
+    luaL_error(L, "bad request (a GET has no body)");
+
+  /* From here to curl_easy_reset no Lua function is called: libcurl holds
+   * pointers into x and into the request's strings. */
+  x->errbuf[0] = '\0';
+  if (!open_files(x)) {
+    xfer_release(x);
+    return push_failure(L, x->errbuf, "invalid", CURLE_OK, 0, 0);
+  }
+  rc = set_options(curl, x, &r);
+  usable = rc == CURLE_OK;
+  if (usable) rc = curl_easy_perform(curl);
+  if (rc == CURLE_OK) curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+  if (rc != CURLE_OK) sent = usable && !never_sent(curl, rc);
+  if (x->errbuf[0] == '\0') /* some failures leave the buffer empty */
+    snprintf(x->errbuf, sizeof x->errbuf, "%s", curl_easy_strerror(rc));
+  /* resetting keeps the connection cache, TLS sessions and DNS cache, and
+   * leaves the handle with no pointer into this transfer */
+  curl_easy_reset(curl);
+  if (x->mime != NULL) curl_mime_free(x->mime);
+  x->mime = NULL;
+  if (x->slist != NULL) curl_slist_free_all(x->slist);
+  x->slist = NULL;
+
+  if (!usable || rc == CURLE_OUT_OF_MEMORY || x->no_memory) {
+    xfer_release(x);
+    if (!usable && rc != CURLE_OUT_OF_MEMORY)
+      return luaL_error(L, "libcurl refused an option (%s)",
+                        curl_easy_strerror(rc));
+    return luaL_error(L, "not enough memory for the HTTP transfer");
+  }
+  if (rc != CURLE_OK) {
+    const char *code = "network";
+    int too_large = 0;
+    for (i = 0; i < x->nparts; i++)
+      if (x->parts[i].short_read)
+        snprintf(x->errbuf, sizeof x->errbuf,
+                 "file '%s' ended before the %lld bytes of its part",
+                 x->parts[i].path, (long long)x->parts[i].length);
+    if (x->over_cap) {
+      snprintf(message, sizeof message, "response body over the %lld-byte cap",
+               (long long)x->max_body);
+      code = "protocol";
+      too_large = 1;
+    } else if (x->head_over) {
+      snprintf(message, sizeof message, "response headers over the %d-byte cap",
+               MAX_HEAD_BYTES);
+      code = "protocol";
+    } else {
+      snprintf(message, sizeof message, "%s", x->errbuf);
+      if (rc == CURLE_OPERATION_TIMEDOUT)
+        code = "timeout";
+      else if (is_tls_error(rc))
+        code = "tls";
+      else if (rc == CURLE_ABORTED_BY_CALLBACK || rc == CURLE_URL_MALFORMAT ||
+               rc == CURLE_UNSUPPORTED_PROTOCOL)
+        code = "invalid";
+      else if (rc == CURLE_WEIRD_SERVER_REPLY ||
+               rc == CURLE_BAD_CONTENT_ENCODING ||
+               rc == CURLE_FILESIZE_EXCEEDED)
+        code = "protocol";
+    }
+    xfer_release(x);
+    return push_failure(L, message, code, rc, sent, too_large);
+  }
+  for (i = 0; i < x->nparts; i++) { /* done with the files */
+    if (x->parts[i].fp != NULL) fclose(x->parts[i].fp);
+    x->parts[i].fp = NULL;
+  }
+
+  lua_createtable(L, 0, 3);
+  lua_pushinteger(L, (lua_Integer)status);
+  lua_setfield(L, -2, "status");
+  push_headers(L, x->head.p ? x->head.p : "", x->head.len);
+  lua_setfield(L, -2, "headers");
+  lua_pushlstring(L, x->body.p ? x->body.p : "", x->body.len);
+  lua_setfield(L, -2, "body");
+  xfer_release(x);
+  return 1;
+}
+
+/* ---- the coldsend.http type ---------------------------------------------- */
+
+typedef struct {
+  CURL *curl; /* NULL once closed */
+  size_t max_body;
+} cs_http;
+
+static cs_http *check_open(lua_State *L, int i) {
+  cs_http *h = (cs_http *)luaL_checkudata(L, i, HTTP_TYPE);
+  if (h->curl == NULL) luaL_error(L, "attempt to use a closed " HTTP_TYPE);
+  return h;
+}
+
+/* Pushes a new handle object. The userdata exists, zeroed and with its
+ * metatable, before the easy handle: a failure leaves nothing to leak. */
+static cs_http *new_http(lua_State *L, size_t max_body) {
+  cs_http *h;
+  ensure_curl(L);
+  h = (cs_http *)cs_newuserdata(L, sizeof *h);
+  h->curl = NULL;
+  h->max_body = max_body;
+  luaL_setmetatable(L, HTTP_TYPE);
+  h->curl = curl_easy_init();
+  if (h->curl == NULL) luaL_error(L, "cannot create a libcurl handle");
+  return h;
+}
+
+/* core.http{ca_file=, max_body=} -> a callable transport object. */
+static int http_new(lua_State *L) {
+  const char *ca_file = NULL;
+  lua_Integer max_body = DEFAULT_MAX_BODY;
+  if (!lua_isnoneornil(L, 1)) {
+    luaL_checktype(L, 1, LUA_TTABLE);
+    ca_file = opt_string(L, 1, "option", "ca_file", NULL, NULL);
+    max_body = opt_count(L, 1, "option", "max_body", DEFAULT_MAX_BODY);
+    if (ca_file != NULL) {
+      /* a wrong path is a setup mistake: say so now, not as a TLS error
+       * on the first request */
+      FILE *f = fopen(ca_file, "rb");
+      if (f == NULL)
+        return luaL_error(L, "bad option 'ca_file' (cannot read '%s': %s)",
+                          ca_file, strerror(errno));
+      fclose(f);
+    }
+  }
+  new_http(L, (size_t)max_body);
+  lua_createtable(L, 0, 1); /* the options the object keeps */
+  if (ca_file != NULL) {
+    lua_pushstring(L, ca_file);
+    lua_setfield(L, -2, "ca_file");
+  }
+  cs_setuservalue(L, -2);
+  return 1;
+}
+
+/* obj(req) -> res | nil, message, code, info */
+static int http_call(lua_State *L) {
+  cs_http *h = check_open(L, 1);
+  const char *ca = NULL;
+  cs_getuservalue(L, 1);
+  if (lua_istable(L, -1)) {
+    lua_getfield(L, -1, "ca_file");
+    ca = lua_tostring(L, -1); /* anchored in the object's options */
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+  return http_do(L, h->curl, 2, h->max_body, ca);
+}
+
+/* One close for :close(), __close and __gc; idempotent. */
+static int http_close(lua_State *L) {
+  cs_http *h = (cs_http *)luaL_checkudata(L, 1, HTTP_TYPE);
+  if (h->curl != NULL) curl_easy_cleanup(h->curl);
+  h->curl = NULL;
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+static int http_tostring(lua_State *L) {
+  cs_http *h = (cs_http *)luaL_checkudata(L, 1, HTTP_TYPE);
+  lua_pushstring(L, h->curl ? HTTP_TYPE " (open)" : HTTP_TYPE " (closed)");
+  return 1;
+}
+
+/* core.http_perform(req): a handle cached per Lua state (nginx runs each
+ * worker thread's tasks in a Lua state of its own), taking and returning
+ * only plain values so ngx.run_worker_thread can pass them. */
+static int http_perform(lua_State *L) {
+  cs_http *h;
+  lua_getfield(L, LUA_REGISTRYINDEX, PERFORM_KEY);
+  h = (cs_http *)luaL_testudata(L, -1, HTTP_TYPE);
+  if (h == NULL || h->curl == NULL) {
+    lua_pop(L, 1);
+    h = new_http(L, DEFAULT_MAX_BODY);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, LUA_REGISTRYINDEX, PERFORM_KEY);
+  }
+  lua_pop(L, 1); /* the registry keeps it */
+  return http_do(L, h->curl, 1, h->max_body, NULL);
+}
+
+/* core.curl_version() -> "libcurl/7.88.1", for the User-Agent. */
+static int http_curl_version(lua_State *L) {
+  ensure_curl(L);
+  lua_pushfstring(L, "libcurl/%s", curl_version_info(CURLVERSION_NOW)->version);
+  return 1;
+}
+
+static const luaL_Reg http_meth[] = {{"close", http_close}, {NULL, NULL}};
+
+static const luaL_Reg http_metameth[] = {{"__call", http_call},
+                                         {"__gc", http_close},
+                                         {"__close", http_close},
+                                         {"__tostring", http_tostring},
+                                         {NULL, NULL}};
+
+static const luaL_Reg http_funcs[] = {{"http", http_new},
+                                      {"http_perform", http_perform},
+                                      {"curl_version", http_curl_version},
+                                      {NULL, NULL}};
+
+void cs_http_open(lua_State *L) {
+  luaL_newmetatable(L, HTTP_TYPE);
+  luaL_setfuncs(L, http_metameth, 0);
+#if CS_LUA51
+  lua_pushliteral(L, HTTP_TYPE);
+  lua_setfield(L, -2, "__name");
+#endif
+  luaL_newlib(L, http_meth);
+  lua_setfield(L, -2, "__index");
+  lua_pop(L, 1);
+  luaL_newmetatable(L, XFER_TYPE);
+  lua_pushcfunction(L, xfer_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_pop(L, 1);
+  luaL_setfuncs(L, http_funcs, 0);
+}
