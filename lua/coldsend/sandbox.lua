@@ -1,0 +1,735 @@
+--- coldsend.sandbox: a local, in-memory ColdSend-compatible server.
+--
+--   local sandbox = require "coldsend.sandbox"
+--   local srv = sandbox.new{ port = 0 }   -- 0: a free port
+--   print(srv:listen())                   -- the base URL
+--   srv:run()                             -- serves until shutdown
+--
+-- `srv:handle(req)` answers a request table without any socket (an
+-- in-process transport for tests: see sandbox.transport). doc/sandbox.md
+-- describes the API, the control endpoints under /__sandbox/ and the faults.
+local socket = require "socket"
+local json = require "coldsend.json"
+local http = require "coldsend.sandbox.http"
+local api = require "coldsend.sandbox.api"
+local V = require "coldsend.sandbox.validate"
+
+local M = { _VERSION = "0.1.0" }
+
+M.BASE = "/api/public/v1"
+M.CONTROL = "/__sandbox"
+
+local array, null = json.array, json.null
+
+local Server = {}
+Server.__index = Server
+
+local DEFAULTS = {
+  host = "127.0.0.1", port = 0, key = nil,
+  rate_limit = false,       -- false: counted nowhere; N: N requests per window per key
+  rate_window = 60,         -- seconds
+  latency_ms = 0,           -- added before every API answer
+  idle_exit = nil,          -- seconds without a request or connection: exit
+  parent_pid = nil,         -- exit when this process is gone
+  job_step_ms = 250,        -- an upload job moves one stage per poll or per this time
+  keepalive_s = 30,         -- idle keep-alive connections are closed after this
+  max_body = 4 * 1024 * 1024,            -- JSON endpoints: 413 above
+  max_upload_body = 64 * 1024 * 1024,    -- the multipart upload: 413 above
+  log_max = 20000,          -- request log entries kept
+  quiet = false,
+}
+
+local function random_hex(n)
+  local t = {}
+  for i = 1, n do t[i] = ("%x"):format(math.random(0, 15)) end
+  return table.concat(t)
+end
+
+function M.new(opts)
+  opts = opts or {}
+  local o = {}
+  for k, v in pairs(DEFAULTS) do o[k] = v end
+  for k, v in pairs(opts) do o[k] = v end
+  if o.rate_limit == true then o.rate_limit = 100 end
+  local self = setmetatable({ opts = o, conns = {}, nconns = 0, next_conn = 0 }, Server)
+  self.key = o.key or ("cs_test_" .. random_hex(40))
+  self:reset()
+  return self
+end
+
+function Server:uuid()
+  local h = random_hex(32)
+  local variant = ("89ab"):sub(math.random(1, 4)):sub(1, 1)
+  return ("%s-%s-4%s-%s%s-%s"):format(h:sub(1, 8), h:sub(9, 12), h:sub(14, 16),
+    variant, h:sub(18, 20), h:sub(21, 32))
+end
+
+--- Forgets every campaign, lead, inbox, job, fault, key set, rate-limit
+-- count and the request log. Options (rate limit, latency) are kept.
+function Server:reset()
+  self.state = {
+    campaigns = {}, campaign_list = {}, leads = {}, jobs = {},
+    inboxes = {}, inbox_list = {}, inbox_by_email = {}, seq = 0,
+    team_id = self:uuid(), user_id = self:uuid(),
+  }
+  self.faults = {}
+  self.fault_seq = 0
+  self.log = {}
+  self.log_seq = 0
+  self.keys = nil      -- nil: any key starting with cs_ is accepted
+  self.buckets = {}
+end
+
+---------------------------------------------------------------------------
+-- Auth, scopes, rate limits
+---------------------------------------------------------------------------
+
+local function scope_ok(granted, need)
+  local res = need:match("^([^:]+):")
+  for _, g in ipairs(granted) do
+    if g == "*" or g == need or g == res .. ":all" then return true end
+    -- the legacy scope set
+    if g == res .. ":write" and not need:match(":read$") then return true end
+  end
+  return false
+end
+
+-- Returns granted scopes, or nil, status, body.
+function Server:authenticate(req)
+  local key = req.headers["x-api-key"]
+  if key == nil or key == "" then
+    return nil, 401, { detail = "API key required. Include your API key in X-API-Key header." }
+  end
+  if self.keys then
+    local k = self.keys[key]
+    if k then return k.scopes or { "*" }, key end
+    if key == self.key then return { "*" }, key end
+    return nil, 401, { detail = "Invalid or revoked API key" }
+  end
+  if key:sub(1, 3) ~= "cs_" or #key < 8 or key:find("[^%w_%-]") then
+    return nil, 401, { detail = "Invalid or revoked API key" }
+  end
+  return { "*" }, key
+end
+
+function Server:rate(key, consume)
+  local o = self.opts
+  local limit = o.rate_limit
+  local now = os.time()
+  if not limit then
+    return { ["X-RateLimit-Limit"] = 100, ["X-RateLimit-Remaining"] = 100,
+      ["X-RateLimit-Reset"] = now + 60 }, true
+  end
+  local b = self.buckets[key or ""]
+  if not b or now >= b.reset then
+    b = { count = 0, reset = now + o.rate_window }
+    self.buckets[key or ""] = b
+  end
+  local ok = true
+  if consume then
+    if b.count >= limit then ok = false else b.count = b.count + 1 end
+  end
+  return { ["X-RateLimit-Limit"] = limit,
+    ["X-RateLimit-Remaining"] = math.max(0, limit - b.count),
+    ["X-RateLimit-Reset"] = b.reset }, ok, math.max(1, b.reset - now)
+end
+
+---------------------------------------------------------------------------
+-- The request log
+---------------------------------------------------------------------------
+
+local LOG_BODY_MAX = 16384
+
+function Server:log_request(req, api_path)
+  self.log_seq = self.log_seq + 1
+  local body = req.body or ""
+  local entry = {
+    seq = self.log_seq, time = socket.gettime(), method = req.method,
+    path = api_path or req.path, query = req.query, conn = req.conn_id,
+    key_present = (req.headers["x-api-key"] or "") ~= "",
+    content_type = req.headers["content-type"], body_size = #body,
+  }
+  if req.log_body ~= nil then
+    entry.body = req.log_body
+  elseif body ~= "" then
+    if #body <= LOG_BODY_MAX then
+      local v = json.decode(body)
+      if type(v) == "table" then entry.body = v else entry.body = body end
+    else
+      entry.body = body:sub(1, 2048)
+      entry.body_truncated = true
+    end
+  end
+  local log = self.log
+  log[#log + 1] = entry
+  if #log > self.opts.log_max then table.remove(log, 1) end
+  return entry
+end
+
+---------------------------------------------------------------------------
+-- Faults
+---------------------------------------------------------------------------
+
+local FAULT_KINDS = {
+  delay = true, close_before = true, close_mid_body = true, status = true,
+  truncated = true, non_json = true, html = true, oversized = true,
+  wrong_content_type = true,
+}
+M.FAULT_KINDS = FAULT_KINDS
+
+local function path_matches(pat, path)
+  if pat == nil then return true end
+  if path:sub(1, #pat) == pat then return true end
+  local ok, found = pcall(string.find, path, pat)
+  return ok and found ~= nil
+end
+
+function Server:take_fault(req, path)
+  for i, f in ipairs(self.faults) do
+    if (not f.method or f.method == req.method)
+      and path_matches(f.path, path)
+      and (not f.key or f.key == req.headers["x-api-key"]) then
+      if f.skip and f.skip > 0 then
+        f.skip = f.skip - 1
+      else
+        f.fired = (f.fired or 0) + 1
+        if f.times > 0 then
+          f.times = f.times - 1
+          if f.times == 0 then table.remove(self.faults, i) end
+        end
+        return f
+      end
+    end
+  end
+end
+
+local function pad_json(size, fields)
+  local base = json.encode(fields)
+  -- {"...","padding":"xxx"} sized exactly
+  local head = base:sub(1, -2) .. ',"padding":"'
+  local n = size - #head - 2
+  if n < 0 then n = 0 end
+  return head .. ("x"):rep(n) .. '"}'
+end
+
+-- The response a fault produces. `real` is the processed response when the
+-- fault applies after processing, else nil.
+function Server:fault_response(f, real)
+  local kind = f.kind
+  local synthetic = function()
+    return { status = 200, headers = { ["Content-Type"] = "application/json" },
+      body = json.encode { success = true, message = "sandbox fault: " .. kind,
+        padding = ("x"):rep(200) } }
+  end
+  local res
+  if kind == "close_before" then
+    return { action = f.reset and "reset" or "close" }
+  elseif kind == "status" then
+    local st = f.status or 500
+    local body = f.body
+    local ct = f.content_type or "application/json"
+    if body == nil then
+      local msgs = {
+        [429] = ("Rate limit exceeded. Retry after %d seconds."):format(f.retry_after or 60),
+        [500] = "Internal server error", [502] = "Bad gateway",
+        [503] = "Service temporarily unavailable", [504] = "Gateway timeout",
+      }
+      body = json.encode { detail = msgs[st] or ("sandbox fault: status " .. st) }
+    elseif type(body) == "table" then
+      body = json.encode(body)
+    end
+    res = { status = st, headers = { ["Content-Type"] = ct }, body = tostring(body) }
+    if f.retry_after then res.headers["Retry-After"] = tostring(f.retry_after) end
+    return res
+  elseif kind == "truncated" or kind == "close_mid_body" then
+    res = real or synthetic()
+    res.action = kind == "truncated" and (f.reset and "truncate_reset" or "truncate")
+      or (f.reset == false and "truncate" or "truncate_reset")
+    return res
+  elseif kind == "non_json" then
+    return { status = f.status or 200,
+      headers = { ["Content-Type"] = f.content_type or "application/json" },
+      body = f.body or "OK: this body is not JSON <sandbox fault>" }
+  elseif kind == "html" then
+    return { status = f.status or 502, headers = { ["Content-Type"] = "text/html; charset=utf-8" },
+      body = f.body or ("<!DOCTYPE html>\n<html><head><title>502 Bad Gateway</title></head>\n"
+        .. "<body><center><h1>502 Bad Gateway</h1></center><hr><center>nginx</center></body></html>\n") }
+  elseif kind == "oversized" then
+    return { status = 200, headers = { ["Content-Type"] = "application/json" },
+      body = pad_json(f.size or 9 * 1024 * 1024, { success = true, message = "sandbox fault: oversized" }) }
+  elseif kind == "wrong_content_type" then
+    res = real or synthetic()
+    res.headers = res.headers or {}
+    res.headers["Content-Type"] = f.content_type or "text/plain; charset=utf-8"
+    return res
+  end
+end
+
+---------------------------------------------------------------------------
+-- Dispatch
+---------------------------------------------------------------------------
+
+local function json_response(status, body, headers)
+  local h = { ["Content-Type"] = "application/json" }
+  for k, v in pairs(headers or {}) do h[k] = v end
+  return { status = status, headers = h, body = json.encode(body) }
+end
+M.json_response = json_response
+
+local function is_json_type(ct)
+  ct = (ct or ""):lower():match("^%s*([^;%s]+)")
+  return ct == nil or ct == "application/json" or (ct:match("^application/[%w.%-]+%+json$") ~= nil)
+end
+
+-- Decodes a JSON request body as FastAPI does: returns the table or nil,
+-- status, body.
+local function decode_body(req)
+  local ct = req.headers["content-type"]
+  if ct and not is_json_type(ct) then
+    return nil, 415, { detail = "Unsupported Media Type: Content-Type must be application/json" }
+  end
+  local body = req.body or ""
+  if not body:find("%S") then
+    return nil, 422, { detail = array { { loc = array { "body" }, msg = "field required",
+      type = "value_error.missing" } } }
+  end
+  local v, err = json.decode(body)
+  if v == nil and err then
+    local pos = tonumber(tostring(err):match("at character (%d+)")) or 0
+    return nil, 422, { detail = array { { type = "json_invalid", loc = array { "body", pos },
+      msg = "JSON decode error", input = {}, ctx = { error = tostring(err):gsub("^.-: ", "") } } } }
+  end
+  if type(v) ~= "table" or body:match("^%s*(.)") ~= "{" then
+    return nil, 422, { detail = array { { loc = array { "body" }, msg = "value is not a valid dict",
+      type = "type_error.dict" } } }
+  end
+  return V.normalize(v)
+end
+
+--- Answers one API request (path relative to the base). Returns a
+-- response {status, headers, body}.
+function Server:api(req, path)
+  local route, params = api.match(req.method, path)
+  if not route then
+    if params then
+      table.sort(params)
+      return json_response(405, { detail = "Method Not Allowed" }, { Allow = table.concat(params, ", ") })
+    end
+    return json_response(404, { detail = "Not Found" })
+  end
+  local granted, st, body = self:authenticate(req)
+  if not granted then
+    local h = self:rate(nil, false)
+    return json_response(st, body, h)
+  end
+  local key = st
+  local rl, ok, wait = self:rate(key, true)
+  if not ok then
+    rl["Retry-After"] = tostring(wait)
+    return json_response(429, { detail = ("Rate limit exceeded. Retry after %d seconds."):format(wait) }, rl)
+  end
+  if not scope_ok(granted, route.scope) then
+    local g = array()
+    for i, s in ipairs(granted) do g[i] = s end
+    return json_response(403, { detail = "Missing required scopes: " .. route.scope,
+      error = "insufficient_scopes", required = array { route.scope }, granted = g }, rl)
+  end
+  -- path parameters: UUIDs (FastAPI answers 422 for a malformed one)
+  local errs = V.errors()
+  local names = {}
+  for k in pairs(params) do names[#names + 1] = k end
+  table.sort(names)
+  for _, k in ipairs(names) do
+    if V.uuid(errs, array { "path", k }, params[k]) then params[k] = params[k]:lower() end
+  end
+  if not errs:empty() then return json_response(422, { detail = errs.list }, rl) end
+  if route.body == "json" then
+    local v, s2, b2 = decode_body(req)
+    if not v then return json_response(s2, b2, rl) end
+    req.json = v
+  end
+  local status, out, extra = route.handler(self, req, params)
+  if extra then for k, v in pairs(extra) do rl[k] = v end end
+  return json_response(status, out, rl)
+end
+
+--- The answer for any request table {method, path, query, headers (lower-
+-- case names), body}: an API answer, a control answer, or a fault. Returns
+-- the response; res.action (close/reset/truncate) tells the connection
+-- what to do with it; res.delay_before/delay_after are seconds to wait.
+function Server:handle(req)
+  local path = req.path
+  if path == M.CONTROL or path:sub(1, #M.CONTROL + 1) == M.CONTROL .. "/" then
+    return self:control(req, path:sub(#M.CONTROL + 1))
+  end
+  self.last_activity = socket.gettime()
+  local api_path
+  if path:sub(1, #M.BASE + 1) == M.BASE .. "/" then api_path = path:sub(#M.BASE + 1) end
+  if api_path == nil then
+    local entry = self:log_request(req, nil)
+    local res = json_response(404, { detail = "Not Found" })
+    entry.status = 404
+    return res
+  end
+  local entry = self:log_request(req, api_path)
+  req.log_entry = entry
+  local f = self:take_fault(req, api_path)
+  local latency = (self.opts.latency_ms or 0) / 1000
+  local res
+  if f then entry.fault = f.kind end
+  if f and not f.after then
+    if f.kind == "delay" then
+      self:sleep((f.delay_ms or 1000) / 1000)
+    else
+      res = self:fault_response(f, nil)
+      self:sleep(latency)
+      entry.status = res.status
+      return res
+    end
+  end
+  local ok, r = pcall(self.api, self, req, api_path)
+  if not ok then
+    io.stderr:write("coldsend-sandbox: error in ", req.method, " ", api_path, ": ", tostring(r), "\n")
+    r = json_response(500, { detail = "Internal server error" })
+  end
+  res = r
+  self:sleep(latency)
+  if f and f.after then
+    if f.kind == "delay" then
+      self:sleep((f.delay_ms or 1000) / 1000)
+    else
+      res = self:fault_response(f, res)
+    end
+  end
+  entry.status = res.status
+  return res
+end
+
+--- Sleeps inside the connection coroutine (a select-loop timer); a no-op
+-- outside the loop.
+function Server:sleep(s)
+  if s and s > 0 and self.loop and coroutine.isyieldable() then http.sleep(s) end
+end
+
+--- Lets other connections run during a long computation.
+function Server:yield_cpu()
+  if self.loop and coroutine.isyieldable() then coroutine.yield("t", nil, socket.gettime()) end
+end
+
+--- Advances an upload job on a timer (in the loop) as well as on polls.
+function Server:schedule_job(job)
+  local step = (self.opts.job_step_ms or 0) / 1000
+  if not self.loop or step <= 0 then return end
+  self.loop:spawn(function()
+    while job.status ~= "COMPLETED" and job.status ~= "FAILED" do
+      http.sleep(step)
+      if self.state.jobs[job.job_id] ~= job then return end
+      api.advance_job(self, job)
+    end
+  end)
+end
+
+---------------------------------------------------------------------------
+-- The control API: /__sandbox/...
+---------------------------------------------------------------------------
+
+local function control_error(status, msg) return json_response(status, { detail = msg }) end
+
+function Server:control(req, sub)
+  if req.headers["x-api-key"] ~= self.key then
+    return control_error(401, "the control API takes the sandbox's own key in X-API-Key")
+  end
+  local m = req.method
+  local body
+  if m == "POST" or m == "PUT" then
+    local b = req.body or ""
+    if b:find("%S") then
+      body = json.decode(b)
+      if type(body) ~= "table" then return control_error(422, "body must be a JSON object") end
+      V.normalize(body)
+    else
+      body = {}
+    end
+  end
+  if sub == "/log" and m == "GET" then
+    local since = tonumber(req.query.since or "") or 0
+    local out = array()
+    for _, e in ipairs(self.log) do
+      if e.seq > since then out[#out + 1] = e end
+    end
+    return json_response(200, out)
+  elseif sub == "/log" and m == "DELETE" then
+    self.log = {}
+    return json_response(200, { success = true })
+  elseif sub == "/faults" and m == "POST" then
+    local f = body
+    if not FAULT_KINDS[f.kind] then
+      local kinds = {}
+      for k in pairs(FAULT_KINDS) do kinds[#kinds + 1] = k end
+      table.sort(kinds)
+      return control_error(422, "kind must be one of: " .. table.concat(kinds, ", "))
+    end
+    if f.method ~= nil and type(f.method) ~= "string" then return control_error(422, "method must be a string") end
+    if f.path ~= nil and type(f.path) ~= "string" then return control_error(422, "path must be a string") end
+    if f.times ~= nil and (not V.is_int(f.times)) then return control_error(422, "times must be an integer") end
+    local fault = {}
+    for k, v in pairs(f) do if v ~= null then fault[k] = v end end
+    fault.method = fault.method and fault.method:upper()
+    fault.times = fault.times or 1
+    if fault.times == 0 then fault.times = -1 end
+    self.fault_seq = self.fault_seq + 1
+    fault.fault_id = self.fault_seq
+    self.faults[#self.faults + 1] = fault
+    return json_response(201, fault)
+  elseif sub == "/faults" and m == "GET" then
+    local out = array()
+    for i, f in ipairs(self.faults) do out[i] = f end
+    return json_response(200, out)
+  elseif sub == "/faults" and m == "DELETE" then
+    self.faults = {}
+    return json_response(200, { success = true })
+  elseif sub == "/reset" and m == "POST" then
+    self:reset()
+    return json_response(200, { success = true })
+  elseif sub == "/keys" and m == "POST" then
+    local keys = body.keys
+    if keys == nil or keys == null or next(keys) == nil then
+      self.keys = nil
+    else
+      if type(keys) ~= "table" then return control_error(422, "keys must be an object") end
+      self.keys = {}
+      for k, v in pairs(keys) do
+        local scopes = type(v) == "table" and v.scopes
+        if scopes ~= nil and type(scopes) ~= "table" then return control_error(422, "scopes must be a list") end
+        self.keys[k] = { scopes = scopes or { "*" } }
+      end
+    end
+    return json_response(200, { success = true })
+  elseif sub == "/config" and m == "POST" then
+    for _, k in ipairs { "rate_limit", "rate_window", "latency_ms", "job_step_ms", "keepalive_s" } do
+      local v = body[k]
+      if v ~= nil then
+        if v == true and k == "rate_limit" then v = 100 end
+        if v ~= false and not (V.is_int(v) and v >= 0) then
+          return control_error(422, k .. " must be a non-negative integer" .. (k == "rate_limit" and " or false" or ""))
+        end
+        if k == "rate_limit" and v == 0 then v = false end
+        self.opts[k] = v
+      end
+    end
+    self.buckets = {}
+    return json_response(200, self:config_view())
+  elseif sub == "/config" and m == "GET" then
+    return json_response(200, self:config_view())
+  elseif sub == "/simulate" and m == "POST" then
+    return self:simulate(body)
+  elseif sub == "/shutdown" and m == "POST" then
+    self.stopping = true
+    return json_response(200, { success = true, message = "shutting down" })
+  elseif sub == "" or sub == "/" then
+    return json_response(200, { name = "coldsend-sandbox", version = M._VERSION,
+      base_path = M.BASE, config = self:config_view() })
+  end
+  return control_error(404, "unknown control endpoint " .. m .. " " .. M.CONTROL .. sub)
+end
+
+function Server:config_view()
+  local o = self.opts
+  return { rate_limit = o.rate_limit, rate_window = o.rate_window, latency_ms = o.latency_ms,
+    job_step_ms = o.job_step_ms, keepalive_s = o.keepalive_s }
+end
+
+--- Adds sending activity to a campaign (for analytics): counts for today or
+-- body.date.
+function Server:simulate(b)
+  local c = type(b.campaign_id) == "string" and self.state.campaigns[b.campaign_id:lower()]
+  if not c then return control_error(404, "Campaign not found") end
+  local date = b.date or os.date("!%Y-%m-%d")
+  if not V.parse_date(date) then return control_error(422, "date must be YYYY-MM-DD") end
+  local d = c.daily[date] or { sent = 0, opened = 0, replied = 0, bounced = 0, unsubscribed = 0 }
+  c.daily[date] = d
+  for _, k in ipairs { "sent", "opened", "replied", "bounced", "unsubscribed" } do
+    local n = b[k] or 0
+    if not V.is_int(n) or n < 0 then return control_error(422, k .. " must be a non-negative integer") end
+    d[k] = d[k] + n
+    c.stats[k] = c.stats[k] + n
+  end
+  return json_response(200, { success = true, stats = c.stats })
+end
+
+---------------------------------------------------------------------------
+-- Connections and the loop
+---------------------------------------------------------------------------
+
+local function fatal_response(err)
+  return json_response(err.status, { detail = err.detail })
+end
+
+local function write_response(conn, res, keep_alive)
+  local action = res.action
+  if action == "close" or action == "reset" then
+    conn:close(action == "reset")
+    return false
+  end
+  local body = res.body or ""
+  local deadline = socket.gettime() + 60
+  if action == "truncate" or action == "truncate_reset" then
+    local half = body:sub(1, math.floor(#body / 2))
+    conn:send(http.head(res, false, #body) .. half, deadline)
+    http.sleep(0.02)
+    conn:close(action == "truncate_reset")
+    return false
+  end
+  local ok = conn:send(http.head(res, keep_alive, #body) .. body, deadline)
+  if not ok then conn:close() return false end
+  return keep_alive
+end
+
+function Server:serve_conn(conn)
+  local o = self.opts
+  while not conn.closed do
+    local idle = socket.gettime() + (o.keepalive_s or 30)
+    local req, err = conn:read_head(idle, 30)
+    if not req then
+      if type(err) == "table" then
+        write_response(conn, fatal_response(err), false)
+      end
+      break
+    end
+    local is_upload = req.method == "POST" and req.path:match("^" .. M.BASE:gsub("%p", "%%%0") .. "/campaigns/[^/]+/leads$")
+    local max = is_upload and o.max_upload_body or o.max_body
+    local ok, berr = conn:read_body(req, max, 120)
+    if not ok then
+      if type(berr) == "table" then
+        self:log_request(req, nil).status = berr.status
+        write_response(conn, fatal_response(berr), false)
+      end
+      break
+    end
+    if is_upload then
+      -- keep the log small: a summary of the parts, not the file
+      local b = require("coldsend.sandbox.csv").boundary(req.headers["content-type"])
+      if b then
+        local parts = require("coldsend.sandbox.csv").multipart(req.body, b)
+        local summary = array()
+        for i, p in ipairs(parts or {}) do
+          summary[i] = { name = p.name, filename = p.filename, size = #p.value,
+            value = (not p.filename and #p.value <= 1024) and p.value or nil }
+        end
+        req.log_body = { parts = summary }
+      end
+    end
+    local res = self:handle(req)
+    local keep = write_response(conn, res, req.keep_alive and not self.stopping)
+    if not keep then break end
+  end
+  conn:close()
+end
+
+local function own_pid()
+  local f = io.open("/proc/self/stat", "r")
+  if not f then return nil end
+  local s = f:read("*l")
+  f:close()
+  return s and tonumber(s:match("^(%d+)"))
+end
+M.own_pid = own_pid
+
+--- Binds the listening socket; returns the base URL.
+function Server:listen()
+  local o = self.opts
+  local s, err = socket.tcp()
+  if not s then error(err) end
+  s:setoption("reuseaddr", true)
+  local ok, berr = s:bind(o.host, o.port)
+  if not ok then error("coldsend-sandbox: cannot bind " .. o.host .. ":" .. o.port .. ": " .. tostring(berr), 0) end
+  assert(s:listen(256))
+  s:settimeout(0)
+  self.server = s
+  local _, port = s:getsockname()
+  self.port = tonumber(port)
+  local host = o.host
+  if host:find(":") then host = "[" .. host .. "]" end
+  self.url = ("http://%s:%d%s"):format(host, self.port, M.BASE)
+  return self.url
+end
+
+--- Serves until POST /__sandbox/shutdown, idle exit or parent exit.
+function Server:run()
+  if not self.server then self:listen() end
+  local loop = http.loop()
+  self.loop = loop
+  self.last_activity = socket.gettime()
+  local last_parent_check = 0
+  local o = self.opts
+  while true do
+    loop:step(self.server, function(sock)
+      self.next_conn = self.next_conn + 1
+      local conn = http.conn(sock, self.next_conn)
+      self.nconns = self.nconns + 1
+      self.last_activity = socket.gettime()
+      loop:spawn(function()
+        local ok, err = pcall(self.serve_conn, self, conn)
+        if not ok then
+          io.stderr:write("coldsend-sandbox: connection error: ", tostring(err), "\n")
+        end
+        conn:close()
+        self.nconns = self.nconns - 1
+        self.last_activity = socket.gettime()
+      end)
+    end, 1)
+    local now = socket.gettime()
+    if self.stopping then
+      -- let answers in flight finish (bounded)
+      self.stop_deadline = self.stop_deadline or now + 2
+      if self.nconns == 0 or now > self.stop_deadline then break end
+    end
+    if o.idle_exit and self.nconns == 0 and now - self.last_activity > o.idle_exit then
+      if not o.quiet then io.stderr:write("coldsend-sandbox: idle for ", o.idle_exit, " s, exiting\n") end
+      break
+    end
+    if o.parent_pid and now - last_parent_check > 1 then
+      last_parent_check = now
+      local f = io.open("/proc/" .. o.parent_pid .. "/stat", "r")
+      if not f then break end
+      f:close()
+    end
+  end
+  self.server:close()
+  self.server = nil
+  self.loop = nil
+end
+
+---------------------------------------------------------------------------
+-- In-process use
+---------------------------------------------------------------------------
+
+--- A transport (see doc/internals.md) that answers from an in-process
+-- sandbox, without sockets: transport(req) -> res. Faults that close or
+-- truncate come back as transport failures.
+function M.transport(srv)
+  srv = srv or M.new()
+  return function(req)
+    local url = req.url or ""
+    local path, qs = url:match("^https?://[^/]*([^?#]*)%??([^#]*)")
+    if not path then return nil, "bad url " .. url, "network" end
+    local headers = {}
+    for k, v in pairs(req.headers or {}) do headers[k:lower()] = v end
+    local r = {
+      method = req.method or "GET", path = http.url_decode((path:gsub("+", "%%2B"))),
+      query_string = qs, query = http.parse_query(qs), headers = headers,
+      body = req.body or "", conn_id = 0,
+    }
+    local res = srv:handle(r)
+    if res.action == "close" or res.action == "reset" then
+      return nil, "connection closed by the sandbox", "network", { sent = true }
+    elseif res.action then
+      return nil, "truncated response from the sandbox", "network", { sent = true }
+    end
+    local h = {}
+    for k, v in pairs(res.headers or {}) do h[k:lower()] = tostring(v) end
+    return { status = res.status, headers = h, body = res.body or "" }
+  end, srv
+end
+
+return M
