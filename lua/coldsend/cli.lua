@@ -89,7 +89,7 @@ required; other keys: first_name, last_name, company, or a custom field).
 }
 M.HELP, M.USAGE = HELP, USAGE
 
-------------------------------------------------------------------------
+-- ----------------------------------------------------------------------
 -- the world the CLI talks to (replaced by the tests)
 
 local function default_isatty()
@@ -110,7 +110,7 @@ local function world(io_)
   }
 end
 
-------------------------------------------------------------------------
+-- ----------------------------------------------------------------------
 -- output
 
 local function out(w, ...)
@@ -174,7 +174,7 @@ local function usage_error(fmt, ...)
   error(setmetatable({ message = format(fmt, ...) }, Usage), 0)
 end
 
-------------------------------------------------------------------------
+-- ----------------------------------------------------------------------
 -- arguments
 
 local GLOBAL_FLAGS = { ["--json"] = "json" }
@@ -248,7 +248,7 @@ function M.parse(argv)
   return o
 end
 
-------------------------------------------------------------------------
+-- ----------------------------------------------------------------------
 -- campaign files
 
 --- Loads a campaign file: a Lua chunk run in a fresh environment (a table
@@ -271,7 +271,7 @@ function M.load_file(path)
   return def
 end
 
-------------------------------------------------------------------------
+-- ----------------------------------------------------------------------
 -- commands
 
 local function client(w, o)
@@ -477,7 +477,7 @@ function commands.upload(w, o)
   return M.EXIT_OK
 end
 
-------------------------------------------------------------------------
+-- ----------------------------------------------------------------------
 
 --- Runs the tool: `main(arg)` from bin/coldsend.
 -- @tab argv the arguments

@@ -85,28 +85,19 @@ local function field_text(f)
   local lines = { format("%s  (campaign field%s)", f.name, f.readonly and ", read-only" or "") }
   lines[#lines + 1] = "  type:    " .. tostring(f.type)
   if f.rule ~= nil then lines[#lines + 1] = "  rule:    " .. tostring(f.rule) end
-  lines[#lines + 1] = "  default: " .. (f.default == nil and "none (null)" or tostring(f.default))
+  lines[#lines + 1] = "  default: " .. (f.default == nil and "none (null)"
+    or require("coldsend.plan").show(f.default))
   if not f.readonly then
     lines[#lines + 1] = format("  c.%s = ...   checked at assignment", f.name)
   end
   return concat(lines, "\n")
 end
 
-local function method_text(e, kind)
-  return format("%s  (%s)\n  %s", e[2], kind, e[3])
-end
-
-local function names_of(list)
-  local out = {}
-  for i, e in ipairs(list) do out[i] = e[1] end
-  return out
-end
-
 -- Wraps words to lines of at most width characters, indented.
-local function wrap(words, indent, width)
+local function wrap(words, indent, width, sep)
   local lines, line = {}, indent
   for i, w in ipairs(words) do
-    local piece = w .. (i < #words and "," or "")
+    local piece = w .. (i < #words and sep or "")
     if #line + #piece + 1 > width and line ~= indent then
       lines[#lines + 1] = line
       line = indent
@@ -115,6 +106,18 @@ local function wrap(words, indent, width)
   end
   lines[#lines + 1] = line
   return concat(lines, "\n")
+end
+
+local function method_text(e, kind)
+  local words = {}
+  for w in e[3]:gmatch("%S+") do words[#words + 1] = w end
+  return format("%s  (%s)\n%s", e[2], kind, wrap(words, "  ", 78, ""))
+end
+
+local function names_of(list)
+  local out = {}
+  for i, e in ipairs(list) do out[i] = e[1] end
+  return out
 end
 
 local function overview()
@@ -126,16 +129,16 @@ local function overview()
     "coldsend " .. tostring(core._VERSION) .. ": the ColdSend campaign API",
     "",
     "  cs = coldsend.client{ api_key = ..., base_url = ... }",
-    "  c = cs:campaign(id)  or  cs:create_campaign{ name = ... }  or  cs:get_campaign(id)",
+    "  c = cs:campaign(id), cs:get_campaign(id) or cs:create_campaign{ name = ... }",
     "",
     "Client methods (cs:name(...)):",
-    wrap(names_of(CLIENT), "  ", 78),
+    wrap(names_of(CLIENT), "  ", 78, ","),
     "Campaign methods (c:name(...)):",
-    wrap(names_of(CAMPAIGN), "  ", 78),
+    wrap(names_of(CAMPAIGN), "  ", 78, ","),
     "Campaign fields (c.name, checked as you assign them):",
-    wrap(writable, "  ", 78),
+    wrap(writable, "  ", 78, ","),
     "Read-only fields:",
-    wrap(readonly, "  ", 78),
+    wrap(readonly, "  ", 78, ","),
     "Module: " .. concat(names_of(MODULE), ", ") .. "; errors: coldsend.help 'errors'",
     "",
     "coldsend.help 'name' tells more about any of them.",
@@ -173,8 +176,9 @@ local function close_matches(topic)
   for _, name in ipairs(all_topics()) do
     if not seen[name] then
       seen[name] = true
-      local d = distance(lower, name)
-      local limit = math.max(2, math.floor(#name / 3))
+      -- a misspelt start of a long name counts as close too
+      local d = math.min(distance(lower, name), distance(lower, name:sub(1, #lower)) + 1)
+      local limit = math.max(1, math.floor(#lower / 3))
       if d <= limit or (#lower >= 3 and name:find(lower, 1, true)) then
         scored[#scored + 1] = { name = name, d = d }
       end

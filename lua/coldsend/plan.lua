@@ -28,7 +28,7 @@ local null = cjson.null
 local VARIANT_KEYS = { "variant_label", "subject_template", "email_content", "distribution_percent" }
 local SEQUENCE_KEYS = { "trigger_type", "wait_days", "enable_unsubscribe" }
 
-------------------------------------------------------------------------
+-- ----------------------------------------------------------------------
 -- showing values
 
 local ESCAPES = { ['"'] = '\\"', ["\\"] = "\\\\", ["\n"] = "\\n", ["\r"] = "\\r", ["\t"] = "\\t" }
@@ -71,7 +71,7 @@ local function show(v)
 end
 M.show = show
 
-------------------------------------------------------------------------
+-- ----------------------------------------------------------------------
 -- changes
 
 --- One change: `op` is `"+"` (added), `"-"` (removed) or `"~"` (changed);
@@ -244,7 +244,7 @@ local function diff_sequences(out, field, path, from, to)
     end)
 end
 
-------------------------------------------------------------------------
+-- ----------------------------------------------------------------------
 -- fields
 
 -- The writable fields in the core's stable order.
@@ -319,7 +319,7 @@ function M.diff(a, b)
   return diff_fields(a, c, given)
 end
 
-------------------------------------------------------------------------
+-- ----------------------------------------------------------------------
 -- plans
 
 --- What applying a definition would do (from `cs:plan(definition)`).

@@ -1,0 +1,44 @@
+-- handler.lua: an nginx (OpenResty) handler that adds a lead to a
+-- campaign when a sign-up hook posts one. See nginx.conf beside it and
+-- doc/openresty.md.
+--
+--   POST /hooks/new-lead?campaign=<campaign id>   {"email": "...", "name": "..."}
+--
+-- The API call runs in nginx's `coldsend` thread pool: the worker keeps
+-- serving other requests while it waits.
+local coldsend = require "coldsend"
+local cjson = require "cjson.safe"
+
+local M = {}
+
+local client -- one per worker, made on first use (making one does no I/O)
+
+local function reply(status, body)
+  ngx.status = status
+  ngx.header["Content-Type"] = "application/json"
+  ngx.say(cjson.encode(body))
+  return ngx.exit(status)
+end
+
+function M.new_lead()
+  client = client or coldsend.client {}   -- key from COLDSEND_API_KEY (env directive)
+  local id = ngx.var.arg_campaign
+  ngx.req.read_body()
+  local lead = cjson.decode(ngx.req.get_body_data() or "")
+  if type(id) ~= "string" or type(lead) ~= "table" or type(lead.email) ~= "string" then
+    return reply(400, { error = "want ?campaign=<id> and a JSON body with an email" })
+  end
+  local ok, c = pcall(client.campaign, client, id)   -- a bad id raises: no I/O
+  if not ok then return reply(400, { error = "campaign must be a UUID" }) end
+
+  local added, err = c:add_lead { email = lead.email, first_name = lead.name }
+  if not added then
+    ngx.log(ngx.ERR, "coldsend: ", tostring(err))       -- never contains the key
+    local status = (err.code == "not_found" and 404)
+      or ((err.code == "invalid" or err.code == "unprocessable") and 422) or 502
+    return reply(status, { error = err.code, message = err.message })
+  end
+  return reply(200, { campaign = id, lead = added.lead_id, email = added.email })
+end
+
+return M
