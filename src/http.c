@@ -511,7 +511,8 @@ static int never_sent(CURL *curl, CURLcode rc) {
   curl_off_t pretransfer = -1;
   long request_size = -1;
   switch (rc) {
-    case CURLE_UNSUPPORTED_PROTOCOL:
+    /* not CURLE_UNSUPPORTED_PROTOCOL: the scheme is checked before, so it
+     * means an HTTP/0.9 answer, which comes after sending */
     case CURLE_URL_MALFORMAT:
     case CURLE_COULDNT_RESOLVE_PROXY:
     case CURLE_COULDNT_RESOLVE_HOST:
@@ -704,10 +705,10 @@ static int http_do(lua_State *L, CURL *curl, int req, size_t def_max_body,
         code = "timeout";
       else if (is_tls_error(rc))
         code = "tls";
-      else if (rc == CURLE_ABORTED_BY_CALLBACK || rc == CURLE_URL_MALFORMAT ||
-               rc == CURLE_UNSUPPORTED_PROTOCOL)
+      else if (rc == CURLE_ABORTED_BY_CALLBACK || rc == CURLE_URL_MALFORMAT)
         code = "invalid";
       else if (rc == CURLE_WEIRD_SERVER_REPLY ||
+               rc == CURLE_UNSUPPORTED_PROTOCOL ||
                rc == CURLE_BAD_CONTENT_ENCODING ||
                rc == CURLE_FILESIZE_EXCEEDED)
         code = "protocol";

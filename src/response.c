@@ -716,7 +716,7 @@ static void push_one_line(lua_State *L, const char *s) {
 static int error_tostring(lua_State *L) {
   const char *code, *message;
   lua_Integer n;
-  int pieces = 1, top;
+  int top;
   luaL_checktype(L, 1, LUA_TTABLE);
   lua_settop(L, 1);
   code = string_field(L, 1, "code");
@@ -728,21 +728,17 @@ static int error_tostring(lua_State *L) {
   if (cs_tointeger(L, -1, &n)) {
     lua_pushfstring(L, " (HTTP %d)", (int)n);
     lua_replace(L, -2);
-    pieces++;
   } else {
     lua_pop(L, 1);
   }
   if (string_field(L, 1, "method") != NULL) {
     lua_pushfstring(L, " %s", string_field(L, 1, "method"));
-    pieces++;
   }
   if (string_field(L, 1, "url") != NULL) {
     lua_pushfstring(L, " %s", string_field(L, 1, "url"));
-    pieces++;
   }
   lua_pushliteral(L, ": ");
   push_one_line(L, message ? message : (code ? code : "error"));
-  pieces += 2;
   if (code != NULL && message != NULL) {
     int list;
     lua_getfield(
@@ -755,7 +751,6 @@ static int error_tostring(lua_State *L) {
       lua_pushliteral(L, ")");
       lua_concat(L, 3);
       lua_replace(L, list);
-      pieces++;
     } else if (!strcmp(code, "not_ready") &&
                !all_named(L, list, NULL, message) &&
                push_names(L, list, NULL) > 0) {
@@ -764,7 +759,6 @@ static int error_tostring(lua_State *L) {
       lua_pushliteral(L, ")");
       lua_concat(L, 3);
       lua_replace(L, list);
-      pieces++;
     } else {
       lua_pop(L, 1);
     }
@@ -775,7 +769,6 @@ static int error_tostring(lua_State *L) {
       !(message && find_nocase(message, strlen(message), "retry after"))) {
     lua_pushfstring(L, " (retry after %s s)", lua_tostring(L, -1));
     lua_replace(L, -2);
-    pieces++;
   } else {
     lua_pop(L, 1);
   }
@@ -791,12 +784,10 @@ static int error_tostring(lua_State *L) {
     else
       lua_pushliteral(L, " [ambiguous]");
     lua_replace(L, -2);
-    pieces++;
   } else {
     lua_pop(L, 2);
   }
   lua_concat(L, lua_gettop(L) - top);
-  (void)pieces;
   return 1;
 }
 

@@ -19,6 +19,7 @@
 --   /reset-mid            headers and part of the body, then a reset
 --   /big?n=N              N bytes of body ("x" repeated), Content-Length set
 --   /chunked              a chunked body, mixed-case and repeated headers
+--   /garbage              an answer that is not HTTP/1.x, then a close
 --   /status?code=N&type=T&body=B&location=L   any status, type and body
 --   /__stats              {"connections": N, "requests": N}
 --   /__quit               answers, then exits
@@ -135,6 +136,12 @@ routes["/chunked"] = function(c)
   for _, ch in ipairs(chunks) do out[#out + 1] = ("%x\r\n%s\r\n"):format(#ch, ch) end
   out[#out + 1] = "0\r\n\r\n"
   send_all(c, table.concat(out))
+end
+
+routes["/garbage"] = function(c)
+  send_all(c, "HELLO THERE\r\n\r\n")
+  c.sock:close()
+  conns[c.sock] = nil
 end
 
 routes["/status"] = function(c, req)
