@@ -746,4 +746,350 @@ describe("coldsend-sandbox", function()
       assert.has_error(function() sb:fault { kind = "explode" } end)
     end)
   end)
+
+  describe("L1/L2 CSV upload", function()
+    it("runs a job PENDING -> VALIDATING -> IN_PROGRESS -> COMPLETED with counts and row errors", function()
+      local cid = create("Upload campaign one")
+      local csv = table.concat({
+        "email,first_name,last_name,company,company_size",
+        "ann@example.com,Ann,Lee,Acme,50",
+        '"bob@example.com","Bob ""Bobby""","Smith, Jr.","Multi',
+        'line Inc",10',
+        "not-an-email,Carl,,,",
+        ",Dora,,,",
+        "ANN@example.com,Ann,Again,,",
+        "eve@example.com,Eve",
+        "",
+        "fay@example.com,Fay,Ray,Foo,7",
+      }, "\r\n") .. "\r\n"
+      local st, job = sb:upload(cid, csv)
+      assert.equal(200, st, json.encode(job))
+      assert.matches(UUID, job.job_id)
+      assert.equal("PENDING", job.status)
+      assert.equal(7, job.total_count)
+      assert.equal(0, job.processed_count)
+      local final, seen = sb:wait_job(cid, job.job_id)
+      assert.same({ "VALIDATING", "IN_PROGRESS", "COMPLETED" }, seen)
+      assert.equal(100, final.progress_percentage)
+      assert.equal(7, final.processed_count)
+      assert.equal(3, final.success_count)
+      assert.equal(1, final.duplicate_count)
+      assert.equal(3, final.error_count)
+      assert.truthy(final.started_at ~= json.null and final.completed_at ~= json.null)
+      local rows = {}
+      for _, e in ipairs(final.errors) do rows[e.row] = e end
+      assert.equal("not-an-email", rows[3].email)
+      assert.equal("invalid email address", rows[3].message)
+      assert.equal("missing email", rows[4].message)
+      assert.matches("fields", rows[6].message)
+      local _, leads = req("GET", "/campaigns/" .. cid .. "/leads?limit=100")
+      assert.equal(3, leads.pagination.total)
+      local bob
+      for _, l in ipairs(leads.leads) do if l.email == "bob@example.com" then bob = l end end
+      assert.equal('Bob "Bobby"', bob.first_name)
+      assert.equal("Smith, Jr.", bob.last_name)
+      assert.equal("Multi\r\nline Inc", bob.company)
+      assert.equal("10", bob.custom_fields.company_size)
+      assert.equal(final.batch_id, bob.batch_id)
+      local _, g = req("GET", "/campaigns/" .. cid)
+      assert.equal(3, g.total_leads)
+      assert.equal(1, #g.lead_batches)
+      assert.equal("COMPLETED", g.lead_batches[1].status)
+    end)
+
+    it("counts duplicates across uploads and manual adds; never a lead twice", function()
+      local cid = create("Upload duplicates")
+      add_lead(cid, "zed@example.com")
+      local _, j1 = sb:upload(cid, "email\na@example.com\nb@example.com\n")
+      sb:wait_job(cid, j1.job_id)
+      local _, j2 = sb:upload(cid, "Email\nB@example.com\nc@example.com\nzed@example.com\n")
+      local final = sb:wait_job(cid, j2.job_id)
+      assert.equal(1, final.success_count)
+      assert.equal(2, final.duplicate_count)
+      local _, leads = req("GET", "/campaigns/" .. cid .. "/leads")
+      assert.equal(4, leads.pagination.total)
+    end)
+
+    it("uses the mapping field, else the campaign's lead_mapping", function()
+      local cid = create("Upload with mapping")
+      local csv = "E-Mail Address,First Name,Size\nx@example.com,Xavier,12\n"
+      local st, b = sb:upload(cid, csv)
+      assert.equal(400, st)
+      assert.equal("CSV file must contain an email column", b.detail)
+      st, b = sb:upload(cid, csv, { email = "E-Mail Address", first_name = "First Name", custom_size = "Size" })
+      assert.equal(200, st)
+      sb:wait_job(cid, b.job_id)
+      local _, leads = req("GET", "/campaigns/" .. cid .. "/leads")
+      assert.equal("Xavier", leads.leads[1].first_name)
+      assert.same({ custom_size = "12" }, leads.leads[1].custom_fields)
+      local cid2 = create("Upload with lead_mapping")
+      req("PUT", "/campaigns/" .. cid2, { lead_mapping = { email = "E-Mail Address", first_name = "First Name" } })
+      st, b = sb:upload(cid2, csv)
+      assert.equal(200, st)
+      sb:wait_job(cid2, b.job_id)
+      _, leads = req("GET", "/campaigns/" .. cid2 .. "/leads")
+      assert.equal("Xavier", leads.leads[1].first_name)
+      assert.same({ Size = "12" }, leads.leads[1].custom_fields)
+      st, b = sb:upload(cid2, csv, { email = "Nope" })
+      assert.equal(400, st)
+      assert.matches("Nope", b.detail)
+      st, b = sb:upload(cid2, csv, { first_name = "First Name" })
+      assert.equal(400, st)
+      assert.matches("email", b.detail)
+    end)
+
+    it("refuses more than 10,000 rows, files over 50 MB, bad CSV and a missing file", function()
+      local cid = create("Upload limits campaign")
+      local rows = { "email" }
+      for i = 1, 10001 do rows[#rows + 1] = ("lead%d@example.com"):format(i) end
+      local st, b = sb:upload(cid, table.concat(rows, "\n"))
+      assert.equal(400, st)
+      assert.equal("string", type(b.detail))
+      assert.matches("10,000", b.detail)
+      rows[#rows] = nil
+      st, b = sb:upload(cid, table.concat(rows, "\n"))
+      assert.equal(200, st)
+      assert.equal(10000, b.total_count)
+      local big = "email,notes\n" .. ("a@example.com," .. ("x"):rep(1000) .. "\n"):rep(51 * 1024)
+      st, b = sb:upload(cid, big)
+      assert.equal(413, st)
+      assert.equal("string", type(b.detail))
+      assert.matches("50 MB", b.detail)
+      st, b = sb:upload(cid, 'email\n"unterminated@example.com\n')
+      assert.equal(400, st)
+      assert.matches("unterminated", b.detail)
+      st, b = sb:upload(cid, "")
+      assert.equal(400, st)
+      st, b = req("POST", "/campaigns/" .. cid .. "/leads", { file = "nope" })
+      assert.equal(422, st)
+      assert.same({ "body", "file" }, b.detail[1].loc)
+      -- and the server still answers
+      assert.equal(200, (req("GET", "/campaigns/" .. cid)))
+    end)
+
+    it("moves jobs on a timer too", function()
+      sb:config { job_step_ms = 20 }
+      local cid = create("Timer job campaign")
+      local _, j = sb:upload(cid, "email\nt@example.com\n")
+      socket.sleep(0.3)
+      local _, b = req("GET", "/campaigns/" .. cid .. "/leads/upload/" .. j.job_id)
+      assert.equal("COMPLETED", b.status)
+      assert.equal(1, b.success_count)
+      sb:config { job_step_ms = 0 }
+      assert.equal(404, (req("GET", "/campaigns/" .. cid .. "/leads/upload/" .. NOPE)))
+    end)
+  end)
+
+  describe("rate limiting", function()
+    it("enforces a per-key budget with 429, Retry-After and the headers", function()
+      sb:config { rate_limit = 3, rate_window = 30 }
+      local _, _, h = req("GET", "/campaigns")
+      assert.equal("3", h["x-ratelimit-limit"])
+      assert.equal("2", h["x-ratelimit-remaining"])
+      local reset = tonumber(h["x-ratelimit-reset"])
+      assert.is_true(reset > os.time() and reset <= os.time() + 31)
+      req("GET", "/campaigns")
+      req("GET", "/campaigns")
+      local st, b
+      st, b, h = req("GET", "/campaigns")
+      assert.equal(429, st)
+      assert.matches("^Rate limit exceeded%. Retry after %d+ seconds%.$", b.detail)
+      assert.truthy(tonumber(h["retry-after"]) >= 1)
+      assert.equal("0", h["x-ratelimit-remaining"])
+      -- another key has its own budget
+      st = req("GET", "/campaigns", nil, { ["X-API-Key"] = "cs_test_other_key" })
+      assert.equal(200, st)
+      sb:config { rate_limit = false }
+      assert.equal(200, (req("GET", "/campaigns")))
+    end)
+
+    it("opens a new window after rate_window seconds", function()
+      sb:config { rate_limit = 1, rate_window = 1 }
+      assert.equal(200, (req("GET", "/campaigns")))
+      local st, _, h = req("GET", "/campaigns")
+      assert.equal(429, st)
+      socket.sleep(tonumber(h["retry-after"]) + 0.1)
+      assert.equal(200, (req("GET", "/campaigns")))
+      sb:config { rate_limit = false }
+    end)
+  end)
+
+  describe("analytics", function()
+    it("computes A1 and A2 from the sandbox's state", function()
+      local cid = ready_campaign()
+      req("PUT", "/campaigns/" .. cid, { launch = true })
+      create("Quiet draft campaign")
+      sb:control("POST", "/simulate", { campaign_id = cid, sent = 200, opened = 50, replied = 10, bounced = 4 })
+      local st, b = req("GET", "/analytics/campaigns")
+      assert.equal(200, st)
+      assert.equal(2, b.workspace_kpis.total_campaigns)
+      assert.equal(200, b.workspace_kpis.total_sends)
+      assert.equal(0.25, b.workspace_kpis.avg_open_rate)
+      assert.equal(0.05, b.workspace_kpis.avg_reply_rate)
+      assert.equal(0.02, b.workspace_kpis.avg_bounce_rate)
+      local c
+      for _, x in ipairs(b.campaigns) do if x.campaign_id == cid then c = x end end
+      assert.equal("ACTIVE", c.status)
+      assert.equal(1, c.total_leads)
+      assert.equal(200, c.total_sent)
+      assert.equal(0.25, c.open_rate)
+      _, b = req("GET", "/analytics/campaigns?status=DRAFT")
+      assert.equal(1, #b.campaigns)
+      local today = os.date("!%Y-%m-%d")
+      _, b = req("GET", "/analytics/campaigns?from_date=" .. today)
+      assert.equal(1, #b.campaigns)
+      st, b = req("GET", "/analytics/campaigns?from_date=yesterday")
+      assert.equal(422, st)
+      assert.same({ "query", "from_date" }, b.detail[1].loc)
+      st, b = req("GET", "/analytics/campaigns/timeline")
+      assert.equal(200, st)
+      assert.equal(91, #b.timeline)
+      assert.equal(today, b.to_date)
+      local last = b.timeline[#b.timeline]
+      assert.equal(today, last.date)
+      assert.equal(200, last.sent)
+      assert.equal(0.25, last.open_rate)
+      assert.equal(0, b.timeline[1].sent)
+      _, b = req("GET", "/analytics/campaigns/timeline?from_date=2024-02-27&to_date=2024-03-02")
+      local dates = {}
+      for i, p in ipairs(b.timeline) do dates[i] = p.date end
+      assert.same({ "2024-02-27", "2024-02-28", "2024-02-29", "2024-03-01", "2024-03-02" }, dates)
+      local _, g = req("GET", "/campaigns/" .. cid)
+      assert.equal(200, g.sent_count)
+    end)
+  end)
+
+  describe("HTTP", function()
+    local function send_raw(data)
+      local s = raw_connect(sb)
+      s:send(data)
+      return s
+    end
+
+    it("keeps a connection alive across requests", function()
+      local s = raw_connect(sb)
+      for _ = 1, 3 do
+        s:send(("GET /api/public/v1/campaigns HTTP/1.1\r\nHost: x\r\nX-API-Key: %s\r\n\r\n"):format(sb.key))
+        local st, h = read_response(s)
+        assert.equal(200, st)
+        assert.equal("keep-alive", h.connection)
+      end
+      s:close()
+      local log = sb:log()
+      assert.equal(3, #log)
+      assert.equal(log[1].conn, log[3].conn)
+    end)
+
+    it("reads chunked request bodies and answers Expect: 100-continue", function()
+      local body = json.encode { name = "Chunked body campaign" }
+      local s = send_raw(("POST /api/public/v1/campaigns HTTP/1.1\r\nHost: x\r\nX-API-Key: %s\r\n"
+        .. "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n%x;ext=1\r\n%s\r\n0\r\n\r\n")
+        :format(sb.key, 10, body:sub(1, 10), #body - 10, body:sub(11)))
+      local st, _, b = read_response(s)
+      assert.equal(201, st)
+      assert.equal("Chunked body campaign", json.decode(b).name)
+      s:send(("POST /api/public/v1/campaigns HTTP/1.1\r\nHost: x\r\nX-API-Key: %s\r\nContent-Type: application/json\r\n"
+        .. "Expect: 100-continue\r\nContent-Length: %d\r\n\r\n"):format(sb.key, #body))
+      assert.equal("HTTP/1.1 100 Continue", s:receive("*l"))
+      assert.equal("", s:receive("*l"))
+      s:send(body)
+      st = read_response(s)
+      assert.equal(201, st)
+      s:close()
+    end)
+
+    it("answers malformed requests with 400 and keeps serving", function()
+      local cases = {
+        "GARBAGE\r\n\r\n",
+        "GET /api/public/v1/campaigns HTTP/1.1\r\nHost: x\r\nNo colon here\r\n\r\n",
+        "GET /api/public/v1/campaigns HTTP/1.1\r\n\r\n",
+        "GET /api/public/v1/campaigns HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n",
+        "POST /api/public/v1/campaigns HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+        "POST /api/public/v1/campaigns HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n",
+        "GET /api/public/v1/campaigns HTTP/1.1\r\nHost: x\r\nBad Name: y\r\n\r\n",
+      }
+      for _, c in ipairs(cases) do
+        local s = send_raw(c)
+        local st, h, b = read_response(s)
+        assert.equal(400, st, c)
+        assert.equal("close", h.connection)
+        assert.equal("string", type(json.decode(b).detail))
+        assert.is_nil(s:receive("*l"))
+        s:close()
+      end
+      local s = send_raw("GET / HTTP/2.0\r\nHost: x\r\n\r\n")
+      assert.equal(505, (read_response(s)))
+      s:close()
+      s = send_raw("GET /x HTTP/1.1\r\nHost: x\r\nX-Big: " .. ("a"):rep(70000) .. "\r\n\r\n")
+      assert.equal(431, (read_response(s)))
+      s:close()
+      s = send_raw(("PUT /api/public/v1/campaigns/%s HTTP/1.1\r\nHost: x\r\nX-API-Key: %s\r\nContent-Length: %d\r\n\r\n")
+        :format(NOPE, sb.key, 5 * 1024 * 1024))
+      assert.equal(413, (read_response(s)))
+      s:close()
+      assert.equal(200, (req("GET", "/campaigns")))
+    end)
+
+    it("answers bad JSON with 422 json_invalid and a wrong Content-Type with 415", function()
+      local st, b = req("POST", "/campaigns", '{"name": "Broken JSON",')
+      assert.equal(422, st)
+      assert.equal("json_invalid", b.detail[1].type)
+      assert.equal("body", b.detail[1].loc[1])
+      st, b = req("POST", "/campaigns", "name=Form+post", { ["Content-Type"] = "application/x-www-form-urlencoded" })
+      assert.equal(415, st)
+      assert.equal("string", type(b.detail))
+      st, b = req("POST", "/campaigns", "[1, 2]")
+      assert.equal(422, st)
+      assert.equal("type_error.dict", b.detail[1].type)
+      st, b = req("POST", "/campaigns", "")
+      assert.equal(422, st)
+      assert.equal("value_error.missing", b.detail[1].type)
+      -- same connection goes on after a 422
+      local s = raw_connect(sb)
+      local bad = "{nope"
+      s:send(("POST /api/public/v1/campaigns HTTP/1.1\r\nHost: x\r\nX-API-Key: %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s")
+        :format(sb.key, #bad, bad))
+      assert.equal(422, (read_response(s)))
+      s:send(("GET /api/public/v1/campaigns HTTP/1.1\r\nHost: x\r\nX-API-Key: %s\r\n\r\n"):format(sb.key))
+      assert.equal(200, (read_response(s)))
+      s:close()
+    end)
+
+    it("answers 404 for unknown paths and 405 for other methods", function()
+      local st, b = req("GET", "/nothing/here")
+      assert.equal(404, st)
+      assert.equal("Not Found", b.detail)
+      local h
+      st, b, h = req("PATCH", "/campaigns")
+      assert.equal(405, st)
+      assert.equal("GET, POST", h.allow)
+    end)
+
+    it("serves several slow connections at once", function()
+      sb:config { latency_ms = 300 }
+      local socks = {}
+      local t0 = socket.gettime()
+      for i = 1, 5 do
+        socks[i] = raw_connect(sb)
+        socks[i]:send(("GET /api/public/v1/campaigns HTTP/1.1\r\nHost: x\r\nX-API-Key: %s\r\n\r\n"):format(sb.key))
+      end
+      for i = 1, 5 do
+        assert.equal(200, (read_response(socks[i])))
+        socks[i]:close()
+      end
+      local took = socket.gettime() - t0
+      sb:config { latency_ms = 0 }
+      assert.is_true(took < 1.0, "5 requests with 300 ms latency took " .. took .. " s")
+    end)
+  end)
+
+  describe("the helper", function()
+    it("stops the child; stop is idempotent", function()
+      local other = sandbox.start{}
+      assert.truthy(sandbox.alive(other.pid))
+      other:stop()
+      assert.is_false(sandbox.alive(other.pid))
+      other:stop()
+    end)
+  end)
 end)

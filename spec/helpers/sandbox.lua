@@ -176,6 +176,48 @@ function Sandbox:request(method, path, body, headers)
   return status, decoded, hdrs, data
 end
 
+--- Encodes multipart/form-data: parts = { {name=, value=, filename=?,
+-- content_type=?} ... }. Returns body, Content-Type header value.
+function M.multipart(parts)
+  local boundary = "----coldsend-sandbox-" .. tostring(math.random(1e9)) .. tostring(math.random(1e9))
+  local out = {}
+  for _, p in ipairs(parts) do
+    out[#out + 1] = "--" .. boundary .. "\r\n"
+    local cd = 'Content-Disposition: form-data; name="' .. p.name .. '"'
+    if p.filename then cd = cd .. '; filename="' .. p.filename .. '"' end
+    out[#out + 1] = cd .. "\r\n"
+    if p.content_type or p.filename then
+      out[#out + 1] = "Content-Type: " .. (p.content_type or "text/csv") .. "\r\n"
+    end
+    out[#out + 1] = "\r\n" .. p.value .. "\r\n"
+  end
+  out[#out + 1] = "--" .. boundary .. "--\r\n"
+  return table.concat(out), "multipart/form-data; boundary=" .. boundary
+end
+
+--- Uploads CSV text to a campaign (L1): mapping is a table (JSON-encoded)
+-- or nil. Returns what request returns.
+function Sandbox:upload(campaign_id, csv_text, mapping, filename)
+  local parts = { { name = "file", filename = filename or "leads.csv", value = csv_text } }
+  if mapping then parts[2] = { name = "mapping", value = json.encode(mapping) } end
+  local body, ct = M.multipart(parts)
+  return self:request("POST", "/campaigns/" .. campaign_id .. "/leads", body, { ["Content-Type"] = ct })
+end
+
+--- Polls an upload job until COMPLETED or FAILED; returns the last body and
+-- the list of statuses seen.
+function Sandbox:wait_job(campaign_id, job_id, max_polls)
+  local seen, body = {}, nil
+  for _ = 1, max_polls or 50 do
+    local st
+    st, body = self:request("GET", "/campaigns/" .. campaign_id .. "/leads/upload/" .. job_id)
+    if st ~= 200 then return nil, body end
+    seen[#seen + 1] = body.status
+    if body.status == "COMPLETED" or body.status == "FAILED" then break end
+  end
+  return body, seen
+end
+
 --- A control API call: method, path under /__sandbox, JSON body table.
 -- Returns the decoded body; raises on a failure.
 function Sandbox:control(method, path, body)
