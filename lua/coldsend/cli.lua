@@ -261,10 +261,13 @@ end
 function M.load_file(path)
   local env = setmetatable({}, { __index = _G })
   local chunk, err = loadfile(path, "t", env)
-  if not chunk then return nil, clean(err) end
+  if not chunk then return nil, err end -- "path:line: message"
   if setfenv then setfenv(chunk, env) end -- LuaJIT: 5.1 environments
   local ok, def = pcall(chunk, path)
-  if not ok then return nil, format("%s: %s", path, clean(def)) end
+  if not ok then
+    def = tostring(def)
+    return nil, def:find(path, 1, true) and def or format("%s: %s", path, def)
+  end
   if type(def) ~= "table" then
     return nil, format("%s must return a table of campaign fields (got %s)", path, type(def))
   end

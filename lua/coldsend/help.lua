@@ -228,17 +228,26 @@ function M.text(topic)
   return msg, false
 end
 
--- True when the first caller outside this module is the interactive
--- interpreter's own chunk, which prints what a call returns.
+-- True when the call came straight from the interactive interpreter, which
+-- prints what a call returns. Lua 5.4's REPL runs a line as `return <line>`,
+-- a tail call: the help frames then sit right on the REPL's C frame.
+local function getinfo(level)
+  local ok, info = pcall(debug.getinfo, level + 1, "St") -- LuaJIT has no "t"
+  if not ok then info = debug.getinfo(level + 1, "S") end
+  return info
+end
+
 local function called_from_repl()
-  for level = 3, 8 do
-    local info = debug.getinfo(level, "S")
+  local level, tail = 2, false
+  while true do
+    local info = getinfo(level)
     if not info then return false end
-    if not info.source:find("coldsend[/\\]", 1) then
-      return info.source == "=stdin"
+    if not info.source:find("coldsend[/\\]") then
+      return tail and info.what == "C" and getinfo(level + 1) == nil
     end
+    tail = info.istailcall == true
+    level = level + 1
   end
-  return false
 end
 
 --- Prints help to `io.stdout` and returns the text (nothing when typed at

@@ -1,0 +1,123 @@
+-- repl_spec.lua: what the interactive interpreter shows: tostring of
+-- campaigns, jobs and errors is one informative line, pairs(c) lists the
+-- fields in the stable order of core.campaign_fields(), and help typed at
+-- the prompt prints once.
+local coldsend = require "coldsend"
+local core = require "coldsend.core"
+local sandbox = require "spec.helpers.sandbox"
+
+local ID = "550e8400-e29b-41d4-a716-446655440000"
+local KEY = "cs_live_a1b2c3d4e5f6g7h8i9j0k1l2m3n4o5p6q7r8s9t0"
+
+local function one_line(s)
+  assert.is_string(s)
+  assert.is_nil(s:find("\n", 1, true), "more than one line: " .. s)
+  assert.truthy(#s < 200, "too long: " .. s)
+  return s
+end
+
+local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+
+describe("REPL display", function()
+  it("shows a campaign as one line: type, id, name, status, unsaved count", function()
+    local c = core.campaign(ID)
+    c:_apply { campaign_id = ID, status = "DRAFT", name = "Q1 Product Launch Outreach" }
+    c:_clear_dirty()
+    local s = one_line(tostring(c))
+    assert.matches("^coldsend%.campaign ", s)
+    assert.matches(ID:sub(1, 8), s, 1, true)
+    assert.matches('"Q1 Product Launch Outreach"', s, 1, true)
+    assert.matches("DRAFT", s, 1, true)
+    assert.matches("(0 unsaved)", s, 1, true)
+    c.daily_limit_per_inbox = 30
+    c.sending_days = { 1, 2, 3 }
+    assert.matches("(2 unsaved)", one_line(tostring(c)), 1, true)
+  end)
+
+  it("shows a local definition (no id yet) as one line", function()
+    local c = core.campaign()
+    c.name = "Not created yet"
+    local s = one_line(tostring(c))
+    assert.matches("^coldsend%.campaign", s)
+    assert.matches('"Not created yet"', s, 1, true)
+  end)
+
+  it("shows an error as one line with its code, never the key", function()
+    local e = core.error { code = "not_found", message = "Campaign not found", status = 404 }
+    local s = one_line(tostring(e))
+    assert.matches("not_found", s, 1, true)
+    assert.matches("Campaign not found", s, 1, true)
+
+    local cs = coldsend.client { api_key = KEY, base_url = "http://127.0.0.1:1/api/public/v1",
+      max_retries = 0 }
+    local c, err = cs:get_campaign(ID)
+    assert.is_nil(c)
+    s = one_line(tostring(err))
+    assert.matches(err.code, s, 1, true)
+    assert.is_nil(s:find(KEY, 1, true))
+  end)
+
+  it("lists the fields with pairs in the stable order of campaign_fields()", function()
+    local order = {}
+    for i, f in ipairs(core.campaign_fields()) do order[f.name] = i end
+    local c = core.campaign(ID)
+    c:_apply { campaign_id = ID, status = "DRAFT", name = "Q1 Product Launch Outreach",
+      daily_limit_per_inbox = 20, is_launch_ready = false, missing_requirements = { "leads" } }
+    c.sequences = { { trigger_type = "NOT_REPLIED", wait_days = 3,
+      variants = { { subject_template = "Following up", email_content = "Hi again, a note." } } } }
+    c.timezone = "Europe/Berlin"
+    c:add_variant { subject_template = "Hello", email_content = "Hi {{first_name}}, a note." }
+    local function keys()
+      local t = {}
+      for k, v in pairs(c) do
+        assert.is_not_nil(v)
+        t[#t + 1] = k
+      end
+      return t
+    end
+    local first = keys()
+    for _, name in ipairs { "id", "status", "name", "daily_limit_per_inbox", "timezone",
+        "variants", "sequences", "is_launch_ready", "missing_requirements" } do
+      local found = false
+      for _, k in ipairs(first) do found = found or k == name end
+      assert.is_true(found, name .. " missing from pairs(c)")
+    end
+    for i = 2, #first do
+      if order[first[i - 1]] and order[first[i]] then
+        assert.truthy(order[first[i - 1]] < order[first[i]], first[i - 1] .. " before " .. first[i])
+      end
+    end
+    assert.same(first, keys())
+  end)
+
+  it("shows an upload job as one line", function()
+    if not pcall(require, "coldsend.leads") then
+      pending("coldsend.leads (upload_leads jobs) has not landed")
+      return
+    end
+    local sb = sandbox.start { rate_limit = false }
+    finally(function() sb:stop() end)
+    local cs = coldsend.client { api_key = sb.key, base_url = sb.url }
+    local c = assert(cs:create_campaign { name = "REPL job campaign" })
+    local path = os.tmpname()
+    local f = assert(io.open(path, "wb"))
+    f:write("Email,First\nada@example.org,Ada\n")
+    f:close()
+    finally(function() os.remove(path) end)
+    local job = assert(c:upload_leads { file = path, mapping = { email = "Email", first_name = "First" } })
+    local s = one_line(tostring(job))
+    assert.matches("job", s, 1, true)
+    if job.wait then assert(job:wait()) end
+    one_line(tostring(job))
+  end)
+
+  it("prints help typed at the lua5.4 prompt once", function()
+    local cmd = string.format("cd %s && printf '%%s\\n' %s %s | lua5.4 -i 2>&1", q(sandbox.root),
+      q('coldsend = require "coldsend"'), q('coldsend.help "timezone"'))
+    local p = assert(io.popen(cmd))
+    local out = p:read("*a")
+    p:close()
+    local _, n = out:gsub("timezone  %(campaign field%)", "")
+    assert.equal(1, n, out)
+  end)
+end)
