@@ -11,7 +11,8 @@ local cjson = require "cjson.safe"
 
 local M = {}
 
-local client -- one per worker, made on first use (making one does no I/O)
+-- The client: one per worker, made on first use (making one does no I/O).
+M.cs = nil
 
 local function reply(status, body)
   ngx.status = status
@@ -21,14 +22,15 @@ local function reply(status, body)
 end
 
 function M.new_lead()
-  client = client or coldsend.client {}   -- key from COLDSEND_API_KEY (env directive)
+  M.cs = M.cs or coldsend.client {}      -- key from COLDSEND_API_KEY (env directive)
+  local cs = M.cs
   local id = ngx.var.arg_campaign
   ngx.req.read_body()
   local lead = cjson.decode(ngx.req.get_body_data() or "")
   if type(id) ~= "string" or type(lead) ~= "table" or type(lead.email) ~= "string" then
     return reply(400, { error = "want ?campaign=<id> and a JSON body with an email" })
   end
-  local ok, c = pcall(client.campaign, client, id)   -- a bad id raises: no I/O
+  local ok, c = pcall(cs.campaign, cs, id)   -- a bad id raises: no I/O
   if not ok then return reply(400, { error = "campaign must be a UUID" }) end
 
   local added, err = c:add_lead { email = lead.email, first_name = lead.name }
