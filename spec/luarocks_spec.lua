@@ -1,0 +1,110 @@
+-- luarocks_spec.lua: `luarocks make --deps-mode none` installs the module
+-- from the rockspec into a fresh tree, offline (lua-cjson, LuaSocket and
+-- libcurl come from Debian), and `require "coldsend"` then works from that
+-- tree alone under lua5.4. The rockspec names every module and script.
+local sandbox = require "spec.helpers.sandbox"
+
+local ROOT = sandbox.root
+local ROCKSPEC = "coldsend-scm-1.rockspec"
+
+local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+
+local function sh(cmd)
+  local p = assert(io.popen(cmd .. " 2>&1; echo \"rc=$?\""))
+  local out = p:read("*a")
+  p:close()
+  local rc = tonumber(out:match("rc=(%d+)%s*$"))
+  return rc, (out:gsub("rc=%d+%s*$", ""))
+end
+
+-- Files below dir (relative to ROOT) matching a Lua pattern.
+local function files(dir, pattern)
+  local _, out = sh(string.format("cd %s && find %s -type f | sort", q(ROOT), q(dir)))
+  local list = {}
+  for line in out:gmatch("[^\n]+") do
+    if line:find(pattern) then list[#list + 1] = line end
+  end
+  return list
+end
+
+local function read_rockspec()
+  local env = {}
+  local chunk = assert(loadfile(ROOT .. "/" .. ROCKSPEC, "t", env))
+  if setfenv then setfenv(chunk, env) end
+  chunk()
+  return env
+end
+
+describe("luarocks #once", function()
+  local work, tree
+
+  setup(function()
+    work = os.tmpname()
+    os.remove(work)
+    tree = work .. "/tree"
+    -- build from a copy, so the tree's own src/ gets no objects
+    assert.equal(0, (sh(string.format("mkdir -p %s/src && cd %s && cp -r %s src lua bin %s/src/",
+      q(work), q(ROOT), ROCKSPEC, q(work)))))
+  end)
+
+  teardown(function()
+    if work then os.execute("rm -rf " .. q(work)) end
+  end)
+
+  it("the rockspec lists every module under lua/coldsend, every C file and every script", function()
+    local spec = read_rockspec()
+    local by_file = {}
+    for name, m in pairs(spec.build.modules) do
+      if type(m) == "string" then by_file[m] = name end
+    end
+    local missing = {}
+    for _, path in ipairs(files("lua/coldsend", "%.lua$")) do
+      local want = path:gsub("^lua/", ""):gsub("%.lua$", ""):gsub("/init$", ""):gsub("/", ".")
+      if by_file[path] ~= want then missing[#missing + 1] = string.format("[%q] = %q", want, path) end
+    end
+    local sources = {}
+    for _, s in ipairs(spec.build.modules["coldsend.core"].sources) do sources[s] = true end
+    for _, path in ipairs(files("src", "%.c$")) do
+      if not sources[path] then missing[#missing + 1] = "coldsend.core source " .. path end
+    end
+    local bins = spec.build.install and spec.build.install.bin or {}
+    for _, path in ipairs(files("bin", ".")) do
+      local name = path:gsub("^bin/", "")
+      if bins[name] ~= path then missing[#missing + 1] = string.format("install.bin[%q] = %q", name, path) end
+    end
+    assert.same({}, missing)
+  end)
+
+  it("installs offline into a fresh tree, and require works from it under lua5.4", function()
+    local rc, out = sh(string.format("cd %s/src && luarocks --lua-version 5.4 make --tree %s --deps-mode none %s",
+      q(work), q(tree), ROCKSPEC))
+    assert.equal(0, rc, out)
+    local sb = sandbox.start { rate_limit = false }
+    finally(function() sb:stop() end)
+    -- only the tree and the system's paths (";;"), none of this checkout's
+    local script = [[
+      local coldsend = require "coldsend"
+      assert(package.searchpath("coldsend", package.path):find(TREE, 1, true))
+      assert(package.searchpath("coldsend.core", package.cpath):find(TREE, 1, true))
+      local cs = coldsend.client { api_key = KEY, base_url = URL }
+      local c = assert(cs:create_campaign { name = "Installed from luarocks" })
+      assert(assert(cs:get_campaign(c.id)).name == "Installed from luarocks")
+      for _, m in ipairs { "coldsend.plan", "coldsend.help", "coldsend.cli", "coldsend.json" } do
+        require(m)
+      end
+      print("ok " .. coldsend._VERSION)
+    ]]
+    local cmd = string.format("cd / && env -u LUA_PATH_5_4 -u LUA_CPATH_5_4 "
+      .. "LUA_PATH=%s LUA_CPATH=%s lua5.4 -e %s",
+      q(tree .. "/share/lua/5.4/?.lua;" .. tree .. "/share/lua/5.4/?/init.lua;;"),
+      q(tree .. "/lib/lua/5.4/?.so;;"),
+      q(string.format("TREE=%q KEY=%q URL=%q ", tree, sb.key, sb.url) .. script))
+    rc, out = sh(cmd)
+    assert.equal(0, rc, out)
+    assert.matches("ok %d+%.%d+%.%d+", out)
+    rc, out = sh(string.format("cd / && env -u LUA_PATH_5_4 -u LUA_CPATH_5_4 -u LUA_PATH -u LUA_CPATH %s --help",
+      q(tree .. "/bin/coldsend")))
+    assert.equal(0, rc, out)
+    assert.matches("usage: coldsend", out, 1, true)
+  end)
+end)
