@@ -114,6 +114,47 @@ function Server:start_get(path)
   }
 end
 
+--- A value of lua_shared_dict coldsend_test as a string ("nil" when
+-- absent); with `wait`, polls up to that many seconds for it to appear
+-- (a log-phase handler runs after its answer was sent).
+function Server:key(k, wait)
+  local deadline = socket.gettime() + (wait or 0)
+  while true do
+    local status, body = self:get("/__key?k=" .. k)
+    assert(status == 200, body)
+    body = body:gsub("\n$", "")
+    if body ~= "nil" or socket.gettime() >= deadline then return body end
+    socket.sleep(0.02)
+  end
+end
+
+--- How many keys of coldsend_test start with `prefix`.
+function Server:count(prefix)
+  local status, body = self:get("/__count?p=" .. prefix)
+  assert(status == 200, body)
+  return tonumber(body:match("%d+"))
+end
+
+--- Polls until `prefix` counts `n` keys (up to `wait` seconds); the count.
+function Server:wait_count(prefix, n, wait)
+  local deadline = socket.gettime() + (wait or 5)
+  local got = self:count(prefix)
+  while got < n and socket.gettime() < deadline do
+    socket.sleep(0.01)
+    got = self:count(prefix)
+  end
+  return got
+end
+
+--- The last of keys `a`1..`na` and the first of `b`1..`nb` (numbers set by
+-- a handler's sequence counter), to check that every `a` came before any `b`.
+function Server:order(a, na, b, nb)
+  local last_a, first_b = 0, math.huge
+  for i = 1, na do last_a = math.max(last_a, tonumber(self:key(a .. i))) end
+  for i = 1, nb do first_b = math.min(first_b, tonumber(self:key(b .. i))) end
+  return last_a, first_b
+end
+
 --- The error log so far.
 function Server:error_log()
   return read_file(self.dir .. "/error.log") or ""
@@ -206,6 +247,14 @@ function M.start(opts)
     "  server {",
     ("    listen 127.0.0.1:%d%s;"):format(port, opts.workers and opts.workers > 1 and " reuseport" or ""),
     "    location = /__alive { return 200 'ok'; }",
+    -- the specs' window on lua_shared_dict coldsend_test
+    "    location = /__key { content_by_lua_block { ngx.say(tostring(ngx.shared.coldsend_test:get(ngx.var.arg_k))) } }",
+    "    location = /__count { content_by_lua_block {",
+    "      local n = 0",
+    "      for _, k in ipairs(ngx.shared.coldsend_test:get_keys(0)) do",
+    "        if k:sub(1, #ngx.var.arg_p) == ngx.var.arg_p then n = n + 1 end",
+    "      end",
+    "      ngx.say(n) } }",
     opts.server or "",
     "  }",
     "}",

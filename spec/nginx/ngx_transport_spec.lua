@@ -80,9 +80,6 @@ local SERVER = [[
       log_by_lua_block { ngx.shared.coldsend_test:set("err:log", phase_error()) }
       content_by_lua_block { ngx.shared.coldsend_test:set("err:set", ngx.var.set_err) ngx.say("ok") }
     }
-    location = /get {
-      content_by_lua_block { ngx.say(ngx.shared.coldsend_test:get(ngx.var.arg_k)) }
-    }
     location = /helpers {
       content_by_lua_block {
         local t0 = ngx_transport.now()
@@ -101,15 +98,6 @@ local SERVER = [[
     }
     location = /ping {
       content_by_lua_block { seq("ping:" .. ngx.var.arg_i) ngx.say("pong") }
-    }
-    location = /started {
-      content_by_lua_block {
-        local n = 0
-        for _, k in ipairs(ngx.shared.coldsend_test:get_keys(0)) do
-          if k:find("^slow_start:") then n = n + 1 end
-        end
-        ngx.say(n)
-      }
     }
 ]]
 
@@ -161,7 +149,7 @@ describe("ngx transport in nginx #once", function()
 
   it("works in rewrite, access and timer phases", function()
     assert.are.equal("GET http://r/|GET http://a/", get("/rewrite_access"))
-    assert.are.equal("GET http://timer.test/", get("/get?k=timer"))
+    assert.are.equal("GET http://timer.test/", srv:key("timer", 2))
   end)
 
   it("exposes sleep, now, available and check_phase", function()
@@ -171,12 +159,7 @@ describe("ngx transport in nginx #once", function()
   it("fails at once, naming the phase and ngx.timer.at, where nginx cannot wait", function()
     get("/phases")
     for _, phase in ipairs { "init_worker", "set", "header_filter", "body_filter", "log" } do
-      local msg
-      for _ = 1, 40 do -- the log phase runs after the answer was sent
-        msg = get("/get?k=err:" .. phase)
-        if msg ~= "nil" then break end
-        require("socket").sleep(0.025)
-      end
+      local msg = srv:key("err:" .. phase, 1)
       assert.matches("'" .. phase .. "' phase", msg, 1, true)
       assert.matches("ngx.timer.at(0, function(premature)", msg, 1, true)
     end
@@ -186,11 +169,7 @@ describe("ngx transport in nginx #once", function()
     local pending = {}
     for i = 1, 20 do pending[i] = srv:start_get("/slow?i=" .. i) end
     -- wait until all 20 are inside the transport (the worker took them all)
-    for _ = 1, 200 do
-      if get("/started") == "20" then break end
-      require("socket").sleep(0.01)
-    end
-    assert.are.equal("20", get("/started"))
+    assert.are.equal(20, srv:wait_count("slow_start:", 20))
     for i = 1, 50 do assert.are.equal("pong", get("/ping?i=" .. i)) end
     for i = 1, 20 do
       local status, body = pending[i].finish()
@@ -198,9 +177,7 @@ describe("ngx transport in nginx #once", function()
       assert.are.equal("slept 2", (body:gsub("\n$", "")))
     end
     -- ordering, not timing: every ping before the first transfer returned
-    local last_ping, first_done = 0, math.huge
-    for i = 1, 50 do last_ping = math.max(last_ping, tonumber(get("/get?k=ping:" .. i))) end
-    for i = 1, 20 do first_done = math.min(first_done, tonumber(get("/get?k=slow_done:" .. i))) end
+    local last_ping, first_done = srv:order("ping:", 50, "slow_done:", 20)
     assert.is_true(last_ping < first_done, ("last ping #%d, first transfer done #%d"):format(last_ping, first_done))
   end)
 end)

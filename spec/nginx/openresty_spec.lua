@@ -5,7 +5,6 @@
 local helper = require "spec.nginx.helper"
 local sandbox = require "spec.helpers.sandbox"
 local cjson = require "cjson"
-local socket = require "socket"
 
 local HTTP = [[
   init_by_lua_block {
@@ -93,22 +92,10 @@ local SERVER = [[
     location = /ping {
       content_by_lua_block { seq("ping:" .. ngx.var.arg_i) ngx.say("pong") }
     }
-    location = /started {
-      content_by_lua_block {
-        local n = 0
-        for _, k in ipairs(ngx.shared.coldsend_test:get_keys(0)) do
-          if k:find("^launch_start:") then n = n + 1 end
-        end
-        ngx.say(n)
-      }
-    }
     location = /phases {
       set_by_lua_block $set_err { return phase_error() }
       log_by_lua_block { ngx.shared.coldsend_test:set("err:log", phase_error()) }
       content_by_lua_block { ngx.shared.coldsend_test:set("err:set", ngx.var.set_err) ngx.say("ok") }
-    }
-    location = /get {
-      content_by_lua_block { ngx.say(ngx.shared.coldsend_test:get(ngx.var.arg_k)) }
     }
 ]]
 
@@ -162,11 +149,7 @@ describe("client in nginx #once", function()
     local pending = {}
     for i = 1, 20 do pending[i] = srv:start_get(("/launch?i=%d&id=%s"):format(i, ids[i])) end
     -- all 20 handlers are waiting on their transfer in the thread pool
-    for _ = 1, 500 do
-      if get("/started") == "20" then break end
-      socket.sleep(0.01)
-    end
-    assert.are.equal("20", get("/started"))
+    assert.are.equal(20, srv:wait_count("launch_start:", 20))
     for i = 1, 50 do assert.are.equal("pong", get("/ping?i=" .. i)) end
     for i = 1, 20 do
       local status, body = pending[i].finish()
@@ -176,9 +159,7 @@ describe("client in nginx #once", function()
       assert.are.equal("ACTIVE", out.status)
     end
     -- ordering, not timing: every ping answered before the first launch returned
-    local last_ping, first_launch = 0, math.huge
-    for i = 1, 50 do last_ping = math.max(last_ping, tonumber(get("/get?k=ping:" .. i))) end
-    for i = 1, 20 do first_launch = math.min(first_launch, tonumber(get("/get?k=launch_done:" .. i))) end
+    local last_ping, first_launch = srv:order("ping:", 50, "launch_done:", 20)
     assert.is_true(last_ping < first_launch,
       ("last ping #%d, first launch returned #%d"):format(last_ping, first_launch))
   end)
@@ -187,12 +168,7 @@ describe("client in nginx #once", function()
     sb:reset()
     get("/phases")
     for _, phase in ipairs { "init_worker", "set", "log" } do
-      local msg
-      for _ = 1, 40 do -- the log phase runs after the answer was sent
-        msg = get("/get?k=err:" .. phase)
-        if msg ~= "nil" then break end
-        socket.sleep(0.025)
-      end
+      local msg = srv:key("err:" .. phase, 1)
       assert.matches("'" .. phase .. "' phase", msg, 1, true)
       assert.matches("ngx.timer.at(0, function(premature)", msg, 1, true)
     end
