@@ -332,6 +332,7 @@ end
 
 local commands = {}
 
+-- coldsend plan FILE
 function commands.plan(w, o)
   local p, err = make_plan(w, o)
   if not p then return report(w, err) end
@@ -346,6 +347,7 @@ local function confirm(w)
   return line ~= nil and (line:match("^%s*[yY]%s*$") or line:match("^%s*[yY][eE][sS]%s*$")) ~= nil
 end
 
+-- coldsend apply FILE [--launch] [--yes]
 function commands.apply(w, o)
   local p, err = make_plan(w, o)
   if not p then return report(w, err) end
@@ -385,6 +387,7 @@ local function show_value(v)
   return require("coldsend.plan").show(v)
 end
 
+-- coldsend status ID
 function commands.status(w, o)
   local cs = client(w, o)
   local c, err = cs:get_campaign(check_id(o.args[1]))
@@ -400,6 +403,7 @@ end
 
 local STATUSES = { DRAFT = true, ACTIVE = true, PAUSED = true, COMPLETED = true, FAILED = true }
 
+-- coldsend list [--status S]
 function commands.list(w, o)
   if o.status and not STATUSES[o.status] then
     usage_error("bad --status %q (DRAFT, ACTIVE, PAUSED, COMPLETED or FAILED)", o.status)
@@ -430,7 +434,9 @@ local function state_command(method, verb)
   end
 end
 
+-- coldsend launch ID
 commands.launch = state_command("launch", "launched")
+-- coldsend pause ID
 commands.pause = state_command("pause", "paused")
 
 --- Parses a --map value: `email=Email,first_name=First` -> {email="Email", ...}.
@@ -449,6 +455,7 @@ function M.parse_map(spec)
   return map
 end
 
+-- coldsend upload ID CSV --map ...
 function commands.upload(w, o)
   if not o.map then usage_error("upload needs --map email=COLUMN[,field=COLUMN...]") end
   local map, merr = M.parse_map(o.map)

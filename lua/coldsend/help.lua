@@ -262,6 +262,52 @@ function M.help(topic)
   return text
 end
 
+-- The parameter names of a call as written in the tables above.
+local function params(call)
+  local inside = call:match("%((.*)%)$") or ""
+  if inside:sub(1, 1) == "{" then return { "t" } end
+  local out = {}
+  for name in inside:gmatch("[%a_][%w_]*") do out[#out + 1] = name end
+  return out
+end
+
+--- The campaign type (implemented in C) as an ldoc source, written from
+-- `core.campaign_fields()` and the method descriptions above, so the API
+-- reference cannot drift from the code (`make docs`).
+-- @treturn string the text of a `.luadoc` file
+function M.luadoc()
+  local out = {
+    "--- The campaign userdata (`coldsend.campaign`, implemented in C).",
+    "-- Fields are read and assigned as `c.name`; every assignment is checked at",
+    "-- once and a bad value raises, naming the field, the rule and the value.",
+    "-- `pairs(c)` lists the fields in this order; `tostring(c)` is one line.",
+    "-- Generated from `core.campaign_fields()` by `make docs`.",
+    "-- @classmod coldsend.campaign",
+    "",
+  }
+  for _, f in ipairs(fields()) do
+    if f.readonly then
+      out[#out + 1] = format("--- Read-only, set by the server: %s.", tostring(f.type))
+    else
+      out[#out + 1] = format("--- %s: %s.", tostring(f.type), tostring(f.rule))
+    end
+    out[#out + 1] = "-- Default: " .. (f.default == nil and "none (null)."
+      or "`" .. require("coldsend.plan").show(f.default) .. "`.")
+    out[#out + 1] = "-- @field " .. f.name
+    out[#out + 1] = ""
+  end
+  for _, e in ipairs(CAMPAIGN) do
+    out[#out + 1] = "--- " .. e[3]
+    out[#out + 1] = "-- `" .. e[2] .. "`"
+    for _, p in ipairs(params(e[2])) do
+      out[#out + 1] = format("-- @param %s see the call above", p)
+    end
+    out[#out + 1] = "-- @function " .. e[1]
+    out[#out + 1] = ""
+  end
+  return concat(out, "\n")
+end
+
 M.CLIENT_METHODS, M.CAMPAIGN_METHODS = CLIENT, CAMPAIGN
 
 return M

@@ -69,6 +69,11 @@ local function show(v)
   for i, k in ipairs(keys) do parts[i] = k .. " = " .. show(v[k]) end
   return "{" .. concat(parts, ", ") .. "}"
 end
+--- Shows a value as the summary lines do: strings quoted and escaped (long
+-- ones cut), arrays as `[1, 2]`, maps as `{k = v}` with sorted keys, nil and
+-- JSON null as `null`.
+-- @param v any value
+-- @treturn string one line
 M.show = show
 
 -- ----------------------------------------------------------------------
