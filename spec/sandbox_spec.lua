@@ -623,6 +623,15 @@ describe("coldsend-sandbox", function()
       assert.equal(2, sb:count("GET", "^/campaigns"))
       assert.equal(1, #sb:log(log[2].seq))
     end)
+
+    it("lists the body fields the server ignored", function()
+      local cid = create("Unknown fields campaign")
+      req("PUT", "/campaigns/" .. cid, { current_step = 2, variants = { { variant_name = "A",
+        subject_template = "Legacy body", body_template = "Legacy content field", email_content = "The current field" } } })
+      local log = sb:log()
+      assert.same({ "current_step", "variants.0.body_template" }, log[#log].unknown_fields)
+      assert.is_nil(log[1].unknown_fields)
+    end)
   end)
 
   describe("faults", function()
@@ -1084,6 +1093,18 @@ describe("coldsend-sandbox", function()
   end)
 
   describe("the helper", function()
+    it("leaves nothing running when the test process dies without stop()", function()
+      local lua = os.getenv("COLDSEND_TEST_LUA") or "lua5.4"
+      local p = io.popen(lua .. [[ -e 'package.path = "./?.lua;./lua/?.lua;" .. package.path
+        local sb = require("spec.helpers.sandbox").start{} print(sb.pid) os.exit(0, false)' ]])
+      local pid = tonumber(p:read("*l"))
+      p:close()
+      assert.truthy(pid)
+      local deadline = socket.gettime() + 5
+      while sandbox.alive(pid) and socket.gettime() < deadline do socket.sleep(0.1) end
+      assert.is_false(sandbox.alive(pid))
+    end)
+
     it("stops the child; stop is idempotent", function()
       local other = sandbox.start{}
       assert.truthy(sandbox.alive(other.pid))
@@ -1091,5 +1112,27 @@ describe("coldsend-sandbox", function()
       assert.is_false(sandbox.alive(other.pid))
       other:stop()
     end)
+  end)
+end)
+
+describe("coldsend.sandbox in process", function()
+  it("answers through a transport function, without sockets", function()
+    local transport, srv = require("coldsend.sandbox").transport()
+    local res = transport { method = "POST", url = "http://127.0.0.1:1/api/public/v1/campaigns",
+      headers = { ["X-API-Key"] = srv.key, ["Content-Type"] = "application/json" },
+      body = json.encode { name = "In-process campaign" } }
+    assert.equal(201, res.status)
+    assert.equal("application/json", res.headers["content-type"])
+    local id = json.decode(res.body).campaign_id
+    res = transport { method = "GET", url = "http://127.0.0.1:1/api/public/v1/campaigns/" .. id,
+      headers = { ["X-API-Key"] = srv.key } }
+    assert.equal(200, res.status)
+    assert.equal("In-process campaign", json.decode(res.body).name)
+    srv.faults[1] = { kind = "close_before", times = 1 }
+    local ok, msg, code = transport { method = "GET", url = "http://127.0.0.1:1/api/public/v1/campaigns",
+      headers = { ["X-API-Key"] = srv.key } }
+    assert.is_nil(ok)
+    assert.equal("network", code)
+    assert.truthy(msg)
   end)
 end)

@@ -348,7 +348,15 @@ function Server:api(req, path)
     if not v then return json_response(s2, b2, rl) end
     req.json = v
   end
-  local status, out, extra = route.handler(self, req, params)
+  V.unknown_sink = array()
+  local ok, status, out, extra = pcall(route.handler, self, req, params)
+  local unknown = V.unknown_sink
+  V.unknown_sink = nil
+  if not ok then error(status, 0) end
+  if #unknown > 0 and req.log_entry then
+    table.sort(unknown)
+    req.log_entry.unknown_fields = unknown
+  end
   if extra then for k, v in pairs(extra) do rl[k] = v end end
   return json_response(status, out, rl)
 end

@@ -296,6 +296,16 @@ function M.object(errs, loc, obj, fields)
     if not known[k] then unknown[#unknown + 1] = tostring(k) end
   end
   table.sort(unknown)
+  -- the server records ignored fields in its request log
+  local sink = M.unknown_sink
+  if sink then
+    for _, k in ipairs(unknown) do
+      local parts = {}
+      for i = 2, #loc do parts[#parts + 1] = tostring(math.tointeger and math.tointeger(loc[i]) or loc[i]) end
+      parts[#parts + 1] = k
+      sink[#sink + 1] = table.concat(parts, ".")
+    end
+  end
   return out, unknown
 end
 
