@@ -331,16 +331,15 @@ function Conn:read_body(req, max, body_timeout)
   local te = h["transfer-encoding"]
   local cl = h["content-length"]
   if te and cl then return nil, fatal(400, "Both Transfer-Encoding and Content-Length") end
-  local function continue100(len)
+  -- answer `Expect: 100-continue` once the body is going to be read
+  local function continue100()
     if (h.expect or ""):lower() == "100-continue" and req.version == "1.1" then
-      if len and len > max then return nil end
       self:send("HTTP/1.1 100 Continue\r\n\r\n", deadline)
     end
-    return true
   end
   if te then
     if te:lower() ~= "chunked" then return nil, fatal(501, "Unsupported Transfer-Encoding: " .. te) end
-    continue100(nil)
+    continue100()
     local parts, total = {}, 0
     while true do
       local line, err = self:read_line(deadline, 1024)
@@ -374,11 +373,9 @@ function Conn:read_body(req, max, body_timeout)
   if cl then
     if not cl:match("^%d+$") or #cl > 15 then return nil, fatal(400, "Invalid Content-Length") end
     local n = tonumber(cl)
-    if n > max then
-      if not continue100(n) then req.body_rejected = n return nil, fatal(413, "Request body too large") end
-      return nil, fatal(413, "Request body too large")
-    end
-    continue100(n)
+    -- too big: answered without reading the body (and so without a 100 Continue)
+    if n > max then return nil, fatal(413, "Request body too large") end
+    continue100()
     if n == 0 then req.body = "" return true end
     local data, err = self:read_exact(n, deadline)
     if not data then return nil, err end
