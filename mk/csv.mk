@@ -1,0 +1,23 @@
+# mk/csv.mk: `make fuzz-csv` (libFuzzer on the CSV reader and pre-flight) and
+# `make bench-leads` (pre-flight throughput and memory, issue 5). Neither is
+# part of `make test`.
+
+FUZZ_TIME ?= 60
+FUZZ_CC ?= clang
+CSV_FUZZ = fuzz/build/csv_fuzz
+
+.PHONY: fuzz-csv bench-leads
+
+# Only csv.c and liblua5.4 are linked in: the target needs no libcurl.
+$(CSV_FUZZ): fuzz/csv_fuzz.c src/csv.c src/csv.h src/core.h src/compat.h
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) -g -O1 -fsanitize=fuzzer,address,undefined \
+	  -fno-sanitize-recover=undefined -Isrc -I$(LUA54_INC) \
+	  -o $@ fuzz/csv_fuzz.c src/csv.c -llua5.4 -lm
+
+# New inputs go to fuzz/build/corpus-csv; the checked-in seeds stay as they are.
+fuzz-csv: $(CSV_FUZZ)
+	@mkdir -p fuzz/build/corpus-csv
+	$(CSV_FUZZ) -max_total_time=$(FUZZ_TIME) -max_len=8192 -timeout=10 \
+	  -print_final_stats=1 -artifact_prefix=fuzz/build/ \
+	  fuzz/build/corpus-csv fuzz/corpus/csv
