@@ -8,6 +8,13 @@ local sandbox = require "spec.helpers.sandbox"
 local LUA = os.getenv("COLDSEND_TEST_LUA") or "lua5.4"
 local ROOT = sandbox.root
 
+-- Leads (c:add_lead, c:upload_leads) are coldsend.leads, written apart.
+local function needs_leads()
+  if pcall(require, "coldsend.leads") then return false end
+  pending("coldsend.leads has not landed")
+  return true
+end
+
 local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
 
 local function slurp(path)
@@ -37,6 +44,7 @@ describe("examples", function()
   before_each(function() sb:reset() end)
 
   it("quickstart.lua creates and launches a campaign", function()
+    if needs_leads() then return end
     local rc, out, err = run(sb, LUA .. " examples/quickstart.lua")
     assert.equal(0, rc, out .. err)
     assert.matches("launched", out, 1, true)
@@ -123,6 +131,7 @@ describe("examples", function()
     end)
 
     it("handler.lua adds a lead, with a stand-in ngx", function()
+      if needs_leads() then return end
       local cs = require("coldsend").client { api_key = sb.key, base_url = sb.url }
       local c = assert(cs:create_campaign { name = "OpenResty example campaign" })
       local saved_ngx = rawget(_G, "ngx")

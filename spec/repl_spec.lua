@@ -58,6 +58,11 @@ describe("REPL display", function()
   end)
 
   it("lists the fields with pairs in the stable order of campaign_fields()", function()
+    if not pcall(pairs, core.campaign(ID)) then
+      -- LuaJIT (without its 5.2 compatibility build) ignores __pairs
+      pending("pairs(c) needs __pairs, which " .. _VERSION .. " (LuaJIT) does not honour")
+      return
+    end
     local order = {}
     for i, f in ipairs(core.campaign_fields()) do order[f.name] = i end
     local c = core.campaign(ID)

@@ -296,14 +296,23 @@ local function check_id(id)
   return id
 end
 
--- The fields of a campaign as a plain table, in the stable order as a list
--- of names too.
+-- Server fields outside the field table that status shows when present.
+local REPORTED = { "current_step", "created_at", "launched_at", "total_leads", "sent_count",
+  "reply_count", "open_count", "bounce_count", "unsubscribe_count" }
+
+-- The fields of a campaign as a plain table, and their names in the stable
+-- order of core.campaign_fields(). Not pairs(c): LuaJIT has no __pairs.
 local function fields_of(c)
   local t, names = {}, {}
-  for k, v in pairs(c) do
-    t[k] = v
-    names[#names + 1] = k
+  local function take(k)
+    local ok, v = pcall(function() return c[k] end)
+    if ok and v ~= nil then
+      t[k] = v
+      names[#names + 1] = k
+    end
   end
+  for _, f in ipairs(require("coldsend.core").campaign_fields()) do take(f.name) end
+  for _, k in ipairs(REPORTED) do take(k) end
   return t, names
 end
 

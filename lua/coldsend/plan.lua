@@ -382,7 +382,9 @@ local function invalid(problems)
 end
 
 --- Plans a definition against the server: without `id` a create listing
--- every field; with `id` one GET (`client:get_campaign`) and a `diff`.
+-- every field; with `id` one GET (`client:get_campaign`) and a `diff`, the
+-- changes then staged on that campaign (`plan.campaign:changes()` is what
+-- `apply` sends).
 -- A bad field value raises (naming the field); rules that span fields are
 -- checked as `c:validate()` does.
 -- @param client a `coldsend.client`
@@ -400,10 +402,10 @@ function M.plan(client, definition, opts)
       type(id) == "string" and show_string(id) or type(id)), 3)
   end
   local local_c, given = load_definition(definition, 3)
-  local ok, problems = local_c:validate()
-  if not ok then return nil, invalid(problems) end
   local p = setmetatable({ definition = definition, client = client }, Plan)
   if id == nil then
+    local ok, problems = local_c:validate()
+    if not ok then return nil, invalid(problems) end
     p.action = "create"
     p.changes = diff_fields({}, local_c, given) -- every field given, none compared
     return p
@@ -413,6 +415,15 @@ function M.plan(client, definition, opts)
   p.campaign = c
   p.changes = diff_fields(c, local_c, given)
   p.action = #p.changes > 0 and "update" or "none"
+  -- stage the changes on the server's campaign: c:changes() is then what
+  -- apply sends, and the rules that span fields see the merged campaign
+  local changed = {}
+  for _, ch in ipairs(p.changes) do changed[ch.field] = true end
+  for _, name in ipairs(writable_fields()) do
+    if changed[name] then c[name] = local_c[name] end
+  end
+  local ok, problems = c:validate()
+  if not ok then return nil, invalid(problems) end
   return p
 end
 
@@ -439,16 +450,7 @@ function Plan:apply(opts)
     end
     return c
   end
-  c = self.campaign
-  local changed = {}
-  for _, ch in ipairs(self.changes) do changed[ch.field] = true end
-  for _, name in ipairs(writable_fields()) do
-    if changed[name] then
-      local v = self.definition[name]
-      if v == null then v = nil end
-      c[name] = v
-    end
-  end
+  c = self.campaign -- the changes are staged on it (see plan)
   if launch then return c:launch(call_opts) end
   return c:save(call_opts)
 end
