@@ -39,7 +39,7 @@ local function put(i)
   return cjson.decode(table.concat(out))
 end
 
-for i = 1, n // 20 + 1 do put(i) end
+for i = 1, math.floor(n / 20) + 1 do put(i) end
 local w0, c0 = socket.gettime(), os.clock()
 for i = 1, n do put(i) end
 local wall, cpu = socket.gettime() - w0, os.clock() - c0
