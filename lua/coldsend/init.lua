@@ -10,6 +10,7 @@ local ratelimit = require "coldsend.ratelimit"
 
 local M = { _VERSION = core._VERSION }
 
+--- The public API's base URL, used when neither base_url nor COLDSEND_BASE_URL is set.
 M.DEFAULT_BASE_URL = "https://api.coldsend.pro/api/public/v1"
 
 local type, pairs, ipairs, tostring, setmetatable, error, select =
@@ -26,7 +27,7 @@ local Client = {}
 Client.__index = Client
 Client.__name = "coldsend.client"
 
-------------------------------------------------------------------------
+-- ---------------------------------------------------------------------
 -- option checking
 
 local function opt_error(what, name, rule, value)
@@ -92,7 +93,7 @@ local function check_call_options(opts)
   return opts
 end
 
-------------------------------------------------------------------------
+-- ---------------------------------------------------------------------
 -- the API key and the base URL
 
 -- Says what is wrong with a key without ever showing it.
@@ -146,7 +147,7 @@ local function check_base_url(url)
   return (url:gsub("/+$", ""))
 end
 
-------------------------------------------------------------------------
+-- ---------------------------------------------------------------------
 -- the environment: transport, clock, sleep
 
 local function in_nginx()
@@ -160,7 +161,7 @@ local function user_agent()
   return format("lua-coldsend/%s %s %s", core._VERSION, core.curl_version(), lua)
 end
 
-------------------------------------------------------------------------
+-- ---------------------------------------------------------------------
 -- the client
 
 local CLIENT_OPTIONS = {
@@ -243,12 +244,13 @@ function Client:__tostring()
   return format("coldsend.client %s", self.base_url)
 end
 
-------------------------------------------------------------------------
+-- ---------------------------------------------------------------------
 -- errors
 
 local function new_error(fields)
   return core.error(fields)
 end
+--- True when v is an error object returned by a call.
 M.is_error = core.is_error
 
 local function decorate(err, req, attempts)
@@ -258,7 +260,7 @@ local function decorate(err, req, attempts)
   return err
 end
 
-------------------------------------------------------------------------
+-- ---------------------------------------------------------------------
 -- the request loop: every call to the server goes through here
 
 local function copy_headers_redacted(headers)
@@ -382,7 +384,7 @@ function Client:_send(req, opts)
   end
 end
 
-------------------------------------------------------------------------
+-- ---------------------------------------------------------------------
 -- checks shared by the calls
 
 local function check_id(what, id, argn)
@@ -413,7 +415,7 @@ local function call(self, method, path, body, query, opts)
   return self:_send(req, opts)
 end
 
-------------------------------------------------------------------------
+-- ---------------------------------------------------------------------
 -- campaigns
 
 local methods = core.campaign_methods
@@ -664,8 +666,9 @@ function Client:each_campaign(query, opts)
   end
 end
 
---- Any other call: cs:request("GET", "/domains", nil, {page = 2}).
 local METHODS = { GET = true, POST = true, PUT = true, DELETE = true, PATCH = true }
+
+--- Any other call: cs:request("GET", "/domains", nil, {page = 2}).
 function Client:request(method, path, body, query, opts)
   if not METHODS[method] then
     error(format("bad argument #1 to 'request' (GET, POST, PUT, DELETE or PATCH expected, got %s)",
@@ -685,7 +688,7 @@ function Client:request(method, path, body, query, opts)
   return call(self, method, path, body, query, opts)
 end
 
-------------------------------------------------------------------------
+-- ---------------------------------------------------------------------
 -- campaign methods that talk to the server (installed into the C type)
 
 --- Sends the pending changes (PUT, or POST for a campaign not yet created).
@@ -796,7 +799,7 @@ function M.help(topic)
   return require("coldsend.help").help(topic)
 end
 
-------------------------------------------------------------------------
+-- ---------------------------------------------------------------------
 -- leads, inboxes, analytics
 
 --- GET /campaigns/{id}/leads/{lead_id}
@@ -833,6 +836,7 @@ function Client:update_lead(campaign_id, lead_id, fields, opts)
   return call(self, "PUT", "/campaigns/" .. campaign_id .. "/leads/" .. lead_id, fields, nil, opts)
 end
 
+--- JSON null, to clear a key in update_lead's custom_fields.
 M.null = require("cjson").null
 
 local INBOX_TYPES = { GOOGLE_WORKSPACE = 2000, OUTLOOK_365 = 10000, CUSTOM_SMTP = 100000 }
