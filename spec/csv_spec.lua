@@ -423,11 +423,27 @@ describe("core.csv_preflight", function()
     assert.equals(4, rep.problems[3].line)
   end)
 
-  it("suggests the column a mapping probably meant", function()
-    local rep = assert(core.csv_preflight(write_tmp("Email,First Name\na@b.co,A\n"),
-      { mapping = { email = "email", first_name = "First Name" } }))
-    assert.equals("the header has no column 'email' (mapped from lead field 'email'); did you mean 'Email'?",
-      rep.problems[1].message)
+  it("matches mapped columns ignoring case and spaces, as the server does", function()
+    local rep = assert(core.csv_preflight(write_tmp("Email, First Name \na@b.co,A\n"),
+      { mapping = { email = "email", first_name = "first name" } }))
+    assert.same({}, rep.problems)
+    -- the header's own spelling, for the mapping sent with the upload
+    assert.same({ email = "Email", first_name = " First Name " }, rep.mapping)
+    assert.equals("Email", rep.email_column)
+  end)
+
+  it("reports a mapping without an email entry", function()
+    local rep = assert(core.csv_preflight(write_tmp("Email,Name\na@b.co,A\n"), { mapping = { first_name = "Name" } }))
+    assert.same({ "1 nil: the mapping has no 'email' entry: map the email column, e.g. mapping = {email = \"Email\"}" },
+      by_row(rep))
+    assert.equals("mapping", rep.problems[1].kind)
+  end)
+
+  it("gives each problem a kind", function()
+    local rep = assert(core.csv_preflight(write_tmp('email,x\nbad,1\na@b.co,1\nA@b.co,2\na@c.co\nz@z.co,"q"q\n')))
+    local kinds = {}
+    for i, p in ipairs(rep.problems) do kinds[i] = p.kind end
+    assert.same({ "email", "duplicate", "fields", "syntax" }, kinds)
   end)
 
   it("finds the email column by name when no mapping is given", function()

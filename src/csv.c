@@ -625,7 +625,7 @@ typedef struct preflight {
 
 /* Appends a problem and returns its index in the list, or 0 once the cap
  * is reached: the count goes on, the list stops. Pushes nothing. */
-static int problem(preflight *p, uint64_t row, uint64_t line,
+static int problem(preflight *p, const char *kind, uint64_t row, uint64_t line,
                    const char *column, const char *fmt, ...) {
   lua_State *L = p->L;
   va_list ap;
@@ -635,7 +635,9 @@ static int problem(preflight *p, uint64_t row, uint64_t line,
   va_start(ap, fmt);
   vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
-  lua_createtable(L, 0, 4);
+  lua_createtable(L, 0, 5);
+  lua_pushstring(L, kind);
+  lua_setfield(L, -2, "kind");
   lua_pushinteger(L, (lua_Integer)row);
   lua_setfield(L, -2, "row");
   if (line > 0) {
@@ -753,7 +755,7 @@ static void chunk_add(preflight *p, uint64_t header_bytes) {
   p->chunk_end = r->next_offset;
   if (header_bytes + r->next_offset - r->record_offset >
       (uint64_t)p->chunk_bytes)
-    problem(p, r->record, r->record_line, NULL,
+    problem(p, "size", r->record, r->record_line, NULL,
             "row is %llu bytes: with the header it exceeds chunk_bytes "
             "(%lld)",
             (unsigned long long)(r->next_offset - r->record_offset),
@@ -791,20 +793,24 @@ static int find_column(const cs_csv *r, const char *name, size_t nlen, int ci) {
   return -1;
 }
 
-/* Checks the header: repeated names, mapped columns present. Returns the
- * index of the email column or -1; leaves its name at P_TOP + 1. */
+/* Checks the header: repeated names, mapped columns present. A mapped
+ * column is found by exact name, else ignoring case and surrounding spaces
+ * (as the server does); report.mapping gets the header's own spelling, so
+ * the mapping sent with the upload matches exactly either way. Returns the
+ * index of the email column or -1 and leaves its name (or nil) on the
+ * stack. */
 static int check_header(preflight *p) {
   lua_State *L = p->L;
   cs_csv *r = p->r;
   size_t i, j, len, jlen;
-  int email = -1, nkeys, k;
+  int email = -1, nkeys = 0, k;
   for (i = 0; i < r->nfields; i++) {
     const char *s = cs_csv_field(r, i, &len);
     for (j = 0; j < i; j++) {
       const char *t = cs_csv_field(r, j, &jlen);
       if (jlen == len && memcmp(s, t, len) == 0) {
         lua_pushlstring(L, s, len);
-        problem(p, 1, r->record_line, lua_tostring(L, -1),
+        problem(p, "header", 1, r->record_line, lua_tostring(L, -1),
                 "column '%s' appears twice in the header (columns %d and %d)",
                 lua_tostring(L, -1), (int)j + 1, (int)i + 1);
         lua_pop(L, 1);
@@ -812,10 +818,15 @@ static int check_header(preflight *p) {
       }
     }
   }
-  /* mapping keys in a stable order: email first, then sorted */
-  lua_newtable(L); /* keys */
-  nkeys = 0;
-  if (!lua_isnil(L, P_MAPPING)) {
+  if (lua_isnil(L, P_MAPPING)) { /* the column named "email", any case */
+    email = find_column(r, "email", 5, 1);
+    if (email < 0)
+      problem(p, "header", 1, r->record_line, "email",
+              "no email column in the header: name one with "
+              "mapping = {email = \"<column>\"}");
+  } else {
+    /* keys sorted, so that problems come in a stable order */
+    lua_newtable(L); /* keys */
     lua_pushnil(L);
     while (lua_next(L, P_MAPPING)) {
       if (lua_type(L, -2) != LUA_TSTRING || lua_type(L, -1) != LUA_TSTRING)
@@ -831,51 +842,40 @@ static int check_header(preflight *p) {
     lua_remove(L, -2);
     lua_pushvalue(L, -2);
     lua_call(L, 1, 0);
-  }
-  for (k = 1; k <= nkeys; k++) {
-    const char *key, *col;
-    size_t clen;
-    int idx, near;
-    lua_rawgeti(L, -1, k);
-    key = lua_tostring(L, -1);
-    lua_gettable(L, P_MAPPING);
-    col = lua_tolstring(L, -1, &clen);
-    idx = find_column(r, col, clen, 0);
-    if (strcmp(key, "email") == 0) email = idx;
-    lua_rawgeti(L, -2, k);
-    key = lua_tostring(L, -1); /* keys, col, key */
-    if (idx < 0) {
-      near = find_column(r, col, clen, 1);
-      if (near >= 0) {
-        size_t nlen;
-        const char *n = cs_csv_field(r, (size_t)near, &nlen);
-        lua_pushlstring(L, n, nlen);
+    lua_newtable(L); /* keys, resolved */
+    for (k = 1; k <= nkeys; k++) {
+      const char *key, *col;
+      size_t clen;
+      int idx;
+      lua_rawgeti(L, -2, k); /* keys, resolved, key */
+      key = lua_tostring(L, -1);
+      lua_pushvalue(L, -1);
+      lua_gettable(L, P_MAPPING); /* keys, resolved, key, col */
+      col = lua_tolstring(L, -1, &clen);
+      idx = find_column(r, col, clen, 0);
+      if (idx < 0) idx = find_column(r, col, clen, 1);
+      if (strcmp(key, "email") == 0) email = idx;
+      if (idx < 0) {
+        problem(p, "mapping", 1, r->record_line, col,
+                "the header has no column '%s' (mapped from lead field "
+                "'%s')",
+                col, key);
       } else {
-        lua_pushliteral(L, "");
+        const char *name = cs_csv_field(r, (size_t)idx, &len);
+        lua_pushlstring(L, name, len);
+        lua_setfield(L, -4, key);
       }
-      problem(p, 1, r->record_line, col,
-              "the header has no column '%s' (mapped from lead field "
-              "'%s')%s%s%s",
-              col, key, near >= 0 ? "; did you mean '" : "",
-              lua_tostring(L, -1), near >= 0 ? "'?" : "");
-      lua_pop(L, 1);
+      lua_pop(L, 2);
     }
-    lua_pop(L, 2);
-  }
-  lua_pop(L, 1); /* keys */
-  /* with no mapped email, the column named "email" (any case) is used */
-  if (!lua_isnil(L, P_MAPPING))
+    lua_setfield(L, P_REPORT, "mapping");
+    lua_pop(L, 1); /* keys */
     lua_getfield(L, P_MAPPING, "email");
-  else
-    lua_pushnil(L);
-  if (lua_isnil(L, -1)) {
-    email = find_column(r, "email", 5, 1);
-    if (email < 0)
-      problem(p, 1, r->record_line, "email",
-              "no email column in the header: name one with "
-              "mapping = {email = \"<column>\"}");
+    if (lua_isnil(L, -1))
+      problem(p, "mapping", 1, r->record_line, NULL,
+              "the mapping has no 'email' entry: map the email column, "
+              "e.g. mapping = {email = \"Email\"}");
+    lua_pop(L, 1);
   }
-  lua_pop(L, 1);
   if (email >= 0) {
     const char *s = cs_csv_field(r, (size_t)email, &len);
     lua_pushlstring(L, s, len);
@@ -1032,7 +1032,7 @@ static int csv_preflight(lua_State *L) {
     email = -1;
     lua_pushnil(L);
     if (rc == CS_CSV_EOF)
-      problem(&p, 1, 0, NULL, "the file is empty (no header row)");
+      problem(&p, "empty", 1, 0, NULL, "the file is empty (no header row)");
   }
   email_name = lua_tostring(L, -1); /* kept on the stack until the end */
   lua_pushboolean(L, r->bom);
@@ -1042,7 +1042,7 @@ static int csv_preflight(lua_State *L) {
     rows++;
     if (r->nfields != ncols) {
       ragged++;
-      problem(&p, r->record, r->record_line, NULL,
+      problem(&p, "fields", r->record, r->record_line, NULL,
               "row has %d field%s, the header has %d", (int)r->nfields,
               r->nfields == 1 ? "" : "s", (int)ncols);
     }
@@ -1060,14 +1060,14 @@ static int csv_preflight(lua_State *L) {
         char shown[100];
         invalid++;
         quote_value(shown, sizeof shown, s, len);
-        problem(&p, r->record, r->record_line, email_name,
+        problem(&p, "email", r->record, r->record_line, email_name,
                 "invalid email '%s': %s", shown, why);
       } else if (!set_add(&p, h)) {
         char shown[100];
         int at;
         duplicates++;
         quote_value(shown, sizeof shown, s, len);
-        at = problem(&p, r->record, r->record_line, email_name,
+        at = problem(&p, "duplicate", r->record, r->record_line, email_name,
                      "duplicate email '%s'", shown);
         if (at > 0) { /* first_row is filled in by find_first_rows */
           lua_rawgeti(L, P_PROBLEMS, at);
@@ -1085,11 +1085,12 @@ static int csv_preflight(lua_State *L) {
   }
   chunk_close(&p);
   if (rc == CS_CSV_ERROR) {
-    problem(&p, r->record + 1, r->record_line, NULL, "%s", r->message);
+    problem(&p, "syntax", r->record + 1, r->record_line, NULL, "%s",
+            r->message);
     lua_pushstring(L, r->message);
     lua_setfield(L, P_REPORT, "error");
   } else if (rows == 0 && r->record == 1) {
-    problem(&p, 2, 0, NULL, "the file has a header but no data rows");
+    problem(&p, "empty", 2, 0, NULL, "the file has a header but no data rows");
   }
   lua_pushboolean(L, rc != CS_CSV_ERROR);
   lua_setfield(L, P_REPORT, "complete");
