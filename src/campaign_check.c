@@ -15,6 +15,7 @@
  * must not become a 100,000-character error. */
 #define SHOWN_BYTES 40
 #define MAX_LETTERS 26
+#define TZ_CACHE "coldsend.zones" /* registry: zone name -> true */
 
 /* A variant (spec 6.5) and a follow-up (spec 6.6), checked like fields. */
 static const cs_field variant_fields[] = {
@@ -282,9 +283,27 @@ static void check_timezone(lua_State *L, const cs_field *f, int idx,
   const char *s;
   if (lua_type(L, idx) != LUA_TSTRING) raise_rule(L, f, p, idx, 1);
   s = lua_tolstring(L, idx, &len);
-  if (len > (size_t)f->max || strlen(s) != len || !tz_shape_ok(s, len) ||
-      !tz_known(s))
-    raise_rule(L, f, p, idx, 0);
+  /* names already found in the zone database skip the file system: a
+   * script setting one zone on many campaigns pays one stat, not many.
+   * Only names that passed are kept, so the cache is at most the database. */
+  lua_getfield(L, LUA_REGISTRYINDEX, TZ_CACHE);
+  if (lua_isnil(L, -1)) {
+    lua_pop(L, 1);
+    lua_newtable(L);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, LUA_REGISTRYINDEX, TZ_CACHE);
+  }
+  lua_pushvalue(L, idx);
+  lua_rawget(L, -2);
+  if (lua_isnil(L, -1)) {
+    if (len > (size_t)f->max || strlen(s) != len || !tz_shape_ok(s, len) ||
+        !tz_known(s))
+      raise_rule(L, f, p, idx, 0);
+    lua_pushvalue(L, idx);
+    lua_pushboolean(L, 1);
+    lua_rawset(L, -4);
+  }
+  lua_pop(L, 2);
   lua_pushvalue(L, idx);
 }
 
@@ -547,15 +566,11 @@ static void check_mapping(lua_State *L, const cs_field *f, int idx,
 /* Checks the table at idx against a record's fields: unknown keys raise
  * "no field 'x' in <what>", absent required ones "got nil". Pushes a new
  * table holding only the checked, normalised values. */
-static void check_record(lua_State *L, int idx, const cs_path *p,
-                         const cs_field *fields, size_t nfields,
-                         const char *what) {
+/* Raises for the first key of the table at idx that is not a field. */
+static void raise_unknown_key(lua_State *L, int idx, const cs_path *p,
+                              const cs_field *fields, size_t nfields,
+                              const char *what) {
   size_t i;
-  int out;
-  if (lua_type(L, idx) != LUA_TTABLE) {
-    lua_pushfstring(L, "%s table", what);
-    raise_type(L, p, lua_tostring(L, -1), idx);
-  }
   lua_pushnil(L);
   while (lua_next(L, idx) != 0) {
     const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "";
@@ -570,21 +585,51 @@ static void check_record(lua_State *L, int idx, const cs_path *p,
     }
     lua_pop(L, 1);
   }
-  lua_createtable(L, 0, (int)nfields);
-  out = lua_gettop(L);
+}
+
+static void check_record(lua_State *L, int idx, const cs_path *p,
+                         const cs_field *fields, size_t nfields,
+                         const char *what) {
+  size_t i, present = 0, keys = 0, kept = 0;
+  unsigned char has[8]; /* one per field: records have at most 5 */
+  int top = lua_gettop(L);
+  if (lua_type(L, idx) != LUA_TTABLE) {
+    lua_pushfstring(L, "%s table", what);
+    raise_type(L, p, lua_tostring(L, -1), idx);
+  }
+  /* the checked values wait on the stack, so the new table is made at its
+   * exact size: many variants are kept, and a 5-slot hint would give 8 */
   for (i = 0; i < nfields; i++) {
     cs_path fp = {p, fields[i].name, 0};
     lua_pushstring(L, fields[i].name);
     lua_rawget(L, idx);
-    if (lua_isnil(L, -1) || cs_is_null(L, -1)) {
+    if (!lua_isnil(L, -1)) present++;
+    has[i] = !(lua_isnil(L, -1) || cs_is_null(L, -1));
+    if (!has[i]) {
       if (fields[i].flags & CS_REQUIRED) raise_rule(L, &fields[i], &fp, -1, 1);
       lua_pop(L, 1);
       continue;
     }
     cs_check_field(L, &fields[i], lua_gettop(L), &fp);
-    lua_setfield(L, out, fields[i].name);
+    lua_remove(L, -2);
+    kept++;
+  }
+  /* a key count beyond the fields found means a misspelt key: counting is
+   * cheaper than comparing every key with every name */
+  lua_pushnil(L);
+  while (lua_next(L, idx) != 0) {
+    keys++;
     lua_pop(L, 1);
   }
+  if (keys != present) raise_unknown_key(L, idx, p, fields, nfields, what);
+  lua_createtable(L, 0, (int)kept);
+  for (i = nfields; i-- > 0;) {
+    if (!has[i]) continue;
+    lua_pushvalue(L, top + (int)kept--);
+    lua_setfield(L, -2, fields[i].name);
+  }
+  lua_insert(L, top + 1); /* the record, below the values it took */
+  lua_settop(L, top + 1);
 }
 
 void cs_check_variant(lua_State *L, int idx, const cs_path *p) {
@@ -767,14 +812,21 @@ void cs_check_field(lua_State *L, const cs_field *f, int idx,
 /* ---- copies ------------------------------------------------------------ */
 
 void cs_push_copy(lua_State *L, int idx) {
-  int out;
+  int out, n, keys = 0;
   idx = lua_absindex(L, idx);
   if (lua_type(L, idx) != LUA_TTABLE) {
     lua_pushvalue(L, idx);
     return;
   }
   luaL_checkstack(L, 4, "table too deep to copy");
-  lua_createtable(L, (int)lua_rawlen(L, idx), 0);
+  /* sized before filling: growing a record key by key rehashes it */
+  n = (int)lua_rawlen(L, idx);
+  lua_pushnil(L);
+  while (lua_next(L, idx) != 0) {
+    lua_pop(L, 1);
+    keys++;
+  }
+  lua_createtable(L, n, keys > n ? keys - n : 0);
   out = lua_gettop(L);
   lua_pushnil(L);
   while (lua_next(L, idx) != 0) {
