@@ -26,6 +26,7 @@ local BUILD_N = tonumber(env("BENCH_BUILD_N", "100000"))
 local MEM_N = tonumber(env("BENCH_MEM_N", "10000"))
 local RSS_N = tonumber(env("BENCH_RSS_N", "100000"))
 local PUT_URL = URL .. "/campaigns/" .. F.ID
+local LOAD_AT_START = io.open("/proc/loadavg"):read("l"):match("^(%S+ %S+ %S+)")
 
 local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
 
@@ -256,9 +257,9 @@ local function first_line(cmd, pattern)
   return (pattern and out:match(pattern) or out:match("[^\n]*")) or "?"
 end
 local machine = {
-  string.format("%s CPUs (nproc), %s, Linux %s",
+  string.format("%s CPUs (nproc), %s, Linux %s; load average %s at the start, %s at the end",
     first_line("nproc"), first_line("grep -m1 'model name' /proc/cpuinfo", ":%s*([^\n]*)"),
-    first_line("uname -r")),
+    first_line("uname -r"), LOAD_AT_START, first_line("cat /proc/loadavg", "^(%S+ %S+ %S+)")),
   string.format("%s; %s; %s; Python %s, requests %s; %s",
     first_line("nginx -v", "nginx/[%d.]+"), first_line("curl-config --version"),
     first_line("lua5.4 -v", "Lua [%d.]+"),
