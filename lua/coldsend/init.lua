@@ -781,6 +781,12 @@ function methods.add_lead(c, lead, opts)
   return require("coldsend.leads").add(client_of(c), c, lead, opts)
 end
 
+--- Iterates over the fields that are set, in a stable order, like
+-- pairs(c) on Lua 5.4 (LuaJIT ignores __pairs): for name, value in c:fields().
+function methods.fields(c)
+  return getmetatable(c).__pairs(c)
+end
+
 --- Field-by-field differences between this campaign and another campaign
 -- or definition table (see coldsend.plan).
 function methods.diff(c, other)
