@@ -1,7 +1,7 @@
 --- coldsend.progress: a one-line progress display for long uploads.
 -- On a terminal one line is redrawn in place (\r); when the output is a
--- file or a pipe (CI logs) a plain line is printed every few seconds and at
--- each phase change, so logs stay readable.
+-- file or a pipe (CI logs) a plain line is printed at the start, every few
+-- seconds and at the end, so logs stay readable.
 --
 --   local bar = require("coldsend.progress").new { label = "leads.csv" }
 --   local job = c:upload_leads { file = "leads.csv", on_progress = bar }
@@ -90,7 +90,7 @@ function M.new(opts)
 end
 
 --- Shows update p: redraws the line on a terminal; otherwise prints a line
--- when the phase changes or interval seconds have passed.
+-- for the first update, once interval seconds have passed, and when done.
 function Bar:update(p)
   self.last = p
   local prefix = self.label and (self.label .. "  ") or ""
@@ -107,7 +107,10 @@ function Bar:update(p)
   end
   local now = self.clock()
   self.pending = true
-  if p.phase ~= self.last_phase or not self.last_time or now - self.last_time >= self.interval then
+  -- the first and the last update, and one per interval in between: a
+  -- log gets a few lines, not one per chunk stage
+  if not self.last_time or (p.phase == "done" and self.last_phase ~= "done")
+      or now - self.last_time >= self.interval then
     self.out:write(prefix, M.format(p, 0), "\n")
     self.out:flush()
     self.last_phase, self.last_time, self.pending = p.phase, now, false
