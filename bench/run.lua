@@ -161,6 +161,40 @@ if module_ok then
 end
 
 ------------------------------------------------------------------------------
+-- Instructions (callgrind): user-space instructions per request, which the
+-- load of a shared machine does not move. Each command runs with n = 1000
+-- and 2000; the difference (1050 requests or 1100 campaigns with their
+-- warm-ups) cancels start-up.
+local instructions = {}
+local function count_instructions(template, extra)
+  local counts = {}
+  for k, n in ipairs{ 1000, 2000 } do
+    local p = io.popen("valgrind --tool=callgrind --callgrind-out-file=/dev/null "
+      .. string.format(template, n) .. " 2>&1 >/dev/null")
+    local out = p:read("a")
+    p:close()
+    local refs = out:match("Collected%s*:%s*(%d+)")
+    if not refs then return nil end
+    counts[k] = tonumber(refs)
+  end
+  return (counts[2] - counts[1]) / extra
+end
+if module_ok and have("valgrind") then
+  say("instructions per request / campaign (callgrind)")
+  local put = string.format("%%d %s %s %s", q(body_a), q(body_b), q(headers))
+  instructions.floor = count_instructions(q(FLOOR) .. " " .. q(PUT_URL) .. " " .. put, 1050)
+  instructions.module = count_instructions(string.format(
+    "lua5.4 %s/module_bench.lua saves %s %%d", q(dir), q(URL)), 1050)
+  instructions.build_module = count_instructions(string.format(
+    "lua5.4 %s/build_bench.lua module %%d", q(dir)), 1100)
+  instructions.build_plain = count_instructions(string.format(
+    "lua5.4 %s/build_bench.lua plain %%d", q(dir)), 1100)
+  for _, k in ipairs{ "floor", "module", "build_module", "build_plain" } do
+    say("  %-18s %10.0f", k, instructions[k] or -1)
+  end
+end
+
+------------------------------------------------------------------------------
 -- Start-up.
 local startup = {}
 local function time_runs(code, runs)
@@ -220,6 +254,11 @@ row("LuaSocket socket.http (new connection each request), per request", us("luas
 local r
 r = ratio("module", "floor", 1); row("module / floor, wall", fmt(r), "≤ 1.15×", r and r <= 1.15)
 r = ratio("module", "floor", 2); row("module / floor, CPU", fmt(r), "≤ 1.3×", r and r <= 1.3)
+if instructions.floor and instructions.module then
+  row("module / floor, user-space instructions per request (callgrind)",
+      string.format("%.2f× (%.0fk / %.0fk)", instructions.module / instructions.floor,
+                    instructions.module / 1e3, instructions.floor / 1e3))
+end
 r = ratio("requests", "module", 1); row("requests / module, wall", fmt(r), "≥ 5×", r and r >= 5)
 r = ratio("requests", "module", 2); row("requests / module, CPU", fmt(r))
 r = ratio("luasocket", "module", 1); row("luasocket / module, wall", fmt(r))
@@ -228,6 +267,13 @@ row(string.format("build only, module (build + validate + encode), per campaign,
 row("build only, plain table + cjson.encode, per campaign", us("build plain"))
 r = ratio("build module", "build plain", 1)
 row("build only, module / plain table, wall", fmt(r), "≤ 1.00×", r and r <= 1.0)
+r = ratio("build module", "build plain", 2)
+row("build only, module / plain table, CPU", fmt(r))
+if instructions.build_module and instructions.build_plain then
+  row("build only, module / plain table, instructions (callgrind)",
+      string.format("%.2f× (%.0fk / %.0fk)", instructions.build_module / instructions.build_plain,
+                    instructions.build_module / 1e3, instructions.build_plain / 1e3))
+end
 local function bytes(name)
   if not med(name) then return "n/a" end
   return string.format("%.0f B (RSS: %.0f B)", med(name, 1), med(name, 2))
