@@ -21,3 +21,10 @@ fuzz-csv: $(CSV_FUZZ)
 	$(CSV_FUZZ) -max_total_time=$(FUZZ_TIME) -max_len=8192 -timeout=10 \
 	  -print_final_stats=1 -artifact_prefix=fuzz/build/ \
 	  fuzz/build/corpus-csv fuzz/corpus/csv
+
+# LEADS_ROWS, LEADS_RUNS, LEADS_UPLOAD_ROWS, LEADS_DIR: see bench/leads.lua.
+bench-leads: all
+	@sh scripts/deps.sh test
+	@LUA_PATH_5_4="$(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;$(CURDIR)/?.lua;;" \
+	  LUA_CPATH_5_4="$(abspath $(BUILD))/5.4/?.so;;" \
+	  lua5.4 bench/leads.lua
