@@ -333,7 +333,7 @@ local function poll_chunk(job, i)
   local req = core.build_request(p.client.base_url, "GET", path)
   local data, err = p.client:_send(req, p.call_opts)
   if not data then
-    err.chunk = i
+    err.chunk, err.job = i, job
     return nil, err
   end
   if type(data.status) ~= "string" then
