@@ -537,9 +537,10 @@ local function send_chunk(job, i, header, mapping_json)
       ch.state = "unknown"
       local saved, serr = record_state(job)
       if not saved then return nil, serr end
-      err.message = format("%s: %s may or may not have reached the server; run the upload again "
-        .. "to resume: accepted chunks are skipped, this one is sent again and the server skips "
-        .. "emails it already has", tostring(err.message), what)
+      -- the transport's message already says it may have arrived
+      err.message = format("%s: %s; run the upload again to resume: accepted chunks are skipped, "
+        .. "this one is sent again and the server skips emails it already has",
+        tostring(err.message), what)
     else
       err.message = format("%s: %s was not accepted", tostring(err.message), what)
     end
