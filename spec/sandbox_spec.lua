@@ -1105,6 +1105,15 @@ describe("coldsend-sandbox", function()
       assert.is_false(sandbox.alive(pid))
     end)
 
+    it("passes extra arguments: faults armed from the command line", function()
+      local other = sandbox.start{ key = "cs_test_fixed_key", args = { "--fault", "kind=status,status=503,times=2" } }
+      assert.equal("cs_test_fixed_key", other.key)
+      assert.equal(503, (other:request("GET", "/campaigns")))
+      assert.equal(503, (other:request("GET", "/campaigns")))
+      assert.equal(200, (other:request("GET", "/campaigns")))
+      other:stop()
+    end)
+
     it("stops the child; stop is idempotent", function()
       local other = sandbox.start{}
       assert.truthy(sandbox.alive(other.pid))

@@ -367,10 +367,10 @@ end
 -- what to do with it; res.delay_before/delay_after are seconds to wait.
 function Server:handle(req)
   local path = req.path
+  self.last_activity = socket.gettime()
   if path == M.CONTROL or path:sub(1, #M.CONTROL + 1) == M.CONTROL .. "/" then
     return self:control(req, path:sub(#M.CONTROL + 1))
   end
-  self.last_activity = socket.gettime()
   local api_path
   if path:sub(1, #M.BASE + 1) == M.BASE .. "/" then api_path = path:sub(#M.BASE + 1) end
   if api_path == nil then
@@ -437,6 +437,32 @@ function Server:schedule_job(job)
   end)
 end
 
+--- Arms a fault (doc/sandbox.md): returns the stored fault, or nil, message.
+function Server:add_fault(f)
+  if not FAULT_KINDS[f.kind] then
+    local kinds = {}
+    for k in pairs(FAULT_KINDS) do kinds[#kinds + 1] = k end
+    table.sort(kinds)
+    return nil, "kind must be one of: " .. table.concat(kinds, ", ")
+  end
+  for _, k in ipairs { "method", "path", "key", "content_type" } do
+    if f[k] ~= nil and f[k] ~= null and type(f[k]) ~= "string" then return nil, k .. " must be a string" end
+  end
+  for _, k in ipairs { "times", "skip", "delay_ms", "status", "size", "retry_after" } do
+    if f[k] ~= nil and f[k] ~= null and not V.is_int(f[k]) then return nil, k .. " must be an integer" end
+  end
+  if f.status and (f.status < 100 or f.status > 599) then return nil, "status must be 100..599" end
+  local fault = {}
+  for k, v in pairs(f) do if v ~= null then fault[k] = v end end
+  fault.method = fault.method and fault.method:upper()
+  fault.times = fault.times or 1
+  if fault.times == 0 then fault.times = -1 end
+  self.fault_seq = self.fault_seq + 1
+  fault.fault_id = self.fault_seq
+  self.faults[#self.faults + 1] = fault
+  return fault
+end
+
 ---------------------------------------------------------------------------
 -- The control API: /__sandbox/...
 ---------------------------------------------------------------------------
@@ -470,24 +496,8 @@ function Server:control(req, sub)
     self.log = {}
     return json_response(200, { success = true })
   elseif sub == "/faults" and m == "POST" then
-    local f = body
-    if not FAULT_KINDS[f.kind] then
-      local kinds = {}
-      for k in pairs(FAULT_KINDS) do kinds[#kinds + 1] = k end
-      table.sort(kinds)
-      return control_error(422, "kind must be one of: " .. table.concat(kinds, ", "))
-    end
-    if f.method ~= nil and type(f.method) ~= "string" then return control_error(422, "method must be a string") end
-    if f.path ~= nil and type(f.path) ~= "string" then return control_error(422, "path must be a string") end
-    if f.times ~= nil and (not V.is_int(f.times)) then return control_error(422, "times must be an integer") end
-    local fault = {}
-    for k, v in pairs(f) do if v ~= null then fault[k] = v end end
-    fault.method = fault.method and fault.method:upper()
-    fault.times = fault.times or 1
-    if fault.times == 0 then fault.times = -1 end
-    self.fault_seq = self.fault_seq + 1
-    fault.fault_id = self.fault_seq
-    self.faults[#self.faults + 1] = fault
+    local fault, err = self:add_fault(body)
+    if not fault then return control_error(422, err) end
     return json_response(201, fault)
   elseif sub == "/faults" and m == "GET" then
     local out = array()

@@ -101,7 +101,8 @@ local running = {}
 
 --- Starts a sandbox child process on a free port.
 -- opts: rate_limit (false | N), rate_window (s), latency_ms, job_step_ms,
--- key, idle_exit (s, default 300), lua (default "lua5.4").
+-- key, idle_exit (s, default 300), lua (default "lua5.4"), args (more
+-- command-line arguments, e.g. { "--fault", "kind=status,status=503" }).
 function M.start(opts)
   opts = opts or {}
   local root = M.root
@@ -119,6 +120,7 @@ function M.start(opts)
   end
   if opts.job_step_ms then args[#args + 1] = "--job-step" args[#args + 1] = tostring(opts.job_step_ms) end
   if opts.key then args[#args + 1] = "--key" args[#args + 1] = opts.key end
+  for _, a in ipairs(opts.args or {}) do args[#args + 1] = a end
   for i, a in ipairs(args) do args[i] = shell_quote(a) end
   local lua_path = root .. "/lua/?.lua;" .. root .. "/lua/?/init.lua;;"
   -- the child writes to a file, never to a pipe of ours, and is started in
