@@ -306,6 +306,11 @@ local function decode_body(req)
   return V.normalize(v)
 end
 
+--- The path relative to the API base, or nil when outside it.
+function M.api_path(path)
+  if path:sub(1, #M.BASE + 1) == M.BASE .. "/" then return path:sub(#M.BASE + 1) end
+end
+
 --- Answers one API request (path relative to the base). Returns a
 -- response {status, headers, body}.
 function Server:api(req, path)
@@ -371,8 +376,7 @@ function Server:handle(req)
   if path == M.CONTROL or path:sub(1, #M.CONTROL + 1) == M.CONTROL .. "/" then
     return self:control(req, path:sub(#M.CONTROL + 1))
   end
-  local api_path
-  if path:sub(1, #M.BASE + 1) == M.BASE .. "/" then api_path = path:sub(#M.BASE + 1) end
+  local api_path = M.api_path(path)
   if api_path == nil then
     local entry = self:log_request(req, nil)
     local res = json_response(404, { detail = "Not Found" })
@@ -614,12 +618,12 @@ function Server:serve_conn(conn)
       end
       break
     end
-    local is_upload = req.method == "POST" and req.path:match("^" .. M.BASE:gsub("%p", "%%%0") .. "/campaigns/[^/]+/leads$")
+    local is_upload = req.method == "POST" and (M.api_path(req.path) or ""):match("^/campaigns/[^/]+/leads$")
     local max = is_upload and o.max_upload_body or o.max_body
     local ok, berr = conn:read_body(req, max, 120)
     if not ok then
       if type(berr) == "table" then
-        self:log_request(req, nil).status = berr.status
+        self:log_request(req, M.api_path(req.path)).status = berr.status
         write_response(conn, fatal_response(berr), false)
       end
       break
