@@ -1178,7 +1178,25 @@ describe("coldsend.sandbox in process", function()
       headers = { ["X-API-Key"] = srv.key } }
     assert.equal(200, res.status)
     assert.equal("In-process campaign", json.decode(res.body).name)
-    srv.faults[1] = { kind = "close_before", times = 1 }
+    local path = os.tmpname()
+    local f = assert(io.open(path, "wb"))
+    f:write("email,first_name\nskip@example.com,Skip\nin@example.com,Inna\n")
+    f:close()
+    res = transport { method = "POST", url = "http://127.0.0.1:1/api/public/v1/campaigns/" .. id .. "/leads",
+      headers = { ["X-API-Key"] = srv.key },
+      multipart = { { name = "file", file = path, offset = 39, length = 20, prefix = "email,first_name\n" } } }
+    os.remove(path)
+    assert.equal(200, res.status, res.body)
+    local job = json.decode(res.body)
+    assert.equal(1, job.total_count)
+    for _ = 1, 3 do
+      res = transport { method = "GET", headers = { ["X-API-Key"] = srv.key },
+        url = "http://127.0.0.1:1/api/public/v1/campaigns/" .. id .. "/leads/upload/" .. job.job_id }
+    end
+    job = json.decode(res.body)
+    assert.equal("COMPLETED", job.status)
+    assert.equal(1, job.success_count)
+    srv:add_fault { kind = "close_before" }
     local ok, msg, code = transport { method = "GET", url = "http://127.0.0.1:1/api/public/v1/campaigns",
       headers = { ["X-API-Key"] = srv.key } }
     assert.is_nil(ok)

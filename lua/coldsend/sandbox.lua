@@ -737,10 +737,17 @@ function M.transport(srv)
     if not path then return nil, "bad url " .. url, "network" end
     local headers = {}
     for k, v in pairs(req.headers or {}) do headers[k:lower()] = v end
+    local body = req.body or ""
+    if req.multipart then
+      local ct
+      body, ct = require("coldsend.sandbox.csv").encode_multipart(req.multipart)
+      if not body then return nil, ct, "network", { sent = false } end
+      headers["content-type"] = ct
+    end
     local r = {
       method = req.method or "GET", path = http.url_decode((path:gsub("+", "%%2B"))),
       query_string = qs, query = http.parse_query(qs), headers = headers,
-      body = req.body or "", conn_id = 0,
+      body = body, conn_id = 0,
     }
     local res = srv:handle(r)
     if res.action == "close" or res.action == "reset" then

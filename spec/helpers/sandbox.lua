@@ -179,23 +179,9 @@ function Sandbox:request(method, path, body, headers)
 end
 
 --- Encodes multipart/form-data: parts = { {name=, value=, filename=?,
--- content_type=?} ... }. Returns body, Content-Type header value.
-function M.multipart(parts)
-  local boundary = "----coldsend-sandbox-" .. tostring(math.random(1e9)) .. tostring(math.random(1e9))
-  local out = {}
-  for _, p in ipairs(parts) do
-    out[#out + 1] = "--" .. boundary .. "\r\n"
-    local cd = 'Content-Disposition: form-data; name="' .. p.name .. '"'
-    if p.filename then cd = cd .. '; filename="' .. p.filename .. '"' end
-    out[#out + 1] = cd .. "\r\n"
-    if p.content_type or p.filename then
-      out[#out + 1] = "Content-Type: " .. (p.content_type or "text/csv") .. "\r\n"
-    end
-    out[#out + 1] = "\r\n" .. p.value .. "\r\n"
-  end
-  out[#out + 1] = "--" .. boundary .. "--\r\n"
-  return table.concat(out), "multipart/form-data; boundary=" .. boundary
-end
+-- content_type=?} | {name=, file=path, ...} ... }. Returns body,
+-- Content-Type header value.
+M.multipart = require("coldsend.sandbox.csv").encode_multipart
 
 --- Uploads CSV text to a campaign (L1): mapping is a table (JSON-encoded)
 -- or nil. Returns what request returns.

@@ -61,6 +61,35 @@ function M.multipart(body, boundary)
   return parts
 end
 
+--- Encodes multipart/form-data. parts = { {name=, value=} | {name=,
+-- file=path, filename=?, content_type=?, offset=?, length=?, prefix=?} }
+-- (the file part form of the transport contract, doc/internals.md).
+-- Returns body, Content-Type header value; or nil, message.
+function M.encode_multipart(parts)
+  local boundary = ("----coldsend-sandbox-%d%d"):format(math.random(1e9), math.random(1e9))
+  local out = {}
+  for _, p in ipairs(parts) do
+    local value = p.value
+    if p.file then
+      local f, err = io.open(p.file, "rb")
+      if not f then return nil, err end
+      f:seek("set", p.offset or 0)
+      value = (p.prefix or "") .. (f:read(p.length or "*a") or "")
+      f:close()
+    end
+    local filename = p.filename or (p.file and p.file:match("([^/]+)$"))
+    local cd = 'Content-Disposition: form-data; name="' .. p.name .. '"'
+    if filename then cd = cd .. '; filename="' .. filename .. '"' end
+    out[#out + 1] = "--" .. boundary .. "\r\n" .. cd .. "\r\n"
+    if p.content_type or filename then
+      out[#out + 1] = "Content-Type: " .. (p.content_type or "text/csv") .. "\r\n"
+    end
+    out[#out + 1] = "\r\n" .. tostring(value or "") .. "\r\n"
+  end
+  out[#out + 1] = "--" .. boundary .. "--\r\n"
+  return table.concat(out), "multipart/form-data; boundary=" .. boundary
+end
+
 ---------------------------------------------------------------------------
 -- RFC 4180
 ---------------------------------------------------------------------------
