@@ -1090,6 +1090,7 @@ describe("coldsend-sandbox", function()
       st, b, h = req("PATCH", "/campaigns")
       assert.equal(405, st)
       assert.equal("GET, POST", h.allow)
+      assert.equal("100", h["x-ratelimit-limit"])
     end)
 
     it("a client stalled mid-request holds up no other; an oversized upload is refused before it is sent", function()

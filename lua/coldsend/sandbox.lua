@@ -316,11 +316,13 @@ end
 function Server:api(req, path)
   local route, params = api.match(req.method, path)
   if not route then
+    local h = self:rate(req.headers["x-api-key"], false)
     if params then
       table.sort(params)
-      return json_response(405, { detail = "Method Not Allowed" }, { Allow = table.concat(params, ", ") })
+      h.Allow = table.concat(params, ", ")
+      return json_response(405, { detail = "Method Not Allowed" }, h)
     end
-    return json_response(404, { detail = "Not Found" })
+    return json_response(404, { detail = "Not Found" }, h)
   end
   local granted, st, body = self:authenticate(req)
   if not granted then
