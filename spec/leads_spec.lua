@@ -150,6 +150,9 @@ describe("c:upload_leads", function()
     local path = leads_csv(25001)
     local err = interrupted(c, path, {})
     assert.equals(2, err.chunk)
+    local ok, werr = err.job:wait { interval = 0.01 }
+    assert.is_nil(ok)
+    assert.equals("chunk 2 of 3 was not accepted by the server: run the upload again to send it", werr.message)
     assert.equals(path .. ".coldsend-upload", err.state_file)
     assert.matches("may have reached the server.*: chunk 2 of 3 %(rows 10002%-20001%); "
       .. "run the upload again to resume", err.message)

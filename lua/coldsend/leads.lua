@@ -350,6 +350,11 @@ end
 local function wait_chunk(job, i, interval, deadline_at)
   local p = private[job]
   local ch = job.chunks[i]
+  if not ch.job_id then -- the job of an upload that stopped half-way
+    return nil, core.error { code = "invalid", attempts = 0, job = job, chunk = i,
+      message = format("chunk %d of %d was not accepted by the server: run the upload again to "
+        .. "send it", i, #job.chunks) }
+  end
   while not FINAL[ch.status] do
     local ok, err = poll_chunk(job, i)
     if not ok then return nil, err end
