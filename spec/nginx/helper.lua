@@ -70,8 +70,11 @@ function M.free_port()
   return tonumber(port)
 end
 
+-- alive and still an nginx (a pid is not reused behind our back)
 local function pid_alive(pid)
-  return pid and os.execute("kill -0 " .. pid .. " 2>/dev/null") == true
+  if not pid or os.execute("kill -0 " .. pid .. " 2>/dev/null") ~= true then return false end
+  local cmd = read_file("/proc/" .. pid .. "/cmdline")
+  return cmd == nil or cmd:find("nginx", 1, true) ~= nil
 end
 
 local Server = {}
@@ -281,6 +284,15 @@ function M.start(opts)
     for w in sh("pgrep -P " .. srv.pid):gmatch("%d+") do
       srv.worker_pids[#srv.worker_pids + 1] = tonumber(w)
     end
+    -- a watcher (in its own session, so a kill of our process group spares
+    -- it) stops nginx if this process dies without stop() (a crash,
+    -- a kill, a timeout); it exits as soon as nginx is gone either way
+    local me = sh("echo $PPID")
+    os.execute(("setsid sh -c 'while kill -0 %s && kill -0 %d; do sleep 0.5; done 2>/dev/null;"
+      .. " if kill -0 %d 2>/dev/null; then kill -TERM %d; sleep 2; kill -0 %d && kill -KILL %d %s; rm -rf %s; fi'"
+      .. " >/dev/null 2>&1 </dev/null &")
+      :format(me, srv.pid, srv.pid, srv.pid, srv.pid, srv.pid,
+        table.concat(srv.worker_pids, " "), dir))
   end
   local status = srv:get("/__alive", 2)
   if status ~= 200 then

@@ -1,0 +1,12 @@
+# mk/openresty.mk: `make bench-openresty`: /ping latency and throughput of an
+# nginx worker with campaign calls in flight, thread-pool transport versus a
+# blocking libcurl call (bench/openresty.lua, issue 9). Not part of `make test`.
+
+.PHONY: bench-openresty
+
+bench-openresty: all
+	@sh scripts/deps.sh test
+	@BUILD=$(BUILD) \
+	  LUA_PATH_5_4="$(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;$(CURDIR)/?.lua;;" \
+	  LUA_CPATH_5_4="$(abspath $(BUILD))/5.4/?.so;;" \
+	  lua5.4 bench/openresty.lua
