@@ -37,8 +37,7 @@ local HTTP = [[
       if not c then return nil, err end
       c.inbox_ids = { inbox.inbox_id }
       local lead
-      lead, err = cs:request("POST", "/campaigns/" .. c.id .. "/leads/manual",
-        { email = "ada@example.org", first_name = "Ada" })
+      lead, err = c:add_lead { email = "ada@example.org", first_name = "Ada" }
       if not lead then return nil, err end
       c:add_variant { subject_template = "Quick question, {{first_name}}",
         email_content = "Hi {{first_name}}, ...", distribution_percent = 100 }
@@ -89,6 +88,27 @@ local SERVER = [[
         ngx.say(cjson.encode { ok = c ~= nil, status = c and c.status, error = err and tostring(err) or nil })
       }
     }
+    location = /upload {
+      content_by_lua_block {
+        local cs = new_client { rate_limit = false }
+        local c, err = cs:create_campaign { name = "nginx upload", timezone = "UTC" }
+        local job, path
+        if c then
+          path = os.tmpname()
+          local f = assert(io.open(path, "wb"))
+          f:write("email,first_name\n")
+          for i = 1, 25 do f:write(("u%d@example.org,U%d\n"):format(i, i)) end
+          f:close()
+          -- three chunks, each streamed from the file by the worker thread
+          job, err = c:upload_leads { file = path, state_file = false, chunk_rows = 10,
+            poll_interval = 0.05 }
+          os.remove(path)
+        end
+        if job then c, err = c:refresh() end
+        ngx.say(cjson.encode { ok = job ~= nil and c ~= nil, error = err and tostring(err) or nil,
+          job = job and tostring(job), leads = c and c.total_leads })
+      }
+    }
     location = /ping {
       content_by_lua_block { seq("ping:" .. ngx.var.arg_i) ngx.say("pong") }
     }
@@ -136,6 +156,15 @@ describe("client in nginx #once", function()
       if entry.method == "PUT" and entry.path:find(out.id, 1, true) then launched = true end
     end
     assert.is_true(launched)
+  end)
+
+  it("uploads a CSV in chunks from a content handler", function()
+    local out = cjson.decode(get("/upload"))
+    assert.is_nil(out.error)
+    assert.is_true(out.ok)
+    assert.matches("COMPLETED", out.job)
+    assert.are.equal(25, out.leads)
+    assert.are.equal(3, sb:count("POST", "/leads$"))
   end)
 
   it("keeps the worker serving while 20 launches wait on a slow API", function()
