@@ -288,11 +288,14 @@ function M.start(opts)
     -- it) stops nginx if this process dies without stop() (a crash,
     -- a kill, a timeout); it exits as soon as nginx is gone either way
     local me = sh("echo $PPID")
-    os.execute(("setsid sh -c 'while kill -0 %s && kill -0 %d; do sleep 0.5; done 2>/dev/null;"
-      .. " if kill -0 %d 2>/dev/null; then kill -TERM %d; sleep 2; kill -0 %d && kill -KILL %d %s; rm -rf %s; fi'"
-      .. " >/dev/null 2>&1 </dev/null &")
-      :format(me, srv.pid, srv.pid, srv.pid, srv.pid, srv.pid,
-        table.concat(srv.worker_pids, " "), dir))
+    local script = table.concat({
+      -- a zombie master (not yet reaped) counts as gone
+      [[alive() { kill -0 $1 2>/dev/null && grep -q nginx /proc/$1/cmdline 2>/dev/null; }]],
+      "while kill -0 ME 2>/dev/null && alive MASTER; do sleep 0.5; done",
+      "if alive MASTER; then kill -TERM MASTER; sleep 2; alive MASTER && kill -KILL MASTER WORKERS; rm -rf DIR; fi",
+    }, "\n"):gsub("%u+", { ME = me, MASTER = tostring(srv.pid),
+      WORKERS = table.concat(srv.worker_pids, " "), DIR = dir })
+    os.execute("setsid sh -c " .. quote(script) .. " >/dev/null 2>&1 </dev/null &")
   end
   local status = srv:get("/__alive", 2)
   if status ~= 200 then
