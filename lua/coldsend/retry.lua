@@ -1,0 +1,313 @@
+--- coldsend.retry: the retry policy, as pure functions the facade's request loop calls.
+--
+-- Nothing here does I/O, reads a clock or sleeps: the caller passes the
+-- time and the random source, so every rule is testable with a fake clock.
+--
+--   local p = retry.policy(client_opts, call_opts)      -- validated, merged
+--   local again, reason, ambiguous = retry.decide(method, outcome, attempt, p)
+--   local wait, asked = retry.delay(attempt, p, res.headers, now_wall, math.random)
+--   if again and retry.fits(deadline_at, now, wait) then sleep(wait) ... end
+--
+-- `attempt` is the number of the try that just failed: 1 is the first try.
+-- A failure is retried only while attempt <= max_retries, so max_retries = 3
+-- allows 4 tries in all.
+--
+-- What is retried (`outcome` is `{status=, headers=}` for an HTTP answer, or
+-- `{code=, info={sent=, curl_code=}}` for a transport failure; an HTTP
+-- answer whose body failed to parse may carry both `status` and
+-- `code = "protocol"`):
+--
+-- | outcome                         | GET/HEAD   | PUT/DELETE | POST (and other non-idempotent) |
+-- |---------------------------------|------------|------------|---------------------------------|
+-- | 429                             | retry      | retry      | retry                           |
+-- | 503                             | retry      | retry      | retry                           |
+-- | 500, 502, 504                   | retry      | retry      | no, ambiguous                   |
+-- | other status                    | no         | no         | no                              |
+-- | network / timeout, sent = false | retry      | retry      | retry                           |
+-- | network / timeout, sent = true  | retry      | retry      | no, ambiguous                   |
+-- | tls handshake (curl 35)         | retry      | retry      | retry if sent = false           |
+-- | tls, any other (verification)   | no         | no         | no                              |
+-- | protocol (unreadable answer,    | retry      | no         | no, ambiguous if sent           |
+-- |   or a 2xx whose body is not)   |            |            |                                 |
+-- | protocol, body over the cap     | no         | no         | no, ambiguous if sent           |
+--
+-- Why:
+-- * 429 means the server refused the request before acting on it (rate
+--   limiting happens in front of the handlers), so even a POST is safe.
+-- * 503 "temporarily unavailable" is what the API answers when it cannot
+--   take the request at all (maintenance, overload shedding); by HTTP's
+--   definition (RFC 9110 15.6.4) the server did not process it. A gateway
+--   that lost the answer of a request already handed on says 502 or 504.
+-- * 500, 502, 504 on a POST: the server (or the one behind a gateway) may
+--   have created the resource before failing. Re-sending could duplicate a
+--   campaign, so the error is marked ambiguous and the caller decides (the
+--   facade looks the campaign up by name).
+-- * A transport failure with sent = false (DNS, connect, TLS handshake)
+--   surely never reached the server: every method may be retried. When the
+--   transport gives no `info`, the request is taken as possibly sent.
+-- * A certificate that fails verification will fail again: not retried.
+-- * protocol: an answer we cannot read (truncated or non-JSON body). A GET
+--   or HEAD is re-read, as a read has no effect; a write was acted on, and
+--   sending it again would not make the answer readable. A body over the
+--   size cap is not retried at all: it would be as big the next time.
+--
+-- Reasons (second result, a token for logs and metrics): "rate_limited",
+-- "unavailable", "server_error", "network", "timeout", "tls_handshake",
+-- "protocol" when retried; "exhausted" (retryable, but max_retries is
+-- reached), "not_idempotent" (the request may have been acted on),
+-- "final" (the status or error is not one to retry) otherwise.
+--
+-- delay: full jitter, `random() * min(cap, base * 2^(attempt-1))`, but at
+-- least what the server asked: `Retry-After` (seconds or an HTTP date), else
+-- `X-RateLimit-Reset` when the window is spent (`X-RateLimit-Remaining: 0`,
+-- or the optional `status` argument is 429). The server's ask may exceed
+-- `cap`; it is never cut here: the caller checks it against the deadline
+-- with `retry.fits`.
+local M = {}
+
+local floor, huge = math.floor, math.huge
+
+M.DEFAULTS = { max_retries = 3, base = 0.5, cap = 30, deadline = nil }
+
+local IDEMPOTENT = { GET = true, HEAD = true, PUT = true, DELETE = true, OPTIONS = true }
+local SAFE = { GET = true, HEAD = true, OPTIONS = true }
+
+-- Statuses retried for every method, and for idempotent ones only.
+local RETRY_ANY = { [429] = "rate_limited", [503] = "unavailable" }
+local RETRY_IDEMPOTENT = { [500] = "server_error", [502] = "server_error", [504] = "server_error" }
+
+-- curl codes: the TLS handshake failed (may be transient); the body
+-- outgrew the cap (write callback refused it, or the declared size did).
+local CURLE_SSL_CONNECT_ERROR = 35
+local CURLE_WRITE_ERROR, CURLE_FILESIZE_EXCEEDED = 23, 63
+
+local function describe(v)
+  if type(v) == "number" then return string.format("%.14g", v) end
+  if type(v) == "string" then
+    return string.format("%q", #v > 40 and v:sub(1, 40) .. "..." or v)
+  end
+  return type(v)
+end
+
+local function bad_option(name, expected, v)
+  error(string.format("bad value for '%s' (%s expected, got %s)", name, expected, describe(v)), 4)
+end
+
+local function is_integer(v)
+  return type(v) == "number" and v == floor(v) and v > -huge and v < huge
+end
+
+-- Checks one option; nil means "not given". `deadline = false` switches a
+-- client deadline off for one call.
+local CHECK = {
+  max_retries = function(v)
+    if not (is_integer(v) and v >= 0) then bad_option("max_retries", "integer >= 0", v) end
+    return v
+  end,
+  base = function(v)
+    if not (type(v) == "number" and v > 0 and v < huge) then bad_option("base", "number > 0", v) end
+    return v
+  end,
+  cap = function(v)
+    if not (type(v) == "number" and v > 0) then bad_option("cap", "number > 0", v) end
+    return v
+  end,
+  deadline = function(v)
+    if v == false then return false end
+    if not (type(v) == "number" and v > 0) then bad_option("deadline", "number > 0 or false", v) end
+    return v
+  end,
+}
+
+--- Merges the retry options of each table given (client options, then
+-- per-call options; nil tables are skipped, other keys ignored) over the
+-- defaults. Raises `bad value for 'base' (number > 0 expected, got 0)` on a
+-- bad value. Returns {max_retries=, base=, cap=, deadline= (nil: none)}.
+function M.policy(...)
+  local p = {}
+  for name, v in pairs(M.DEFAULTS) do p[name] = v end
+  for i = 1, select("#", ...) do
+    local opts = select(i, ...)
+    if opts ~= nil then
+      if type(opts) ~= "table" then
+        error(string.format("bad options #%d (table expected, got %s)", i, type(opts)), 2)
+      end
+      for name, check in pairs(CHECK) do
+        local v = opts[name]
+        if v ~= nil then p[name] = check(v) end
+      end
+    end
+  end
+  if p.deadline == false then p.deadline = nil end
+  return p
+end
+
+--- The monotonic instant a call started at `start` must end by, or nil.
+function M.deadline_at(policy, start)
+  return policy.deadline and start + policy.deadline or nil
+end
+
+--- True when sleeping `delay` seconds from `now` still ends by the deadline.
+function M.fits(deadline_at, now, delay)
+  if not deadline_at then return true end
+  return now + delay <= deadline_at
+end
+
+-- Classifies a transport failure: reason when retryable for this method,
+-- else nil plus whether the failure is ambiguous.
+local function classify_failure(method, outcome)
+  local info = outcome.info or {}
+  local sent = info.sent ~= false -- unknown counts as possibly sent
+  local curl = info.curl_code
+  local idempotent = IDEMPOTENT[method]
+  local code = outcome.code
+  if code == "network" or code == "timeout" then
+    if idempotent or not sent then return code end
+    return nil, true, "not_idempotent"
+  elseif code == "tls" then
+    if curl ~= CURLE_SSL_CONNECT_ERROR then return nil, false, "final" end
+    if idempotent or not sent then return "tls_handshake" end
+    return nil, true, "not_idempotent"
+  elseif code == "protocol" then
+    if not sent then return nil, false, "final" end
+    local too_large = info.too_large or curl == CURLE_WRITE_ERROR or curl == CURLE_FILESIZE_EXCEEDED
+    if SAFE[method] and not too_large then return "protocol" end
+    if idempotent then return nil, false, "final" end
+    return nil, true, "not_idempotent"
+  end
+  return nil, false, "final"
+end
+
+--- Decides whether a failed try is tried again. Returns
+-- `retry (boolean), reason (string), ambiguous (boolean)`; `ambiguous` is
+-- true when a non-idempotent request may have been acted on by the server.
+function M.decide(method, outcome, attempt, policy)
+  method = string.upper(tostring(method))
+  local reason, ambiguous, why
+  local status = outcome.status
+  if status and outcome.code == "protocol" and status >= 200 and status < 300 then
+    -- a success status with a body we could not read: the server acted
+    reason, ambiguous, why = classify_failure(method, outcome)
+  elseif status then
+    reason = RETRY_ANY[status] or (IDEMPOTENT[method] and RETRY_IDEMPOTENT[status])
+    if not reason then
+      ambiguous = RETRY_IDEMPOTENT[status] ~= nil -- a non-idempotent 500/502/504
+      why = ambiguous and "not_idempotent" or "final"
+    end
+  else
+    reason, ambiguous, why = classify_failure(method, outcome)
+  end
+  if not reason then return false, why, ambiguous or false end
+  if attempt > policy.max_retries then return false, "exhausted", false end
+  return true, reason, false
+end
+
+-- A header by its lower-case name; transports lower-case names, but a
+-- user transport may not.
+local function header(headers, name)
+  if not headers then return nil end
+  local v = headers[name]
+  if v ~= nil then return v end
+  for k, value in pairs(headers) do
+    if type(k) == "string" and k:lower() == name then return value end
+  end
+  return nil
+end
+M.header = header
+
+-- HTTP dates (RFC 7231 7.1.1.1): IMF-fixdate, and the obsolete RFC 850 and
+-- asctime forms a recipient must also accept. Always GMT; parsed by hand so
+-- neither the locale nor the local time zone (os.time) matters.
+local MONTHS = { Jan = 1, Feb = 2, Mar = 3, Apr = 4, May = 5, Jun = 6,
+                 Jul = 7, Aug = 8, Sep = 9, Oct = 10, Nov = 11, Dec = 12 }
+local MONTH_DAYS = { 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 }
+
+--- Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's
+-- days_from_civil), exact for every year in floating point too.
+function M.days_from_civil(y, m, d)
+  if m <= 2 then y = y - 1 end
+  local era = floor(y / 400)
+  local yoe = y - era * 400                                   -- [0, 399]
+  local mp = (m + 9) % 12                                     -- March = 0
+  local doy = floor((153 * mp + 2) / 5) + d - 1               -- [0, 365]
+  local doe = yoe * 365 + floor(yoe / 4) - floor(yoe / 100) + doy -- [0, 146096]
+  return era * 146097 + doe - 719468
+end
+
+local function is_leap(y)
+  return y % 4 == 0 and (y % 100 ~= 0 or y % 400 == 0)
+end
+
+--- Epoch seconds of an HTTP date, or nil when `s` is not one.
+function M.parse_http_date(s)
+  if type(s) ~= "string" then return nil end
+  local d, mon, y, hh, mm, ss =
+    s:match("^%s*%a%a%a, (%d%d) (%a%a%a) (%d%d%d%d) (%d%d):(%d%d):(%d%d) GMT%s*$")
+  if not d then -- RFC 850: Sunday, 06-Nov-94 08:49:37 GMT
+    d, mon, y, hh, mm, ss =
+      s:match("^%s*%a+, (%d%d)%-(%a%a%a)%-(%d%d) (%d%d):(%d%d):(%d%d) GMT%s*$")
+    if y then
+      -- two-digit years: the RFC asks for the nearest past century fit
+      y = tonumber(y) + 1900
+      if y < 1970 then y = y + 100 end
+    end
+  end
+  if not d then -- asctime: Sun Nov  6 08:49:37 1994
+    mon, d, hh, mm, ss, y =
+      s:match("^%s*%a%a%a (%a%a%a) ([%d ]%d) (%d%d):(%d%d):(%d%d) (%d%d%d%d)%s*$")
+  end
+  if not d then return nil end
+  local month = MONTHS[mon]
+  y, d = tonumber(y), tonumber((d:gsub(" ", "")))
+  hh, mm, ss = tonumber(hh), tonumber(mm), tonumber(ss)
+  if not month or d < 1 or d > MONTH_DAYS[month] or (month == 2 and d == 29 and not is_leap(y))
+     or hh > 23 or mm > 59 or ss > 60 then
+    return nil
+  end
+  return M.days_from_civil(y, month, d) * 86400 + hh * 3600 + mm * 60 + ss
+end
+
+-- X-RateLimit-Reset values below this are taken as a number of seconds
+-- from now (some servers send a delta, not a Unix time): 2001-09-09.
+local EPOCH_THRESHOLD = 1e9
+
+--- Seconds from now_wall until the X-RateLimit-Reset of `headers`, or nil.
+function M.reset_in(headers, now_wall)
+  local v = tonumber(header(headers, "x-ratelimit-reset"))
+  if not v or v ~= v or v < 0 or v == huge then return nil end
+  if v < EPOCH_THRESHOLD then return v end
+  if not now_wall then return nil end
+  return math.max(0, v - now_wall)
+end
+
+--- Seconds the server asked us to wait, or nil: Retry-After (seconds or an
+-- HTTP date), else X-RateLimit-Reset when the window is spent.
+function M.server_wait(headers, now_wall, status)
+  local ra = header(headers, "retry-after")
+  if ra ~= nil then
+    local secs = tostring(ra):match("^%s*(%d+%.?%d*)%s*$")
+    if secs then return tonumber(secs) end
+    local at = M.parse_http_date(tostring(ra))
+    if at and now_wall then return math.max(0, at - now_wall) end
+  end
+  local remaining = tonumber(header(headers, "x-ratelimit-remaining"))
+  if status == 429 or remaining == 0 then return M.reset_in(headers, now_wall) end
+  return nil
+end
+
+--- Seconds to sleep before the try after `attempt`. `headers` are the
+-- failed response's (nil for a transport failure), `now_wall` the wall
+-- clock in Unix seconds, `random` a function returning [0, 1) (default
+-- math.random), `status` the response's status (optional: only needed to
+-- honour X-RateLimit-Reset on a 429 that omits X-RateLimit-Remaining).
+-- Returns the delay, and the server's ask in seconds (or nil).
+function M.delay(attempt, policy, headers, now_wall, random, status)
+  random = random or math.random
+  local ceiling = math.min(policy.cap, policy.base * 2 ^ (attempt - 1))
+  local wait = random() * ceiling
+  local asked = M.server_wait(headers, now_wall, status)
+  if asked and asked > wait then wait = asked end
+  return wait, asked
+end
+
+return M
