@@ -181,3 +181,69 @@ describe("ngx transport in nginx #once", function()
     assert.is_true(last_ping < first_done, ("last ping #%d, first transfer done #%d"):format(last_ping, first_done))
   end)
 end)
+
+-- The same glue with a stand-in `ngx` (runs under every Lua of the suite):
+-- the failures a real nginx only shows under load or when too old.
+describe("ngx transport with a stand-in ngx", function()
+  local ngx_transport = require "coldsend.transport.ngx"
+  local calls, answer
+
+  before_each(function()
+    calls = {}
+    answer = { true, { status = 200, headers = {}, body = "" } }
+    _G.ngx = {
+      get_phase = function() return "content" end,
+      run_worker_thread = function(...)
+        calls[#calls + 1] = { ... }
+        return (table.unpack or unpack)(answer)
+      end,
+    }
+  end)
+
+  after_each(function() _G.ngx = nil end)
+
+  it("passes pool, module, function and a plain copy of the request", function()
+    local t = ngx_transport.new { pool = "api" }
+    local res = t { method = "GET", url = "http://x/", headers = { A = "b" }, hook = print,
+      multipart = { { name = "file", file = "/tmp/x.csv", offset = 3 } } }
+    assert.are.equal(200, res.status)
+    assert.are.same({ "api", "coldsend.core", "http_perform",
+      { method = "GET", url = "http://x/", headers = { A = "b" },
+        multipart = { { name = "file", file = "/tmp/x.csv", offset = 3 } } } }, calls[1])
+  end)
+
+  it("turns saturated threads into a never-sent network failure", function()
+    for _, why in ipairs { "no available Lua vm", "ngx_thread_task_post failed" } do
+      answer = { false, why }
+      local res, msg, code, info = ngx_transport.new()({ method = "POST", url = "http://x/" })
+      assert.is_nil(res)
+      assert.matches(why, msg, 1, true)
+      assert.matches("lua_worker_thread_vm_pool_size", msg, 1, true)
+      assert.are.equal("network", code)
+      assert.are.same({ sent = false }, info)
+    end
+  end)
+
+  it("raises with the way out when ngx_lua has no run_worker_thread", function()
+    _G.ngx.run_worker_thread = nil
+    local ok, err = pcall(ngx_transport.new(), { method = "GET", url = "http://x/" })
+    assert.is_false(ok)
+    assert.matches("0.10.21", err, 1, true)
+    assert.matches("coldsend.transport.resty", err, 1, true)
+  end)
+
+  it("raises outside nginx, and check_phase says why", function()
+    _G.ngx = nil
+    assert.is_false(ngx_transport.available())
+    local ok, why = ngx_transport.check_phase()
+    assert.is_nil(ok)
+    assert.matches("not running inside nginx", why, 1, true)
+    assert.has_error(function() ngx_transport.new()({ method = "GET", url = "http://x/" }) end)
+  end)
+
+  it("refuses bad options", function()
+    assert.has_error(function() ngx_transport.new { pool = "" } end,
+      "bad value for 'pool' (non-empty string expected, got string)")
+    assert.has_error(function() ngx_transport.new "coldsend" end)
+  end)
+end)
