@@ -150,10 +150,11 @@ end
 -- ---------------------------------------------------------------------
 -- the environment: transport, clock, sleep
 
+-- Inside nginx the thread-pool transport is the only default: it raises
+-- (with the way out) where it cannot work rather than silently blocking.
 local function in_nginx()
   local ngx = rawget(_G, "ngx")
   return type(ngx) == "table" and type(ngx.get_phase) == "function"
-    and type(ngx.run_worker_thread) == "function"
 end
 
 local function user_agent()
@@ -208,18 +209,18 @@ function M.client(opts)
   self.on_retry = check_function(what, opts, "on_retry")
 
   local nginx = in_nginx()
-  local ngx = rawget(_G, "ngx")
-  self.clock = check_function(what, opts, "clock")
-    or (nginx and function() ngx.update_time(); return ngx.now() end) or core.now
+  local ngx_transport = nginx and require("coldsend.transport.ngx")
+  self.ngx_transport = ngx_transport or nil
+  self.clock = check_function(what, opts, "clock") or (nginx and ngx_transport.now) or core.now
   self.wall_clock = check_function(what, opts, "wall_clock")
-    or (nginx and function() ngx.update_time(); return ngx.now() end) or core.time
-  self.sleep = check_function(what, opts, "sleep") or (nginx and ngx.sleep) or core.sleep
+    or (nginx and ngx_transport.now) or core.time
+  self.sleep = check_function(what, opts, "sleep") or (nginx and ngx_transport.sleep) or core.sleep
   self.random = check_function(what, opts, "random") or math.random
 
   local transport = check_function(what, opts, "transport")
   if transport == nil then
     if nginx then
-      transport = require("coldsend.transport.ngx").new { pool = opts.thread_pool }
+      transport = ngx_transport.new { pool = opts.thread_pool }
     else
       transport = core.http { ca_file = opts.ca_file, max_body = opts.max_body }
     end
@@ -280,6 +281,11 @@ end
 --- Sends req ({method, url, headers, body, multipart}) with retries.
 -- Returns the decoded body (a table) and the raw response, or nil, err.
 function Client:_send(req, opts)
+  if self.ngx_transport then
+    -- fail here, naming the phase, before a limiter wait could try to sleep
+    local ok, why = self.ngx_transport.check_phase()
+    if not ok then error(why, 2) end
+  end
   local key = secrets[self]
   local headers = {}
   for k, v in pairs(req.headers or {}) do headers[k] = v end
@@ -380,7 +386,8 @@ function Client:_send(req, opts)
       self.on_retry { method = req.method, url = req.url, attempt = attempt, delay = delay,
         reason = reason, code = err.code, status = err.status }
     end
-    self.sleep(delay)
+    -- ngx.sleep(0) on Debian's nginx only logs a warning and spins
+    if delay > 0 then self.sleep(delay) end
   end
 end
 
