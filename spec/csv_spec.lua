@@ -325,7 +325,7 @@ end)
 
 describe("core.email_problem", function()
   it("accepts ordinary addresses", function()
-    for _, e in ipairs({ "a@b.co", "john.doe+tag@mail.example.com", "O'Brien@example.ie",
+    for _, e in ipairs({ "a@b.co", "john.doe+tag@mail.example.com", "O'Brien@example.ie", "a_b!#$%&*/=?^`{|}~@x-y.example.com",
                          "x_y-z@sub-domain.example.org", "jörg@bücher.de" }) do
       assert.is_nil(core.email_problem(e), e)
     end
@@ -349,6 +349,12 @@ describe("core.email_problem", function()
       [".john@example.com"] = "misplaced dot before the @",
       ["jo,hn@example.com"] = "character not allowed before the @",
       ["john@exa_mple.com"] = "character not allowed in the domain",
+      ["john@ex+ample.com"] = "character not allowed in the domain",
+      ["john@example.com."] = "empty label in the domain",
+      ["john@example-.com"] = "domain label starts or ends with '-'",
+      ["john.@example.com"] = "misplaced dot before the @",
+      ["john@exam@ple.com"] = "more than one @",
+      ["john@.example.com"] = "empty label in the domain",
       ["john\1@example.com"] = "contains control characters",
       [string.rep("a", 65) .. "@example.com"] = "part before the @ longer than 64 bytes",
       ["a@" .. string.rep("b", 64) .. ".com"] = "domain label longer than 63 bytes",

@@ -350,86 +350,99 @@ int cs_csv_next(cs_csv *r) {
 /* Emails                                                                  */
 /* ---------------------------------------------------------------------- */
 
-/* Byte classes for the email check: each loop below tests one table entry
- * per byte, and letters and digits take no branch. */
+/* Byte classes for the email check: one pass, and letters and digits (the
+ * bulk of an address) take a single table test. */
 enum {
-  E_SPACE = 1,
-  E_CONTROL = 2,
-  E_NOT_LOCAL = 4,
-  E_DOMAIN = 8,
-  E_AT = 16,
-  E_DOT = 32
+  E_PLAIN = 1,     /* letters, digits, UTF-8 bytes: fine on either side */
+  E_LOCAL = 2,     /* other printable ASCII: fine before the @ only */
+  E_NOT_LOCAL = 4, /* "(),:;<>[\] : not before the @ (nor after) */
+  E_SPACE = 8,
+  E_CONTROL = 16,
+  E_AT = 32,
+  E_DOT = 64,
+  E_DASH = 128
 };
 static unsigned char email_class[256];
 
 static void init_email_class(void) {
   int c;
   const char *s;
-  if (email_class[' ']) return;
+  if (email_class['a']) return;
+  for (c = 0x21; c < 0x7f; c++) email_class[c] = E_LOCAL;
   for (c = 0; c < 0x20; c++) email_class[c] = E_CONTROL;
   email_class[0x7f] = E_CONTROL;
   email_class[' '] = email_class['\t'] = E_SPACE;
   for (s = "\"(),:;<>[\\]"; *s; s++)
     email_class[(unsigned char)*s] = E_NOT_LOCAL;
-  /* bytes >= 0x80: internationalised names, sent as UTF-8 */
-  for (c = 0x80; c < 0x100; c++) email_class[c] = E_DOMAIN;
-  for (c = '0'; c <= '9'; c++) email_class[c] = E_DOMAIN;
-  for (c = 'a'; c <= 'z'; c++) email_class[c] = email_class[c - 32] = E_DOMAIN;
-  email_class['-'] = E_DOMAIN;
+  /* bytes >= 0x80: internationalised addresses, sent as UTF-8 */
+  for (c = 0x80; c < 0x100; c++) email_class[c] = E_PLAIN;
+  for (c = '0'; c <= '9'; c++) email_class[c] = E_PLAIN;
+  for (c = 'a'; c <= 'z'; c++) email_class[c] = email_class[c - 32] = E_PLAIN;
   email_class['@'] = E_AT;
   email_class['.'] = E_DOT;
+  email_class['-'] = E_DASH;
+}
+
+/* Ends a domain label of label bytes just before position i. */
+static const char *end_label(const unsigned char *u, size_t i, size_t label) {
+  if (label == 0) return "empty label in the domain";
+  if (label > 63) return "domain label longer than 63 bytes";
+  if (u[i - 1] == '-' || u[i - label] == '-')
+    return "domain label starts or ends with '-'";
+  return NULL;
 }
 
 /* Syntax only, deliberately permissive inside the local part: the server
  * (and the receiving MTA) are the judges of deliverability; this catches
  * the shapes that are surely wrong before an upload is spent on them. */
 const char *cs_email_problem(const char *s, size_t len) {
-  size_t i, at = len, label = 0, tld;
+  size_t i, at = len, label = 0, last_dot = 0;
   const unsigned char *u = (const unsigned char *)s;
+  const char *why;
   init_email_class();
   if (len == 0) return "empty";
   if (len > 254) return "longer than 254 bytes";
   for (i = 0; i < len; i++) {
     unsigned char c = email_class[u[i]];
-    if (!(c & (E_SPACE | E_CONTROL | E_AT))) continue;
-    if (c & E_SPACE) return "contains spaces";
-    if (c & E_CONTROL) return "contains control characters";
-    if (at != len) return "more than one @";
-    at = i;
-  }
-  if (at == len) return "no @";
-  if (at == 0) return "nothing before the @";
-  if (at > 64) return "part before the @ longer than 64 bytes";
-  if (u[0] == '.' || u[at - 1] == '.') return "misplaced dot before the @";
-  for (i = 0; i < at; i++) {
-    unsigned char c = email_class[u[i]];
-    if (!(c & (E_NOT_LOCAL | E_DOT))) continue;
-    if (c & E_NOT_LOCAL) return "character not allowed before the @";
-    if (u[i + 1] == '.') return "two dots in a row";
-  }
-  if (at + 1 == len) return "nothing after the @";
-  for (i = at + 1; i <= len; i++) {
-    if (i < len && (email_class[u[i]] & E_DOMAIN)) {
+    if (c & E_PLAIN) {
       label++;
       continue;
     }
-    if (i == len || u[i] == '.') {
-      if (label == 0) return "empty label in the domain";
-      if (label > 63) return "domain label longer than 63 bytes";
-      if (u[i - 1] == '-' || u[i - label] == '-')
-        return "domain label starts or ends with '-'";
-      label = 0;
+    if (c & E_SPACE) return "contains spaces";
+    if (c & E_CONTROL) return "contains control characters";
+    if (at == len) { /* before the @ */
+      if (c & E_NOT_LOCAL) return "character not allowed before the @";
+      if ((c & E_DOT) && i + 1 < len && u[i + 1] == '.')
+        return "two dots in a row";
+      if (c & E_AT) {
+        if (i == 0) return "nothing before the @";
+        if (i > 64) return "part before the @ longer than 64 bytes";
+        if (u[0] == '.' || u[i - 1] == '.') return "misplaced dot before the @";
+        at = i;
+        label = 0;
+      }
       continue;
     }
-    return "character not allowed in the domain";
+    if (c & E_AT) return "more than one @";
+    if (c & E_DASH) {
+      label++;
+    } else if (c & E_DOT) {
+      if ((why = end_label(u, i, label)) != NULL) return why;
+      label = 0;
+      last_dot = i;
+    } else {
+      return "character not allowed in the domain";
+    }
   }
-  for (tld = len; u[tld - 1] != '.' && tld - 1 > at; tld--) {
-  }
-  if (tld - 1 == at) return "no dot in the domain (local@domain.tld expected)";
-  for (i = tld; i < len && u[i] >= '0' && u[i] <= '9'; i++) {
+  if (at == len) return "no @";
+  if (at + 1 == len) return "nothing after the @";
+  if ((why = end_label(u, len, label)) != NULL) return why;
+  if (last_dot == 0) return "no dot in the domain (local@domain.tld expected)";
+  for (i = last_dot + 1; i < len && u[i] >= '0' && u[i] <= '9'; i++) {
   }
   if (i == len) return "numeric top-level domain";
-  if (len - tld < 2) return "top-level domain shorter than 2 characters";
+  if (len - last_dot - 1 < 2)
+    return "top-level domain shorter than 2 characters";
   return NULL;
 }
 
@@ -633,7 +646,18 @@ typedef struct preflight {
   /* chunk being planned */
   int chunk_open;
   uint64_t chunk_first, chunk_last, chunk_rows_n, chunk_offset, chunk_end;
+  lua_Integer duplicates;
 } preflight;
+
+/* A valid email waiting for its lookup in the set. Its slot is prefetched
+ * when its row is read and probed only after the next row is parsed: the
+ * set is bigger than the caches, and the parse hides the miss. */
+typedef struct pending_email {
+  int active;
+  uint64_t hash, row, line;
+  size_t len;
+  char text[256]; /* a valid email has at most 254 bytes */
+} pending_email;
 
 /* Appends a problem and returns its index in the list, or 0 once the cap
  * is reached: the count goes on, the list stops. Pushes nothing. */
@@ -897,6 +921,29 @@ static int check_header(preflight *p) {
   return email;
 }
 
+/* Looks the pending email up in the set: a duplicate is a problem, listed
+ * with its email so that find_first_rows can fill in first_row. */
+static void add_pending(preflight *p, pending_email *pe, const char *column) {
+  lua_State *L = p->L;
+  char shown[100];
+  int at;
+  if (!pe->active) return;
+  pe->active = 0;
+  if (set_add(p, pe->hash)) return;
+  p->duplicates++;
+  quote_value(shown, sizeof shown, pe->text, pe->len);
+  at = problem(p, "duplicate", pe->row, pe->line, column,
+               "duplicate email '%s'", shown);
+  if (at > 0) {
+    lua_rawgeti(L, P_PROBLEMS, at);
+    lua_pushlstring(L, pe->text, pe->len);
+    lua_setfield(L, -2, "email");
+    lua_pop(L, 1);
+    lua_pushinteger(L, at);
+    lua_rawseti(L, P_PENDING, (int)lua_rawlen(L, P_PENDING) + 1);
+  }
+}
+
 /* Second pass, only when duplicates were listed: the set keeps hashes, not
  * rows, so the first occurrences are found by reading again up to the last
  * listed duplicate. Costs nothing for clean files. */
@@ -991,7 +1038,8 @@ static int csv_preflight(lua_State *L) {
   cs_csv *r;
   int rc, email;
   uint64_t header_bytes = 0, data_start = 0, rows = 0, ncols = 0;
-  lua_Integer invalid = 0, ragged = 0, duplicates = 0;
+  lua_Integer invalid = 0, ragged = 0;
+  pending_email pending;
   const char *email_name;
 
   luaL_checkstring(L, P_PATH);
@@ -1002,6 +1050,7 @@ static int csv_preflight(lua_State *L) {
   }
   luaL_checktype(L, P_OPTS, LUA_TTABLE);
   memset(&p, 0, sizeof p);
+  pending.active = 0;
   p.L = L;
   p.max_problems = opt_integer(L, "max_problems", 100, 0);
   p.chunk_rows = opt_integer(L, "chunk_rows", 10000, 1);
@@ -1051,6 +1100,7 @@ static int csv_preflight(lua_State *L) {
   lua_setfield(L, P_REPORT, "bom");
 
   while (rc == CS_CSV_RECORD && (rc = cs_csv_next(r)) == CS_CSV_RECORD) {
+    add_pending(&p, &pending, email_name); /* the previous row's email */
     rows++;
     if (r->nfields != ncols) {
       ragged++;
@@ -1061,40 +1111,30 @@ static int csv_preflight(lua_State *L) {
     if (email >= 0 && (size_t)email < r->nfields) {
       size_t len;
       const char *s = cs_csv_field(r, (size_t)email, &len);
-      uint64_t h = cs_email_hash(s, len);
-      const char *why;
-#if defined(__GNUC__)
-      /* the set is bigger than the caches: start the miss early */
-      __builtin_prefetch(&p.slots[h & p.mask]);
-#endif
-      why = cs_email_problem(s, len);
+      const char *why = cs_email_problem(s, len);
       if (why != NULL) {
         char shown[100];
         invalid++;
         quote_value(shown, sizeof shown, s, len);
         problem(&p, "email", r->record, r->record_line, email_name,
                 "invalid email '%s': %s", shown, why);
-      } else if (!set_add(&p, h)) {
-        char shown[100];
-        int at;
-        duplicates++;
-        quote_value(shown, sizeof shown, s, len);
-        at = problem(&p, "duplicate", r->record, r->record_line, email_name,
-                     "duplicate email '%s'", shown);
-        if (at > 0) { /* first_row is filled in by find_first_rows */
-          lua_rawgeti(L, P_PROBLEMS, at);
-          lua_pushlstring(L, s, len);
-          lua_setfield(L, -2, "email");
-          lua_pop(L, 1);
-          lua_pushinteger(L, at);
-          lua_rawseti(L, P_PENDING, (int)lua_rawlen(L, P_PENDING) + 1);
-        }
+      } else {
+        pending.active = 1;
+        pending.hash = cs_email_hash(s, len);
+        pending.row = r->record;
+        pending.line = r->record_line;
+        pending.len = len;
+        memcpy(pending.text, s, len);
+#if defined(__GNUC__)
+        __builtin_prefetch(&p.slots[pending.hash & p.mask]);
+#endif
       }
     }
     chunk_add(&p, header_bytes);
     if (rows == 1024)
       set_presize(&p, (uint64_t)st.st_size, data_start, r->next_offset, rows);
   }
+  add_pending(&p, &pending, email_name);
   chunk_close(&p);
   if (rc == CS_CSV_ERROR) {
     problem(&p, "syntax", r->record + 1, r->record_line, NULL, "%s",
@@ -1120,7 +1160,7 @@ static int csv_preflight(lua_State *L) {
   set_integer(L, P_REPORT, "mtime", (lua_Integer)st.st_mtime);
   set_integer(L, P_REPORT, "columns", (lua_Integer)ncols);
   set_integer(L, P_REPORT, "problem_count", p.problem_count);
-  set_integer(L, P_REPORT, "duplicates", duplicates);
+  set_integer(L, P_REPORT, "duplicates", p.duplicates);
   set_integer(L, P_REPORT, "invalid_emails", invalid);
   set_integer(L, P_REPORT, "ragged_rows", ragged);
   if (email_name != NULL) {
