@@ -1,0 +1,28 @@
+-- faults_spec: every fault of spec/helpers/fault_cases.lua against the sandbox, with the real libcurl transport.
+-- Each case ends in success or a structured error within its time limit,
+-- and the sandbox's log shows no duplicate create.
+local sandbox = require "spec.helpers.sandbox"
+local cases = require "spec.helpers.fault_cases"
+
+describe("faults", function()
+  local sb, env
+
+  setup(function()
+    sb = sandbox.start { rate_limit = false }
+    env = cases.env(sb)
+  end)
+
+  teardown(function()
+    if sb then sb:stop() end
+  end)
+
+  before_each(function()
+    sb:reset()
+  end)
+
+  for _, case in ipairs(cases) do
+    it(case.name, function()
+      case.run(env)
+    end)
+  end
+end)
