@@ -654,7 +654,8 @@ static void push_default_message(lua_State *L, int t, const char *code) {
       lua_pushliteral(L, "local validation failed");
     }
   } else {
-    lua_pushstring(L, code);
+    lua_pushstring(L, code); /* already at top + 1: nothing to replace */
+    return;
   }
   lua_replace(L, top + 1);
   lua_settop(L, top + 1);
