@@ -278,6 +278,43 @@ local function effective(self, opts, name)
   return v
 end
 
+local function call_policy(self, opts)
+  return retry.policy {
+    max_retries = effective(self, opts, "max_retries"),
+    base = effective(self, opts, "backoff_base"),
+    cap = effective(self, opts, "backoff_cap"),
+    deadline = effective(self, opts, "deadline"),
+  }
+end
+
+-- The headers of every request plus those of req (a Content-Type). The two
+-- usual sets are made once per client; the transports do not change them.
+-- They hold the key, so they live beside it, out of the client's reach.
+local header_cache = setmetatable({}, { __mode = "k" })
+
+local function request_headers(self, extra)
+  local ctype = extra and extra["Content-Type"]
+  local only_ctype = ctype == "application/json" and next(extra, next(extra)) == nil
+  local cache = header_cache[self]
+  if not cache then
+    cache = {}
+    header_cache[self] = cache
+  end
+  if (extra == nil or next(extra) == nil) and cache.plain then return cache.plain end
+  if only_ctype and cache.json then return cache.json end
+  local headers = {}
+  for k, v in pairs(extra or {}) do headers[k] = v end
+  headers["X-API-Key"] = secrets[self]
+  headers["Accept"] = "application/json"
+  headers["User-Agent"] = self.user_agent
+  if extra == nil or next(extra) == nil then
+    cache.plain = headers
+  elseif only_ctype then
+    cache.json = headers
+  end
+  return headers
+end
+
 --- Sends req ({method, url, headers, body, multipart}) with retries.
 -- Returns the decoded body (a table) and the raw response, or nil, err.
 function Client:_send(req, opts)
@@ -286,19 +323,18 @@ function Client:_send(req, opts)
     local ok, why = self.ngx_transport.check_phase()
     if not ok then error(why, 2) end
   end
-  local key = secrets[self]
-  local headers = {}
-  for k, v in pairs(req.headers or {}) do headers[k] = v end
-  headers["X-API-Key"] = key
-  headers["Accept"] = "application/json"
-  headers["User-Agent"] = self.user_agent
-
-  local policy = retry.policy {
-    max_retries = effective(self, opts, "max_retries"),
-    base = effective(self, opts, "backoff_base"),
-    cap = effective(self, opts, "backoff_cap"),
-    deadline = effective(self, opts, "deadline"),
-  }
+  local headers = request_headers(self, req.headers)
+  -- the common call has no options: its policy is made once per client
+  local policy
+  if opts == nil then
+    policy = self._policy
+    if not policy then
+      policy = call_policy(self, nil)
+      self._policy = policy
+    end
+  else
+    policy = call_policy(self, opts)
+  end
   local timeout = effective(self, opts, "timeout")
   local connect_timeout = effective(self, opts, "connect_timeout")
   local clock, started = self.clock, self.clock()
@@ -336,12 +372,11 @@ function Client:_send(req, opts)
       end
       if left < t then t = left end
     end
-    local treq = {
-      method = req.method, url = req.url, headers = headers, body = req.body,
-      multipart = req.multipart, timeout = t,
-      connect_timeout = connect_timeout < t and connect_timeout or t,
-      ca_file = self.ca_file, max_body = self.max_body,
-    }
+    -- req was built for this call alone: it is completed in place
+    local treq = req
+    treq.headers, treq.timeout = headers, t
+    treq.connect_timeout = connect_timeout < t and connect_timeout or t
+    treq.ca_file, treq.max_body = self.ca_file, self.max_body
     if self.on_request then
       self.on_request { method = req.method, url = req.url, attempt = attempt,
         headers = copy_headers_redacted(headers), body = req.body }
