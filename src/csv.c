@@ -630,9 +630,8 @@ enum {
   P_REPORT,
   P_PROBLEMS,
   P_CHUNKS,
-  P_SET,     /* userdata: the hash set of emails seen */
-  P_PENDING, /* {problem index, ...}: duplicates still missing first_row */
-  P_TOP = P_PENDING
+  P_SET,    /* userdata: the hash set of emails seen */
+  P_PENDING /* {problem index, ...}: duplicates still missing first_row */
 };
 
 typedef struct preflight {
