@@ -69,35 +69,72 @@ typedef struct {
   int short_read; /* the file ended before offset + length */
 } cs_part;
 
-/* Everything a transfer allocates in C, inside a userdata whose __gc frees
- * it: a Lua error raised while the request is read or the result built
- * leaks nothing. libcurl never keeps a pointer into it after perform. */
+/* A request header: name and value point into Lua strings the stack
+ * anchors (the headers table, or a converted number kept on the stack). */
+typedef struct {
+  const char *name, *value;
+  size_t name_len, value_len;
+} cs_header;
+
+/* What the request table says, read before any C resource is taken: it
+ * lives on the C stack, so an error raised while reading leaks nothing.
+ * Only the parts in use are initialised. */
+typedef struct {
+  const char *method, *url, *body, *ca_file;
+  size_t body_len, max_body;
+  long timeout_ms, connect_ms;
+  int has_type; /* the caller set Content-Type */
+  int nheaders, nparts;
+  cs_header headers[MAX_REQ_HEADERS];
+  cs_part parts[MAX_PARTS];
+} cs_request;
+
+/* What libcurl writes into during a transfer: kept in the coldsend.http
+ * object and reused (its buffers keep their capacity), or, for a call made
+ * while the object's own is still in use, in a userdata whose __gc frees
+ * it. Either way a Lua error leaks nothing. slist and mime never outlive
+ * the C-only window. */
 typedef struct {
   cs_buf body, head;
   size_t max_body;
   int over_cap, head_over, no_memory;
-  int nheaders, nparts;
-  const char *headers[MAX_REQ_HEADERS]; /* "Name: value", Lua-owned */
-  cs_part parts[MAX_PARTS];
   struct curl_slist *slist;
   curl_mime *mime;
   char errbuf[CURL_ERROR_SIZE];
 } cs_xfer;
 
+/* Buffers larger than this are freed after a transfer rather than kept:
+ * one big answer must not pin its memory for the object's lifetime. */
+#define KEEP_BUF_BYTES (64 * 1024)
+
+static void buf_free(cs_buf *b) {
+  free(b->p);
+  b->p = NULL;
+  b->len = b->cap = 0;
+}
+
 /* Frees what the transfer holds; safe to call twice. */
 static void xfer_release(cs_xfer *x) {
-  int i;
-  free(x->body.p);
-  free(x->head.p);
-  x->body.p = x->head.p = NULL;
-  x->body.len = x->head.len = 0;
+  buf_free(&x->body);
+  buf_free(&x->head);
   if (x->mime != NULL) curl_mime_free(x->mime);
   x->mime = NULL;
   if (x->slist != NULL) curl_slist_free_all(x->slist);
   x->slist = NULL;
-  for (i = 0; i < x->nparts; i++) {
-    if (x->parts[i].fp != NULL) fclose(x->parts[i].fp);
-    x->parts[i].fp = NULL;
+}
+
+/* Ends a transfer whose state is reused: empty buffers, big ones freed. */
+static void xfer_done(cs_xfer *x) {
+  if (x->body.cap > KEEP_BUF_BYTES) buf_free(&x->body);
+  if (x->head.cap > KEEP_BUF_BYTES) buf_free(&x->head);
+  x->body.len = x->head.len = 0;
+}
+
+static void close_files(cs_request *r) {
+  int i;
+  for (i = 0; i < r->nparts; i++) {
+    if (r->parts[i].fp != NULL) fclose(r->parts[i].fp);
+    r->parts[i].fp = NULL;
   }
 }
 
@@ -250,26 +287,27 @@ static lua_Integer opt_count(lua_State *L, int t, const char *what,
   return v;
 }
 
-/* Checks req.headers and leaves a table of "Name: value" lines on the
- * stack, their pointers in x. A CR or LF in a header would let a value
- * inject headers of its own: that is misuse, and raises before anything
- * is sent. The value is never quoted in the message (it may be a key). */
-static int read_headers(lua_State *L, int req, cs_xfer *x, int *has_type) {
-  int lines;
-  lua_newtable(L);
-  lines = lua_gettop(L);
+/* Checks req.headers and records each header's name and value in r. A CR
+ * or LF in a header would let a value inject headers of its own: that is
+ * misuse, and raises before anything is sent. The value is never quoted
+ * in the message (it may be a key). A number's string form stays on the
+ * stack, above the headers table, for the rest of the call. */
+static void read_headers(lua_State *L, int req, cs_request *r) {
+  int headers;
   lua_getfield(L, req, "headers");
   if (lua_isnil(L, -1)) {
     lua_pop(L, 1);
-    return lines;
+    return;
   }
   if (!lua_istable(L, -1))
     luaL_error(L, "bad request field 'headers' (table expected, got %s)",
                luaL_typename(L, -1));
+  headers = lua_gettop(L);
   lua_pushnil(L);
-  while (lua_next(L, -2) != 0) { /* lines, headers, name, value */
+  while (lua_next(L, headers) != 0) { /* ..., name, value */
     size_t nlen, vlen, i;
     const char *name, *value;
+    int number;
     if (lua_type(L, -2) != LUA_TSTRING)
       luaL_error(L, "bad header name (string expected, got %s)",
                  luaL_typename(L, -2));
@@ -278,31 +316,37 @@ static int read_headers(lua_State *L, int req, cs_xfer *x, int *has_type) {
       if (!is_token_char((unsigned char)name[i])) break;
     if (nlen == 0 || i < nlen)
       luaL_error(L, "bad header name '%s' (not an HTTP token)", name);
-    if (lua_type(L, -1) != LUA_TSTRING && lua_type(L, -1) != LUA_TNUMBER)
+    number = lua_type(L, -1) == LUA_TNUMBER;
+    if (lua_type(L, -1) != LUA_TSTRING && !number)
       luaL_error(L, "bad header '%s' (string value expected, got %s)", name,
                  luaL_typename(L, -1));
-    lua_pushvalue(L, -1); /* tolstring on the copy keeps lua_next's key */
-    value = lua_tolstring(L, -1, &vlen);
+    if (number) {
+      /* its string form is kept below the table, out of lua_next's way */
+      luaL_checkstack(L, 3, "too many request headers");
+      lua_pushvalue(L, -1);
+      lua_insert(L, headers);
+      headers++;
+      value = lua_tolstring(L, headers - 1, &vlen);
+    } else {
+      value = lua_tolstring(L, -1, &vlen); /* anchored in headers */
+    }
     for (i = 0; i < vlen; i++)
       if (value[i] == '\r' || value[i] == '\n' || value[i] == '\0')
         luaL_error(L, "bad header '%s' (value contains CR, LF or NUL)", name);
-    if (x->nheaders == MAX_REQ_HEADERS)
+    if (r->nheaders == MAX_REQ_HEADERS)
       luaL_error(L, "too many request headers (at most %d)", MAX_REQ_HEADERS);
-    if (nlen == 12 && strncasecmp(name, "content-type", 12) == 0) *has_type = 1;
-    /* libcurl's syntax for a header with an empty value is "Name;" */
-    if (vlen == 0)
-      lua_pushfstring(L, "%s;", name);
-    else
-      lua_pushfstring(L, "%s: %s", name, value);
-    x->headers[x->nheaders++] = lua_tostring(L, -1);
-    lua_rawseti(L, lines, x->nheaders);
-    lua_pop(L, 2); /* value copy, value */
+    if (nlen == 12 && strncasecmp(name, "content-type", 12) == 0)
+      r->has_type = 1;
+    r->headers[r->nheaders].name = name;
+    r->headers[r->nheaders].name_len = nlen;
+    r->headers[r->nheaders].value_len = vlen;
+    r->headers[r->nheaders++].value = value;
+    lua_pop(L, 1); /* value */
   }
-  lua_pop(L, 1); /* headers */
-  return lines;
+  /* the headers table stays on the stack: it anchors names and values */
 }
 
-static void read_parts(lua_State *L, int req, cs_xfer *x) {
+static void read_parts(lua_State *L, int req, cs_request *r) {
   int i, n;
   lua_getfield(L, req, "multipart");
   if (lua_isnil(L, -1)) {
@@ -318,7 +362,7 @@ static void read_parts(lua_State *L, int req, cs_xfer *x) {
     luaL_error(L, "bad request field 'multipart' (at most %d parts)",
                MAX_PARTS);
   for (i = 1; i <= n; i++) {
-    cs_part *p = &x->parts[i - 1];
+    cs_part *p = &r->parts[i - 1];
     int t;
     lua_rawgeti(L, -1, i);
     t = lua_gettop(L);
@@ -337,8 +381,11 @@ static void read_parts(lua_State *L, int req, cs_xfer *x) {
     p->prefix = opt_string(L, t, "multipart", "prefix", &p->prefix_len, "");
     p->offset = (curl_off_t)opt_count(L, t, "multipart", "offset", 0);
     p->length = (curl_off_t)opt_count(L, t, "multipart", "length", -1);
+    p->pos = 0;
+    p->fp = NULL;
+    p->short_read = 0;
     lua_pop(L, 1);
-    x->nparts = i;
+    r->nparts = i;
   }
   lua_pop(L, 1); /* the list stays anchored in req */
 }
@@ -347,10 +394,10 @@ static void read_parts(lua_State *L, int req, cs_xfer *x) {
 
 /* Opens every file part and checks its range; 0 with errbuf set when one
  * cannot be used (nothing has been sent). */
-static int open_files(cs_xfer *x) {
+static int open_files(cs_request *r, cs_xfer *x) {
   int i;
-  for (i = 0; i < x->nparts; i++) {
-    cs_part *p = &x->parts[i];
+  for (i = 0; i < r->nparts; i++) {
+    cs_part *p = &r->parts[i];
     struct stat st;
     if (p->path == NULL) continue;
     p->fp = fopen(p->path, "rb");
@@ -381,13 +428,13 @@ static int open_files(cs_xfer *x) {
   return 1;
 }
 
-static CURLcode build_mime(CURL *curl, cs_xfer *x) {
+static CURLcode build_mime(CURL *curl, cs_request *r, cs_xfer *x) {
   int i;
   CURLcode rc = CURLE_OK;
   x->mime = curl_mime_init(curl);
   if (x->mime == NULL) return CURLE_OUT_OF_MEMORY;
-  for (i = 0; i < x->nparts && rc == CURLE_OK; i++) {
-    cs_part *p = &x->parts[i];
+  for (i = 0; i < r->nparts && rc == CURLE_OK; i++) {
+    cs_part *p = &r->parts[i];
     curl_mimepart *part = curl_mime_addpart(x->mime);
     if (part == NULL) return CURLE_OUT_OF_MEMORY;
     rc = curl_mime_name(part, p->name);
@@ -404,23 +451,26 @@ static CURLcode build_mime(CURL *curl, cs_xfer *x) {
   return rc;
 }
 
+/* The easy handle of a coldsend.http object, with what was last set on it
+ * so that a request sets only what differs from the one before. */
 typedef struct {
-  const char *method, *url, *body, *ca_file;
-  size_t body_len;
-  long timeout_ms, connect_ms;
-  int has_type; /* the caller set Content-Type */
-} cs_request;
+  CURL *curl; /* NULL once closed */
+  size_t max_body;
+  int busy;           /* x is in use by a transfer further up the C stack */
+  long timeout_ms;    /* last TIMEOUT_MS (and LOW_SPEED_TIME), 0: none */
+  long connect_ms;    /* last CONNECTTIMEOUT_MS, 0: none */
+  char *ca_set;       /* a CAINFO set by a request (malloc'd), NULL: none */
+  char *ca_default;   /* libcurl's own CAINFO, restored after one */
+  int has_ca_default; /* ca_default was read (it may be NULL) */
+  cs_xfer x;
+} cs_http;
 
 #define SETOPT(opt, val) \
   if (rc == CURLE_OK) rc = curl_easy_setopt(curl, opt, val)
 
-static CURLcode set_options(CURL *curl, cs_xfer *x, const cs_request *r) {
+/* The options every request shares, set once when the handle is made. */
+static CURLcode set_invariant_options(CURL *curl, cs_xfer *x) {
   CURLcode rc = CURLE_OK;
-  long low_speed = r->timeout_ms / 1000;
-  int i;
-  if (low_speed > LOW_SPEED_SECONDS) low_speed = LOW_SPEED_SECONDS;
-  if (low_speed < 1) low_speed = 1;
-  SETOPT(CURLOPT_URL, r->url);
   SETOPT(CURLOPT_NOSIGNAL, 1L); /* no SIGALRM for DNS timeouts in threads */
 #if LIBCURL_VERSION_NUM >= 0x075500
   SETOPT(CURLOPT_PROTOCOLS_STR, "http,https");
@@ -431,41 +481,130 @@ static CURLcode set_options(CURL *curl, cs_xfer *x, const cs_request *r) {
   /* TLS verification is not an option of this module */
   SETOPT(CURLOPT_SSL_VERIFYPEER, 1L);
   SETOPT(CURLOPT_SSL_VERIFYHOST, 2L);
-  if (r->ca_file != NULL) SETOPT(CURLOPT_CAINFO, r->ca_file);
-  SETOPT(CURLOPT_TIMEOUT_MS, r->timeout_ms);
-  SETOPT(CURLOPT_CONNECTTIMEOUT_MS, r->connect_ms);
   SETOPT(CURLOPT_LOW_SPEED_LIMIT, 1L);
-  SETOPT(CURLOPT_LOW_SPEED_TIME, low_speed);
   SETOPT(CURLOPT_TCP_KEEPALIVE, 1L);
-  SETOPT(CURLOPT_ERRORBUFFER, x->errbuf);
   SETOPT(CURLOPT_WRITEFUNCTION, on_body);
-  SETOPT(CURLOPT_WRITEDATA, x);
   SETOPT(CURLOPT_HEADERFUNCTION, on_header);
+  SETOPT(CURLOPT_ERRORBUFFER, x->errbuf);
+  SETOPT(CURLOPT_WRITEDATA, x);
   SETOPT(CURLOPT_HEADERDATA, x);
+  return rc;
+}
+
+/* Points the transfer callbacks at x (the object's own, or a nested
+ * call's). */
+static CURLcode point_at(CURL *curl, cs_xfer *x) {
+  CURLcode rc = CURLE_OK;
+  SETOPT(CURLOPT_ERRORBUFFER, x->errbuf);
+  SETOPT(CURLOPT_WRITEDATA, x);
+  SETOPT(CURLOPT_HEADERDATA, x);
+  return rc;
+}
+
+/* Sets the CA file of this request: its own, or libcurl's default when it
+ * names none and an earlier request did. */
+static CURLcode set_ca(cs_http *h, const char *ca) {
+  CURL *curl = h->curl;
+  CURLcode rc = CURLE_OK;
+  char *copy;
+  if (ca == NULL) {
+    if (h->ca_set == NULL) return CURLE_OK;
+    SETOPT(CURLOPT_CAINFO, h->ca_default);
+    if (rc == CURLE_OK) {
+      free(h->ca_set);
+      h->ca_set = NULL;
+    }
+    return rc;
+  }
+  if (h->ca_set != NULL && strcmp(h->ca_set, ca) == 0) return CURLE_OK;
+  if (!h->has_ca_default) {
+    char *def = NULL;
+#if LIBCURL_VERSION_NUM >= 0x075400
+    curl_easy_getinfo(curl, CURLINFO_CAINFO, &def);
+#endif
+    if (def != NULL && (h->ca_default = strdup(def)) == NULL)
+      return CURLE_OUT_OF_MEMORY;
+    h->has_ca_default = 1;
+  }
+  copy = strdup(ca);
+  if (copy == NULL) return CURLE_OUT_OF_MEMORY;
+  SETOPT(CURLOPT_CAINFO, ca);
+  if (rc != CURLE_OK) {
+    free(copy);
+    return rc;
+  }
+  free(h->ca_set);
+  h->ca_set = copy;
+  return rc;
+}
+
+/* Appends "Name: value" (or "Name;" for an empty value, libcurl's syntax
+ * for it) to the list; 0 when memory runs out. */
+static int append_header(cs_xfer *x, const cs_header *hd) {
+  char small[512], *line = small;
+  size_t n = hd->name_len + 2 + hd->value_len + 1;
+  struct curl_slist *s;
+  if (n > sizeof small && (line = (char *)malloc(n)) == NULL) return 0;
+  memcpy(line, hd->name, hd->name_len);
+  n = hd->name_len;
+  if (hd->value_len == 0) {
+    line[n++] = ';';
+  } else {
+    line[n++] = ':';
+    line[n++] = ' ';
+    memcpy(line + n, hd->value, hd->value_len);
+    n += hd->value_len;
+  }
+  line[n] = '\0';
+  s = curl_slist_append(x->slist, line);
+  if (line != small) free(line);
+  if (s == NULL) return 0;
+  x->slist = s;
+  return 1;
+}
+
+/* Sets what changes from request to request. */
+static CURLcode set_options(cs_http *h, cs_xfer *x, const cs_request *r) {
+  CURL *curl = h->curl;
+  CURLcode rc = CURLE_OK;
+  int i;
+  SETOPT(CURLOPT_URL, r->url);
+  if (rc == CURLE_OK) rc = set_ca(h, r->ca_file);
+  if (r->timeout_ms != h->timeout_ms) {
+    long low_speed = r->timeout_ms / 1000;
+    if (low_speed > LOW_SPEED_SECONDS) low_speed = LOW_SPEED_SECONDS;
+    if (low_speed < 1) low_speed = 1;
+    h->timeout_ms = 0; /* unknown until both are set */
+    SETOPT(CURLOPT_TIMEOUT_MS, r->timeout_ms);
+    SETOPT(CURLOPT_LOW_SPEED_TIME, low_speed);
+    if (rc == CURLE_OK) h->timeout_ms = r->timeout_ms;
+  }
+  if (r->connect_ms != h->connect_ms) {
+    h->connect_ms = 0;
+    SETOPT(CURLOPT_CONNECTTIMEOUT_MS, r->connect_ms);
+    if (rc == CURLE_OK) h->connect_ms = r->connect_ms;
+  }
   if (rc != CURLE_OK) return rc;
 
   /* "Expect:" drops the 100-continue round trip libcurl adds to big
    * uploads; "Content-Type:" drops the form type it adds to POSTFIELDS */
   x->slist = curl_slist_append(NULL, "Expect:");
-  if (x->slist != NULL && !r->has_type && x->nparts == 0 &&
-      strcmp(r->method, "GET") != 0 && strcmp(r->method, "DELETE") != 0)
-    x->slist = curl_slist_append(x->slist, "Content-Type:");
-  for (i = 0; i < x->nheaders && x->slist != NULL; i++) {
-    struct curl_slist *s = curl_slist_append(x->slist, x->headers[i]);
-    if (s == NULL) {
-      curl_slist_free_all(x->slist);
-      x->slist = NULL;
-    }
+  if (x->slist == NULL) return CURLE_OUT_OF_MEMORY;
+  if (!r->has_type && r->nparts == 0 && strcmp(r->method, "GET") != 0 &&
+      strcmp(r->method, "DELETE") != 0) {
+    struct curl_slist *s = curl_slist_append(x->slist, "Content-Type:");
+    if (s == NULL) return CURLE_OUT_OF_MEMORY;
     x->slist = s;
   }
-  if (x->slist == NULL) return CURLE_OUT_OF_MEMORY;
+  for (i = 0; i < r->nheaders; i++)
+    if (!append_header(x, &r->headers[i])) return CURLE_OUT_OF_MEMORY;
   SETOPT(CURLOPT_HTTPHEADER, x->slist);
 
-  if (x->nparts > 0) {
-    rc = build_mime(curl, x);
+  if (r->nparts > 0) {
+    if (rc == CURLE_OK) rc = build_mime(curl, (cs_request *)r, x);
     SETOPT(CURLOPT_MIMEPOST, x->mime);
   } else if (strcmp(r->method, "GET") == 0) {
-    SETOPT(CURLOPT_HTTPGET, 1L);
+    /* the handle is left as a GET after every transfer */
   } else if (r->body != NULL || strcmp(r->method, "DELETE") != 0) {
     /* explicit size: bodies may hold NULs, and PUT/POST/PATCH without one
      * still send Content-Length: 0 */
@@ -475,6 +614,21 @@ static CURLcode set_options(CURL *curl, cs_xfer *x, const cs_request *r) {
   if (strcmp(r->method, "GET") != 0 && strcmp(r->method, "POST") != 0)
     SETOPT(CURLOPT_CUSTOMREQUEST, r->method);
   return rc;
+}
+
+/* Undoes every per-request option set_options may have set, so that the
+ * handle holds no pointer into this transfer and the next request starts
+ * from a plain GET. Connections, TLS sessions and the DNS cache stay.
+ * 0 when libcurl refused one (the caller then resets the handle). */
+static int clear_options(CURL *curl) {
+  CURLcode rc = CURLE_OK;
+  SETOPT(CURLOPT_HTTPHEADER, (struct curl_slist *)NULL);
+  SETOPT(CURLOPT_MIMEPOST, (curl_mime *)NULL);
+  SETOPT(CURLOPT_POSTFIELDS, (char *)NULL);
+  SETOPT(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)-1);
+  SETOPT(CURLOPT_CUSTOMREQUEST, (char *)NULL);
+  SETOPT(CURLOPT_HTTPGET, 1L); /* after POSTFIELDS and MIMEPOST: a GET */
+  return rc == CURLE_OK;
 }
 
 /* ---- results ------------------------------------------------------------- */
@@ -531,14 +685,23 @@ static int never_sent(CURL *curl, CURLcode rc) {
 
 /* Pushes a lower-case copy of s[0..n). */
 static void push_lower(lua_State *L, const char *s, size_t n) {
-  luaL_Buffer b;
+  char small[64];
   size_t i;
-  luaL_buffinit(L, &b);
+  if (n > sizeof small) {
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    for (i = 0; i < n; i++) {
+      char c = s[i];
+      luaL_addchar(&b, (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c);
+    }
+    luaL_pushresult(&b);
+    return;
+  }
   for (i = 0; i < n; i++) {
     char c = s[i];
-    luaL_addchar(&b, (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c);
+    small[i] = (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c;
   }
-  luaL_pushresult(&b);
+  lua_pushlstring(L, small, n);
 }
 
 /* Pushes the headers of the final response as {lower-case name = value};
@@ -546,7 +709,7 @@ static void push_lower(lua_State *L, const char *s, size_t n) {
 static void push_headers(lua_State *L, const char *s, size_t len) {
   const char *end = s + len;
   int t;
-  lua_newtable(L);
+  lua_createtable(L, 0, 8);
   t = lua_gettop(L);
   while (s < end) {
     const char *eol = memchr(s, '\n', (size_t)(end - s));
@@ -601,25 +764,32 @@ static int push_failure(lua_State *L, const char *message, const char *code,
 
 /* ---- the transfer -------------------------------------------------------- */
 
-/* Performs the request at req on curl; returns res or nil, msg, code, info.
- * def_max_body and def_ca apply when req does not say. */
-static int http_do(lua_State *L, CURL *curl, int req, size_t def_max_body,
-                   const char *def_ca) {
+/* Ends a transfer: its files closed, a nested call's state freed, the
+ * object's emptied for the next, and the object free again. */
+static void end_transfer(cs_http *h, cs_request *r, cs_xfer *x, int nested) {
+  close_files(r);
+  if (nested)
+    xfer_release(x);
+  else
+    xfer_done(x);
+  h->busy = nested;
+}
+
+/* Performs the request at req on h; returns res or nil, msg, code, info.
+ * def_ca applies when req does not say. */
+static int http_do(lua_State *L, cs_http *h, int req, const char *def_ca) {
+  CURL *curl = h->curl;
   cs_request r;
   cs_xfer *x;
   CURLcode rc;
   long status = 0;
-  int i, sent = 1, usable;
-  lua_Integer max_body;
+  int i, sent = 1, usable, nested;
   size_t url_len;
   char message[CURL_ERROR_SIZE + 64];
 
   luaL_checktype(L, req, LUA_TTABLE);
-  memset(&r, 0, sizeof r);
-  x = (cs_xfer *)cs_newuserdata(L, sizeof *x);
-  memset(x, 0, sizeof *x);
-  luaL_setmetatable(L, XFER_TYPE);
-
+  r.has_type = 0;
+  r.nheaders = r.nparts = 0;
   r.method = opt_string(L, req, "request", "method", NULL, "GET");
   for (i = 0; METHODS[i] != NULL && strcmp(METHODS[i], r.method) != 0; i++) {
   }
@@ -640,43 +810,68 @@ static int http_do(lua_State *L, CURL *curl, int req, size_t def_max_body,
   r.timeout_ms = opt_millis(L, req, "timeout", DEFAULT_TIMEOUT);
   r.connect_ms = opt_millis(L, req, "connect_timeout", DEFAULT_CONNECT_TIMEOUT);
   r.ca_file = opt_string(L, req, "request", "ca_file", NULL, def_ca);
-  max_body =
-      opt_count(L, req, "request", "max_body", (lua_Integer)def_max_body);
-  x->max_body = (size_t)max_body;
-  read_headers(L, req, x, &r.has_type);
-  read_parts(L, req, x);
-  if (x->nparts > 0 && r.body != NULL)
+  r.max_body = (size_t)opt_count(L, req, "request", "max_body",
+                                 (lua_Integer)h->max_body);
+  read_headers(L, req, &r);
+  read_parts(L, req, &r);
+  if (r.nparts > 0 && r.body != NULL)
     luaL_error(L, "bad request (both 'body' and 'multipart')");
-  if (x->nparts > 0 &&
-      (!strcmp(r.method, "GET") || !strcmp(r.method, "DELETE")))
+  if (r.nparts > 0 && (!strcmp(r.method, "GET") || !strcmp(r.method, "DELETE")))
     luaL_error(L, "bad request (multipart needs POST, PUT or PATCH)");
   if (r.body != NULL && !strcmp(r.method, "GET"))
     luaL_error(L, "bad request (a GET has no body)");
 
-  /* From here to curl_easy_reset no Lua function is called: libcurl holds
-   * pointers into x and into the request's strings. */
+  /* The object's transfer state, unless a call further up the C stack
+   * still uses it (a finalizer run while that one builds its result): then
+   * a state of this call's own, which its __gc frees. */
+  nested = h->busy;
+  if (nested) {
+    x = (cs_xfer *)cs_newuserdata(L, sizeof *x);
+    memset(x, 0, sizeof *x);
+    luaL_setmetatable(L, XFER_TYPE);
+  } else {
+    x = &h->x;
+    x->body.len = x->head.len = 0;
+  }
+  x->max_body = r.max_body;
+  x->over_cap = x->head_over = x->no_memory = 0;
+
+  /* From here until the options are cleared no Lua function is called:
+   * libcurl holds pointers into x and into the request's strings. */
   x->errbuf[0] = '\0';
-  if (!open_files(x)) {
-    xfer_release(x);
+  if (!open_files(&r, x)) {
+    close_files(&r);
+    if (nested) xfer_release(x);
     return push_failure(L, x->errbuf, "invalid", CURLE_OK, 0, 0);
   }
-  rc = set_options(curl, x, &r);
+  h->busy = 1;
+  rc = nested ? point_at(curl, x) : CURLE_OK;
+  if (rc == CURLE_OK) rc = set_options(h, x, &r);
   usable = rc == CURLE_OK;
   if (usable) rc = curl_easy_perform(curl);
   if (rc == CURLE_OK) curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
   if (rc != CURLE_OK) sent = usable && !never_sent(curl, rc);
   if (x->errbuf[0] == '\0') /* some failures leave the buffer empty */
     snprintf(x->errbuf, sizeof x->errbuf, "%s", curl_easy_strerror(rc));
-  /* resetting keeps the connection cache, TLS sessions and DNS cache, and
-   * leaves the handle with no pointer into this transfer */
-  curl_easy_reset(curl);
+  /* the handle keeps no pointer into this transfer; should libcurl refuse
+   * to clear an option, a reset does it (and everything is set again) */
+  if (!clear_options(curl) || (nested && point_at(curl, &h->x) != CURLE_OK)) {
+    curl_easy_reset(curl);
+    h->timeout_ms = h->connect_ms = 0;
+    free(h->ca_set);
+    h->ca_set = NULL;
+    if (set_invariant_options(curl, &h->x) != CURLE_OK) {
+      curl_easy_cleanup(curl); /* unusable: the object counts as closed */
+      h->curl = NULL;
+    }
+  }
   if (x->mime != NULL) curl_mime_free(x->mime);
   x->mime = NULL;
   if (x->slist != NULL) curl_slist_free_all(x->slist);
   x->slist = NULL;
 
   if (!usable || rc == CURLE_OUT_OF_MEMORY || x->no_memory) {
-    xfer_release(x);
+    end_transfer(h, &r, x, nested);
     if (!usable && rc != CURLE_OUT_OF_MEMORY)
       return luaL_error(L, "libcurl refused an option (%s)",
                         curl_easy_strerror(rc));
@@ -685,11 +880,11 @@ static int http_do(lua_State *L, CURL *curl, int req, size_t def_max_body,
   if (rc != CURLE_OK) {
     const char *code = "network";
     int too_large = 0;
-    for (i = 0; i < x->nparts; i++)
-      if (x->parts[i].short_read)
+    for (i = 0; i < r.nparts; i++)
+      if (r.parts[i].short_read)
         snprintf(x->errbuf, sizeof x->errbuf,
                  "file '%s' ended before the %lld bytes of its part",
-                 x->parts[i].path, (long long)x->parts[i].length);
+                 r.parts[i].path, (long long)r.parts[i].length);
     if (x->over_cap) {
       snprintf(message, sizeof message, "response body over the %lld-byte cap",
                (long long)x->max_body);
@@ -713,14 +908,13 @@ static int http_do(lua_State *L, CURL *curl, int req, size_t def_max_body,
                rc == CURLE_FILESIZE_EXCEEDED)
         code = "protocol";
     }
-    xfer_release(x);
+    end_transfer(h, &r, x, nested);
     return push_failure(L, message, code, rc, sent, too_large);
   }
-  for (i = 0; i < x->nparts; i++) { /* done with the files */
-    if (x->parts[i].fp != NULL) fclose(x->parts[i].fp);
-    x->parts[i].fp = NULL;
-  }
+  close_files(&r);
 
+  /* A memory error from here on leaves busy set: later calls then use
+   * states of their own, which is slower but still right. */
   lua_createtable(L, 0, 3);
   lua_pushinteger(L, (lua_Integer)status);
   lua_setfield(L, -2, "status");
@@ -728,16 +922,11 @@ static int http_do(lua_State *L, CURL *curl, int req, size_t def_max_body,
   lua_setfield(L, -2, "headers");
   lua_pushlstring(L, x->body.p ? x->body.p : "", x->body.len);
   lua_setfield(L, -2, "body");
-  xfer_release(x);
+  end_transfer(h, &r, x, nested);
   return 1;
 }
 
 /* ---- the coldsend.http type ---------------------------------------------- */
-
-typedef struct {
-  CURL *curl; /* NULL once closed */
-  size_t max_body;
-} cs_http;
 
 static cs_http *check_open(lua_State *L, int i) {
   cs_http *h = (cs_http *)luaL_checkudata(L, i, HTTP_TYPE);
@@ -751,11 +940,16 @@ static cs_http *new_http(lua_State *L, size_t max_body) {
   cs_http *h;
   ensure_curl(L);
   h = (cs_http *)cs_newuserdata(L, sizeof *h);
-  h->curl = NULL;
+  memset(h, 0, sizeof *h);
   h->max_body = max_body;
   luaL_setmetatable(L, HTTP_TYPE);
   h->curl = curl_easy_init();
   if (h->curl == NULL) luaL_error(L, "cannot create a libcurl handle");
+  if (set_invariant_options(h->curl, &h->x) != CURLE_OK) {
+    curl_easy_cleanup(h->curl);
+    h->curl = NULL;
+    luaL_error(L, "cannot set up a libcurl handle");
+  }
   return h;
 }
 
@@ -798,16 +992,32 @@ static int http_call(lua_State *L) {
     lua_pop(L, 1);
   }
   lua_pop(L, 1);
-  return http_do(L, h->curl, 2, h->max_body, ca);
+  return http_do(L, h, 2, ca);
 }
 
-/* One close for :close(), __close and __gc; idempotent. */
-static int http_close(lua_State *L) {
-  cs_http *h = (cs_http *)luaL_checkudata(L, 1, HTTP_TYPE);
+/* Frees the easy handle and what the object keeps; idempotent. The
+ * transfer buffers stay while a transfer further up the C stack (busy)
+ * may still read them; __gc frees them whatever busy says, as nothing can
+ * be using an object the collector found unreachable. */
+static void http_free(cs_http *h, int all) {
   if (h->curl != NULL) curl_easy_cleanup(h->curl);
   h->curl = NULL;
+  if (all || !h->busy) xfer_release(&h->x);
+  free(h->ca_set);
+  free(h->ca_default);
+  h->ca_set = h->ca_default = NULL;
+}
+
+/* One close for :close() and __close; idempotent. */
+static int http_close(lua_State *L) {
+  http_free((cs_http *)luaL_checkudata(L, 1, HTTP_TYPE), 0);
   lua_pushboolean(L, 1);
   return 1;
+}
+
+static int http_gc(lua_State *L) {
+  http_free((cs_http *)luaL_checkudata(L, 1, HTTP_TYPE), 1);
+  return 0;
 }
 
 static int http_tostring(lua_State *L) {
@@ -830,7 +1040,7 @@ static int http_perform(lua_State *L) {
     lua_setfield(L, LUA_REGISTRYINDEX, PERFORM_KEY);
   }
   lua_pop(L, 1); /* the registry keeps it */
-  return http_do(L, h->curl, 1, h->max_body, NULL);
+  return http_do(L, h, 1, NULL);
 }
 
 /* core.curl_version() -> "libcurl/7.88.1", for the User-Agent. */
@@ -843,7 +1053,7 @@ static int http_curl_version(lua_State *L) {
 static const luaL_Reg http_meth[] = {{"close", http_close}, {NULL, NULL}};
 
 static const luaL_Reg http_metameth[] = {{"__call", http_call},
-                                         {"__gc", http_close},
+                                         {"__gc", http_gc},
                                          {"__close", http_close},
                                          {"__tostring", http_tostring},
                                          {NULL, NULL}};
