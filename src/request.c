@@ -2,6 +2,7 @@
  * and the request tables {method, url, headers, body} the transports take. */
 #include "request.h"
 
+#include <math.h>
 #include <string.h>
 
 #include "core.h"
@@ -61,6 +62,30 @@ void cs_json_encode(lua_State *L, int idx) {
   replace_empty_arrays(L);
 }
 
+#if LUA_VERSION_NUM >= 503
+/* cjson 2.1 decodes every number as a float: 3 would show as 3.0 and fail
+ * math.type checks. Integral values that a double holds exactly become
+ * integers again, all through the decoded value at the top. */
+static void integers_back(lua_State *L, int depth) {
+  if (depth > 1000) return; /* cjson refuses deeper nesting anyway */
+  lua_pushnil(L);
+  while (lua_next(L, -2) != 0) {
+    if (lua_type(L, -1) == LUA_TNUMBER && !lua_isinteger(L, -1)) {
+      lua_Number n = lua_tonumber(L, -1);
+      if (n == floor(n) && n >= -9007199254740992.0 &&
+          n <= 9007199254740992.0) {
+        lua_pushvalue(L, -2);
+        lua_pushinteger(L, (lua_Integer)n);
+        lua_rawset(L, -5); /* replacing a key's value keeps next valid */
+      }
+    } else if (lua_type(L, -1) == LUA_TTABLE) {
+      integers_back(L, depth + 1);
+    }
+    lua_pop(L, 1);
+  }
+}
+#endif
+
 int cs_json_decode(lua_State *L, const char *s, size_t len) {
   push_cjson(L);
   lua_getfield(L, -1, "decode");
@@ -73,6 +98,9 @@ int cs_json_decode(lua_State *L, const char *s, size_t len) {
     }
     return 0;
   }
+#if LUA_VERSION_NUM >= 503
+  if (lua_type(L, -1) == LUA_TTABLE) integers_back(L, 0);
+#endif
   return 1;
 }
 

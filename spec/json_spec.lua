@@ -1,0 +1,50 @@
+-- json_spec.lua: JSON through lua-cjson on both sides: empty arrays encode
+-- as [], and decoded integral numbers are integers again on Lua 5.3+.
+local core = require "coldsend.core"
+local json = require "coldsend.json"
+
+describe("JSON", function()
+  it("decodes integral numbers of a response as integers", function()
+    local data = assert(core.parse_response(200, { ["content-type"] = "application/json" },
+      '{"total_leads": 3, "rate": 0.25, "nested": {"pages": [1, 2, 3e0]}, "big": 1e300}'))
+    assert.equal(3, data.total_leads)
+    assert.equal("3", tostring(data.total_leads))
+    assert.equal(0.25, data.rate)
+    assert.equal("3", tostring(data.nested.pages[3]))
+    if math.type then
+      assert.equal("integer", math.type(data.total_leads))
+      assert.equal("integer", math.type(data.nested.pages[1]))
+      assert.equal("float", math.type(data.rate))
+      assert.equal("float", math.type(data.big)) -- beyond 2^53: stays a float
+    end
+  end)
+
+  it("encodes empty arrays as [] from C and from Lua", function()
+    local req = core.build_request("https://x.test/v1", "PUT", "/a",
+      { ids = core.EMPTY_ARRAY, nested = { core.EMPTY_ARRAY } })
+    local back = json.decode(req.body)
+    assert.same({}, back.ids)
+    assert.matches('"ids":%[%]', req.body)
+    assert.matches('"nested":%[%[%]%]', req.body)
+    local s = json.encode { a = json.array(), b = { c = json.array() }, d = {} }
+    assert.matches('"a":%[%]', s)
+    assert.matches('"c":%[%]', s)
+    assert.matches('"d":{}', s)
+  end)
+
+  it("leaves the caller's tables untouched when it marks empty arrays", function()
+    local t = { a = json.array(), b = "x" }
+    json.encode(t)
+    assert.equal("table", type(t.a))
+    assert.is_nil(next(t.a))
+  end)
+
+  it("builds query strings in a stable order with escaping", function()
+    local req = core.build_request("https://x.test/v1/", "GET", "/campaigns", nil,
+      { search = "Q1 & Q2", page = 2, days = 7, flag = true })
+    assert.equal("https://x.test/v1/campaigns?days=7&flag=true&page=2&search=Q1%20%26%20Q2", req.url)
+    local ok, err = pcall(core.build_request, "https://x.test", "GET", "/c", nil, { bad = {} })
+    assert.is_false(ok)
+    assert.matches("bad query value for 'bad'", err, 1, true)
+  end)
+end)
