@@ -53,6 +53,14 @@ void cs_mark_dirty(lua_State *L, cs_campaign *c, int store, int f) {
   c->dirty |= bit;
 }
 
+void cs_store_changed(cs_campaign *c, int f, int now_nil) {
+  if (!(CS_VALIDATE_READS & ((uint32_t)1 << f))) return;
+  /* validate() only asks that a campaign has an id or a name: setting
+   * either cannot make it fail */
+  if ((f == F_ID || f == F_NAME) && !now_nil) return;
+  c->validated = 0;
+}
+
 /* Before an in-place edit (add_variant, split_evenly): the first edit keeps
  * the applied tree for _discard and edits a copy, so the tree being edited
  * is never shared. */
@@ -107,6 +115,7 @@ static int campaign_new(lua_State *L) {
   c = (cs_campaign *)cs_newuserdata(L, sizeof *c);
   c->dirty = 0;
   c->closed = 0;
+  c->validated = 0;
   luaL_setmetatable(L, CS_CAMPAIGN_TYPE);
   lua_createtable(L, CS_STORE_SIZE, 0);
   if (has_id) {
@@ -171,6 +180,7 @@ static int campaign_newindex(lua_State *L) {
     cs_check_field(L, f, 3, &p);
   }
   cs_mark_dirty(L, c, store, fi);
+  cs_store_changed(c, fi, lua_isnil(L, -1));
   lua_rawseti(L, store, CS_SLOT(fi));
   return 0;
 }
@@ -222,7 +232,6 @@ static int campaign_add_variant(lua_State *L) {
   int store, arr, pos = 0, n = 0, field = F_VARIANTS;
   cs_path root = {NULL, "variants", 0}, seq = {NULL, "sequences", 0};
   cs_path at = {NULL, NULL, 0}, vp = {&root, NULL, 0}, np = {&vp, NULL, 0};
-  (void)c;
   if (!lua_isnoneornil(L, 3) &&
       (!cs_tointeger(L, 3, &step) || step < 1 || step > 4))
     return luaL_argerror(L, 3, "step 1..4 expected");
@@ -265,6 +274,7 @@ static int campaign_add_variant(lua_State *L) {
     cs_check_name_unused(L, arr, n, lua_gettop(L), &np);
   }
   cs_make_writable(L, 1, store, field);
+  cs_store_changed(c, field, 0);
   push_step_variants(L, store, pos); /* variant, name, array */
   lua_pushvalue(L, -3);
   lua_rawseti(L, -2, n + 1);
@@ -277,7 +287,6 @@ static int campaign_add_sequence(lua_State *L) {
   cs_campaign *c = cs_check_campaign(L, 1);
   cs_path root = {NULL, "sequences", 0}, ep = {&root, NULL, 0};
   int store, arr, n = 0;
-  (void)c;
   lua_settop(L, 2);
   store = cs_push_store(L, 1);
   lua_rawgeti(L, store, CS_SLOT(F_SEQUENCES));
@@ -298,6 +307,7 @@ static int campaign_add_sequence(lua_State *L) {
     lua_setfield(L, -3, "step_number"); /* follow-up, step */
   }
   cs_make_writable(L, 1, store, F_SEQUENCES);
+  cs_store_changed(c, F_SEQUENCES, 0);
   cs_push_slot_table(L, store, CS_SLOT(F_SEQUENCES));
   lua_pushvalue(L, -3);
   lua_rawseti(L, -2, n + 1);
@@ -500,6 +510,7 @@ static const luaL_Reg meth[] = {{"validate", cs_campaign_validate},
                                 {"_apply", cs_campaign_apply},
                                 {"_clear_dirty", cs_campaign_clear_dirty},
                                 {"_discard", cs_campaign_discard},
+                                {"_has_changes", cs_campaign_has_changes},
                                 {"close", campaign_close},
                                 {NULL, NULL}};
 

@@ -43,6 +43,26 @@ static void push_sequences_out(lua_State *L, int arr, int copy) {
   }
 }
 
+/* 1 when push_sequences_out would give the same JSON as the stored array
+ * at arr: every table in a follow-up is a variants array sent as stored. */
+static int sequences_as_stored(lua_State *L, int arr) {
+  int i, n = (int)lua_rawlen(L, arr), ok = n > 0;
+  for (i = 1; i <= n && ok; i++) {
+    lua_rawgeti(L, arr, i);
+    if (lua_type(L, -1) == LUA_TTABLE) {
+      int seq = lua_gettop(L);
+      lua_pushnil(L);
+      while (ok && lua_next(L, seq) != 0) {
+        if (lua_type(L, -1) == LUA_TTABLE)
+          ok = lua_rawlen(L, -1) > 0 && cs_step_as_stored(L, lua_gettop(L));
+        lua_pop(L, 1);
+      }
+    }
+    lua_settop(L, arr);
+  }
+  return ok;
+}
+
 /* Pushes the body of the next save: every changed field under its API
  * name, a cleared one as JSON null. Arrays go whole (the API replaces
  * them). A campaign not yet created omits cleared fields: a create has
@@ -68,6 +88,9 @@ static void push_changes(lua_State *L, cs_campaign *c, int store, int copy) {
       int v = lua_gettop(L);
       if (cs_campaign_fields[f].kind == K_VARIANTS)
         cs_push_step_out(L, v, copy);
+      else if (cs_campaign_fields[f].kind == K_SEQUENCES && !copy &&
+               sequences_as_stored(L, v))
+        lua_pushvalue(L, v);
       else if (cs_campaign_fields[f].kind == K_SEQUENCES)
         push_sequences_out(L, v, copy);
       else if (copy)
@@ -84,6 +107,27 @@ static void push_changes(lua_State *L, cs_campaign *c, int store, int copy) {
 int cs_campaign_changes(lua_State *L) {
   cs_campaign *c = cs_check_campaign(L, 1);
   push_changes(L, c, cs_push_store(L, 1), 1);
+  return 1;
+}
+
+/* c:_has_changes() -> whether changes() holds anything: what a save tests
+ * before sending, without building the table. */
+int cs_campaign_has_changes(lua_State *L) {
+  cs_campaign *c = cs_check_campaign(L, 1);
+  int f, store, has = 0;
+  if (c->dirty != 0) {
+    store = cs_push_store(L, 1);
+    lua_rawgeti(L, store, CS_SLOT(F_ID));
+    has = !lua_isnil(L, -1); /* a campaign that exists sends clears too */
+    lua_pop(L, 1);
+    for (f = 0; f < F_COUNT && !has; f++) {
+      if (!(c->dirty & ((uint32_t)1 << f))) continue;
+      lua_rawgeti(L, store, CS_SLOT(f));
+      has = !lua_isnil(L, -1);
+      lua_pop(L, 1);
+    }
+  }
+  lua_pushboolean(L, has);
   return 1;
 }
 
@@ -193,6 +237,7 @@ int cs_campaign_apply(lua_State *L) {
       lua_pushvalue(L, -2);
       lua_rawseti(L, -2, CS_SLOT(f));
     } else {
+      cs_store_changed(c, f, lua_isnil(L, -1));
       lua_pushvalue(L, -1);
       lua_rawseti(L, store, CS_SLOT(f));
     }
@@ -201,7 +246,9 @@ int cs_campaign_apply(lua_State *L) {
   return 0;
 }
 
-/* c:_clear_dirty(): after a successful save, what was sent is applied. */
+/* c:_clear_dirty(): after a successful save, what was sent is applied.
+ * A passed validate() still holds: with fewer fields changed it can only
+ * find fewer problems. */
 int cs_campaign_clear_dirty(lua_State *L) {
   cs_campaign *c = cs_check_campaign(L, 1);
   int store = cs_push_store(L, 1);
@@ -215,6 +262,7 @@ int cs_campaign_clear_dirty(lua_State *L) {
 int cs_campaign_discard(lua_State *L) {
   cs_campaign *c = cs_check_campaign(L, 1);
   int f, store = cs_push_store(L, 1);
+  c->validated = 0;
   lua_rawgeti(L, store, CS_SLOT_SAVED);
   for (f = 0; f < F_COUNT; f++) {
     if (!(c->dirty & ((uint32_t)1 << f))) continue;

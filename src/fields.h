@@ -87,7 +87,19 @@ extern const cs_field cs_campaign_fields[F_COUNT];
 typedef struct cs_campaign {
   uint32_t dirty; /* bit f: field f changed since the last apply/clear */
   int closed;
+  /* the last validate() found no problem, and nothing it reads changed
+   * since: the next one answers true at once (see cs_store_changed) */
+  int validated;
 } cs_campaign;
+
+/* The fields validate() reads (rules.c): a change to any other leaves its
+ * answer as it was. */
+#define CS_VALIDATE_READS                                                    \
+  ((uint32_t)1 << F_ID | (uint32_t)1 << F_NAME | (uint32_t)1 << F_VARIANTS | \
+   (uint32_t)1 << F_SEQUENCES | (uint32_t)1 << F_WINDOW_START |              \
+   (uint32_t)1 << F_WINDOW_START_MINUTE | (uint32_t)1 << F_WINDOW_END |      \
+   (uint32_t)1 << F_WINDOW_END_MINUTE | (uint32_t)1 << F_RAMP_ENABLED |      \
+   (uint32_t)1 << F_RAMP_INCREMENT | (uint32_t)1 << F_RAMP_MAX)
 
 /* Upvalues of every function of the type (luaL_setfuncs with 2). */
 #define CS_UV_NAMES lua_upvalueindex(1)   /* field name -> field number */
@@ -109,6 +121,10 @@ int cs_push_store(lua_State *L, int ud);
 void cs_push_slot_table(lua_State *L, int store, int slot);
 void cs_make_writable(lua_State *L, int ud, int store, int f);
 void cs_mark_dirty(lua_State *L, cs_campaign *c, int store, int f);
+/* To be called by every change of the stored value of field f (now_nil:
+ * it is nil now), including edits inside its tables: forgets a passed
+ * validate() when the change may matter to it. */
+void cs_store_changed(cs_campaign *c, int f, int now_nil);
 
 /* campaign_check.c: each pushes the checked, normalised value or raises
  * "bad value for '<path>' (<rule> expected, got <value>)". */
@@ -130,6 +146,7 @@ int cs_next_step(lua_State *L, int sequences, int upto);
 int cs_campaign_validate(lua_State *L);
 int cs_campaign_split_evenly(lua_State *L);
 void cs_push_step_out(lua_State *L, int variants, int copy);
+int cs_step_as_stored(lua_State *L, int variants);
 
 /* campaign_sync.c */
 int cs_campaign_changes(lua_State *L);
@@ -137,5 +154,6 @@ int cs_campaign_request(lua_State *L);
 int cs_campaign_apply(lua_State *L);
 int cs_campaign_clear_dirty(lua_State *L);
 int cs_campaign_discard(lua_State *L);
+int cs_campaign_has_changes(lua_State *L);
 
 #endif

@@ -30,21 +30,30 @@ static lua_Integer int_or(lua_State *L, int store, int f, lua_Integer def) {
   return v;
 }
 
-/* The variants of one step (the initial email or a follow-up), named by
- * the string at field. Percentages: all given and summing to 100, or none
- * given (then split evenly). */
-static void check_step(lua_State *L, int list, int arr, int field) {
+/* Pushes the name of a step's variants: the campaign's (seq 0) or those of
+ * follow-up seq. Made only when a problem is reported. */
+static void push_step_field(lua_State *L, int seq) {
+  if (seq == 0)
+    lua_pushliteral(L, "variants");
+  else
+    lua_pushfstring(L, "sequences[%d].variants", seq);
+}
+
+/* The variants of one step (the initial email or a follow-up seq, as
+ * push_step_field names them). Percentages: all given and summing to 100,
+ * or none given (then split evenly). */
+static void check_step(lua_State *L, int list, int arr, int seq) {
   int i, n, given = 0;
   lua_Integer sum = 0;
   n = lua_type(L, arr) == LUA_TTABLE ? (int)lua_rawlen(L, arr) : 0;
   if (n == 0) {
-    lua_pushvalue(L, field);
+    push_step_field(L, seq);
     lua_pushliteral(L, "at least 1 variant expected, got none");
     add_problem(L, list);
     return;
   }
   if (n > MAX_VARIANTS) {
-    lua_pushvalue(L, field);
+    push_step_field(L, seq);
     lua_pushfstring(L, "at most %d variants per step expected, got %d",
                     MAX_VARIANTS, n);
     add_problem(L, list);
@@ -60,14 +69,14 @@ static void check_step(lua_State *L, int list, int arr, int field) {
     lua_pop(L, 1);
   }
   if (given > 0 && given < n) {
-    lua_pushvalue(L, field);
+    push_step_field(L, seq);
     lua_pushfstring(L,
                     "distribution_percent given for %d of %d variants: "
                     "give all or none (none: split evenly)",
                     given, n);
     add_problem(L, list);
   } else if (given == n && sum != 100) {
-    lua_pushvalue(L, field);
+    push_step_field(L, seq);
     lua_pushfstring(L, "distribution_percent values sum to %d, 100 expected",
                     (int)sum);
     add_problem(L, list);
@@ -106,8 +115,7 @@ static void check_follow_ups(lua_State *L, int list, int store) {
     }
     lua_pop(L, 1);
     lua_getfield(L, -1, "variants");
-    lua_pushfstring(L, "sequences[%d].variants", i);
-    check_step(L, list, lua_gettop(L) - 1, lua_gettop(L));
+    check_step(L, list, lua_gettop(L), i);
     lua_settop(L, top + 1);
   }
   lua_settop(L, top);
@@ -177,6 +185,10 @@ static void check_ramp_up(lua_State *L, int list, int store, uint32_t dirty) {
 int cs_campaign_validate(lua_State *L) {
   cs_campaign *c = cs_check_campaign(L, 1);
   int store, list;
+  if (c->validated) {
+    lua_pushboolean(L, 1);
+    return 1;
+  }
   lua_settop(L, 1);
   cs_getuservalue(L, 1);
   store = lua_gettop(L);
@@ -191,15 +203,13 @@ int cs_campaign_validate(lua_State *L) {
   }
   lua_settop(L, list);
   lua_rawgeti(L, store, CS_SLOT(F_VARIANTS));
-  if (!lua_isnil(L, -1)) {
-    lua_pushliteral(L, "variants");
-    check_step(L, list, list + 1, list + 2);
-  }
+  if (!lua_isnil(L, -1)) check_step(L, list, list + 1, 0);
   lua_settop(L, list);
   check_follow_ups(L, list, store);
   check_window(L, list, store);
   check_ramp_up(L, list, store, c->dirty);
   if (lua_rawlen(L, list) == 0) {
+    c->validated = 1;
     lua_pushboolean(L, 1);
     return 1;
   }
@@ -228,13 +238,14 @@ static int has_variants(lua_State *L, int idx) {
 /* c:split_evenly(): every step's variants, initial email and follow-ups. */
 int cs_campaign_split_evenly(lua_State *L) {
   int store, i, n;
-  cs_check_campaign(L, 1);
+  cs_campaign *c = cs_check_campaign(L, 1);
   lua_settop(L, 1);
   cs_getuservalue(L, 1);
   store = 2;
   lua_rawgeti(L, store, CS_SLOT(F_VARIANTS));
   if (has_variants(L, -1)) {
     cs_make_writable(L, 1, store, F_VARIANTS);
+    cs_store_changed(c, F_VARIANTS, 0);
     lua_rawgeti(L, store, CS_SLOT(F_VARIANTS));
     spread(L, lua_gettop(L));
   }
@@ -250,6 +261,7 @@ int cs_campaign_split_evenly(lua_State *L) {
   }
   if (i > n) return 0;
   cs_make_writable(L, 1, store, F_SEQUENCES);
+  cs_store_changed(c, F_SEQUENCES, 0);
   lua_settop(L, store);
   lua_rawgeti(L, store, CS_SLOT(F_SEQUENCES)); /* the writable copy */
   for (i = 1; i <= n; i++) {
@@ -263,18 +275,11 @@ int cs_campaign_split_evenly(lua_State *L) {
   return 0;
 }
 
-/* Pushes a step's variants as the next request sends them: the stored
- * array itself when it may be shared (copy 0, encoded at once), else a
- * copy; evenly split when no variant gives a percentage; the empty-array
- * marker when empty. */
-void cs_push_step_out(lua_State *L, int arr, int copy) {
-  int i, n, given = 0;
-  arr = lua_absindex(L, arr);
-  n = (int)lua_rawlen(L, arr);
-  if (n == 0) {
-    cs_push_empty_array(L);
-    return;
-  }
+/* 1 when the request sends the step's variants array at arr as it is
+ * stored: it has variants and one of them gives a percentage (all then
+ * do: validate() sees to it). */
+int cs_step_as_stored(lua_State *L, int arr) {
+  int i, n = (int)lua_rawlen(L, arr), given = 0;
   for (i = 1; i <= n && !given; i++) {
     lua_rawgeti(L, arr, i);
     if (lua_type(L, -1) == LUA_TTABLE) {
@@ -284,6 +289,21 @@ void cs_push_step_out(lua_State *L, int arr, int copy) {
     }
     lua_pop(L, 1);
   }
+  return given;
+}
+
+/* Pushes a step's variants as the next request sends them: the stored
+ * array itself when it may be shared (copy 0, encoded at once), else a
+ * copy; evenly split when no variant gives a percentage; the empty-array
+ * marker when empty. */
+void cs_push_step_out(lua_State *L, int arr, int copy) {
+  int given;
+  arr = lua_absindex(L, arr);
+  if (lua_rawlen(L, arr) == 0) {
+    cs_push_empty_array(L);
+    return;
+  }
+  given = cs_step_as_stored(L, arr);
   if (given && !copy) {
     lua_pushvalue(L, arr);
     return;
