@@ -57,12 +57,9 @@ describe("REPL display", function()
     assert.is_nil(s:find(KEY, 1, true))
   end)
 
-  it("lists the fields with pairs in the stable order of campaign_fields()", function()
-    if not pcall(pairs, core.campaign(ID)) then
-      -- LuaJIT (without its 5.2 compatibility build) ignores __pairs
-      pending("pairs(c) needs __pairs, which " .. _VERSION .. " (LuaJIT) does not honour")
-      return
-    end
+  it("lists the fields with pairs (c:fields() on LuaJIT) in the stable order of campaign_fields()", function()
+    -- LuaJIT (without its 5.2 compatibility build) ignores __pairs
+    local iterate = pcall(pairs, core.campaign(ID)) and pairs or function(c) return c:fields() end
     local order = {}
     for i, f in ipairs(core.campaign_fields()) do order[f.name] = i end
     local c = core.campaign(ID)
@@ -74,7 +71,7 @@ describe("REPL display", function()
     c:add_variant { subject_template = "Hello", email_content = "Hi {{first_name}}, a note." }
     local function keys()
       local t = {}
-      for k, v in pairs(c) do
+      for k, v in iterate(c) do
         assert.is_not_nil(v)
         t[#t + 1] = k
       end
