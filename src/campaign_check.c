@@ -2,6 +2,7 @@
  * the error messages that name them, and the lenient copies of server data. */
 #define _POSIX_C_SOURCE 200809L /* stat, getenv */
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,7 +73,13 @@ static int utf8_length(const char *str, size_t len, size_t *chars) {
   while (i < len) {
     unsigned c = s[i], cp, min, j, k;
     if (c < 0x80) {
-      i++, n++;
+      /* ASCII runs, the common case, eight bytes at a time */
+      uint64_t w;
+      for (; len - i >= 8; i += 8, n += 8) {
+        memcpy(&w, s + i, 8);
+        if (w & UINT64_C(0x8080808080808080)) break;
+      }
+      if (i < len && s[i] < 0x80) i++, n++;
       continue;
     }
     if (c < 0xC2) return 0; /* stray continuation or overlong lead */
