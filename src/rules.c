@@ -134,7 +134,10 @@ static void check_window(lua_State *L, int list, int store) {
                     (int)em);
     add_problem(L, list);
   }
-  if (eh * 60 + em <= sh * 60 + sm) {
+  /* in floating point: _apply stores the server's numbers unchecked, and
+   * a huge one would overflow an integer product */
+  if ((lua_Number)eh * 60 + (lua_Number)em <=
+      (lua_Number)sh * 60 + (lua_Number)sm) {
     lua_pushliteral(L, "sending_window_end");
     lua_pushfstring(L, "window end %d:%d%d must be after its start %d:%d%d",
                     (int)eh, (int)em / 10, (int)em % 10, (int)sh, (int)sm / 10,
