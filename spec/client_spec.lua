@@ -271,6 +271,22 @@ describe("coldsend.client against the sandbox", function()
     assert.equal(1, err.attempts)
   end)
 
+  it("never lets libcurl re-send a POST over a reused connection", function()
+    assert(cs:list_campaigns()) -- leaves a keep-alive connection to reuse
+    sb:fault { method = "POST", path = "^/campaigns$", kind = "close_before", after = true, times = 1 }
+    sb:control("DELETE", "/log")
+    local r, err = cs:request("POST", "/campaigns", { name = "Exactly one create, please" })
+    assert.is_nil(r)
+    assert.is_true(err.ambiguous)
+    assert.equal(1, sb:count("POST", "^/campaigns$"))
+    -- and the PUTs and GETs still share one connection
+    sb:control("DELETE", "/log")
+    assert(cs:list_campaigns())
+    assert(cs:list_campaigns())
+    local log = sb:log()
+    assert.equal(log[1].conn, log[2].conn)
+  end)
+
   it("pages through 250 campaigns with limit 100", function()
     for i = 1, 250 do
       assert(cs:request("POST", "/campaigns", { name = string.format("Paged campaign %03d", i) }))

@@ -613,6 +613,11 @@ static CURLcode set_options(cs_http *h, cs_xfer *x, const cs_request *r) {
   }
   if (strcmp(r->method, "GET") != 0 && strcmp(r->method, "POST") != 0)
     SETOPT(CURLOPT_CUSTOMREQUEST, r->method);
+  /* libcurl silently sends a request again when a reused keep-alive
+   * connection turns out closed; for a POST that may have been processed
+   * that is a duplicate write. A new connection is never retried. */
+  if (strcmp(r->method, "POST") == 0 || strcmp(r->method, "PATCH") == 0)
+    SETOPT(CURLOPT_FRESH_CONNECT, 1L);
   return rc;
 }
 
@@ -627,6 +632,7 @@ static int clear_options(CURL *curl) {
   SETOPT(CURLOPT_POSTFIELDS, (char *)NULL);
   SETOPT(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)-1);
   SETOPT(CURLOPT_CUSTOMREQUEST, (char *)NULL);
+  SETOPT(CURLOPT_FRESH_CONNECT, 0L);
   SETOPT(CURLOPT_HTTPGET, 1L); /* after POSTFIELDS and MIMEPOST: a GET */
   return rc == CURLE_OK;
 }

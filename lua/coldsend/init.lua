@@ -736,7 +736,7 @@ end
 --- Sends the pending changes (PUT, or POST for a campaign not yet created).
 function methods.save(c, opts)
   local op = c.id and "save" or "create"
-  if op == "save" and next(c:changes()) == nil then return c end
+  if op == "save" and not c:_has_changes() then return c end
   local data, err, req = run_campaign_op(c, op, opts, true)
   if not data then return nil, err end
   if op == "create" and not core.is_uuid(data.campaign_id) then
