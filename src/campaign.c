@@ -28,7 +28,9 @@ int cs_push_store(lua_State *L, int ud) {
 
 void cs_push_slot_table(lua_State *L, int store, int slot) {
   lua_rawgeti(L, store, slot);
-  if (lua_isnil(L, -1)) {
+  /* not only nil: _apply stores server data unchecked, and the callers
+   * lua_rawseti into what this pushes */
+  if (lua_type(L, -1) != LUA_TTABLE) {
     lua_pop(L, 1);
     lua_newtable(L);
     lua_pushvalue(L, -1);

@@ -117,7 +117,8 @@ typedef struct cs_path {
 cs_campaign *cs_check_campaign(lua_State *L, int idx); /* open, or raises */
 /* Pushes the store table of the campaign at ud; returns its index. */
 int cs_push_store(lua_State *L, int ud);
-/* Pushes the table at store[slot], creating it first when absent. */
+/* Pushes the table at store[slot], putting a new one there first when the
+ * slot holds none (nil, or a non-table from unchecked server data). */
 void cs_push_slot_table(lua_State *L, int store, int slot);
 void cs_make_writable(lua_State *L, int ud, int store, int f);
 void cs_mark_dirty(lua_State *L, cs_campaign *c, int store, int f);
