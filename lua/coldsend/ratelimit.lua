@@ -15,7 +15,8 @@
 -- appears in no `tostring` or error.
 --
 -- Each bucket holds `limit` tokens and refills continuously at
--- limit/period. When a response says fewer requests remain than the bucket
+-- limit/period, so a burst of `limit` goes at once and one window can see
+-- up to twice the limit while the bucket refills. When a response says fewer requests remain than the bucket
 -- holds (`X-RateLimit-Remaining`), the bucket drops to that count and does
 -- not refill before the server's window resets (`X-RateLimit-Reset`, never
 -- more than one period ahead, so a skewed server clock cannot freeze us).
@@ -39,23 +40,10 @@
 -- number (fractional while refilling), `stamp` the `now` it was counted at,
 -- `hold` the `now` before which it does not refill (0: none). Every user of
 -- one store must pass the same clock (CLOCK_MONOTONIC is system-wide, so
--- nginx workers may share it). A shared-dict store could be:
---
---   local dict = ngx.shared.coldsend_ratelimit
---   local store = {
---     get = function(_, name)
---       local v = dict:get(name)
---       if not v then return nil end
---       local t, s, h = v:match("^(%S+) (%S+) (%S+)$")
---       return tonumber(t), tonumber(s), tonumber(h)
---     end,
---     set = function(_, name, t, s, h)
---       dict:set(name, string.format("%.17g %.17g %.17g", t, s, h), 7200)
---     end,
---   }
---
--- A get/set pair is not atomic across workers; the limiter is then close
--- rather than exact, and a 429 from the server is still retried.
+-- nginx workers may share it). `coldsend.ratelimit_ngx` is such a store
+-- over a lua_shared_dict; its get/set pair is not atomic across workers, so
+-- the limiter is then close rather than exact, and a 429 from the server
+-- is still retried.
 local retry = require "coldsend.retry"
 
 local M = {}
