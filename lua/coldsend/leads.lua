@@ -19,7 +19,7 @@ M.MAX_ROWS = 10000
 M.MAX_BYTES = 50000000
 M.STATE_VERSION = 1
 
-------------------------------------------------------------------------
+-- ----------------------------------------------------------------------
 -- options
 
 local CALL_OPTIONS = {
@@ -105,7 +105,7 @@ local function basename(path)
   return path:match("([^/\\]+)$") or path
 end
 
-------------------------------------------------------------------------
+-- ----------------------------------------------------------------------
 -- the mapping
 
 -- Header names read as lead fields when neither the call nor the campaign
@@ -146,7 +146,7 @@ local function choose_mapping(c, opts)
   return default_mapping(opts.file)
 end
 
-------------------------------------------------------------------------
+-- ----------------------------------------------------------------------
 -- the state file: written whole to a temporary file, then renamed over the
 -- old one, so a crash leaves either the old state or the new, never half
 
@@ -187,7 +187,7 @@ local function save_state(path, state)
   return true
 end
 
-------------------------------------------------------------------------
+-- ----------------------------------------------------------------------
 -- the job: one object over the server jobs of every chunk
 
 local Job = {}
@@ -406,7 +406,7 @@ function Job:wait(opts)
   return self
 end
 
-------------------------------------------------------------------------
+-- ----------------------------------------------------------------------
 -- the upload
 
 local function header_line(path, report)
@@ -658,7 +658,7 @@ function M.upload(client, c, opts)
   return job
 end
 
-------------------------------------------------------------------------
+-- ----------------------------------------------------------------------
 -- single leads
 
 local LEAD_FIELDS = { email = true, first_name = true, last_name = true, company = true,

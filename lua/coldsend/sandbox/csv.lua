@@ -2,9 +2,9 @@
 -- the sandbox's lead upload.
 local M = {}
 
----------------------------------------------------------------------------
+-- -------------------------------------------------------------------------
 -- multipart/form-data
----------------------------------------------------------------------------
+-- -------------------------------------------------------------------------
 
 --- The boundary of a multipart Content-Type, or nil.
 function M.boundary(content_type)
@@ -90,9 +90,9 @@ function M.encode_multipart(parts)
   return table.concat(out), "multipart/form-data; boundary=" .. boundary
 end
 
----------------------------------------------------------------------------
+-- -------------------------------------------------------------------------
 -- RFC 4180
----------------------------------------------------------------------------
+-- -------------------------------------------------------------------------
 
 --- An iterator-style reader over a CSV string: reader() returns the next
 -- record as an array of fields (and the 1-based physical line where it
