@@ -73,6 +73,27 @@ describe("coldsend.client construction", function()
     assert.matches("max_retries", err, 1, true)
   end)
 
+  it("sends the key, Accept, Content-Type and User-Agent on every request", function()
+    local seen = {}
+    local cs = coldsend.client { api_key = KEY, base_url = "http://127.0.0.1:9", rate_limit = false,
+      transport = function(req)
+        seen[#seen + 1] = req
+        return { status = 200, headers = { ["content-type"] = "application/json" },
+          body = '{"campaigns": [], "pagination": {"page": 1, "has_next": false}}' }
+      end }
+    assert(cs:list_campaigns())
+    assert(cs:request("POST", "/anything", { a = 1 }))
+    local get, post = seen[1].headers, seen[2].headers
+    assert.equal(KEY, get["X-API-Key"])
+    assert.equal("application/json", get["Accept"])
+    assert.is_nil(get["Content-Type"])
+    assert.equal("application/json", post["Content-Type"])
+    local lua = rawget(_G, "jit") and jit.version or _VERSION
+    assert.equal(string.format("lua-coldsend/%s %s %s", coldsend._VERSION,
+      require("coldsend.core").curl_version(), lua), get["User-Agent"])
+    assert.matches("^lua%-coldsend/%d+%.%d+%.%d+ libcurl/%d+%.%d+%.%d+ ", get["User-Agent"])
+  end)
+
   it("checks ids as UUIDs before anything is sent", function()
     local cs = coldsend.client { api_key = KEY, base_url = "http://127.0.0.1:9" }
     local ok, err = pcall(cs.get_campaign, cs, "../../etc/passwd")
