@@ -7,11 +7,13 @@ local M = {}
 
 local codec = cjson.new()
 codec.encode_number_precision(14)
+--- The JSON null (`cjson.null`): decodes from `null`, encodes as `null`.
 M.null = cjson.null
 
 local SENTINEL = "\0coldsend:[]"
 local SENTINEL_JSON_PATTERN = '"\\u0000coldsend:%[%]"'
 local array_mt = { __name = "coldsend.json.array" }
+--- The metatable `json.array` sets; a table with it encodes as a JSON array, `[]` when empty.
 M.array_mt = array_mt
 
 --- Marks t (or a new table) as a JSON array, so that empty it encodes as [].
@@ -41,6 +43,10 @@ local function prepare(v)
   return copy
 end
 
+--- Encodes v as JSON (numbers to 14 significant digits); empty tables
+-- marked with `json.array` encode as `[]`, other empty tables as `{}`.
+-- @param v the value to encode
+-- @return the JSON text
 function M.encode(v)
   local p = prepare(v)
   if p == nil then return codec.encode(v) end

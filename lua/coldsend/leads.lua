@@ -16,7 +16,9 @@ local M = {}
 --- The server's limits per upload (spec 7.2). 50 MB is taken as 50,000,000
 -- bytes, under the limit whichever way the server counts a megabyte.
 M.MAX_ROWS = 10000
+--- The most bytes in one uploaded chunk (the default and the largest `chunk_bytes`).
 M.MAX_BYTES = 50000000
+--- The version of the state file's format; a state file of another version is refused.
 M.STATE_VERSION = 1
 
 -- ----------------------------------------------------------------------
@@ -193,6 +195,7 @@ end
 local Job = {}
 Job.__index = Job
 Job.__name = "coldsend.upload_job"
+--- The upload job class (`coldsend.upload_job`): one object over the server jobs of every chunk.
 M.Job = Job
 
 -- What a job needs but a user should not see in pairs(job).

@@ -69,6 +69,10 @@ local function detect_tty(fd)
   local ok = os.execute("test -t " .. fd)
   return ok == true or ok == 0
 end
+--- Whether file descriptor fd (1 or 2) is a terminal: TERM is set and not
+-- "dumb", and the shell's `test -t fd` succeeds.
+-- @param fd the descriptor number
+-- @return true or false
 M.detect_tty = detect_tty
 
 --- A progress display; callable, so it can be passed as on_progress.

@@ -50,6 +50,7 @@ local M = {}
 
 local floor, max, min = math.floor, math.max, math.min
 
+--- The limits used for a bucket `cfg` leaves out (or when `cfg` is nil): the API's 100 per minute and 1,000 per hour.
 M.DEFAULTS = { per_minute = 100, per_hour = 1000 }
 
 -- A refill computed in floating point may stop a hair short of a token.

@@ -21,6 +21,7 @@
 
 local M = { _NAME = "coldsend.ratelimit_ngx" }
 
+--- The lua_shared_dict name `store` uses when given none.
 M.DEFAULT_DICT = "coldsend"
 
 -- Keys are namespaced so the dict can be shared with the host's own data.

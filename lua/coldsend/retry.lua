@@ -67,6 +67,8 @@ local M = {}
 
 local floor, huge = math.floor, math.huge
 
+--- The policy's defaults, under the options `policy` merges: 3 retries, a backoff
+-- base of 0.5 s capped at 30 s, and no deadline.
 M.DEFAULTS = { max_retries = 3, base = 0.5, cap = 30, deadline = nil }
 
 local IDEMPOTENT = { GET = true, HEAD = true, PUT = true, DELETE = true, OPTIONS = true }
@@ -213,6 +215,11 @@ local function header(headers, name)
   end
   return nil
 end
+--- A header's value by its lower-case name, matched case-insensitively when
+-- the exact key is absent (a user transport may not lower-case names).
+-- @param headers the response headers table, or nil
+-- @param name the header name, lower-case
+-- @return the value, or nil
 M.header = header
 
 -- HTTP dates (RFC 7231 7.1.1.1): IMF-fixdate, and the obsolete RFC 850 and

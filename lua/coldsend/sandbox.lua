@@ -16,7 +16,9 @@ local V = require "coldsend.sandbox.validate"
 
 local M = { _VERSION = "0.1.0" }
 
+--- The path prefix of the API endpoints.
 M.BASE = "/api/public/v1"
+--- The path prefix of the control endpoints (log, faults, reset, keys, config, simulate, shutdown).
 M.CONTROL = "/__sandbox"
 
 local array, null = json.array, json.null
@@ -45,6 +47,11 @@ local function random_hex(n)
   return table.concat(t)
 end
 
+--- A new sandbox server, not yet listening. opts override the defaults (host
+-- "127.0.0.1", port 0, rate_limit false, latency_ms, idle_exit, parent_pid, ...);
+-- `rate_limit = true` means 100. Without opts.key a random `cs_test_` key is made.
+-- @param opts options table, or nil
+-- @return the server
 function M.new(opts)
   opts = opts or {}
   local o = {}
@@ -57,6 +64,7 @@ function M.new(opts)
   return self
 end
 
+--- A random version-4 UUID string.
 function Server:uuid()
   local h = random_hex(32)
   local variant = ("89ab"):sub(math.random(1, 4)):sub(1, 1)
@@ -112,6 +120,12 @@ function Server:authenticate(req)
   return { "*" }, key
 end
 
+--- Counts a request of key against the sandbox's fixed-window rate limit
+-- (when consume is true) and gives the X-RateLimit-* headers. Returns
+-- headers, ok (false when the limit is spent) and the seconds until the
+-- window resets; with rate limiting off, fixed headers and true.
+-- @param key the API key (nil: an anonymous bucket)
+-- @param consume whether to take one request from the window
 function Server:rate(key, consume)
   local o = self.opts
   local limit = o.rate_limit
@@ -140,6 +154,11 @@ end
 
 local LOG_BODY_MAX = 16384
 
+--- Appends req to the request log (oldest entries dropped past log_max);
+-- a JSON body is stored decoded, a large one cut to 2 KiB.
+-- @param req the request table
+-- @param api_path the path relative to the API base, or nil
+-- @return the log entry
 function Server:log_request(req, api_path)
   self.log_seq = self.log_seq + 1
   local body = req.body or ""
@@ -175,6 +194,7 @@ local FAULT_KINDS = {
   truncated = true, non_json = true, html = true, oversized = true,
   wrong_content_type = true,
 }
+--- The fault kinds `add_fault` accepts, as a set (kind = true).
 M.FAULT_KINDS = FAULT_KINDS
 
 local function path_matches(pat, path)
@@ -184,6 +204,11 @@ local function path_matches(pat, path)
   return ok and found ~= nil
 end
 
+--- The first armed fault matching req's method, path and key, or nil.
+-- A matching fault's skip count is spent first; when it fires its times
+-- count goes down and it is removed at zero (times < 0: never).
+-- @param req the request table
+-- @param path the path relative to the API base
 function Server:take_fault(req, path)
   for i, f in ipairs(self.faults) do
     if (not f.method or f.method == req.method)
@@ -274,6 +299,11 @@ local function json_response(status, body, headers)
   for k, v in pairs(headers or {}) do h[k] = v end
   return { status = status, headers = h, body = json.encode(body) }
 end
+--- A JSON response table {status, headers, body}: body encoded, Content-Type
+-- application/json, plus any headers given.
+-- @param status the HTTP status
+-- @param body the value to encode
+-- @param headers extra headers, or nil
 M.json_response = json_response
 
 local function is_json_type(ct)
@@ -475,6 +505,9 @@ end
 
 local function control_error(status, msg) return json_response(status, { detail = msg }) end
 
+--- Answers a control request (sub is the path after /__sandbox); it must
+-- carry the sandbox's own key in X-API-Key.
+-- @return the response table
 function Server:control(req, sub)
   if req.headers["x-api-key"] ~= self.key then
     return control_error(401, "the control API takes the sandbox's own key in X-API-Key")
@@ -557,6 +590,8 @@ function Server:control(req, sub)
   return control_error(404, "unknown control endpoint " .. m .. " " .. M.CONTROL .. sub)
 end
 
+--- The settings the control API shows and sets: rate_limit, rate_window,
+-- latency_ms, job_step_ms and keepalive_s.
 function Server:config_view()
   local o = self.opts
   return { rate_limit = o.rate_limit, rate_window = o.rate_window, latency_ms = o.latency_ms,
@@ -609,6 +644,8 @@ local function write_response(conn, res, keep_alive)
   return keep_alive
 end
 
+--- Serves the requests of one connection (keep-alive) until it closes,
+-- errs, or the server stops; then closes it.
 function Server:serve_conn(conn)
   local o = self.opts
   while not conn.closed do
@@ -657,6 +694,7 @@ local function own_pid()
   f:close()
   return s and tonumber(s:match("^(%d+)"))
 end
+--- This process's id, read from /proc/self/stat; nil where there is no /proc.
 M.own_pid = own_pid
 
 --- Binds the listening socket; returns the base URL.

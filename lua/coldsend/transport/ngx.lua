@@ -22,6 +22,8 @@ local M = { _NAME = "coldsend.transport.ngx" }
 -- works. ngx_lua also allows ssl_cert/ssl_session_fetch/ssl_client_hello,
 -- but an API call there would hold up a TLS handshake: not offered.
 local YIELDABLE = { rewrite = true, access = true, content = true, timer = true }
+--- The nginx phases in which a transfer may run (rewrite, access, content,
+-- timer), as a set; elsewhere the transport raises.
 M.YIELDABLE = YIELDABLE
 
 local POOL_LINE = "thread_pool %s threads=16;"
