@@ -1,6 +1,7 @@
 --- JSON for the Lua side (sandbox, CLI): lua-cjson with empty arrays.
 -- Debian's lua-cjson 2.1 encodes every empty table as `{}`; a table marked
 -- with `json.array` encodes as `[]` even when empty.
+-- @module coldsend.json
 local cjson = require "cjson"
 
 local M = {}

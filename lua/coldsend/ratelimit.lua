@@ -44,6 +44,7 @@
 -- over a lua_shared_dict; its get/set pair is not atomic across workers, so
 -- the limiter is then close rather than exact, and a 429 from the server
 -- is still retried.
+-- @module coldsend.ratelimit
 local retry = require "coldsend.retry"
 
 local M = {}

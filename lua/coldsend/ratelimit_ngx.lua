@@ -18,6 +18,7 @@
 -- Each get and set is atomic, the pair is not: two workers taking the last
 -- token in the same microsecond may both get it. The limiter is then close
 -- rather than exact, and the facade still retries the server's 429.
+-- @module coldsend.ratelimit_ngx
 
 local M = { _NAME = "coldsend.ratelimit_ngx" }
 

@@ -63,6 +63,7 @@
 -- or the optional `status` argument is 429). The server's ask may exceed
 -- `cap`; it is never cut here: the caller checks it against the deadline
 -- with `retry.fits`.
+-- @module coldsend.retry
 local M = {}
 
 local floor, huge = math.floor, math.huge

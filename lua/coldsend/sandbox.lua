@@ -8,6 +8,7 @@
 -- `srv:handle(req)` answers a request table without any socket (an
 -- in-process transport for tests: see sandbox.transport). doc/sandbox.md
 -- describes the API, the control endpoints under /__sandbox/ and the faults.
+-- @module coldsend.sandbox
 local socket = require "socket"
 local json = require "coldsend.json"
 local http = require "coldsend.sandbox.http"

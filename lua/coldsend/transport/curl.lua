@@ -3,6 +3,7 @@
 -- reused easy handle (keep-alive, TLS session reuse); `curl.perform(req)`
 -- is the same with a handle cached per Lua state. Both are in C
 -- (src/http.c); see doc/internals.md for the request and response tables.
+-- @module coldsend.transport.curl
 local core = require "coldsend.core"
 
 return {

@@ -15,6 +15,7 @@
 -- (wrong phase, missing `thread_pool`, a module the threads cannot load)
 -- raise at once with the fix in the message, as OpenResty's own APIs do in
 -- the wrong context; transfer failures return `nil, message, code, info`.
+-- @module coldsend.transport.ngx
 
 local M = { _NAME = "coldsend.transport.ngx" }
 

@@ -10,6 +10,7 @@
 -- `lua_ssl_trusted_certificate` (set it, e.g. to
 -- /etc/ssl/certs/ca-certificates.crt); a per-request `ca_file` cannot be
 -- honoured by cosockets and is ignored, which fails closed, never open.
+-- @module coldsend.transport.resty
 
 local ngx_transport = require "coldsend.transport.ngx"
 
