@@ -171,9 +171,11 @@ static double wall_now(void) {
 }
 
 /* A whole, non-negative number of seconds: retrying early is the mistake
- * to avoid, so fractions round up. */
+ * to avoid, so fractions round up. Capped at a year, so that a server's
+ * absurd value (or 1e999 = inf) still converts to lua_Integer. */
+#define MAX_RETRY_AFTER (366.0 * 86400)
 static double whole_seconds(double s) {
-  return s > 0 ? ceil(s) : 0;
+  return s > 0 ? ceil(s < MAX_RETRY_AFTER ? s : MAX_RETRY_AFTER) : 0;
 }
 
 /* Parses a non-negative decimal number at s; returns the end or NULL. */
