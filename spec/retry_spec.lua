@@ -230,6 +230,7 @@ describe("retry.delay", function()
     assert.equal(0.5, d)
     assert.is_nil(asked)
     assert.equal(0.5, (retry.delay(1, p, { ["retry-after"] = "-5" }, NOW, fixed(1))))
+    assert.equal(0.5, (retry.delay(1, p, { ["retry-after"] = string.rep("9", 400) }, NOW, fixed(1))))
   end)
 
   it("finds headers whatever their case", function()

@@ -293,8 +293,8 @@ end
 function M.server_wait(headers, now_wall, status)
   local ra = header(headers, "retry-after")
   if ra ~= nil then
-    local secs = tostring(ra):match("^%s*(%d+%.?%d*)%s*$")
-    if secs then return tonumber(secs) end
+    local secs = tonumber(tostring(ra):match("^%s*(%d+%.?%d*)%s*$"))
+    if secs and secs < huge then return secs end -- 400 digits make inf
     local at = M.parse_http_date(tostring(ra))
     if at and now_wall then return math.max(0, at - now_wall) end
   end
