@@ -37,9 +37,11 @@ demo: all
 	@sh scripts/deps.sh test
 	@BUILD=$(BUILD) sh scripts/demo.sh
 
-# The busted suite under Lua 5.4 and LuaJIT, then the fuzz smoke pass.
+# The fuzz targets over their seeds (sanitizers on), then the busted suite
+# under Lua 5.4 and LuaJIT, which ends with the "N passed, N failed" line.
 test: all
-	@sh scripts/deps.sh test
+	@sh scripts/deps.sh test check
+	@$(MAKE) -s fuzz-smoke
 	@BUILD=$(BUILD) sh scripts/run-tests.sh $(SPECS)
 
 test-54: all
