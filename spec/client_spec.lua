@@ -94,6 +94,13 @@ describe("coldsend.client construction", function()
     assert.matches("^lua%-coldsend/%d+%.%d+%.%d+ libcurl/%d+%.%d+%.%d+ ", get["User-Agent"])
   end)
 
+  it("reads the server's ISO 8601 times as UTC epoch seconds (create recovery)", function()
+    assert.equal(1705314600, coldsend._parse_iso_utc("2024-01-15T10:30:00Z"))
+    assert.equal(1705314600, coldsend._parse_iso_utc("2024-01-15T12:30:00+02:00"))
+    assert.equal(951782400, coldsend._parse_iso_utc("2000-02-29T00:00:00Z"))
+    assert.is_nil(coldsend._parse_iso_utc("yesterday"))
+  end)
+
   it("checks ids as UUIDs before anything is sent", function()
     local cs = coldsend.client { api_key = KEY, base_url = "http://127.0.0.1:9" }
     local ok, err = pcall(cs.get_campaign, cs, "../../etc/passwd")

@@ -410,7 +410,8 @@ function Client:_send(req, opts)
     end
     if not again then return nil, decorate(err, req, attempt) end
 
-    local delay = retry.delay(attempt, policy, res and res.headers, self.wall_clock(), self.random)
+    local delay = retry.delay(attempt, policy, res and res.headers, self.wall_clock(), self.random,
+      res and res.status)
     if deadline_at and clock() + delay >= deadline_at then
       err.deadline = true
       err.message = format("%s (deadline of %g s reached after %d attempts)",
@@ -523,18 +524,11 @@ local function parse_iso_utc(s)
   if type(s) ~= "string" then return nil end
   local y, mo, d, h, mi, sec = s:match("^(%d%d%d%d)-(%d%d)-(%d%d)[T ](%d%d):(%d%d):?(%d*)")
   if not y then return nil end
-  y, mo, d = tonumber(y), tonumber(mo), tonumber(d)
-  -- days from civil (proleptic Gregorian), no dependence on the local zone
-  y = mo <= 2 and y - 1 or y
-  local era = math.floor(y / 400)
-  local yoe = y - era * 400
-  local doy = math.floor((153 * (mo + (mo > 2 and -3 or 9)) + 2) / 5) + d - 1
-  local doe = yoe * 365 + math.floor(yoe / 4) - math.floor(yoe / 100) + doy
-  local days = era * 146097 + doe - 719468
   local offset = 0
   local sign, oh, om = s:match("([+-])(%d%d):?(%d%d)$")
   if sign then offset = (tonumber(oh) * 3600 + tonumber(om) * 60) * (sign == "-" and -1 or 1) end
-  return days * 86400 + tonumber(h) * 3600 + tonumber(mi) * 60 + (tonumber(sec) or 0) - offset
+  return retry.days_from_civil(tonumber(y), tonumber(mo), tonumber(d)) * 86400
+    + tonumber(h) * 3600 + tonumber(mi) * 60 + (tonumber(sec) or 0) - offset
 end
 M._parse_iso_utc = parse_iso_utc
 
