@@ -6,6 +6,7 @@ local cjson = require "cjson"
 local coldsend = require "coldsend"
 local cli = require "coldsend.cli"
 local sandbox = require "spec.helpers.sandbox"
+local util = require "spec.helpers.util"
 
 local LUA = os.getenv("COLDSEND_TEST_LUA") or "lua5.4"
 local ROOT = sandbox.root
@@ -18,22 +19,7 @@ local function needs_leads()
   return true
 end
 
-local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
-
-local function slurp(path)
-  local f = io.open(path, "rb")
-  if not f then return "" end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
-
-local function write(path, text)
-  local f = assert(io.open(path, "wb"))
-  f:write(text)
-  f:close()
-  return path
-end
+local q, write = util.q, util.write
 
 local tmpdir = os.tmpname()
 os.remove(tmpdir)
@@ -43,12 +29,9 @@ assert(os.execute("mkdir -p " .. q(tmpdir)))
 local function run(env, args, stdin)
   local vars = {}
   for k, v in pairs(env or {}) do vars[#vars + 1] = k .. "=" .. q(v) end
-  local out, err, rc = tmpdir .. "/out", tmpdir .. "/err", tmpdir .. "/rc"
   local input = stdin and write(tmpdir .. "/in", stdin) or "/dev/null"
-  local cmd = string.format("cd %s && env %s %s bin/coldsend %s <%s >%s 2>%s; echo $? >%s",
-    q(ROOT), table.concat(vars, " "), LUA, args, q(input), q(out), q(err), q(rc))
-  os.execute(cmd)
-  return tonumber(slurp(rc)), slurp(out), slurp(err)
+  return util.run(string.format("cd %s && env %s %s bin/coldsend %s <%s",
+    q(ROOT), table.concat(vars, " "), LUA, args, q(input)))
 end
 
 local function campaign_file(name, text)

@@ -1,24 +1,8 @@
 -- csv_spec.lua: the streaming CSV reader, lead-file pre-flight and chunk planning.
 local core = require "coldsend.core"
+local util = require "spec.helpers.util"
 
-local tmpfiles = {}
-
--- Writes content to a fresh temporary file and returns its path.
-local function write_tmp(content)
-  local path = os.tmpname()
-  local f = assert(io.open(path, "wb"))
-  f:write(content)
-  f:close()
-  tmpfiles[#tmpfiles + 1] = path
-  return path
-end
-
-local function slurp(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("*a")
-  f:close()
-  return s
-end
+local write_tmp = util.write_tmp
 
 -- Every record of a file, or the records so far and the error.
 local function read_all(path)
@@ -76,11 +60,7 @@ local function chunk_text(content, report, chunk)
   return header .. content:sub(chunk.offset + 1, chunk.offset + chunk.length)
 end
 
-teardown(function()
-  for _, path in ipairs(tmpfiles) do
-    os.remove(path)
-  end
-end)
+teardown(util.cleanup)
 
 describe("core.csv_open", function()
   it("returns nil, message, errno for a missing file, like io.open", function()
@@ -527,7 +507,7 @@ describe("core.csv_preflight", function()
   describe("chunk planning", function()
     -- Rebuilds every chunk as an upload would and parses it back.
     local function check_chunks(path, rep, expected_rows)
-      local content = slurp(path)
+      local content = assert(util.slurp(path))
       local seen, total = {}, 0
       for i, ch in ipairs(rep.chunks) do
         local rows, err = parse(chunk_text(content, rep, ch))

@@ -4,6 +4,7 @@
 -- is syntax-checked and its handler run with a stand-in `ngx`.
 local cjson = require "cjson"
 local sandbox = require "spec.helpers.sandbox"
+local util = require "spec.helpers.util"
 
 local LUA = os.getenv("COLDSEND_TEST_LUA") or "lua5.4"
 local ROOT = sandbox.root
@@ -15,25 +16,12 @@ local function needs_leads()
   return true
 end
 
-local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
-
-local function slurp(path)
-  local f = io.open(path, "rb")
-  if not f then return "" end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
+local q = util.q
 
 -- Runs a command in the repository root; returns exit code, stdout, stderr.
 local function run(sb, command)
-  local base = os.tmpname()
-  local cmd = string.format("cd %s && COLDSEND_BASE_URL=%s COLDSEND_API_KEY=%s %s >%s.out 2>%s.err </dev/null; echo $? >%s.rc",
-    q(ROOT), q(sb.url), q(sb.key), command, base, base, base)
-  os.execute(cmd)
-  local rc, out, err = tonumber(slurp(base .. ".rc")), slurp(base .. ".out"), slurp(base .. ".err")
-  os.remove(base); os.remove(base .. ".rc"); os.remove(base .. ".out"); os.remove(base .. ".err")
-  return rc, out, err
+  return util.run(string.format("cd %s && COLDSEND_BASE_URL=%s COLDSEND_API_KEY=%s %s </dev/null",
+    q(ROOT), q(sb.url), q(sb.key), command))
 end
 
 describe("examples", function()
@@ -118,7 +106,7 @@ describe("examples", function()
   describe("openresty", function()
     it("nginx.conf and handler.lua are well-formed", function()
       assert(loadfile(ROOT .. "/examples/openresty/handler.lua"))
-      local conf = slurp(ROOT .. "/examples/openresty/nginx.conf")
+      local conf = util.slurp(ROOT .. "/examples/openresty/nginx.conf", "")
       assert.matches("thread_pool coldsend", conf, 1, true)
       assert.matches("lua_shared_dict coldsend", conf, 1, true)
       assert.matches('require("handler").new_lead()', conf, 1, true)

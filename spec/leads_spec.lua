@@ -3,30 +3,11 @@ local sandbox = require "spec.helpers.sandbox"
 local coldsend = require "coldsend"
 local progress = require "coldsend.progress"
 local cjson = require "cjson"
+local util = require "spec.helpers.util"
 
-local tmpfiles = {}
+local write, slurp = util.write, util.slurp
 
-local function tmp_path()
-  local path = os.tmpname()
-  tmpfiles[#tmpfiles + 1] = path
-  tmpfiles[#tmpfiles + 1] = path .. ".coldsend-upload"
-  return path
-end
-
-local function write(path, content)
-  local f = assert(io.open(path, "wb"))
-  f:write(content)
-  f:close()
-  return path
-end
-
-local function slurp(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
+local function tmp_path() return util.tmp_path(".coldsend-upload") end
 
 -- A leads file of n rows, emails user<from>.. user<from+n-1>.
 local function leads_csv(n, from, path)
@@ -39,9 +20,7 @@ local function leads_csv(n, from, path)
   return write(path or tmp_path(), table.concat(parts))
 end
 
-teardown(function()
-  for _, path in ipairs(tmpfiles) do os.remove(path) end
-end)
+teardown(util.cleanup)
 
 describe("c:upload_leads", function()
   local sb, cs

@@ -3,11 +3,12 @@
 -- libcurl come from Debian), and `require "coldsend"` then works from that
 -- tree alone under lua5.4. The rockspec names every module and script.
 local sandbox = require "spec.helpers.sandbox"
+local util = require "spec.helpers.util"
 
 local ROOT = sandbox.root
 local ROCKSPEC = "coldsend-scm-1.rockspec"
 
-local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+local q = util.q
 
 local function sh(cmd)
   local p = assert(io.popen(cmd .. " 2>&1; echo \"rc=$?\""))

@@ -5,6 +5,7 @@
 local coldsend = require "coldsend"
 local core = require "coldsend.core"
 local sandbox = require "spec.helpers.sandbox"
+local util = require "spec.helpers.util"
 
 local ID = "550e8400-e29b-41d4-a716-446655440000"
 local KEY = "cs_live_a1b2c3d4e5f6g7h8i9j0k1l2m3n4o5p6q7r8s9t0"
@@ -16,7 +17,7 @@ local function one_line(s)
   return s
 end
 
-local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+local q = util.q
 
 describe("REPL display", function()
   it("shows a campaign as one line: type, id, name, status, unsaved count", function()

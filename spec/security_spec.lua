@@ -4,10 +4,11 @@ local coldsend = require "coldsend"
 local core = require "coldsend.core"
 local sandbox = require "spec.helpers.sandbox"
 local cases = require "spec.helpers.fault_cases"
+local util = require "spec.helpers.util"
 
 local UUID = "550e8400-e29b-41d4-a716-446655440000"
 
-local function sh_quote(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+local sh_quote = util.q
 
 -- A key nobody could mistake: its token, and pieces of it, are searched
 -- for in everything the fault suite produces.

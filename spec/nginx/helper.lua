@@ -12,6 +12,7 @@
 -- on a free 127.0.0.1 port and waits until it answers.
 
 local socket = require "socket"
+local util = require "spec.helpers.util"
 
 local M = {}
 
@@ -25,21 +26,7 @@ local function sh(cmd)
   return (out:gsub("%s+$", ""))
 end
 
-local function quote(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
-
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
-
-local function write_file(path, text)
-  local f = assert(io.open(path, "wb"))
-  f:write(text)
-  f:close()
-end
+local quote, read_file, write_file = util.q, util.slurp, util.write
 
 --- The repository's top directory (absolute), found from this file.
 function M.top()
