@@ -12,13 +12,6 @@ local LUA = os.getenv("COLDSEND_TEST_LUA") or "lua5.4"
 local ROOT = sandbox.root
 local MISSING = "550e8400-e29b-41d4-a716-446655440000"
 
--- Leads (c:add_lead, c:upload_leads) are coldsend.leads, written apart.
-local function needs_leads()
-  if pcall(require, "coldsend.leads") then return false end
-  pending("coldsend.leads has not landed")
-  return true
-end
-
 local q, write = util.q, util.write
 
 local tmpdir = os.tmpname()
@@ -301,7 +294,6 @@ describe("coldsend CLI", function()
       assert.equal(1, rc)
       assert.matches("not_ready", err, 1, true)
       assert.matches("leads", err, 1, true)
-      if needs_leads() then return end
 
       local inbox = assert(cs:add_smtp_inbox {
         email_address = "cli@example.com", display_name = "CLI", inbox_type = "CUSTOM_SMTP",
@@ -326,7 +318,6 @@ describe("coldsend CLI", function()
     end)
 
     it("upload sends a CSV with the mapping", function()
-      if needs_leads() then return end
       local csv = write(tmpdir .. "/leads.csv",
         "Email,First\ngrace@example.org,Grace\nlinus@example.org,Linus\n")
       local rc, out, err = run(env, "upload " .. id .. " " .. q(csv) .. " --map email=Email,first_name=First")

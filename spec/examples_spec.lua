@@ -9,13 +9,6 @@ local util = require "spec.helpers.util"
 local LUA = os.getenv("COLDSEND_TEST_LUA") or "lua5.4"
 local ROOT = sandbox.root
 
--- Leads (c:add_lead, c:upload_leads) are coldsend.leads, written apart.
-local function needs_leads()
-  if pcall(require, "coldsend.leads") then return false end
-  pending("coldsend.leads has not landed")
-  return true
-end
-
 local q = util.q
 
 -- Runs a command in the repository root; returns exit code, stdout, stderr.
@@ -32,7 +25,6 @@ describe("examples", function()
   before_each(function() sb:reset() end)
 
   it("quickstart.lua creates and launches a campaign", function()
-    if needs_leads() then return end
     local rc, out, err = run(sb, LUA .. " examples/quickstart.lua")
     assert.equal(0, rc, out .. err)
     assert.matches("launched", out, 1, true)
@@ -81,12 +73,6 @@ describe("examples", function()
   end)
 
   it("upload_leads.lua uploads a CSV", function()
-    local f = io.open(ROOT .. "/examples/upload_leads.lua")
-    if not f then
-      pending("examples/upload_leads.lua has not landed")
-      return
-    end
-    f:close()
     local rc, out, err = run(sb, LUA .. " examples/upload_leads.lua")
     assert.equal(0, rc, out .. err)
   end)
@@ -119,7 +105,6 @@ describe("examples", function()
     end)
 
     it("handler.lua adds a lead, with a stand-in ngx", function()
-      if needs_leads() then return end
       local cs = require("coldsend").client { api_key = sb.key, base_url = sb.url }
       local c = assert(cs:create_campaign { name = "OpenResty example campaign" })
       local saved_ngx = rawget(_G, "ngx")
