@@ -118,15 +118,23 @@ local function classify(msg, opts)
   return "raise", msg
 end
 
+--- The options table a transport's new(opts) was given (nil: an empty one).
+-- Anything else but a table raises "bad argument #1 to 'new'" at the
+-- caller of that new(); shared with coldsend.transport.resty.
+function M.new_options(opts)
+  opts = opts or {}
+  if type(opts) ~= "table" then
+    error("bad argument #1 to 'new' (table expected, got " .. type(opts) .. ")", 3)
+  end
+  return opts
+end
+
 --- Returns a transport function `transport(req) -> res | nil, message, code, info`.
 -- opts.pool: the nginx thread_pool name (default "coldsend");
 -- opts.module / opts.func: the function run in the thread (default
 -- `coldsend.core` / `http_perform`; tests point them at stand-ins).
 function M.new(opts)
-  opts = opts or {}
-  if type(opts) ~= "table" then
-    error("bad argument #1 to 'new' (table expected, got " .. type(opts) .. ")", 2)
-  end
+  opts = M.new_options(opts)
   local o = {
     pool = opts.pool or "coldsend",
     module = opts.module or "coldsend.core",

@@ -152,10 +152,7 @@ end
 -- opts.keepalive_timeout: seconds an idle connection is kept (default 60,
 -- false to close after each call); opts.keepalive_pool: pool size per host.
 function M.new(opts)
-  opts = opts or {}
-  if type(opts) ~= "table" then
-    error("bad argument #1 to 'new' (table expected, got " .. type(opts) .. ")", 2)
-  end
+  opts = ngx_transport.new_options(opts)
   local max_body = opts.max_body or DEFAULT_MAX_BODY
   local keepalive = opts.keepalive_timeout
   if keepalive == nil then keepalive = 60 end
