@@ -7,18 +7,13 @@ local cases = require "spec.helpers.fault_cases"
 describe("faults", function()
   local sb, env
 
-  setup(function()
-    sb = sandbox.start { rate_limit = false }
+  local hooks = sandbox.hooks({ rate_limit = false }, function(s)
+    sb = s
     env = cases.env(sb)
   end)
-
-  teardown(function()
-    if sb then sb:stop() end
-  end)
-
-  before_each(function()
-    sb:reset()
-  end)
+  setup(hooks.setup)
+  teardown(hooks.teardown)
+  before_each(hooks.before_each)
 
   for _, case in ipairs(cases) do
     it(case.name, function()

@@ -90,17 +90,10 @@ end
 describe("security", function()
   local sb
 
-  setup(function()
-    sb = sandbox.start { rate_limit = false }
-  end)
-
-  teardown(function()
-    if sb then sb:stop() end
-  end)
-
-  before_each(function()
-    sb:reset()
-  end)
+  local hooks = sandbox.hooks({ rate_limit = false }, function(s) sb = s end)
+  setup(hooks.setup)
+  teardown(hooks.teardown)
+  before_each(hooks.before_each)
 
   describe("the API key", function()
     it("shows in no error, tostring, hook event or output of the whole fault suite", function()

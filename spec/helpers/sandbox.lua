@@ -270,6 +270,28 @@ function Sandbox:stop()
   if self.out then os.remove(self.out) end
 end
 
+--- busted hooks for a describe whose tests share one sandbox: started
+-- (with opts) in setup, which then calls started(sb); stopped in teardown;
+-- reset before each test. busted's hook functions are not globals here,
+-- so the spec registers them:
+--   local hooks = sandbox.hooks({ rate_limit = false }, function(s) sb = s end)
+--   setup(hooks.setup); teardown(hooks.teardown); before_each(hooks.before_each)
+function M.hooks(opts, started)
+  local sb
+  return {
+    setup = function()
+      sb = M.start(opts)
+      if started then started(sb) end
+    end,
+    teardown = function()
+      if sb then sb:stop() end
+    end,
+    before_each = function()
+      sb:reset()
+    end,
+  }
+end
+
 --- Stops every sandbox this process started.
 function M.stop_all()
   for sb in pairs(running) do sb:stop() end
