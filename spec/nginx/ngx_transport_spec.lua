@@ -9,12 +9,7 @@ local HTTP = [[
     stub = function(func, pool)
       return ngx_transport.new{ pool = pool, module = "spec.nginx.thread_stub", func = func }
     end
-    seq = function(what)
-      local d = ngx.shared.coldsend_test
-      local n = d:incr("seq", 1, 0)
-      d:set(what, n)
-      return n
-    end
+    seq = require "spec.helpers.ngx_seq"
     -- the phase error a call gives where nginx cannot wait
     phase_error = function()
       local ok, err = pcall(stub("echo"), { method = "GET", url = "http://127.0.0.1:1/" })

@@ -16,12 +16,7 @@ local HTTP = [[
       opts.base_url = os.getenv("SANDBOX_URL")
       return coldsend.client(opts)
     end
-    seq = function(what)
-      local d = ngx.shared.coldsend_test
-      local n = d:incr("seq", 1, 0)
-      d:set(what, n)
-      return n
-    end
+    seq = require "spec.helpers.ngx_seq"
     -- a ready-to-launch campaign: an inbox, a lead and one variant
     prepare = function(cs, name)
       local inbox, err = cs:add_smtp_inbox {
