@@ -525,10 +525,8 @@ static const luaL_Reg metameth[] = {{"__index", campaign_index},
 
 void cs_campaign_open(lua_State *L) {
   int i, module = lua_gettop(L), mt, names, methods;
-  luaL_newmetatable(L, CS_CAMPAIGN_TYPE);
+  cs_newmetatable(L, CS_CAMPAIGN_TYPE);
   mt = lua_gettop(L);
-  lua_pushliteral(L, CS_CAMPAIGN_TYPE); /* LuaJIT's newmetatable sets none */
-  lua_setfield(L, mt, "__name");
   lua_createtable(L, 0, F_COUNT);
   names = lua_gettop(L);
   for (i = 0; i < F_COUNT; i++) {

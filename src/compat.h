@@ -27,6 +27,16 @@
 #define cs_newuserdata(L, sz) lua_newuserdatauv((L), (sz), 1)
 #endif
 
+/* luaL_newmetatable that also sets __name on LuaJIT, whose own does not:
+ * the name is what error messages and tostring show. */
+static inline void cs_newmetatable(lua_State *L, const char *name) {
+  luaL_newmetatable(L, name);
+#if LUA_VERSION_NUM == 501
+  lua_pushstring(L, name);
+  lua_setfield(L, -2, "__name");
+#endif
+}
+
 /* An integral number on every version: 5.4 integers, or floats with no
  * fractional part that fit (LuaJIT and 5.1 would silently truncate 1.5). */
 static inline int cs_tointeger(lua_State *L, int idx, lua_Integer *out) {

@@ -1202,9 +1202,7 @@ static const luaL_Reg csv_funcs[] = {{"csv_open", csv_open},
 
 void cs_csv_open(lua_State *L) {
   init_tables();
-  luaL_newmetatable(L, CSV_TYPE);
-  lua_pushliteral(L, CSV_TYPE); /* LuaJIT's luaL_newmetatable sets no name */
-  lua_setfield(L, -2, "__name");
+  cs_newmetatable(L, CSV_TYPE);
   luaL_setfuncs(L, csv_metamethods, 0);
   lua_newtable(L);
   luaL_setfuncs(L, csv_methods, 0);

@@ -1070,12 +1070,8 @@ static const luaL_Reg http_funcs[] = {{"http", http_new},
                                       {NULL, NULL}};
 
 void cs_http_open(lua_State *L) {
-  luaL_newmetatable(L, HTTP_TYPE);
+  cs_newmetatable(L, HTTP_TYPE);
   luaL_setfuncs(L, http_metameth, 0);
-#if CS_LUA51
-  lua_pushliteral(L, HTTP_TYPE);
-  lua_setfield(L, -2, "__name");
-#endif
   luaL_newlib(L, http_meth);
   lua_setfield(L, -2, "__index");
   lua_pop(L, 1);

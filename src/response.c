@@ -800,12 +800,7 @@ static const luaL_Reg response_funcs[] = {{"parse_response", response_parse},
                                           {NULL, NULL}};
 
 void cs_response_open(lua_State *L) {
-  luaL_newmetatable(L, ERROR_TYPE);
-#if CS_LUA51
-  /* LuaJIT's luaL_newmetatable does not set __name */
-  lua_pushliteral(L, ERROR_TYPE);
-  lua_setfield(L, -2, "__name");
-#endif
+  cs_newmetatable(L, ERROR_TYPE);
   lua_pushcfunction(L, error_tostring);
   lua_setfield(L, -2, "__tostring");
   lua_pop(L, 1);
