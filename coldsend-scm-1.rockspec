@@ -58,6 +58,7 @@ build = {
       ["coldsend.ratelimit"] = "lua/coldsend/ratelimit.lua",
       ["coldsend.ratelimit_ngx"] = "lua/coldsend/ratelimit_ngx.lua",
       ["coldsend.retry"] = "lua/coldsend/retry.lua",
+      ["coldsend.writes"] = "lua/coldsend/writes.lua",
       ["coldsend.sandbox"] = "lua/coldsend/sandbox.lua",
       ["coldsend.sandbox.api"] = "lua/coldsend/sandbox/api.lua",
       ["coldsend.sandbox.csv"] = "lua/coldsend/sandbox/csv.lua",

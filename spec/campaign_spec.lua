@@ -579,9 +579,15 @@ describe("validate", function()
                     message = "window end 9:30 must be after its start 9:30" } }, problems)
     c.sending_window_end_minute = 31
     assert.is_true(c:validate())
+    -- no variants yet is a draft's state (the launch check asks for them);
+    -- a follow-up needs its own
     c.variants = {}
+    assert.is_true(c:validate())
+    c:_apply { sequences = { { step_number = 2, trigger_type = "NOT_REPLIED", wait_days = 2,
+      variants = {} } } }
     _, problems = c:validate()
-    assert.same({ { field = "variants", message = "at least 1 variant expected, got none" } }, problems)
+    assert.same({ { field = "sequences[1].variants", message = "at least 1 variant expected, got none" } },
+      problems)
   end)
 
   it("reports ramp-up numbers changed while ramp-up is off, not server ones", function()
@@ -732,7 +738,14 @@ describe("campaign_fields", function()
     for _, f in ipairs(fields) do by[f.name] = f end
     assert.equal(23, #fields)
     assert.same({ name = "daily_limit_per_inbox", type = "integer", rule = "integer 1..100",
-                  readonly = false }, by.daily_limit_per_inbox)
+                  readonly = false, create = true }, by.daily_limit_per_inbox)
+    -- the create schema (spec 6.1): 14 fields, and nothing else
+    local create = {}
+    for _, f in ipairs(fields) do if f.create then create[#create + 1] = f.name end end
+    assert.same({ "name", "daily_limit_per_inbox", "start_date", "timezone", "sending_days",
+      "sending_window_start", "sending_window_start_minute", "sending_window_end",
+      "sending_window_end_minute", "enable_tracking", "enable_unsubscribe", "ramp_up_enabled",
+      "ramp_up_increment", "ramp_up_max_limit" }, create)
     assert.equal("America/New_York", by.timezone.default)
     assert.same({ 1, 2, 3, 4, 5 }, by.sending_days.default)
     assert.equal(9, by.sending_window_start.default)

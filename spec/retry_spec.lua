@@ -60,7 +60,7 @@ describe("retry.decide", function()
   local M = { "GET", "HEAD", "PUT", "DELETE", "POST", "PATCH" }
   local table_ = {
     { http(429), "429", { "retry", "retry", "retry", "retry", "retry", "retry" }, "rate_limited" },
-    { http(503), "503", { "retry", "retry", "retry", "retry", "retry", "retry" }, "unavailable" },
+    { http(503), "503", { "retry", "retry", "retry", "retry", "ambiguous", "ambiguous" }, "unavailable" },
     { http(500), "500", { "retry", "retry", "retry", "retry", "ambiguous", "ambiguous" }, "server_error" },
     { http(502), "502", { "retry", "retry", "retry", "retry", "ambiguous", "ambiguous" }, "server_error" },
     { http(504), "504", { "retry", "retry", "retry", "retry", "ambiguous", "ambiguous" }, "server_error" },
@@ -163,200 +163,122 @@ end)
 
 describe("retry.delay", function()
   local p = retry.policy { base = 0.5, cap = 30 }
-  local NOW = 1700000000
 
   it("grows exponentially: base * 2^(attempt-1) at the top of the jitter", function()
     local want = { 0.5, 1, 2, 4, 8, 16, 30, 30 }
     for attempt, w in ipairs(want) do
-      assert.equal(w, retry.delay(attempt, p, nil, NOW, fixed(1)))
+      assert.equal(w, retry.delay(attempt, p, nil, fixed(1)))
     end
   end)
 
   it("is full jitter: random() times the ceiling", function()
-    assert.equal(0, retry.delay(3, p, nil, NOW, fixed(0)))
-    assert.equal(0.5, retry.delay(3, p, nil, NOW, fixed(0.25)))
+    assert.equal(0, retry.delay(3, p, nil, fixed(0)))
+    assert.equal(0.5, retry.delay(3, p, nil, fixed(0.25)))
     local seen = {}
-    for i = 1, 4 do seen[i] = retry.delay(4, p, {}, NOW, fixed((i - 1) / 4)) end
+    for i = 1, 4 do seen[i] = retry.delay(4, p, nil, fixed((i - 1) / 4)) end
     assert.same({ 0, 1, 2, 3 }, seen)
   end)
 
   it("never exceeds cap on its own", function()
     local small = retry.policy { base = 1, cap = 3 }
     for attempt = 1, 60 do
-      local d = retry.delay(attempt, small, nil, NOW, fixed(0.999999))
+      local d = retry.delay(attempt, small, nil, fixed(0.999999))
       assert.is_true(d <= 3, "attempt " .. attempt)
     end
   end)
 
   it("uses math.random when no random source is given", function()
     for _ = 1, 50 do
-      local d = retry.delay(2, p, nil, NOW)
+      local d = retry.delay(2, p)
       assert.is_true(d >= 0 and d <= 1)
     end
   end)
 
-  it("waits at least Retry-After seconds", function()
-    local d, asked = retry.delay(1, p, { ["retry-after"] = "7" }, NOW, fixed(0.5))
-    assert.equal(7, d)
-    assert.equal(7, asked)
+  it("takes the server's stated wait exactly, shorter or longer than the backoff", function()
+    assert.equal(7, retry.delay(1, p, 7, fixed(0.5)))
+    assert.equal(2, retry.delay(5, p, 2, fixed(0.5)))
+    assert.equal(120, retry.delay(1, p, 120, fixed(1)))
+    assert.equal(0, retry.delay(4, p, 0, fixed(1)))
   end)
+end)
 
-  it("keeps the jitter when it is longer than Retry-After", function()
-    assert.equal(4, retry.delay(5, p, { ["retry-after"] = "2" }, NOW, fixed(0.5)))
-  end)
+-- The one reading of the server's wait: core.server_wait, which is also
+-- what err.retry_after holds and what the loop and the limiter wait.
+describe("core.server_wait", function()
+  local core = require "coldsend.core"
+  local NOW = 1700000000
+  local function wait(status, h, msg) return core.server_wait(status, h, msg, NOW) end
 
-  it("accepts fractional Retry-After seconds and surrounding spaces", function()
-    assert.equal(0.25, retry.delay(1, p, { ["retry-after"] = " 0.25 " }, NOW, fixed(0)))
-  end)
-
-  it("honours a Retry-After longer than cap", function()
-    assert.equal(120, retry.delay(1, p, { ["retry-after"] = "120" }, NOW, fixed(1)))
+  it("reads Retry-After in seconds, whole seconds rounded up", function()
+    assert.equal(7, wait(429, { ["retry-after"] = "7" }))
+    assert.equal(1, wait(503, { ["retry-after"] = " 0.25 " }))
+    assert.equal(9, wait(429, { ["Retry-After"] = "9" }))
   end)
 
   it("reads Retry-After as an HTTP date", function()
     local at = retry.parse_http_date("Wed, 21 Oct 2015 07:28:00 GMT")
-    local d = retry.delay(1, p, { ["retry-after"] = "Wed, 21 Oct 2015 07:28:00 GMT" }, at - 42, fixed(0))
-    assert.equal(42, d)
-  end)
-
-  it("treats an HTTP date in the past as no wait", function()
-    local d, asked = retry.delay(1, p, { ["retry-after"] = "Wed, 21 Oct 2015 07:28:00 GMT" }, NOW, fixed(0))
-    assert.equal(0, d)
-    assert.equal(0, asked)
+    assert.equal(42, core.server_wait(429, { ["retry-after"] = "Wed, 21 Oct 2015 07:28:00 GMT" },
+      nil, at - 42))
+    assert.equal(0, wait(429, { ["retry-after"] = "Wed, 21 Oct 2015 07:28:00 GMT" }))
   end)
 
   it("ignores a Retry-After it cannot read", function()
-    local d, asked = retry.delay(1, p, { ["retry-after"] = "soon" }, NOW, fixed(1))
-    assert.equal(0.5, d)
-    assert.is_nil(asked)
-    assert.equal(0.5, (retry.delay(1, p, { ["retry-after"] = "-5" }, NOW, fixed(1))))
-    assert.equal(0.5, (retry.delay(1, p, { ["retry-after"] = string.rep("9", 400) }, NOW, fixed(1))))
+    assert.is_nil(wait(503, { ["retry-after"] = "soon" }))
+    assert.is_nil(wait(503, { ["retry-after"] = "-5" }))
   end)
 
-  it("finds headers whatever their case", function()
-    assert.equal(9, retry.delay(1, p, { ["Retry-After"] = "9" }, NOW, fixed(0)))
+  it("caps an absurd wait at a year instead of overflowing", function()
+    assert.equal(366 * 86400, wait(429, { ["retry-after"] = string.rep("9", 400) }))
+    assert.equal(366 * 86400, wait(429, { ["retry-after"] = "1e9" }))
   end)
 
-  it("waits until X-RateLimit-Reset when the window is spent", function()
+  it("waits until X-RateLimit-Reset when the window is spent, on any status", function()
     local h = { ["x-ratelimit-remaining"] = "0", ["x-ratelimit-reset"] = tostring(NOW + 25) }
-    assert.equal(25, retry.delay(1, p, h, NOW, fixed(0)))
+    assert.equal(25, wait(200, h))
+    assert.equal(25, wait(429, h))
   end)
 
-  it("honours X-RateLimit-Reset on a 429 that omits Remaining", function()
+  it("honours X-RateLimit-Reset on a 429 that omits Remaining, and only there", function()
     local h = { ["x-ratelimit-reset"] = tostring(NOW + 12) }
-    assert.equal(12, retry.delay(1, p, h, NOW, fixed(0), 429))
-    assert.equal(0, retry.delay(1, p, h, NOW, fixed(0)))     -- unknown status: ignored
-    assert.equal(0, retry.delay(1, p, h, NOW, fixed(0), 503)) -- not a rate limit
+    assert.equal(12, wait(429, h))
+    assert.is_nil(wait(503, h))
+    assert.is_nil(wait(200, h))
   end)
 
   it("ignores X-RateLimit-Reset while requests remain", function()
     local h = { ["x-ratelimit-remaining"] = "40", ["x-ratelimit-reset"] = tostring(NOW + 50) }
-    assert.equal(0.25, retry.delay(1, p, h, NOW, fixed(0.5)))
+    assert.is_nil(wait(200, h))
   end)
 
   it("prefers Retry-After over X-RateLimit-Reset", function()
     local h = { ["retry-after"] = "3", ["x-ratelimit-remaining"] = "0",
                 ["x-ratelimit-reset"] = tostring(NOW + 50) }
-    assert.equal(3, retry.delay(1, p, h, NOW, fixed(0)))
+    assert.equal(3, wait(429, h))
   end)
 
-  it("takes a small X-RateLimit-Reset as seconds from now", function()
-    local h = { ["x-ratelimit-remaining"] = "0", ["x-ratelimit-reset"] = "30" }
-    assert.equal(30, retry.delay(1, p, h, NOW, fixed(0)))
+  it("takes a small X-RateLimit-Reset as seconds from now, a past one as no wait", function()
+    assert.equal(30, wait(429, { ["x-ratelimit-remaining"] = "0", ["x-ratelimit-reset"] = "30" }))
+    assert.equal(0, wait(429, { ["x-ratelimit-remaining"] = "0",
+      ["x-ratelimit-reset"] = tostring(NOW - 5) }))
   end)
 
-  it("treats a reset in the past as no wait", function()
-    local h = { ["x-ratelimit-remaining"] = "0", ["x-ratelimit-reset"] = tostring(NOW - 5) }
-    assert.equal(0.5, retry.delay(1, p, h, NOW, fixed(1)))
+  it("reads the documented 429 body when no header says", function()
+    assert.equal(17, wait(429, {}, "Rate limit exceeded. Retry after 17 seconds."))
+    assert.is_nil(wait(429, {}, "Rate limit exceeded."))
+  end)
+
+  it("is what parse_response puts in err.retry_after", function()
+    local h = { ["x-ratelimit-remaining"] = "0", ["x-ratelimit-reset"] = tostring(NOW + 33) }
+    local _, err = core.parse_response(429, h, '{"detail":"Rate limit exceeded. Retry after 33 seconds."}',
+      NOW)
+    assert.equal(wait(429, h, err.message), err.retry_after)
+    assert.equal(33, err.retry_after)
   end)
 end)
 
-describe("retry.fits and retry.deadline_at", function()
-  it("always fits without a deadline", function()
-    assert.is_true(retry.fits(nil, 100, 1e9))
-  end)
-
-  it("fits while the sleep ends by the deadline", function()
-    assert.is_true(retry.fits(110, 100, 10))
-    assert.is_false(retry.fits(110, 100, 10.001))
-    assert.is_false(retry.fits(110, 111, 0))
-  end)
-
+describe("retry.deadline_at", function()
   it("computes the instant from the policy", function()
     assert.equal(130, retry.deadline_at(retry.policy { deadline = 30 }, 100))
     assert.is_nil(retry.deadline_at(retry.policy(), 100))
-  end)
-
-  it("drives a loop that stops mid-backoff at the deadline (fake clock)", function()
-    local p = retry.policy { max_retries = 10, base = 1, cap = 8, deadline = 10 }
-    local now = 0
-    local deadline_at = retry.deadline_at(p, now)
-    local attempt, slept = 0, {}
-    while true do
-      attempt = attempt + 1
-      now = now + 0.5 -- each try takes half a second
-      local again = retry.decide("GET", { status = 503, headers = {} }, attempt, p)
-      if not again then break end
-      local d = retry.delay(attempt, p, nil, 0, fixed(1))
-      if not retry.fits(deadline_at, now, d) then break end
-      slept[#slept + 1] = d
-      now = now + d
-    end
-    -- 0.5 +1, 0.5 +2, 0.5 +4 = 8.5; the next (0.5 + 8) would end past 10
-    assert.same({ 1, 2, 4 }, slept)
-    assert.equal(4, attempt)
-    assert.is_true(now <= 10)
-  end)
-end)
-
-describe("retry.parse_http_date", function()
-  it("parses the IMF-fixdate of RFC 7231", function()
-    assert.equal(1445412480, retry.parse_http_date("Wed, 21 Oct 2015 07:28:00 GMT"))
-    assert.equal(784111777, retry.parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT"))
-    assert.equal(0, retry.parse_http_date("Thu, 01 Jan 1970 00:00:00 GMT"))
-  end)
-
-  it("parses the obsolete RFC 850 and asctime forms", function()
-    assert.equal(784111777, retry.parse_http_date("Sunday, 06-Nov-94 08:49:37 GMT"))
-    assert.equal(784111777, retry.parse_http_date("Sun Nov  6 08:49:37 1994"))
-  end)
-
-  it("handles leap days and century rules", function()
-    assert.equal(951782400, retry.parse_http_date("Tue, 29 Feb 2000 00:00:00 GMT"))
-    assert.equal(1709164800, retry.parse_http_date("Thu, 29 Feb 2024 00:00:00 GMT"))
-    assert.equal(4102444799, retry.parse_http_date("Fri, 31 Dec 2099 23:59:59 GMT"))
-    assert.is_nil(retry.parse_http_date("Mon, 29 Feb 2100 00:00:00 GMT"))
-    assert.is_nil(retry.parse_http_date("Sun, 29 Feb 2015 00:00:00 GMT"))
-  end)
-
-  it("agrees with days_from_civil on known dates", function()
-    assert.equal(0, retry.days_from_civil(1970, 1, 1))
-    assert.equal(-1, retry.days_from_civil(1969, 12, 31))
-    assert.equal(10957, retry.days_from_civil(2000, 1, 1))
-    assert.equal(19723, retry.days_from_civil(2024, 1, 1))
-  end)
-
-  it("does not depend on the locale or time zone", function()
-    local old = os.setlocale()
-    pcall(os.setlocale, "de_DE.UTF-8")
-    assert.equal(1445412480, retry.parse_http_date("Wed, 21 Oct 2015 07:28:00 GMT"))
-    os.setlocale(old)
-  end)
-
-  local bad = {
-    "", "yesterday", "Wed, 21 Oct 2015 07:28:00 UTC", "Wed, 21 Foo 2015 07:28:00 GMT",
-    "Wed, 32 Oct 2015 07:28:00 GMT", "Wed, 00 Oct 2015 07:28:00 GMT",
-    "Wed, 21 Oct 2015 24:00:00 GMT", "Wed, 21 Oct 2015 07:60:00 GMT",
-    "Wed, 31 Apr 2015 07:28:00 GMT", "Wed, 21 Oct 15 07:28:00 GMT", "Wed, 1 Oct 2015 07:28:00 GMT",
-  }
-  for _, s in ipairs(bad) do
-    it("refuses " .. string.format("%q", s), function()
-      assert.is_nil(retry.parse_http_date(s))
-    end)
-  end
-
-  it("refuses non-strings", function()
-    assert.is_nil(retry.parse_http_date(nil))
-    assert.is_nil(retry.parse_http_date(12))
   end)
 end)

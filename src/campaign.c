@@ -496,6 +496,8 @@ static int campaign_fields(lua_State *L) {
     lua_setfield(L, -2, "default");
     lua_pushboolean(L, (f->flags & CS_READONLY) != 0);
     lua_setfield(L, -2, "readonly");
+    lua_pushboolean(L, (f->flags & CS_CREATE) != 0);
+    lua_setfield(L, -2, "create"); /* sent by a POST /campaigns */
     lua_rawseti(L, -2, i + 1);
   }
   return 1;

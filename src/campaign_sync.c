@@ -68,17 +68,18 @@ static int sequences_as_stored(lua_State *L, int arr) {
  * them). A campaign not yet created omits cleared fields: a create has
  * defaults, not nulls. copy 0 lets the stored tables be encoded in place
  * (the table is dropped after encoding); changes() copies. */
-static void push_changes(lua_State *L, cs_campaign *c, int store, int copy) {
+static void push_changes(lua_State *L, cs_campaign *c, int store, int copy,
+                         uint32_t mask) {
   int f, out, has_id, n = 0;
-  uint32_t d;
-  for (d = c->dirty; d != 0; d &= d - 1) n++;
+  uint32_t d, dirty = c->dirty & mask;
+  for (d = dirty; d != 0; d &= d - 1) n++;
   lua_rawgeti(L, store, CS_SLOT(F_ID));
   has_id = !lua_isnil(L, -1);
   lua_pop(L, 1);
   lua_createtable(L, 0, n + 1);
   out = lua_gettop(L);
   for (f = 0; f < F_COUNT; f++) {
-    if (!(c->dirty & ((uint32_t)1 << f))) continue;
+    if (!(dirty & ((uint32_t)1 << f))) continue;
     lua_rawgeti(L, store, CS_SLOT(f));
     if (lua_isnil(L, -1)) {
       lua_pop(L, 1);
@@ -106,7 +107,7 @@ static void push_changes(lua_State *L, cs_campaign *c, int store, int copy) {
 /* c:changes() -> the table the next save sends (a copy). */
 int cs_campaign_changes(lua_State *L) {
   cs_campaign *c = cs_check_campaign(L, 1);
-  push_changes(L, c, cs_push_store(L, 1), 1);
+  push_changes(L, c, cs_push_store(L, 1), 1, ~(uint32_t)0);
   return 1;
 }
 
@@ -148,7 +149,9 @@ int cs_campaign_request(lua_State *L) {
   if (op == OP_CREATE) {
     if (id != NULL)
       return luaL_error(L, "cannot create campaign %s: it exists already", id);
-    push_changes(L, c, store, 0);
+    /* the create schema only: the server ignores the rest, which the
+     * create routine sends next in one PUT */
+    push_changes(L, c, store, 0, CS_CREATE_MASK);
     cs_push_request(L, base, "POST", "/campaigns", -1);
     return 1;
   }
@@ -162,7 +165,7 @@ int cs_campaign_request(lua_State *L) {
   switch (op) {
     case OP_SAVE:
     case OP_LAUNCH:
-      push_changes(L, c, store, 0);
+      push_changes(L, c, store, 0, ~(uint32_t)0);
       if (op == OP_LAUNCH) {
         lua_pushboolean(L, 1);
         lua_setfield(L, -2, "launch");
@@ -246,15 +249,36 @@ int cs_campaign_apply(lua_State *L) {
   return 0;
 }
 
-/* c:_clear_dirty(): after a successful save, what was sent is applied.
- * A passed validate() still holds: with fewer fields changed it can only
- * find fewer problems. */
-int cs_campaign_clear_dirty(lua_State *L) {
-  cs_campaign *c = cs_check_campaign(L, 1);
-  int store = cs_push_store(L, 1);
+static void clear_all(lua_State *L, cs_campaign *c, int store) {
   c->dirty = 0;
   lua_pushnil(L);
   lua_rawseti(L, store, CS_SLOT_SAVED);
+}
+
+/* c:_clear_dirty([what]): after a successful save, what was sent is
+ * applied; with "create", only the create schema's fields (what a POST
+ * /campaigns sent): the others stay pending for the PUT that follows.
+ * A passed validate() still holds: with fewer fields changed it can only
+ * find fewer problems. */
+int cs_campaign_clear_dirty(lua_State *L) {
+  static const char *const whats[] = {"all", "create", NULL};
+  cs_campaign *c = cs_check_campaign(L, 1);
+  int what = luaL_checkoption(L, 2, "all", whats);
+  int store = cs_push_store(L, 1);
+  if (what == 1 && (c->dirty & ~CS_CREATE_MASK) != 0) {
+    int f;
+    lua_rawgeti(L, store, CS_SLOT_SAVED); /* store, saved */
+    if (lua_istable(L, -1)) {
+      for (f = 0; f < F_COUNT; f++) {
+        if (!(CS_CREATE_MASK & ((uint32_t)1 << f))) continue;
+        lua_pushnil(L);
+        lua_rawseti(L, -2, CS_SLOT(f));
+      }
+    }
+    c->dirty &= ~CS_CREATE_MASK;
+    return 0;
+  }
+  clear_all(L, c, store);
   return 0;
 }
 
@@ -272,5 +296,6 @@ int cs_campaign_discard(lua_State *L) {
       lua_rawgeti(L, -1, CS_SLOT(f));
     lua_rawseti(L, store, CS_SLOT(f));
   }
-  return cs_campaign_clear_dirty(L);
+  clear_all(L, c, store);
+  return 0;
 }

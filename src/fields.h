@@ -31,6 +31,10 @@ enum cs_kind {
 
 #define CS_READONLY 1 /* set by the server only */
 #define CS_REQUIRED 2 /* inside a variant or follow-up: must be given */
+/* In the create schema (spec 6.1): a POST /campaigns takes these fields and
+ * ignores the rest, which follow in one PUT. The one list of what a create
+ * takes: the create request, _clear_dirty("create") and core.CREATE_FIELDS. */
+#define CS_CREATE 4
 
 typedef struct cs_field {
   const char *name;
@@ -42,31 +46,34 @@ typedef struct cs_field {
 
 /* The campaign fields in the stable order of pairs() and campaign_fields():
  * identity first, then the update request (spec 6.4) with the ramp-up
- * fields of 6.1, then what the server reports. One list gives both the
- * enumeration and the table, so they cannot drift apart. */
-#define CS_CAMPAIGN_FIELDS(X)                                                 \
-  X(ID, "id", K_UUID, CS_READONLY, 0, 0, NULL)                                \
-  X(STATUS, "status", K_TEXT, CS_READONLY, 0, 0, NULL)                        \
-  X(NAME, "name", K_STRING, 0, 8, 255, NULL)                                  \
-  X(DAILY_LIMIT, "daily_limit_per_inbox", K_INT, 0, 1, 100, NULL)             \
-  X(START_DATE, "start_date", K_DATE, 0, 0, 0, NULL)                          \
-  X(TIMEZONE, "timezone", K_TZ, 0, 1, 100, "America/New_York")                \
-  X(SENDING_DAYS, "sending_days", K_DAYS, 0, 1, 7, "1,2,3,4,5")               \
-  X(WINDOW_START, "sending_window_start", K_INT, 0, 0, 23, "9")               \
-  X(WINDOW_START_MINUTE, "sending_window_start_minute", K_INT, 0, 0, 59, "0") \
-  X(WINDOW_END, "sending_window_end", K_INT, 0, 1, 24, "17")                  \
-  X(WINDOW_END_MINUTE, "sending_window_end_minute", K_INT, 0, 0, 59, "0")     \
-  X(TRACKING, "enable_tracking", K_BOOL, 0, 0, 0, "false")                    \
-  X(UNSUBSCRIBE, "enable_unsubscribe", K_BOOL, 0, 0, 0, "true")               \
-  X(RAMP_ENABLED, "ramp_up_enabled", K_BOOL, 0, 0, 0, "false")                \
-  X(RAMP_INCREMENT, "ramp_up_increment", K_INT, 0, 1, 10000, "50")            \
-  X(RAMP_MAX, "ramp_up_max_limit", K_INT, 0, 1, 10000, "500")                 \
-  X(LEAD_MAPPING, "lead_mapping", K_MAP, 0, 0, 0, NULL)                       \
-  X(INBOX_IDS, "inbox_ids", K_UUIDS, 0, 1, 0, NULL)                           \
-  X(VARIANTS, "variants", K_VARIANTS, 0, 0, 0, NULL)                          \
-  X(SEQUENCES, "sequences", K_SEQUENCES, 0, 0, 0, NULL)                       \
-  X(LAUNCH_READY, "is_launch_ready", K_BOOL, CS_READONLY, 0, 0, NULL)         \
-  X(MISSING, "missing_requirements", K_LIST, CS_READONLY, 0, 0, NULL)         \
+ * fields of 6.1, then what the server reports; CS_CREATE marks the create
+ * schema. One list gives both the enumeration and the table, so they cannot
+ * drift apart. */
+#define CS_CAMPAIGN_FIELDS(X)                                                \
+  X(ID, "id", K_UUID, CS_READONLY, 0, 0, NULL)                               \
+  X(STATUS, "status", K_TEXT, CS_READONLY, 0, 0, NULL)                       \
+  X(NAME, "name", K_STRING, CS_CREATE, 8, 255, NULL)                         \
+  X(DAILY_LIMIT, "daily_limit_per_inbox", K_INT, CS_CREATE, 1, 100, NULL)    \
+  X(START_DATE, "start_date", K_DATE, CS_CREATE, 0, 0, NULL)                 \
+  X(TIMEZONE, "timezone", K_TZ, CS_CREATE, 1, 100, "America/New_York")       \
+  X(SENDING_DAYS, "sending_days", K_DAYS, CS_CREATE, 1, 7, "1,2,3,4,5")      \
+  X(WINDOW_START, "sending_window_start", K_INT, CS_CREATE, 0, 23, "9")      \
+  X(WINDOW_START_MINUTE, "sending_window_start_minute", K_INT, CS_CREATE, 0, \
+    59, "0")                                                                 \
+  X(WINDOW_END, "sending_window_end", K_INT, CS_CREATE, 1, 24, "17")         \
+  X(WINDOW_END_MINUTE, "sending_window_end_minute", K_INT, CS_CREATE, 0, 59, \
+    "0")                                                                     \
+  X(TRACKING, "enable_tracking", K_BOOL, CS_CREATE, 0, 0, "false")           \
+  X(UNSUBSCRIBE, "enable_unsubscribe", K_BOOL, CS_CREATE, 0, 0, "true")      \
+  X(RAMP_ENABLED, "ramp_up_enabled", K_BOOL, CS_CREATE, 0, 0, "false")       \
+  X(RAMP_INCREMENT, "ramp_up_increment", K_INT, CS_CREATE, 1, 10000, "50")   \
+  X(RAMP_MAX, "ramp_up_max_limit", K_INT, CS_CREATE, 1, 10000, "500")        \
+  X(LEAD_MAPPING, "lead_mapping", K_MAP, 0, 0, 0, NULL)                      \
+  X(INBOX_IDS, "inbox_ids", K_UUIDS, 0, 1, 0, NULL)                          \
+  X(VARIANTS, "variants", K_VARIANTS, 0, 0, 0, NULL)                         \
+  X(SEQUENCES, "sequences", K_SEQUENCES, 0, 0, 0, NULL)                      \
+  X(LAUNCH_READY, "is_launch_ready", K_BOOL, CS_READONLY, 0, 0, NULL)        \
+  X(MISSING, "missing_requirements", K_LIST, CS_READONLY, 0, 0, NULL)        \
   X(UPDATED_AT, "updated_at", K_TEXT, CS_READONLY, 0, 0, NULL)
 
 #define CS_FIELD_ENUM(e, ...) F_##e,
@@ -74,6 +81,11 @@ enum cs_field_index { CS_CAMPAIGN_FIELDS(CS_FIELD_ENUM) F_COUNT };
 #undef CS_FIELD_ENUM
 
 extern const cs_field cs_campaign_fields[F_COUNT];
+
+/* The dirty bits of the create schema, derived from the table. */
+#define CS_CREATE_BIT(e, name, kind, flags, ...) \
+  | (((flags)&CS_CREATE) ? (uint32_t)1 << F_##e : 0)
+#define CS_CREATE_MASK (0 CS_CAMPAIGN_FIELDS(CS_CREATE_BIT))
 
 /* Slots of the store table (the userdata's user value). Field i lives at
  * i + 1, in the array part: smaller than the same data keyed by name. */

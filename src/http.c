@@ -84,6 +84,7 @@ typedef struct {
   size_t body_len, max_body;
   long timeout_ms, connect_ms;
   int has_type; /* the caller set Content-Type */
+  int fresh;    /* req.fresh: a new connection, so libcurl never re-sends */
   int nheaders, nparts;
   cs_header headers[MAX_REQ_HEADERS];
   cs_part parts[MAX_PARTS];
@@ -615,8 +616,12 @@ static CURLcode set_options(cs_http *h, cs_xfer *x, const cs_request *r) {
     SETOPT(CURLOPT_CUSTOMREQUEST, r->method);
   /* libcurl silently sends a request again when a reused keep-alive
    * connection turns out closed; for a POST that may have been processed
-   * that is a duplicate write. A new connection is never retried. */
-  if (strcmp(r->method, "POST") == 0 || strcmp(r->method, "PATCH") == 0)
+   * that is a duplicate write, and a re-sent DELETE (or launch: req.fresh)
+   * would meet its own work and report a failure the facade could not tell
+   * from a real one. A new connection is never retried. A plain PUT keeps
+   * the reused connection: sent twice, it leaves the same state. */
+  if (r->fresh ||
+      (strcmp(r->method, "GET") != 0 && strcmp(r->method, "PUT") != 0))
     SETOPT(CURLOPT_FRESH_CONNECT, 1L);
   return rc;
 }
@@ -813,6 +818,9 @@ static int http_do(lua_State *L, cs_http *h, int req, const char *def_ca) {
     if ((unsigned char)r.url[i] <= 0x20 || r.url[i] == 0x7f)
       luaL_error(L, "bad request field 'url' (contains a space or control)");
   r.body = opt_string(L, req, "request", "body", &r.body_len, NULL);
+  lua_getfield(L, req, "fresh");
+  r.fresh = lua_toboolean(L, -1);
+  lua_pop(L, 1);
   r.timeout_ms = opt_millis(L, req, "timeout", DEFAULT_TIMEOUT);
   r.connect_ms = opt_millis(L, req, "connect_timeout", DEFAULT_CONNECT_TIMEOUT);
   r.ca_file = opt_string(L, req, "request", "ca_file", NULL, def_ca);

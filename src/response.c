@@ -212,7 +212,11 @@ static int retry_after(lua_State *L, int hidx, lua_Integer status,
       return 1;
     }
   }
-  if (status != 429) return 0;
+  if (status != 429) {
+    /* a success can spend the window too: its reset is then the wait */
+    v = header(L, hidx, "x-ratelimit-remaining", "X-RateLimit-Remaining");
+    if (v == NULL || parse_number(v, &n) == NULL || n != 0) return 0;
+  }
   v = header(L, hidx, "x-ratelimit-reset", "X-RateLimit-Reset");
   if (v != NULL) {
     while (is_space(*v)) v++;
@@ -586,6 +590,26 @@ static int response_parse(lua_State *L) {
   return parse_failure(L, status, hidx, body, len, now);
 }
 
+/* core.server_wait(status, headers [, message [, now]]) -> seconds | nil:
+ * the one reading of the server's stated wait (Retry-After, else
+ * X-RateLimit-Reset when the window is spent, else a 429's "Retry after N
+ * seconds"), as err.retry_after gives it; the retry loop and the rate
+ * limiter use it for answers that are not errors. */
+static int response_server_wait(lua_State *L) {
+  lua_Integer status;
+  double now, wait;
+  const char *message = luaL_optstring(L, 3, NULL);
+  if (!cs_tointeger(L, 1, &status))
+    return luaL_argerror(L, 1, "HTTP status (integer) expected");
+  if (!lua_isnoneornil(L, 2)) luaL_checktype(L, 2, LUA_TTABLE);
+  now = lua_isnoneornil(L, 4) ? wall_now() : luaL_checknumber(L, 4);
+  if (!retry_after(L, lua_isnoneornil(L, 2) ? 0 : 2, status, message, now,
+                   &wait))
+    return 0;
+  lua_pushinteger(L, (lua_Integer)wait);
+  return 1;
+}
+
 /* ---- the coldsend.error type -------------------------------------------- */
 
 /* Pushes "a, b, c" from the strings of the list at idx (or the `field` of
@@ -795,6 +819,7 @@ static int error_tostring(lua_State *L) {
 }
 
 static const luaL_Reg response_funcs[] = {{"parse_response", response_parse},
+                                          {"server_wait", response_server_wait},
                                           {"error", error_new},
                                           {"is_error", error_is},
                                           {NULL, NULL}};

@@ -206,7 +206,10 @@ int cs_campaign_validate(lua_State *L) {
   }
   lua_settop(L, list);
   lua_rawgeti(L, store, CS_SLOT(F_VARIANTS));
-  if (!lua_isnil(L, -1)) check_step(L, list, list + 1, 0);
+  /* none yet is a draft's state (the server's launch check asks for them);
+   * a follow-up always needs its own */
+  if (lua_type(L, -1) == LUA_TTABLE && lua_rawlen(L, -1) > 0)
+    check_step(L, list, list + 1, 0);
   lua_settop(L, list);
   check_follow_ups(L, list, store);
   check_window(L, list, store);

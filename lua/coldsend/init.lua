@@ -6,12 +6,17 @@
 -- @module coldsend
 local core = require "coldsend.core"
 local retry = require "coldsend.retry"
+local writes = require "coldsend.writes"
 local ratelimit = require "coldsend.ratelimit"
 
 local M = { _VERSION = core._VERSION }
 
 --- The public API's base URL, used when neither base_url nor COLDSEND_BASE_URL is set.
 M.DEFAULT_BASE_URL = "https://api.coldsend.pro/api/public/v1"
+
+--- The longest single wait (seconds) a call sleeps through, for the rate
+-- limit or a server's stated wait, unless the max_wait option says other.
+M.DEFAULT_MAX_WAIT = 60
 
 local type, pairs, ipairs, tostring, setmetatable, error, select =
   type, pairs, ipairs, tostring, setmetatable, error, select
@@ -75,7 +80,7 @@ end
 -- Per-call options every server call accepts as its last argument.
 local CALL_OPTIONS = {
   timeout = true, connect_timeout = true, deadline = true, max_retries = true,
-  backoff_base = true, backoff_cap = true,
+  backoff_base = true, backoff_cap = true, max_wait = true,
 }
 
 local function check_call_options(opts)
@@ -89,6 +94,7 @@ local function check_call_options(opts)
   check_number("call", opts, "deadline")
   check_number("call", opts, "backoff_base")
   check_number("call", opts, "backoff_cap")
+  check_number("call", opts, "max_wait")
   check_count("call", opts, "max_retries")
   return opts
 end
@@ -168,7 +174,7 @@ end
 local CLIENT_OPTIONS = {
   api_key = true, base_url = true, timeout = true, connect_timeout = true,
   max_retries = true, deadline = true, backoff_base = true, backoff_cap = true,
-  rate_limit = true, ca_file = true, max_body = true,
+  max_wait = true, rate_limit = true, ca_file = true, max_body = true,
   on_request = true, on_response = true, on_retry = true,
   transport = true, thread_pool = true, shared_dict = true,
   clock = true, wall_clock = true, sleep = true, random = true,
@@ -196,6 +202,7 @@ function M.client(opts)
   self.max_retries = check_count(what, opts, "max_retries") or 3
   self.backoff_base = check_number(what, opts, "backoff_base")
   self.backoff_cap = check_number(what, opts, "backoff_cap")
+  self.max_wait = check_number(what, opts, "max_wait") or M.DEFAULT_MAX_WAIT
   if opts.ca_file ~= nil and type(opts.ca_file) ~= "string" then
     opt_error(what, "ca_file", "path string", opts.ca_file)
   end
@@ -315,8 +322,21 @@ local function request_headers(self, extra)
   return headers
 end
 
+-- A wait longer than max_wait is not slept through: the call returns
+-- instead, with err.retry_after saying how long the wait would be.
+local function too_long(err, wait, max_wait, why)
+  err.retry_after = wait
+  err.message = format("%s (%s %s s, more than max_wait %g s: not waiting)", err.message, why,
+    format("%.14g", wait), max_wait)
+  return err
+end
+
 --- Sends req ({method, url, headers, body, multipart}) with retries.
 -- Returns the decoded body (a table) and the raw response, or nil, err.
+-- err.ambiguous: a write that may have been acted on was not re-sent (the
+-- caller checks, coldsend.writes); err.maybe_done: an earlier try of this
+-- call may have been acted on (a retried launch or delete that fails may
+-- have done its work the first time).
 function Client:_send(req, opts)
   if self.ngx_transport then
     -- fail here, naming the phase, before a limiter wait could try to sleep
@@ -337,24 +357,34 @@ function Client:_send(req, opts)
   end
   local timeout = effective(self, opts, "timeout")
   local connect_timeout = effective(self, opts, "connect_timeout")
+  local max_wait = effective(self, opts, "max_wait")
   local clock, started = self.clock, self.clock()
   local deadline_at = policy.deadline and started + policy.deadline
   local limiter = self.limiter
+  local write = req.method ~= "GET"
 
-  local attempt, err = 0, nil
+  local attempt, err, maybe_done = 0, nil, false
   while true do
     attempt = attempt + 1
 
     -- wait for the client-side rate limiter, but never past the deadline
+    -- or max_wait
     if limiter then
       local wait = limiter:acquire(clock())
       while wait > 0 do
-        if deadline_at and clock() + wait > deadline_at then
-          err = new_error {
-            code = "rate_limited", retry_after = wait,
-            message = format("client-side rate limit: next request allowed in %.1f s, "
-              .. "after the deadline", wait),
-          }
+        local late = deadline_at and clock() + wait > deadline_at
+        if late or wait > max_wait then
+          err = err or new_error { code = "rate_limited",
+            message = "client-side rate limit: the key's request budget is spent" }
+          err.code = "rate_limited"
+          err.maybe_done = maybe_done or nil
+          if late then
+            err.retry_after = wait
+            err.message = format("%s (next request allowed in %.1f s, after the deadline)",
+              err.message, wait)
+          else
+            too_long(err, wait, max_wait, "next request allowed in")
+          end
           return nil, decorate(err, req, attempt - 1)
         end
         self.sleep(wait)
@@ -368,6 +398,7 @@ function Client:_send(req, opts)
       if left <= 0 then
         err = err or new_error { code = "timeout", message = "deadline reached before sending" }
         err.deadline = true
+        err.maybe_done = maybe_done or nil
         return nil, decorate(err, req, attempt - 1)
       end
       if left < t then t = left end
@@ -385,14 +416,24 @@ function Client:_send(req, opts)
     local res, msg, code, info = self.transport(treq)
     local outcome, data
     if res then
-      if limiter then limiter:update(res.headers, clock(), self.wall_clock()) end
+      local rh = res.headers
+      -- the server's clock, for the create routine (coldsend.writes)
+      local date = rh and rh.date
+      if date then self.server_date, self.server_date_sent, self.server_date_at = date, sent_at, clock() end
       if self.on_response then
         self.on_response { method = req.method, url = req.url, attempt = attempt,
-          status = res.status, headers = res.headers, elapsed = clock() - sent_at }
+          status = res.status, headers = rh, elapsed = clock() - sent_at }
       end
-      data, err = core.parse_response(res.status, res.headers, res.body)
+      data, err = core.parse_response(res.status, rh, res.body)
+      if limiter then
+        local stated = err and err.retry_after
+        if not err and rh and rh["x-ratelimit-remaining"] == "0" then
+          stated = core.server_wait(res.status, rh)
+        end
+        limiter:update(rh, clock(), self.wall_clock(), stated)
+      end
       if data then return data, res end
-      outcome = { status = res.status, headers = res.headers, code = err.code }
+      outcome = { status = res.status, headers = rh, code = err.code }
     else
       err = new_error { code = code or "network", message = msg or "transport failed",
         curl_code = info and info.curl_code }
@@ -402,6 +443,7 @@ function Client:_send(req, opts)
           error = code, message = msg, elapsed = clock() - sent_at }
       end
     end
+    err.maybe_done = maybe_done or nil
 
     local again, reason, ambiguous = retry.decide(req.method, outcome, attempt, policy)
     if ambiguous then
@@ -409,9 +451,15 @@ function Client:_send(req, opts)
       err.message = err.message .. " (the request may have reached the server; not re-sent)"
     end
     if not again then return nil, decorate(err, req, attempt) end
+    -- this try may have done the write (a 5xx, or a failure after sending)
+    -- unless the server refused it first or it never left
+    if write and res and res.status ~= 429 then maybe_done = true
+    elseif write and not res and not (info and info.sent == false) then maybe_done = true end
 
-    local delay = retry.delay(attempt, policy, res and res.headers, self.wall_clock(), self.random,
-      res and res.status)
+    local delay = retry.delay(attempt, policy, err.retry_after, self.random)
+    if delay > max_wait then
+      return nil, decorate(too_long(err, delay, max_wait, "the server asks to wait"), req, attempt)
+    end
     if deadline_at and clock() + delay >= deadline_at then
       err.deadline = true
       err.message = format("%s (deadline of %g s reached after %d attempts)",
@@ -477,24 +525,42 @@ local function adopt(self, c)
   return c
 end
 
-local function invalid_error(c, problems, method, url)
-  local fields = {}
-  for i, p in ipairs(problems) do fields[i] = p.field end
+-- The `invalid` error of validate(), save() and launch(): problems is the
+-- list {field=, message=} of every rule broken; the message lists them.
+local function invalid_error(problems, method, url)
+  local lines = {}
+  for i, p in ipairs(problems) do
+    lines[i] = format("  %s: %s", tostring(p.field), tostring(p.message))
+  end
   return new_error {
     code = "invalid", problems = problems, method = method, url = url, attempts = 0,
-    message = format("campaign is not valid: %d problem%s (%s)", #problems,
-      #problems == 1 and "" or "s", concat(fields, ", ")),
+    message = format("campaign is not valid: %d problem%s\n%s", #problems,
+      #problems == 1 and "" or "s", concat(lines, "\n")),
   }
+end
+
+local core_validate = methods.validate
+
+--- Checks the rules that span fields. Returns true, or nil, err: an
+-- `invalid` error whose `problems` lists every problem ({field=, message=})
+-- and whose text names each.
+function methods.validate(c)
+  local ok, problems = core_validate(c)
+  if ok then return true end
+  return nil, invalid_error(problems)
 end
 
 local function run_campaign_op(c, op, opts, needs_validation)
   local client = client_of(c)
   check_call_options(opts)
   if needs_validation then
-    local ok, problems = c:validate()
-    if not ok then return nil, invalid_error(c, problems) end
+    local ok, err = c:validate()
+    if not ok then return nil, err end
   end
   local req = c:_request(op, client.base_url)
+  -- a launch re-sent by libcurl on a dead keep-alive connection would look
+  -- like a refusal; on a new connection only this loop re-sends it
+  if op == "launch" then req.fresh = true end
   local data, err = client:_send(req, opts)
   return data, err, req
 end
@@ -506,103 +572,31 @@ function Client:campaign(id)
   return adopt(self, core.campaign(id))
 end
 
--- Fields the create endpoint takes (spec 6.1); the rest follow in a PUT.
-local CREATE_FIELDS = {
-  name = true, daily_limit_per_inbox = true, start_date = true, timezone = true,
-  sending_days = true, sending_window_start = true, sending_window_start_minute = true,
-  sending_window_end = true, sending_window_end_minute = true, enable_tracking = true,
-  enable_unsubscribe = true, ramp_up_enabled = true, ramp_up_increment = true,
-  ramp_up_max_limit = true,
-}
-
--- After an ambiguous create (the POST may have reached the server), looks
--- for the campaign it would have made: exactly one of that name, created
--- in the last minutes. Returns its id or nil.
-local RECOVERY_WINDOW = 600
-
-local function parse_iso_utc(s)
-  if type(s) ~= "string" then return nil end
-  local y, mo, d, h, mi, sec = s:match("^(%d%d%d%d)-(%d%d)-(%d%d)[T ](%d%d):(%d%d):?(%d*)")
-  if not y then return nil end
-  local offset = 0
-  local sign, oh, om = s:match("([+-])(%d%d):?(%d%d)$")
-  if sign then offset = (tonumber(oh) * 3600 + tonumber(om) * 60) * (sign == "-" and -1 or 1) end
-  return retry.days_from_civil(tonumber(y), tonumber(mo), tonumber(d)) * 86400
-    + tonumber(h) * 3600 + tonumber(mi) * 60 + (tonumber(sec) or 0) - offset
-end
-M._parse_iso_utc = parse_iso_utc
-
-local function find_recent_by_name(self, name, opts)
-  local data = call(self, "GET", "/campaigns", nil,
-    { search = name, limit = 100, days = 1, sort_by = "created_at", sort_order = "desc" }, opts)
-  if not data or type(data.campaigns) ~= "table" then return nil end
-  local now, found = self.wall_clock(), nil
-  for _, item in ipairs(data.campaigns) do
-    local created = parse_iso_utc(item.created_at)
-    if item.name == name and created and now - created < RECOVERY_WINDOW
-        and now - created > -RECOVERY_WINDOW then
-      if found then return nil end -- two candidates: do not guess
-      found = item.campaign_id
+-- Sets every field of a definition on c. A bad value raises at the
+-- caller's line (level), as an assignment there would, not here.
+local function set_fields(c, fields, level)
+  for k, v in pairs(fields) do
+    local ok, why = pcall(function() c[k] = v end)
+    if not ok then
+      if type(why) == "string" then why = why:gsub("^[^:\n]*:%d+: ", "", 1) end
+      error(why, level + 1)
     end
   end
-  return found
 end
 
---- Creates a campaign (POST /campaigns) and returns its handle, in DRAFT.
--- Fields beyond the create schema (variants, inboxes, ...) follow in one PUT.
+--- Creates a campaign and returns its handle, in DRAFT. The create-schema
+-- fields go in the POST /campaigns, the rest (variants, follow-ups,
+-- inboxes, mapping) in one PUT after it (coldsend.writes.create_campaign,
+-- the one create routine). Every field is checked first, so nothing is
+-- created when any is bad.
 function Client:create_campaign(fields, opts)
   if type(fields) ~= "table" then
     error(format("bad argument #1 to 'create_campaign' (table expected, got %s)", type(fields)), 2)
   end
   check_call_options(opts)
-  -- every field is checked on one handle, so nothing is created when any
-  -- of them is bad; the create request then carries only its own fields
-  local c, rest = core.campaign(), {}
-  for k, v in pairs(fields) do
-    c[k] = v
-    if not CREATE_FIELDS[k] then rest[k] = v end
-  end
-  local ok, problems = c:validate()
-  if not ok then return nil, invalid_error(c, problems) end
-  if next(rest) then
-    c = core.campaign()
-    for k, v in pairs(fields) do
-      if CREATE_FIELDS[k] then c[k] = v end
-    end
-  end
-
-  local req = c:_request("create", self.base_url)
-  local data, err = self:_send(req, opts)
-  if not data then
-    if err.ambiguous and fields.name then
-      local id = find_recent_by_name(self, fields.name, opts)
-      if id then
-        local found, gerr = self:get_campaign(id, opts)
-        if not found then return nil, gerr end
-        c = found
-      else
-        return nil, err
-      end
-    else
-      return nil, err
-    end
-  else
-    if not core.is_uuid(data.campaign_id) then
-      return nil, protocol_error(req, "'campaign_id' (UUID)", tostring(data.campaign_id))
-    end
-    c:_clear_dirty()
-    c:_apply(data)
-  end
-  adopt(self, c)
-  if next(rest) then
-    for k, v in pairs(rest) do c[k] = v end
-    local saved, serr = c:save(opts)
-    if not saved then
-      serr.campaign = c -- created, but the configuration did not go through
-      return nil, serr
-    end
-  end
-  return c
+  local c = adopt(self, core.campaign())
+  set_fields(c, fields, 2)
+  return writes.create_campaign(self, c, opts)
 end
 
 --- Fetches a campaign (GET /campaigns/{id}).
@@ -727,15 +721,17 @@ end
 -- ---------------------------------------------------------------------
 -- campaign methods that talk to the server (installed into the C type)
 
---- Sends the pending changes (PUT, or POST for a campaign not yet created).
+--- Sends the pending changes (PUT); a local definition (no id yet) is
+-- created by the one create routine (coldsend.writes.create_campaign).
 function methods.save(c, opts)
-  local op = c.id and "save" or "create"
-  if op == "save" and not c:_has_changes() then return c end
-  local data, err, req = run_campaign_op(c, op, opts, true)
-  if not data then return nil, err end
-  if op == "create" and not core.is_uuid(data.campaign_id) then
-    return nil, protocol_error(req, "'campaign_id' (UUID)", tostring(data.campaign_id))
+  if not c.id then
+    local client = client_of(c)
+    check_call_options(opts)
+    return writes.create_campaign(client, c, opts)
   end
+  if not c:_has_changes() then return c end
+  local data, err = run_campaign_op(c, "save", opts, true)
+  if not data then return nil, err end
   c:_clear_dirty()
   c:_apply(data)
   return c
@@ -757,6 +753,10 @@ end
 -- whether the server says so with a 200 body or with an error status.
 function methods.launch(c, opts)
   local data, err, req = run_campaign_op(c, "launch", opts, true)
+  if not data then
+    -- a re-sent launch refused because its first try launched: done
+    data = writes.reconcile_launch(client_of(c), c, err, opts)
+  end
   if not data then
     if err and type(err.missing_requirements) == "table" then
       return nil, not_ready_error(c, err.missing_requirements, req, err.attempts, err.status)
@@ -788,7 +788,9 @@ end
 
 local function state_op(op)
   return function(c, opts)
-    local data, err = run_campaign_op(c, op, opts, false)
+    local client = client_of(c)
+    check_call_options(opts)
+    local data, err = writes.state_change(client, c, op, opts)
     if not data then return nil, err end
     c:_apply(data)
     return c
@@ -800,10 +802,11 @@ methods.pause = state_op("pause")
 --- Resumes a PAUSED campaign.
 methods.resume = state_op("resume")
 
---- Deletes the campaign (DRAFT or PAUSED only).
+--- Deletes the campaign (DRAFT or PAUSED only). A re-sent delete answered
+-- 404 because its first try deleted it succeeds.
 function methods.delete(c, opts)
   local data, err = run_campaign_op(c, "delete", opts, false)
-  if not data then return nil, err end
+  if not data and not writes.reconcile_delete(err) then return nil, err end
   return true
 end
 
@@ -941,7 +944,8 @@ function Client:add_smtp_inbox(fields, opts)
     error(format("bad argument #1 to 'add_smtp_inbox' (table expected, got %s)", type(fields)), 2)
   end
   check_inbox(fields)
-  local data, err = call(self, "POST", "/sender-accounts/smtp", fields, nil, opts)
+  check_call_options(opts)
+  local data, err = writes.add_inbox(self, fields, opts)
   if data and not core.is_uuid(data.inbox_id) then
     return nil, protocol_error({ method = "POST", url = self.base_url .. "/sender-accounts/smtp" },
       "'inbox_id' (UUID)", tostring(data.inbox_id))

@@ -6,6 +6,7 @@
 -- file that makes a re-run resume instead of starting over.
 -- @module coldsend.leads
 local core = require "coldsend.core"
+local writes = require "coldsend.writes"
 local json = require "coldsend.json"
 
 local type, pairs, ipairs, tostring, setmetatable, error = type, pairs, ipairs, tostring, setmetatable, error
@@ -18,6 +19,10 @@ local M = {}
 M.MAX_ROWS = 10000
 --- The most bytes in one uploaded chunk (the default and the largest `chunk_bytes`).
 M.MAX_BYTES = 50000000
+--- How long (seconds) an upload waits for its jobs unless `wait_timeout`
+-- (or job:wait's `timeout`) says other; then it returns the job's last
+-- state with a `timeout` error (err.job).
+M.DEFAULT_WAIT_TIMEOUT = 3600
 --- The version of the state file's format; a state file of another version is refused.
 M.STATE_VERSION = 1
 
@@ -26,7 +31,7 @@ M.STATE_VERSION = 1
 
 local CALL_OPTIONS = {
   timeout = "number", connect_timeout = "number", deadline = "number",
-  backoff_base = "number", backoff_cap = "number", max_retries = "count",
+  backoff_base = "number", backoff_cap = "number", max_retries = "count", max_wait = "number",
 }
 
 local UPLOAD_OPTIONS = {
@@ -400,7 +405,7 @@ function Job:wait(opts)
     p.done_before = done
   end
   p.wait_started = p.client.clock()
-  local deadline_at = opts.timeout and p.wait_started + opts.timeout
+  local deadline_at = p.wait_started + (opts.timeout or M.DEFAULT_WAIT_TIMEOUT)
   for i in ipairs(self.chunks) do
     local ok, err = wait_chunk(self, i, interval, deadline_at)
     if not ok then return nil, err end
@@ -531,7 +536,19 @@ local function send_chunk(job, i, header, mapping_json)
       { name = "mapping", value = mapping_json },
     },
   }
-  local data, err = p.client:_send(req, p.call_opts)
+  if p.batches_before == nil then
+    -- the campaign's lead batches before this run sends anything: what
+    -- tells an ambiguous chunk's batch apart (coldsend.writes.upload_chunk)
+    local before, berr = writes.lead_batches(p.client, job.campaign_id, p.call_opts)
+    if before == nil then return nil, berr end
+    p.batches_before = before
+  end
+  local known = {}
+  for _, other in ipairs(job.chunks) do
+    if other.job_id then known[other.job_id] = true end
+  end
+  local data, err = writes.upload_chunk(p.client, req, name, job.campaign_id, p.batches_before,
+    known, p.call_opts)
   if data and not core.is_uuid(data.job_id) then
     err = core.error { code = "protocol", method = "POST", url = req.url, attempts = 1,
       message = "expected 'job_id' (UUID) in the upload answer, got " .. shown(data.job_id) }
@@ -652,8 +669,8 @@ function M.upload(client, c, opts)
       emit(job, "uploaded", i)
     end
     if p.waiting then
-      local ok, err = wait_chunk(job, i, p.poll_interval, opts.wait_timeout
-        and p.started + opts.wait_timeout)
+      local ok, err = wait_chunk(job, i, p.poll_interval,
+        p.started + (opts.wait_timeout or M.DEFAULT_WAIT_TIMEOUT))
       if not ok then return nil, err end
     end
   end
@@ -712,8 +729,7 @@ function M.add(client, c, lead, opts)
   end
   local body = {}
   for k, v in pairs(lead) do body[k] = v end
-  local req = core.build_request(client.base_url, "POST", "/campaigns/" .. id .. "/leads/manual", body)
-  return client:_send(req, opts)
+  return writes.add_lead(client, id, body, opts)
 end
 
 return M

@@ -371,16 +371,6 @@ local function definition_fields(def)
   return fields
 end
 
-local function invalid(problems)
-  local names = {}
-  for i, p in ipairs(problems) do names[i] = tostring(p.field) end
-  return core.error {
-    code = "invalid", problems = problems,
-    message = format("campaign is not valid: %d problem%s (%s)", #problems,
-      #problems == 1 and "" or "s", concat(names, ", ")),
-  }
-end
-
 --- Plans a definition against the server: without `id` a create listing
 -- every field; with `id` one GET (`client:get_campaign`) and a `diff`, the
 -- changes then staged on that campaign (`plan.campaign:changes()` is what
@@ -404,8 +394,8 @@ function M.plan(client, definition, opts)
   local local_c, given = load_definition(definition, 3)
   local p = setmetatable({ definition = definition, client = client }, Plan)
   if id == nil then
-    local ok, problems = local_c:validate()
-    if not ok then return nil, invalid(problems) end
+    local ok, err = local_c:validate()
+    if not ok then return nil, err end
     p.action = "create"
     p.changes = diff_fields({}, local_c, given) -- every field given, none compared
     return p
@@ -422,8 +412,8 @@ function M.plan(client, definition, opts)
   for _, name in ipairs(writable_fields()) do
     if changed[name] then c[name] = local_c[name] end
   end
-  local ok, problems = c:validate()
-  if not ok then return nil, invalid(problems) end
+  local ok, verr = c:validate()
+  if not ok then return nil, verr end
   return p
 end
 

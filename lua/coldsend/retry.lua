@@ -1,12 +1,11 @@
 --- coldsend.retry: the retry policy, as pure functions the facade's request loop calls.
 --
 -- Nothing here does I/O, reads a clock or sleeps: the caller passes the
--- time and the random source, so every rule is testable with a fake clock.
+-- server's stated wait and the random source, so every rule is testable.
 --
 --   local p = retry.policy(client_opts, call_opts)      -- validated, merged
 --   local again, reason, ambiguous = retry.decide(method, outcome, attempt, p)
---   local wait, asked = retry.delay(attempt, p, res.headers, now_wall, math.random)
---   if again and retry.fits(deadline_at, now, wait) then sleep(wait) ... end
+--   local wait = retry.delay(attempt, p, err.retry_after, math.random)
 --
 -- `attempt` is the number of the try that just failed: 1 is the first try.
 -- A failure is retried only while attempt <= max_retries, so max_retries = 3
@@ -20,8 +19,7 @@
 -- | outcome                         | GET/HEAD   | PUT/DELETE | POST (and other non-idempotent) |
 -- |---------------------------------|------------|------------|---------------------------------|
 -- | 429                             | retry      | retry      | retry                           |
--- | 503                             | retry      | retry      | retry                           |
--- | 500, 502, 504                   | retry      | retry      | no, ambiguous                   |
+-- | 500, 502, 503, 504              | retry      | retry      | no, ambiguous                   |
 -- | other status                    | no         | no         | no                              |
 -- | network / timeout, sent = false | retry      | retry      | retry                           |
 -- | network / timeout, sent = true  | retry      | retry      | no, ambiguous                   |
@@ -34,17 +32,15 @@
 -- Why:
 -- * 429 means the server refused the request before acting on it (rate
 --   limiting happens in front of the handlers), so even a POST is safe.
--- * 503 "temporarily unavailable" is what the API answers when it cannot
---   take the request at all (maintenance, overload shedding); by HTTP's
---   definition (RFC 9110 15.6.4) the server did not process it. A gateway
---   that lost the answer of a request already handed on says 502 or 504.
--- * 500, 502, 504 on a POST: the server (or the one behind a gateway) may
---   have created the resource before failing. Re-sending could duplicate a
---   campaign, so the error is marked ambiguous and the caller decides (the
---   facade looks the campaign up by name).
--- * A transport failure with sent = false (DNS, connect, TLS handshake)
---   surely never reached the server: every method may be retried. When the
---   transport gives no `info`, the request is taken as possibly sent.
+-- * A POST is re-sent only when it certainly had no effect: it never left
+--   (DNS, connect, TLS handshake) or the server refused it before acting
+--   (429). Any 5xx may come after the server acted: a gateway answers 502,
+--   503 or 504 for a request its backend already handled, and a 500 can
+--   follow a commit. Such a POST is marked ambiguous and the caller checks
+--   whether the write happened before it re-sends (coldsend.writes).
+-- * PUT and DELETE put the server in the same state however often they
+--   arrive: they are retried freely (a retried launch or delete that finds
+--   its own earlier attempt's work is reconciled by the caller).
 -- * A certificate that fails verification will fail again: not retried.
 -- * protocol: an answer we cannot read (truncated or non-JSON body). A GET
 --   or HEAD is re-read, as a read has no effect; a write was acted on, and
@@ -57,12 +53,11 @@
 -- reached), "not_idempotent" (the request may have been acted on),
 -- "final" (the status or error is not one to retry) otherwise.
 --
--- delay: full jitter, `random() * min(cap, base * 2^(attempt-1))`, but at
--- least what the server asked: `Retry-After` (seconds or an HTTP date), else
--- `X-RateLimit-Reset` when the window is spent (`X-RateLimit-Remaining: 0`,
--- or the optional `status` argument is 429). The server's ask may exceed
--- `cap`; it is never cut here: the caller checks it against the deadline
--- with `retry.fits`.
+-- delay: the server's stated wait when it gave one (`core.server_wait`, the
+-- one reading of Retry-After, X-RateLimit-Reset and the 429 body, which is
+-- also `err.retry_after`: the error says exactly what the client waits),
+-- else full jitter, `random() * min(cap, base * 2^(attempt-1))`. The caller
+-- caps any single wait with `max_wait` and the deadline.
 -- @module coldsend.retry
 local M = {}
 
@@ -76,8 +71,9 @@ local IDEMPOTENT = { GET = true, HEAD = true, PUT = true, DELETE = true, OPTIONS
 local SAFE = { GET = true, HEAD = true, OPTIONS = true }
 
 -- Statuses retried for every method, and for idempotent ones only.
-local RETRY_ANY = { [429] = "rate_limited", [503] = "unavailable" }
-local RETRY_IDEMPOTENT = { [500] = "server_error", [502] = "server_error", [504] = "server_error" }
+local RETRY_ANY = { [429] = "rate_limited" }
+local RETRY_IDEMPOTENT = { [500] = "server_error", [502] = "server_error", [503] = "unavailable",
+  [504] = "server_error" }
 
 -- curl codes: the TLS handshake failed (may be transient); the body
 -- outgrew the cap (write callback refused it, or the declared size did).
@@ -148,12 +144,6 @@ end
 --- The monotonic instant a call started at `start` must end by, or nil.
 function M.deadline_at(policy, start)
   return policy.deadline and start + policy.deadline or nil
-end
-
---- True when sleeping `delay` seconds from `now` still ends by the deadline.
-function M.fits(deadline_at, now, delay)
-  if not deadline_at then return true end
-  return now + delay <= deadline_at
 end
 
 -- Classifies a transport failure: reason when retryable for this method,
@@ -288,34 +278,15 @@ function M.reset_in(headers, now_wall)
   return math.max(0, v - now_wall)
 end
 
---- Seconds the server asked us to wait, or nil: Retry-After (seconds or an
--- HTTP date), else X-RateLimit-Reset when the window is spent.
-function M.server_wait(headers, now_wall, status)
-  local ra = header(headers, "retry-after")
-  if ra ~= nil then
-    local secs = tonumber(tostring(ra):match("^%s*(%d+%.?%d*)%s*$"))
-    if secs and secs < huge then return secs end -- 400 digits make inf
-    local at = M.parse_http_date(tostring(ra))
-    if at and now_wall then return math.max(0, at - now_wall) end
-  end
-  local remaining = tonumber(header(headers, "x-ratelimit-remaining"))
-  if status == 429 or remaining == 0 then return M.reset_in(headers, now_wall) end
-  return nil
-end
-
---- Seconds to sleep before the try after `attempt`. `headers` are the
--- failed response's (nil for a transport failure), `now_wall` the wall
--- clock in Unix seconds, `random` a function returning [0, 1) (default
--- math.random), `status` the response's status (optional: only needed to
--- honour X-RateLimit-Reset on a 429 that omits X-RateLimit-Remaining).
--- Returns the delay, and the server's ask in seconds (or nil).
-function M.delay(attempt, policy, headers, now_wall, random, status)
+--- Seconds to sleep before the try after `attempt`: `asked` (the server's
+-- stated wait, from core.server_wait or err.retry_after) when given, else
+-- full jitter with `random` (a function returning [0, 1), default
+-- math.random). A stated wait is taken as it is, so that err.retry_after
+-- is exactly the wait the client takes.
+function M.delay(attempt, policy, asked, random)
+  if asked then return asked end
   random = random or math.random
-  local ceiling = math.min(policy.cap, policy.base * 2 ^ (attempt - 1))
-  local wait = random() * ceiling
-  local asked = M.server_wait(headers, now_wall, status)
-  if asked and asked > wait then wait = asked end
-  return wait, asked
+  return random() * math.min(policy.cap, policy.base * 2 ^ (attempt - 1))
 end
 
 return M

@@ -202,9 +202,10 @@ case("429 twice then 200, with Retry-After: waits what the server asked", functi
   assert.equal(3, env.sb:count("GET", GET_PATH))
 end)
 
-case("429 twice then 200, without Retry-After: the client's own backoff", function(env)
+case("429 twice then 200, stating no wait: the client's own backoff", function(env)
   local id = env.campaign()
-  env.sb:fault { kind = "status", status = 429, times = 2, method = "GET", path = GET_PATH }
+  env.sb:fault { kind = "status", status = 429, times = 2, method = "GET", path = GET_PATH,
+    body = { detail = "Too many requests" } }
   local ft = env.fake_time()
   local cs = env.client { clock = ft.clock, sleep = ft.sleep, wall_clock = ft.wall_clock,
     backoff_base = 1, backoff_cap = 4, random = function() return 1 end }
@@ -212,6 +213,40 @@ case("429 twice then 200, without Retry-After: the client's own backoff", functi
   assert.is_nil(err)
   assert.equal(id, c.id)
   assert.same({ 1, 2 }, ft.slept) -- base * 2^(attempt-1), full jitter at its top
+end)
+
+case("the documented 429 (only the body says 'Retry after N seconds'): waits N", function(env)
+  local id = env.campaign()
+  env.sb:fault { kind = "status", status = 429, times = 1, method = "GET", path = GET_PATH,
+    body = { detail = "Rate limit exceeded. Retry after 7 seconds." } }
+  local ft = env.fake_time()
+  local cs = env.client { clock = ft.clock, sleep = ft.sleep, wall_clock = ft.wall_clock,
+    random = function() return 1 end }
+  local c, err = env.timed(1, function() return cs:get_campaign(id) end)
+  assert.is_nil(err)
+  assert.equal(id, c.id)
+  assert.same({ 7 }, ft.slept)
+end)
+
+case("a 429 asking for more than max_wait: rate_limited at once, retry_after is the ask", function(env)
+  local id = env.campaign()
+  env.sb:fault { kind = "status", status = 429, retry_after = 86400 * 365, times = 0,
+    method = "GET", path = GET_PATH }
+  local ft = env.fake_time()
+  local cs = env.client { clock = ft.clock, sleep = ft.sleep, wall_clock = ft.wall_clock }
+  local res, err = env.timed(1, function() return cs:get_campaign(id) end)
+  assert.is_nil(res)
+  structured(err, "rate_limited")
+  assert.equal(86400 * 365, err.retry_after)
+  assert.same({}, ft.slept)
+  assert.equal(1, err.attempts)
+  assert.matches("more than max_wait 60 s", err.message)
+  -- a per-call max_wait lets a patient caller wait longer
+  env.sb:control("DELETE", "/faults")
+  env.sb:fault { kind = "status", status = 429, retry_after = 90, times = 1,
+    method = "GET", path = GET_PATH }
+  assert(cs:get_campaign(id, { max_wait = 120 }))
+  assert.same({ 90 }, ft.slept)
 end)
 
 -- Faults on every GET of a campaign, and the structured error each ends in:
@@ -283,7 +318,8 @@ end)
 -- creates: never a duplicate
 
 -- A fault that hits the create after the server made the campaign: the
--- client cannot tell, does not send it again, and finds the campaign.
+-- client does not send it again, and finds the campaign it made (not in
+-- the snapshot of same-named campaigns taken before the POST).
 local AFTER = {
   { kind = "close_before", reset = true },
   { kind = "close_before" },
@@ -292,6 +328,7 @@ local AFTER = {
   { kind = "delay", delay_ms = 1200 },
   { kind = "status", status = 500 },
   { kind = "status", status = 502 },
+  { kind = "status", status = 503 },
   { kind = "status", status = 504 },
   { kind = "html" },
   { kind = "non_json" },
@@ -300,7 +337,7 @@ local AFTER = {
 
 for i, f in ipairs(AFTER) do
   local label = f.kind .. (f.status and (" " .. f.status) or "") .. (f.reset and " (reset)" or "")
-  case("create hit by " .. label .. " after processing: not re-sent, found by name", function(env)
+  case("create hit by " .. label .. " after processing: not re-sent, found by the look-up", function(env)
     local name = "Ambiguous Create Campaign " .. i
     local fault = { method = "POST", path = "^/campaigns$", after = true }
     for k, v in pairs(f) do fault[k] = v end
@@ -315,22 +352,21 @@ for i, f in ipairs(AFTER) do
   end)
 end
 
-case("create reset before processing: ambiguous, not re-sent, nothing found", function(env)
+case("create reset before processing: looked up, nothing found, sent again, made once", function(env)
   local name = "Lost Create Campaign"
   env.sb:fault { kind = "close_before", reset = true, method = "POST", path = "^/campaigns$" }
   local cs = env.client()
   local c, err = env.timed(2, function() return cs:create_campaign { name = name } end)
-  assert.is_nil(c)
-  structured(err, "network")
-  assert.is_true(err.ambiguous)
-  assert.equal(1, err.attempts)
-  assert.equal(1, env.sb:count("POST", "^/campaigns$"))
-  assert.equal(0, env.named(name))
+  assert.is_nil(err)
+  assert.equal(name, c.name)
+  assert.equal(2, env.sb:count("POST", "^/campaigns$"))
+  assert.equal(1, env.named(name))
 end)
 
-case("create refused with 429 or 503: sent again (the server did not act), made once", function(env)
+case("create refused with 429, or 503 before acting: sent again after the look-up, made once",
+  function(env)
   local name = "Retried Create Campaign"
-  env.sb:fault { kind = "status", status = 429, method = "POST", path = "^/campaigns$" }
+  env.sb:fault { kind = "status", status = 429, retry_after = 0, method = "POST", path = "^/campaigns$" }
   env.sb:fault { kind = "status", status = 503, method = "POST", path = "^/campaigns$" }
   local cs = env.client()
   local c, err = env.timed(2, function() return cs:create_campaign { name = name } end)
