@@ -53,14 +53,13 @@ M.ambiguous_error = ambiguous_error
 
 --- Sends a write that must happen once. `check()` answers whether the
 -- write happened: the object (a table) when it did, false when it did not,
--- or nil, err when it cannot tell (an err with `candidates` is the answer
--- returned as it is). Returns data, res (res is nil when reconciled) or
--- nil, err.
+-- or nil, err when it cannot tell (an err with `candidates` or `existing`
+-- is the answer returned as it is). Returns the data or nil, err.
 function M.post(client, req, opts, check)
   local resends, limit = 0, max_retries(client, opts)
   while true do
     local data, err = client:_send(req, opts)
-    if data then return data, err end
+    if data then return data end
     local conflict = err.code == "conflict" and resends > 0
     if not (err.ambiguous or conflict) then return nil, err end
     local found, cerr = check()
