@@ -33,12 +33,12 @@ local CLIENT = {
 
 -- Campaign methods: the C ones, then those that talk to the server.
 local CAMPAIGN = {
-  { "validate", "c:validate()", "Checks the rules that span fields (percentages sum to 100, window end after start, at most 4 variants, follow-ups 2..4); true, or nil and every problem." },
+  { "validate", "c:validate()", "Checks the rules that span fields (percentages sum to 100, window end after start, at most 4 variants, follow-ups 2..4); true, or nil and an invalid error whose problems (and text) list every problem." },
   { "changes", "c:changes()", "The exact table the next save() sends: only the fields changed since the last save or refresh." },
   { "split_evenly", "c:split_evenly()", "Spreads 100 percent over the variants of each step (34/33/33); the sum is always exactly 100." },
   { "add_variant", "c:add_variant{subject_template=, email_content= [, variant_name=, variant_label=, distribution_percent=]}", "Adds an A/B variant of the initial email (names A..D by default)." },
   { "add_sequence", "c:add_sequence{trigger_type=, wait_days=, variants={...} [, step_number=, enable_unsubscribe=]}", "Adds a follow-up (steps 2..4 in order); trigger NOT_OPENED, NOT_REPLIED or OPENED_BUT_NOT_REPLIED." },
-  { "save", "c:save([opts])", "Validates, then sends only the changed fields (PUT; POST for a campaign not yet created); nothing when nothing changed." },
+  { "save", "c:save([opts])", "Validates, then sends only the changed fields (PUT); a campaign not yet created is created like create_campaign (POST, then one PUT); nothing when nothing changed." },
   { "launch", "c:launch([opts])", "Validates, then sends the pending changes with launch = true; a not_ready error lists what is missing." },
   { "refresh", "c:refresh([opts])", "Reloads the campaign from the server (GET), dropping local changes." },
   { "pause", "c:pause([opts])", "POST /campaigns/{id}/pause: stops an ACTIVE campaign." },
@@ -50,7 +50,7 @@ local CAMPAIGN = {
 }
 
 local MODULE = {
-  { "client", "coldsend.client{api_key=, base_url=, timeout=, max_retries=, deadline=, rate_limit=, on_request=, on_response=, on_retry=, transport=}", "A client; the key from COLDSEND_API_KEY, the URL from COLDSEND_BASE_URL when not given. Server calls take a last table of per-call options (timeout, connect_timeout, deadline, max_retries, backoff_base, backoff_cap)." },
+  { "client", "coldsend.client{api_key=, base_url=, timeout=, max_retries=, deadline=, max_wait=, rate_limit=, on_request=, on_response=, on_retry=, transport=}", "A client; the key from COLDSEND_API_KEY, the URL from COLDSEND_BASE_URL when not given. Server calls take a last table of per-call options (timeout, connect_timeout, deadline, max_retries, backoff_base, backoff_cap, max_wait); no single wait is longer than max_wait (default 60 s)." },
   { "help", "coldsend.help([topic])", "This help: a field, a method or 'errors'." },
   { "null", "coldsend.null", "JSON null, to set a field or a custom lead field to null." },
 }
