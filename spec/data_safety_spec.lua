@@ -358,6 +358,21 @@ describe("data safety", function()
     end)
   end)
 
+  describe("create_campaign{...}", function()
+    it("reports a bad field at the caller's line and creates nothing", function()
+      local cs = env.client()
+      local log = #sb:log()
+      local ok, why = pcall(function()
+        local c = cs:create_campaign { name = "Bad Field Campaign", daily_limit_per_inbox = 150 }
+        return c -- not a tail call: the line is this one
+      end)
+      assert.is_false(ok)
+      assert.matches("^spec/data_safety_spec%.lua:%d+: bad value for 'daily_limit_per_inbox' "
+        .. "%(integer 1%.%.100 expected, got 150%)$", why)
+      assert.equal(log, #sb:log())
+    end)
+  end)
+
   describe("validate()", function()
     it("returns an invalid error whose text lists every problem", function()
       local cs = env.client()
