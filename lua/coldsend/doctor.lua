@@ -86,8 +86,8 @@ local function parse_url(url)
   return u
 end
 
--- A proxy URL without its credentials.
-local function mask_proxy(p)
+-- A URL (or a proxy's host:port) without its credentials.
+local function mask_url(p)
   local pre, rest = p:match("^(%a[%w+.-]*://)(.*)$")
   if not pre then pre, rest = "", p end
   local at = rest:find("@[^@]*$")
@@ -253,7 +253,8 @@ end
 local function check_base_url(r, url, source)
   local u, problem = parse_url(url)
   if not u then
-    add(r, "base_url", "fail", format("%s (%s): %s", tostring(url), source, problem),
+    local shown = type(url) == "string" and mask_url(url) or type(url)
+    add(r, "base_url", "fail", format("%s (%s): %s", shown, source, problem),
       format("use %s (the public API), or http://127.0.0.1:PORT%s for a local sandbox",
         M.DEFAULT_BASE_URL, M.API_PATH))
     return nil
@@ -273,7 +274,7 @@ end
 
 local function check_proxy(r, u, getenv)
   local proxy, set, why = M.proxy_for(u, getenv)
-  local details = { variables = array(set), proxy = proxy and mask_proxy(proxy) or NULL }
+  local details = { variables = array(set), proxy = proxy and mask_url(proxy) or NULL }
   if #set == 0 then
     add(r, "proxy", "ok", "no proxy variable in the environment", nil, { details = details })
     return ""
@@ -286,12 +287,12 @@ local function check_proxy(r, u, getenv)
   local pu = proxy:match("^%a[%w+.-]*://") and proxy or ("http://" .. proxy)
   local scheme = pu:match("^(%a[%w+.-]*)://"):lower()
   if scheme ~= "http" and scheme ~= "https" and not scheme:match("^socks") then
-    add(r, "proxy", "fail", format("%s=%s: unknown proxy scheme %s", why, mask_proxy(proxy), scheme),
+    add(r, "proxy", "fail", format("%s=%s: unknown proxy scheme %s", why, mask_url(proxy), scheme),
       format("set %s to http://HOST:PORT, or unset it", why), { details = details })
     return nil
   end
   add(r, "proxy", "ok", format("%s applies: %s, a CONNECT tunnel to %s:%d", why,
-    mask_proxy(proxy), u.host, u.port), nil, { details = details })
+    mask_url(proxy), u.host, u.port), nil, { details = details })
   return pu, why
 end
 
@@ -384,15 +385,17 @@ end
 
 local function check_connection(r, u, p, proxy_var)
   if connection_failure(r, u, p, proxy_var) then return false end
-  if (p.connect or 0) == 0 and p.curl_code ~= 0 then
-    -- failed before TCP for a reason of its own
-    add(r, "connection", "fail", format("cannot connect: %s", p.error or "?"),
-      "check the base URL and the network")
-    return false
+  local peer = p.ip and p.ip ~= "" and (p.ip .. ":" .. tostring(p.port)) or u.host
+  local via = proxy_var and " (the proxy)" or ""
+  if (p.connect or 0) == 0 then
+    -- libcurl gives no connect time for a transfer that failed later
+    -- (in the TLS handshake, say): the connection itself was made
+    add(r, "connection", "ok", format("DNS %s, TCP connected to %s%s", ms(p.dns), peer, via), nil,
+      { details = { dns = p.dns, ip = p.ip or NULL } })
+    return true
   end
   add(r, "connection", "ok", format("DNS %s, TCP connect %s to %s%s", ms(p.dns),
-    ms(p.connect - p.dns), p.ip and p.ip ~= "" and (p.ip .. ":" .. tostring(p.port)) or u.host,
-    proxy_var and " (the proxy)" or ""), nil,
+    ms(p.connect - p.dns), peer, via), nil,
     { time = p.connect, details = { dns = p.dns, connect = p.connect - p.dns, ip = p.ip or NULL } })
   return true
 end
@@ -474,6 +477,11 @@ local function scope_result(r, name, path, need, p)
       { time = p.total, details = { status = 403,
         required = array(body and type(body.required) == "table" and body.required or { need }),
         granted = body and type(body.granted) == "table" and array(body.granted) or NULL } })
+  end
+  if p.status == 429 then
+    return add(r, check, "fail", format("GET %s -> 429: rate limited, the scope was not checked", path),
+      "wait for the rate-limit window to reset, then run doctor again", { time = p.total,
+        details = { status = 429 } })
   end
   if p.status == 200 or p.status == 404 and body then
     return add(r, check, "ok", format("GET %s -> %d: allowed (%s)", path, p.status, need), nil,
