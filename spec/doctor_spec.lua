@@ -26,23 +26,18 @@ local function no_key(s, where)
   end
 end
 
--- The module paths of the tree, and nothing else of the environment (no
--- proxy or locale the test machine happens to have).
-local function base_env()
-  local e = {}
-  for _, k in ipairs { "PATH", "LUA_PATH", "LUA_CPATH", "LUA_PATH_5_4", "LUA_CPATH_5_4" } do
-    e[k] = os.getenv(k)
-  end
-  return e
-end
+-- Variables of the test machine that would change what doctor says: unset
+-- for the child (the rest, LD_PRELOAD of the sanitizer runs included, stays).
+local CLEARED = { "LC_ALL", "LC_CTYPE", "LANG", "COLDSEND_API_KEY", "COLDSEND_BASE_URL",
+  "http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY",
+  "no_proxy", "NO_PROXY" }
 
 -- Runs bin/coldsend doctor ARGS with env; returns exit code, stdout, stderr.
 local function run(env, args)
   local vars = {}
-  for k, v in pairs(base_env()) do vars[#vars + 1] = k .. "=" .. q(v) end
+  for _, k in ipairs(CLEARED) do vars[#vars + 1] = "-u " .. k end
   for k, v in pairs(env) do vars[#vars + 1] = k .. "=" .. q(v) end
-  table.sort(vars)
-  local rc, out, err = util.run(("cd %s && env -i %s %s bin/coldsend doctor %s </dev/null"):format(
+  local rc, out, err = util.run(("cd %s && env %s %s bin/coldsend doctor %s </dev/null"):format(
     q(ROOT), table.concat(vars, " "), LUA, args or ""))
   no_key(out, "stdout")
   no_key(err, "stderr")
@@ -283,6 +278,51 @@ describe("coldsend doctor", function()
         assert.is_truthy(c.summary:find(why, 1, true), c.summary)
         assert.equal("skip", check_of(r, "connection").status)
         assert.is_nil(tostring(r):find("user:pw", 1, true))
+      end
+    end)
+  end)
+
+  describe("hostile or broken answers", function()
+    local function api_of(fault)
+      sb:fault(fault)
+      local r = coldsend.doctor { api_key = KEY, base_url = sb.url }
+      no_key(tostring(r) .. r:json(), "the report")
+      return check_of(r, "api"), r
+    end
+
+    it("a 5xx, an HTML error page, a body that is not JSON, a broken connection", function()
+      local c = api_of { kind = "status", status = 503, path = "^/campaigns$" }
+      assert.equal("fail", c.status)
+      assert.matches("%-> 503: the server failed", c.summary)
+      c = api_of { kind = "html", path = "^/campaigns$" }
+      assert.matches("%-> 502: the server failed", c.summary)
+      c = api_of { kind = "non_json", path = "^/campaigns$" }
+      assert.matches("%-> 200: not an answer of the ColdSend API %(no JSON body%)", c.summary)
+      c = api_of { kind = "close_before", path = "^/campaigns$" }
+      assert.matches("^GET /campaigns%?limit=1 failed: ", c.summary)
+      assert.matches("connection broke", c.advice)
+      c = api_of { kind = "oversized", path = "^/campaigns$" }
+      assert.equal("fail", c.status)
+      c = api_of { kind = "status", status = 429, retry_after = 7, path = "^/campaigns$" }
+      assert.matches("%-> 429: rate limited", c.summary)
+      assert.matches("wait 7 s", c.advice)
+    end)
+
+    it("a 403 whose body lacks or garbles required/granted still names the scope", function()
+      local _, r = api_of { kind = "status", status = 403, path = "^/sender%-accounts$", body = { detail = "no" } }
+      local c = check_of(r, "scope sender_accounts")
+      assert.equal("fail", c.status)
+      assert.matches("the key lacks sender_accounts:read$", c.summary)
+      _, r = api_of { kind = "status", status = 403, path = "^/sender%-accounts$",
+        body = { required = "x", granted = { a = 1 } } }
+      c = check_of(r, "scope sender_accounts")
+      assert.equal("fail", c.status)
+      assert.matches("lacks sender_accounts:read", c.summary)
+      local j = cjson.decode(r:json())
+      for _, x in ipairs(j.checks) do
+        if x.name == "scope sender_accounts" then
+          assert.same({ "sender_accounts:read" }, x.details.required)
+        end
       end
     end)
   end)

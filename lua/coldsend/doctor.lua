@@ -178,7 +178,9 @@ end
 local function list_of(v)
   if type(v) ~= "table" then return nil end
   local t = {}
-  for i, x in ipairs(v) do t[i] = tostring(x) end
+  for _, x in ipairs(v) do
+    if type(x) == "string" then t[#t + 1] = x end
+  end
   return concat(t, ", ")
 end
 
@@ -417,7 +419,7 @@ local function api_result(r, u, p, path)
   end
   if st == 401 then
     return add(r, "api", "fail", format("%s: the key is revoked or wrong (%s)", line,
-      body and tostring(body.detail) or "no detail"),
+      body and type(body.detail) == "string" and body.detail or "no detail"),
       "create a new key in the ColdSend dashboard (Settings > API keys) and set COLDSEND_API_KEY",
       { time = t, details = { status = st } })
   end
@@ -469,14 +471,18 @@ local function scope_result(r, name, path, need, p)
       "try again; the connection broke", { time = p.total })
   end
   if p.status == 403 then
-    local required = body and list_of(body.required) or need
-    local granted = body and list_of(body.granted)
+    local function names(v)
+      return type(v) == "table" and #v > 0 and list_of(v) or nil
+    end
+    local required = body and names(body.required) or need
+    local granted = body and (type(body.granted) == "table" and next(body.granted) == nil and ""
+      or names(body.granted))
     return add(r, check, "fail", format("GET %s -> 403: the key lacks %s%s", path, required,
       granted and ("; it has " .. (granted == "" and "none" or granted)) or ""),
       format("create a key with the scope %s (or %s:all)", required, name),
       { time = p.total, details = { status = 403,
-        required = array(body and type(body.required) == "table" and body.required or { need }),
-        granted = body and type(body.granted) == "table" and array(body.granted) or NULL } })
+        required = array(body and names(body.required) and body.required or { need }),
+        granted = body and (names(body.granted) or granted == "") and array(body.granted) or NULL } })
   end
   if p.status == 429 then
     return add(r, check, "fail", format("GET %s -> 429: rate limited, the scope was not checked", path),
