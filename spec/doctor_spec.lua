@@ -8,6 +8,7 @@ local coldsend = require "coldsend"
 local core = require "coldsend.core"
 local doctor = require "coldsend.doctor"
 local sandbox = require "spec.helpers.sandbox"
+local tlsd = require "spec.helpers.tlsd"
 local util = require "spec.helpers.util"
 
 local LUA = os.getenv("COLDSEND_TEST_LUA") or "lua5.4"
@@ -381,47 +382,20 @@ describe("coldsend doctor", function()
 
   describe("TLS", function()
     local dir, servers = nil, {}
-
-    local function sh(cmd)
-      local rc, out, err = util.run(cmd)
-      assert(rc == 0, out .. err)
-    end
-
-    -- An openssl s_server with a fresh self-signed certificate for names;
-    -- returns its port and the certificate's path.
-    local function tls_server(tag, subj, san)
-      sh(("cd %s && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
-        .. "-keyout %s.key -out %s.pem -days 2 -subj %s -addext subjectAltName=%s"):format(
-          q(dir), tag, tag, q(subj), q(san)))
-      local port = free_port()
-      local p = assert(io.popen(("cd %s && (openssl s_server -accept 127.0.0.1:%d -cert %s.pem "
-        .. "-key %s.key -www -quiet </dev/null >%s.log 2>&1 & echo $!)"):format(q(dir), port, tag, tag, tag)))
-      servers[#servers + 1] = tonumber(p:read("*l"))
-      p:close()
-      local deadline = socket.gettime() + 10
-      while socket.gettime() < deadline do
-        local c = socket.tcp()
-        c:settimeout(0.2)
-        local up = c:connect("127.0.0.1", port)
-        c:close()
-        if up then break end
-        socket.sleep(0.05)
-      end
-      return port, dir .. "/" .. tag .. ".pem"
-    end
-
     local self_port, self_cert, other_port, other_cert
 
     setup(function()
       dir = os.tmpname()
       os.remove(dir)
-      sh("mkdir -p " .. q(dir))
-      self_port, self_cert = tls_server("self", "/CN=localhost", "DNS:localhost,IP:127.0.0.1")
-      other_port, other_cert = tls_server("other", "/CN=other.test", "DNS:other.test")
+      assert.equal(0, (util.run("mkdir -p " .. q(dir))))
+      servers[1] = tlsd.start(dir, "self", "/CN=localhost", "DNS:localhost,IP:127.0.0.1")
+      servers[2] = tlsd.start(dir, "other", "/CN=other.test", "DNS:other.test")
+      self_port, self_cert = servers[1].port, servers[1].cert
+      other_port, other_cert = servers[2].port, servers[2].cert
     end)
 
     teardown(function()
-      for _, pid in ipairs(servers) do os.execute("kill " .. pid .. " 2>/dev/null") end
+      for _, srv in ipairs(servers) do srv:stop() end
       if dir then os.execute("rm -rf " .. q(dir)) end
     end)
 
