@@ -438,6 +438,30 @@ describe("coldsend doctor", function()
       assert.matches("127.0.0.1 is not among its names", c.advice, 1, true)
     end)
 
+    it("https:// to a server that speaks plain HTTP: the handshake fails, try http://", function()
+      local r = coldsend.doctor { api_key = KEY, base_url = "https://127.0.0.1:" .. sb.port .. "/api/public/v1" }
+      assert.equal("ok", check_of(r, "connection").status)
+      local c = check_of(r, "tls")
+      assert.equal("fail", c.status)
+      assert.matches("^certificate not verified: TLS handshake failed", c.summary)
+      assert.matches("http:// instead?", c.advice, 1, true)
+      assert.equal("skip", check_of(r, "api").status)
+    end)
+
+    it("a server that accepts and never answers the handshake: TCP works, TLS times out", function()
+      local f = assert(io.popen("lua5.4 spec/helpers/rawhttpd.lua 30", "r"))
+      local port, _, silent = assert(f:read("*l")):match("^(%d+) (%d+) (%d+)")
+      local r = coldsend.doctor { api_key = KEY, base_url = "https://127.0.0.1:" .. silent .. "/api/public/v1",
+        timeout = 1 }
+      core.probe { url = "http://127.0.0.1:" .. port .. "/__quit", proxy = "" }
+      f:close()
+      assert.equal("ok", check_of(r, "connection").status)
+      local c = check_of(r, "tls")
+      assert.equal("fail", c.status)
+      assert.matches("^no TLS session was set up %(.*timed out", c.summary)
+      assert.matches("speaks TLS", c.advice)
+    end)
+
     it("a CA bundle that cannot be read is named", function()
       local r = run_tls(self_port, { ca_file = dir .. "/missing.pem" })
       local c = check_of(r, "tls")

@@ -18,7 +18,8 @@ local ARRAY = { __name = "coldsend.doctor.array" }
 local NULL = setmetatable({}, { __name = "coldsend.doctor.null" })
 local function array(t) return setmetatable(t, ARRAY) end
 
-M.DEFAULT_BASE_URL = "https://api.coldsend.pro/api/public/v1"
+--- The public API's base URL (coldsend.DEFAULT_BASE_URL).
+M.DEFAULT_BASE_URL = require("coldsend").DEFAULT_BASE_URL
 M.API_PATH = "/api/public/v1"
 --- Past this many seconds of clock skew, the clock check warns.
 M.MAX_SKEW = 30
@@ -344,7 +345,9 @@ local function connection_failure(r, u, p, proxy_var)
       u.loopback and "start the server (coldsend-sandbox --port PORT for a local sandbox) or fix the port"
         or "check the port, and whether a firewall blocks outgoing connections")
   end
-  if code == CURLE.OPERATION_TIMEDOUT and (p.connect or 0) == 0 then
+  -- libcurl knows the peer's address once TCP is up: a timeout without
+  -- one is a connect that never completed
+  if code == CURLE.OPERATION_TIMEDOUT and (p.ip or "") == "" then
     return add(r, "connection", "fail", format("TCP: connecting to %s timed out", where),
       "a firewall may drop the packets, or this network needs a proxy (https_proxy)")
   end
@@ -616,8 +619,12 @@ function M.doctor(opts)
     skip_rest(r, LATER, "no connection")
     return r
   end
-  if tls == nil then -- a failure after TCP that was not about TLS: the API check says it
-    add(r, "tls", u.scheme == "https" and "fail" or "skip", "no TLS session was set up")
+  if tls == nil then -- a failure after TCP that was not a verification error
+    add(r, "tls", "fail", format("no TLS session was set up (%s)", p.error or "?"),
+      "the server closed the connection in the handshake: check the port and that it speaks TLS "
+        .. "(https://); a proxy or firewall may cut TLS")
+    skip_rest(r, LATER, "TLS failed")
+    return r
   elseif tls.status == "fail" then
     skip_rest(r, LATER, "TLS failed")
     return r
