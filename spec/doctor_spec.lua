@@ -344,6 +344,23 @@ describe("coldsend doctor", function()
       assert.matches("check HTTPS_PROXY, or unset it", advice(out, "connection"))
     end)
 
+    it("a proxy that refuses the CONNECT tunnel: its answer is named", function()
+      -- rawhttpd answers CONNECT api.coldsend.invalid:443 with a 404
+      local f = assert(io.popen("lua5.4 spec/helpers/rawhttpd.lua 30", "r"))
+      local port = assert(f:read("*l")):match("^(%d+)")
+      local r = coldsend.doctor { api_key = KEY, base_url = "https://api.coldsend.invalid/api/public/v1",
+        getenv = function(k) return k == "https_proxy" and "127.0.0.1:" .. port or nil end, timeout = 10 }
+      core.probe { url = "http://127.0.0.1:" .. port .. "/__quit", proxy = "" }
+      f:close()
+      assert.matches("https_proxy applies: 127%.0%.0%.1:" .. port, check_of(r, "proxy").summary)
+      local c = check_of(r, "connection")
+      assert.equal("fail", c.status)
+      assert.equal("the proxy of https_proxy refused the CONNECT tunnel to api.coldsend.invalid:443 "
+        .. "(it answered 404)", c.summary)
+      assert.matches("does not let this host through", c.advice)
+      assert.equal("skip", check_of(r, "tls").status)
+    end)
+
     it("no_proxy naming the host: the proxy is not used", function()
       local r = coldsend.doctor { api_key = KEY, base_url = "https://api.coldsend.invalid/api/public/v1",
         getenv = function(k)
@@ -390,6 +407,7 @@ describe("coldsend doctor", function()
       assert.equal(0, (util.run("mkdir -p " .. q(dir))))
       servers[1] = tlsd.start(dir, "self", "/CN=localhost", "DNS:localhost,IP:127.0.0.1")
       servers[2] = tlsd.start(dir, "other", "/CN=other.test", "DNS:other.test")
+      servers[3] = tlsd.start_expired(dir, "old")
       self_port, self_cert = servers[1].port, servers[1].cert
       other_port, other_cert = servers[2].port, servers[2].cert
     end)
@@ -460,6 +478,19 @@ describe("coldsend doctor", function()
       assert.equal("fail", c.status)
       assert.matches("^no TLS session was set up %(.*timed out", c.summary)
       assert.matches("speaks TLS", c.advice)
+    end)
+
+    it("an expired certificate: says so, and to check the clock", function()
+      local r = run_tls(servers[3].port, { ca_file = servers[3].ca })
+      local c = check_of(r, "tls")
+      assert.equal("fail", c.status)
+      assert.matches("^certificate not verified: the certificate has expired", c.summary)
+      assert.equal(10, c.details.verify_result)
+      assert.matches("check this machine's clock", c.advice, 1, true)
+      -- the same server with the CA it does not know: the issuer is unknown
+      c = check_of(run_tls(servers[3].port), "tls")
+      assert.equal("fail", c.status)
+      assert.matches("issuer", c.summary)
     end)
 
     it("a CA bundle that cannot be read is named", function()

@@ -336,6 +336,14 @@ local function connection_failure(r, u, p, proxy_var)
     return add(r, "connection", "fail", format("the proxy of %s cannot be reached: %s", proxy_var, err),
       format("check %s, or unset it if this network needs no proxy", proxy_var))
   end
+  local tunnel = proxy_var and err:match("CONNECT tunnel failed, response (%d+)")
+  if tunnel then
+    return add(r, "connection", "fail", format("the proxy of %s refused the CONNECT tunnel to %s "
+      .. "(it answered %s)", proxy_var, where, tunnel),
+      tunnel == "407" and format("the proxy wants credentials: put them in %s (http://user:password@host:port)",
+        proxy_var) or format("the proxy does not let this host through: ask its administrator, "
+        .. "or unset %s if this network needs no proxy", proxy_var))
+  end
   if code == CURLE.COULDNT_RESOLVE_HOST then
     return add(r, "connection", "fail", format("DNS: cannot resolve %s (%s)", u.host, err),
       "check the host name in the base URL, and your DNS (or the network)")
