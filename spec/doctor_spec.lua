@@ -564,6 +564,20 @@ describe("coldsend doctor", function()
         "bad option 'getenv' for coldsend.doctor (function expected, got string)")
     end)
 
+    it("hostile option values: a failed check or a named error, never a crash", function()
+      local r = coldsend.doctor { api_key = { KEY }, base_url = { sb.url } }
+      assert.matches("^the API key is a table", check_of(r, "key").summary)
+      assert.matches("^table %(the base_url option%): no URL", check_of(r, "base_url").summary)
+      assert.is_false(r.ok)
+      r = coldsend.doctor { api_key = 42, base_url = sb.url }
+      assert.equal("fail", check_of(r, "key").status)
+      assert.equal("ok", check_of(r, "connection").status)
+      assert.has_error(function()
+        coldsend.doctor { api_key = KEY, base_url = sb.url, now = function() return "soon" end }
+      end, "bad option 'now' for coldsend.doctor (it returned string, Unix seconds expected)")
+      no_key(cjson.encode(cjson.decode(coldsend.doctor { api_key = KEY, base_url = sb.url }:json())), "JSON")
+    end)
+
     it("core.probe refuses bad requests without echoing header values", function()
       local function err_of(req)
         local ok, e = pcall(core.probe, req)

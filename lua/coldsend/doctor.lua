@@ -574,9 +574,17 @@ function M.doctor(opts)
   if type(getenv) ~= "function" then
     error(format("bad option 'getenv' for coldsend.doctor (function expected, got %s)", type(getenv)), 2)
   end
-  local now = opts.now or os.time
-  if type(now) ~= "function" then
-    error(format("bad option 'now' for coldsend.doctor (function expected, got %s)", type(now)), 2)
+  local clock = opts.now or os.time
+  if type(clock) ~= "function" then
+    error(format("bad option 'now' for coldsend.doctor (function expected, got %s)", type(clock)), 2)
+  end
+  local function now()
+    local t = clock()
+    if type(t) ~= "number" or t ~= t then
+      error(format("bad option 'now' for coldsend.doctor (it returned %s, Unix seconds expected)",
+        type(t)), 0)
+    end
+    return t
   end
   if opts.ca_file ~= nil and type(opts.ca_file) ~= "string" then
     error(format("bad option 'ca_file' for coldsend.doctor (path string expected, got %s)",
