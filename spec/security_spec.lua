@@ -1,9 +1,9 @@
 -- security_spec: the key never shows, bad input is refused before it is sent, http:// only to loopback, TLS verified.
-local socket = require "socket"
 local coldsend = require "coldsend"
 local core = require "coldsend.core"
 local sandbox = require "spec.helpers.sandbox"
 local cases = require "spec.helpers.fault_cases"
+local tlsd = require "spec.helpers.tlsd"
 local util = require "spec.helpers.util"
 
 local UUID = "550e8400-e29b-41d4-a716-446655440000"
@@ -244,44 +244,18 @@ describe("security", function()
   end)
 
   describe("TLS against a self-signed loopback server", function()
-    local dir, pid, port
-
-    local function run(cmd)
-      local p = assert(io.popen(cmd .. " 2>&1; echo rc=$?"))
-      local out = p:read("*a")
-      p:close()
-      return out:match("rc=(%d+)%s*$") == "0", out
-    end
+    local dir, srv, port
 
     setup(function()
       dir = os.tmpname()
       os.remove(dir)
-      assert(run("mkdir -p " .. sh_quote(dir)))
-      local ok, out = run(("cd %s && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 "
-        .. "-nodes -keyout key.pem -out cert.pem -days 2 -subj /CN=localhost "
-        .. "-addext subjectAltName=DNS:localhost,IP:127.0.0.1"):format(sh_quote(dir)))
-      assert(ok, out)
-      local s = assert(socket.bind("127.0.0.1", 0))
-      port = select(2, s:getsockname())
-      s:close()
-      -- answers every GET with its HTML status page
-      local p = assert(io.popen(("cd %s && (openssl s_server -accept 127.0.0.1:%d -cert cert.pem "
-        .. "-key key.pem -www -quiet </dev/null >server.log 2>&1 & echo $!)"):format(sh_quote(dir), port)))
-      pid = tonumber(p:read("*l"))
-      p:close()
-      local deadline = socket.gettime() + 10
-      while socket.gettime() < deadline do
-        local c = socket.tcp()
-        c:settimeout(0.2)
-        local up = c:connect("127.0.0.1", port)
-        c:close()
-        if up then break end
-        socket.sleep(0.05)
-      end
+      assert(os.execute("mkdir -p " .. sh_quote(dir)))
+      srv = tlsd.start(dir, "cert", "/CN=localhost", "DNS:localhost,IP:127.0.0.1")
+      port = srv.port
     end)
 
     teardown(function()
-      if pid then os.execute("kill " .. pid .. " 2>/dev/null") end
+      if srv then srv:stop() end
       if dir then os.execute("rm -rf " .. sh_quote(dir)) end
     end)
 

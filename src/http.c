@@ -51,6 +51,10 @@ static void ensure_curl(lua_State *L) {
                curl_easy_strerror(curl_init_result));
 }
 
+void cs_ensure_curl(lua_State *L) {
+  ensure_curl(L);
+}
+
 /* ---- one transfer's C state ---------------------------------------------- */
 
 typedef struct {

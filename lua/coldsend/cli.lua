@@ -27,6 +27,7 @@ Commands:
   pause ID                   pause an active campaign
   upload ID CSV --map email=Email[,first_name=First,...] [--dry-run]
                              upload a CSV of leads
+  doctor                     check the setup (key, URL, proxy, TLS, scopes...)
 
 Options:
   --json                     machine-readable output (JSON on stdout)
@@ -86,6 +87,16 @@ Uploads the leads of the CSV file to campaign ID, in chunks, printing the
 progress on stderr. --map maps lead fields to CSV column headers (email is
 required; other keys: first_name, last_name, company, or a custom field).
   --dry-run   check the file and the mapping, send nothing]],
+  doctor = [[
+usage: coldsend doctor [--base-url URL] [--json]
+
+Checks the setup in order and says what to do about each problem: versions,
+the key (shown only as its last 4 characters), the base URL and the proxy
+variables, DNS/TCP/TLS (the certificate and the CA bundle), the API's
+answer, the key's scopes, the rate limit and the clock. Only GETs.
+Exit 0 when every check passes (warnings allowed), 1 when one fails.
+With --json: {"checks": [{"advice", "details", "name", "status",
+"summary", "time"}...], "ok"}.]],
 }
 M.HELP, M.USAGE = HELP, USAGE
 
@@ -190,6 +201,7 @@ local COMMAND_OPTIONS = {
   pause = { args = { "ID" } },
   upload = { args = { "ID", "CSV" }, values = { ["--map"] = "map" },
     flags = { ["--dry-run"] = "dry_run" } },
+  doctor = { args = {} },
 }
 
 --- Parses the command line: global options anywhere, then the command's
@@ -228,7 +240,7 @@ function M.parse(argv)
       if a == "help" then
         o.help = true
       elseif not COMMAND_OPTIONS[a] then
-        usage_error("unknown command '%s' (plan, apply, status, list, launch, pause, upload)", a)
+        usage_error("unknown command '%s' (plan, apply, status, list, launch, pause, upload, doctor)", a)
       else
         o.command, spec = a, COMMAND_OPTIONS[a]
       end
@@ -494,6 +506,14 @@ function commands.upload(w, o)
     out(w, tostring(job))
   end
   return M.EXIT_OK
+end
+
+-- coldsend doctor: the checks of coldsend.doctor
+function commands.doctor(w, o)
+  local doctor = require "coldsend.doctor"
+  local r = doctor.doctor { base_url = o.base_url, getenv = w.getenv }
+  out(w, o.json and r:json() or r:text(doctor.utf8_locale(w.getenv)))
+  return r.ok and M.EXIT_OK or M.EXIT_API
 end
 
 -- ----------------------------------------------------------------------

@@ -884,6 +884,9 @@ end
 --- JSON null, to clear a key in update_lead's custom_fields.
 M.null = require("cjson").null
 
+--- Checks the setup and says what to do: see coldsend.doctor.
+function M.doctor(opts) return require("coldsend.doctor").doctor(opts) end
+
 local INBOX_TYPES = { GOOGLE_WORKSPACE = 2000, OUTLOOK_365 = 10000, CUSTOM_SMTP = 100000 }
 local INBOX_FIELDS = {
   email_address = { "string", 5, 255, true }, display_name = { "string", 1, 255, true },

@@ -1,0 +1,775 @@
+--- coldsend.doctor: checks a setup in order and says what to do.
+-- `coldsend doctor` and `coldsend.doctor(opts)`: versions, the key, the
+-- base URL and the proxies of the environment, the connection (DNS, TCP,
+-- TLS and the certificate), the API's answer, the key's scopes, the rate
+-- limit and the server's clock. Read only: GETs and nothing else, each on
+-- a fresh connection through core.probe. The key is never shown, only its
+-- last 4 characters. See doc/cli.md.
+-- @module coldsend.doctor
+local core = require "coldsend.core"
+
+local M = {}
+
+local format, concat, floor = string.format, table.concat, math.floor
+local unpack = table.unpack or unpack
+
+-- JSON: a list that encodes as [] even when empty, and null.
+local ARRAY = { __name = "coldsend.doctor.array" }
+local NULL = setmetatable({}, { __name = "coldsend.doctor.null" })
+local function array(t) return setmetatable(t, ARRAY) end
+
+--- The public API's base URL (coldsend.DEFAULT_BASE_URL).
+M.DEFAULT_BASE_URL = require("coldsend").DEFAULT_BASE_URL
+M.API_PATH = "/api/public/v1"
+--- Past this many seconds of clock skew, the clock check warns.
+M.MAX_SKEW = 30
+
+-- A campaign id that exists nowhere: a read of its leads answers 404 when
+-- the key may read leads, 403 when it may not.
+local NIL_UUID = "00000000-0000-0000-0000-000000000000"
+
+-- ----------------------------------------------------------------------
+-- small pieces
+
+local function ms(seconds)
+  return format("%d ms", floor((seconds or 0) * 1000 + 0.5))
+end
+
+local function is_loopback(host)
+  host = host:lower()
+  return host == "localhost" or host == "[::1]" or host == "::1"
+    or host:match("^127%.%d+%.%d+%.%d+$") ~= nil
+end
+
+--- Whether the locale of the environment is UTF-8 (LC_ALL, else LC_CTYPE,
+-- else LANG: the first one set decides, as setlocale does).
+-- @func getenv
+function M.utf8_locale(getenv)
+  for _, name in ipairs { "LC_ALL", "LC_CTYPE", "LANG" } do
+    local v = getenv(name)
+    if v and v ~= "" then
+      return v:lower():gsub("-", ""):find("utf8", 1, true) ~= nil
+    end
+  end
+  return false
+end
+
+-- Splits a URL into scheme, host, port and path; nil and a message when it
+-- is not an http(s) URL the client would take.
+local function parse_url(url)
+  if type(url) ~= "string" or url == "" then return nil, "no URL" end
+  if url:find("[%s%c]") then return nil, "the URL contains a space or control character" end
+  local scheme, authority, rest = url:match("^(%a[%w+.-]*)://([^/?#]*)(.*)$")
+  if not scheme then return nil, "not a URL (scheme://host/path expected)" end
+  scheme = scheme:lower()
+  if scheme ~= "http" and scheme ~= "https" then
+    return nil, format("scheme %s: only https:// (or http:// to a loopback host)", scheme)
+  end
+  if authority:find("@", 1, true) then
+    return nil, "credentials in the URL are not allowed"
+  end
+  local host, port = authority:match("^(%[[^%]]*%])(.*)$")
+  if not host then host, port = authority:match("^([^:]*)(.*)$") end
+  if host == "" then return nil, "no host in the URL" end
+  if port ~= "" then
+    port = port:match("^:(%d+)$")
+    if not port or tonumber(port) < 1 or tonumber(port) > 65535 then
+      return nil, "bad port in the URL"
+    end
+  end
+  local u = { scheme = scheme, host = host:lower(), path = rest:match("^[^?#]*"),
+    port = tonumber(port) or (scheme == "https" and 443 or 80) }
+  u.path = u.path:gsub("/+$", "")
+  u.loopback = is_loopback(u.host)
+  if scheme == "http" and not u.loopback then
+    return nil, "http:// is only allowed for loopback hosts; use https://"
+  end
+  return u
+end
+
+-- A URL (or a proxy's host:port) without its credentials.
+local function mask_url(p)
+  local pre, rest = p:match("^(%a[%w+.-]*://)(.*)$")
+  if not pre then pre, rest = "", p end
+  local at = rest:find("@[^@]*$")
+  if at then rest = "***" .. rest:sub(at) end
+  return pre .. rest
+end
+
+-- Whether host is excluded by a NO_PROXY list (names, .suffixes, "*").
+local function no_proxy_matches(list, host)
+  for entry in list:gmatch("[^,%s]+") do
+    entry = entry:lower():gsub(":%d+$", "")
+    if entry == "*" then return true end
+    local bare = entry:gsub("^%.", "")
+    if host == bare or host:sub(-(#bare + 1)) == "." .. bare then return true end
+  end
+  return false
+end
+
+local PROXY_VARS = { "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY",
+  "http_proxy", "HTTP_PROXY", "no_proxy", "NO_PROXY" }
+
+--- Which environment proxy applies to the URL u, by the rule of the
+-- transport: only https:// targets go through a proxy (as a CONNECT
+-- tunnel), never loopback ones; https_proxy, else all_proxy (lower case
+-- first), unless no_proxy names the host.
+-- @return the proxy (or nil), the variables set, and why
+function M.proxy_for(u, getenv)
+  local set = {}
+  for _, name in ipairs(PROXY_VARS) do
+    local v = getenv(name)
+    if v and v ~= "" then set[#set + 1] = name end
+  end
+  local function get(a, b)
+    local v = getenv(a)
+    if v == nil or v == "" then v = getenv(b) end
+    if v == "" then v = nil end
+    return v, v and (getenv(a) and getenv(a) ~= "" and a or b)
+  end
+  if u.loopback then return nil, set, "a loopback host never goes through a proxy" end
+  if u.scheme ~= "https" then return nil, set, "only https:// targets go through a proxy" end
+  local no = get("no_proxy", "NO_PROXY")
+  if no and no_proxy_matches(no, u.host) then return nil, set, "no_proxy names the host" end
+  local p, name = get("https_proxy", "HTTPS_PROXY")
+  if not p then p, name = get("all_proxy", "ALL_PROXY") end
+  if not p then return nil, set, "no https_proxy or all_proxy is set" end
+  return p, set, name
+end
+
+-- Parses an HTTP-date (RFC 9110 IMF-fixdate) into Unix seconds.
+local MONTHS = { jan = 1, feb = 2, mar = 3, apr = 4, may = 5, jun = 6, jul = 7, aug = 8,
+  sep = 9, oct = 10, nov = 11, dec = 12 }
+function M.parse_http_date(s)
+  if type(s) ~= "string" then return nil end
+  local d, mon, y, h, mi, sec = s:match("^%a%a%a, (%d%d) (%a%a%a) (%d%d%d%d) (%d%d):(%d%d):(%d%d) GMT$")
+  local m = mon and MONTHS[mon:lower()]
+  if not m then return nil end
+  d, y, h, mi, sec = tonumber(d), tonumber(y), tonumber(h), tonumber(mi), tonumber(sec)
+  if d < 1 or d > 31 or h > 23 or mi > 59 or sec > 60 then return nil end
+  -- days from civil (Howard Hinnant's algorithm)
+  y = m <= 2 and y - 1 or y
+  local era = floor(y / 400)
+  local yoe = y - era * 400
+  local doy = floor((153 * (m + (m > 2 and -3 or 9)) + 2) / 5) + d - 1
+  local doe = yoe * 365 + floor(yoe / 4) - floor(yoe / 100) + doy
+  local days = era * 146097 + doe - 719468
+  return days * 86400 + h * 3600 + mi * 60 + sec
+end
+
+-- The headers of a probe's head as {lower-case name = value}.
+local function parse_head(head)
+  local t = {}
+  for line in (head or ""):gmatch("[^\r\n]+") do
+    local k, v = line:match("^([^:%s]+):%s*(.-)%s*$")
+    if k then
+      k = k:lower()
+      t[k] = t[k] and (t[k] .. ", " .. v) or v
+    end
+  end
+  return t
+end
+
+local function decode(body)
+  local ok, v = pcall(require("cjson").decode, body)
+  if ok and type(v) == "table" then return v end
+  return nil
+end
+
+local function list_of(v)
+  if type(v) ~= "table" then return nil end
+  local t = {}
+  for _, x in ipairs(v) do
+    if type(x) == "string" then t[#t + 1] = x end
+  end
+  return concat(t, ", ")
+end
+
+-- ----------------------------------------------------------------------
+-- the report
+
+local Report = {}
+Report.__index = Report
+Report.__name = "coldsend.doctor.report"
+
+local function add(r, name, status, summary, advice, extra)
+  local c = { name = name, status = status, summary = summary, advice = advice }
+  for k, v in pairs(extra or {}) do c[k] = v end
+  r.checks[#r.checks + 1] = c
+  if status == "fail" then r.ok = false end
+  return c
+end
+
+-- ----------------------------------------------------------------------
+-- the checks, in order
+
+local function check_versions(r)
+  local lua = (rawget(_G, "jit") and jit.version) or _VERSION
+  local info = core.curl_info()
+  local okc, cjson = pcall(require, "cjson")
+  local tls = info.ssl_version and format("%s", info.ssl_version) or "no TLS"
+  local summary = format("%s, lua-coldsend %s, libcurl %s (%s), lua-cjson %s", lua,
+    core._VERSION, info.version, tls, okc and tostring(cjson._VERSION or "?") or "missing")
+  local extra = { details = { lua = lua, coldsend = core._VERSION, libcurl = info.version,
+    tls_backend = info.ssl_version or NULL, cjson = okc and cjson._VERSION or NULL } }
+  if not info.tls then
+    return add(r, "versions", "fail", summary,
+      "this libcurl has no TLS: https:// cannot work; install a libcurl built with TLS "
+        .. "(Debian: libcurl4 with OpenSSL)", extra)
+  end
+  if not okc then
+    return add(r, "versions", "fail", summary,
+      "lua-cjson is missing: install it (apt install lua-cjson, or luarocks install lua-cjson)", extra)
+  end
+  return add(r, "versions", "ok", summary, nil, extra)
+end
+
+-- Says what is wrong with a key, never showing more than its last 4.
+local function check_key(r, key, source)
+  local advice_new = "set COLDSEND_API_KEY to the key from the ColdSend dashboard "
+    .. "(Settings > API keys), cs_live_<token>"
+  if key == nil or key == "" then
+    return add(r, "key", "fail", "no API key (" .. source .. " is not set)", advice_new)
+  end
+  if type(key) ~= "string" then
+    return add(r, "key", "fail", format("the API key is a %s, not a string", type(key)), advice_new)
+  end
+  local tail = #key >= 12 and key:sub(-4):gsub("[^%w_%-]", "?") or "????"
+  local shown = format("ending in ...%s, %d characters, from %s", tail, #key, source)
+  local problem
+  if key:find("[%s%c]") then
+    problem = "contains whitespace or control characters (a stray newline or space when pasting?)"
+  elseif key:sub(1, 3) ~= "cs_" then
+    problem = "does not start with cs_"
+  elseif #key < 8 or #key > 512 then
+    problem = "has the wrong length (8 to 512 characters expected)"
+  elseif key:find("[^%w_%-]") then
+    problem = "contains characters other than letters, digits, _ and -"
+  end
+  if problem then
+    return add(r, "key", "fail", format("the key %s (%s)", problem, shown), advice_new)
+  end
+  return add(r, "key", "ok", format("present and well formed (%s)", shown), nil,
+    { details = { last4 = tail, length = #key, source = source } })
+end
+
+local function check_base_url(r, url, source)
+  local u, problem = parse_url(url)
+  if not u then
+    local shown = type(url) == "string" and mask_url(url) or type(url)
+    add(r, "base_url", "fail", format("%s (%s): %s", shown, source, problem),
+      format("use %s (the public API), or http://127.0.0.1:PORT%s for a local sandbox",
+        M.DEFAULT_BASE_URL, M.API_PATH))
+    return nil
+  end
+  local summary = format("%s (%s): scheme %s, host %s, port %d, path %s", url, source, u.scheme,
+    u.host, u.port, u.path == "" and "/" or u.path)
+  local details = { scheme = u.scheme, host = u.host, port = u.port, path = u.path }
+  if u.path:sub(-#M.API_PATH) ~= M.API_PATH then
+    add(r, "base_url", "warn", summary,
+      format("the path should end in %s (e.g. %s)", M.API_PATH, M.DEFAULT_BASE_URL),
+      { details = details })
+  else
+    add(r, "base_url", "ok", summary, nil, { details = details })
+  end
+  return u
+end
+
+local function check_proxy(r, u, getenv)
+  local proxy, set, why = M.proxy_for(u, getenv)
+  local details = { variables = array(set), proxy = proxy and mask_url(proxy) or NULL }
+  if #set == 0 then
+    add(r, "proxy", "ok", "no proxy variable in the environment", nil, { details = details })
+    return ""
+  end
+  if not proxy then
+    add(r, "proxy", "ok", format("%s set, not used: %s", concat(set, ", "), why), nil,
+      { details = details })
+    return ""
+  end
+  local pu = proxy:match("^%a[%w+.-]*://") and proxy or ("http://" .. proxy)
+  local scheme = pu:match("^(%a[%w+.-]*)://"):lower()
+  if scheme ~= "http" and scheme ~= "https" and not scheme:match("^socks") then
+    add(r, "proxy", "fail", format("%s=%s: unknown proxy scheme %s", why, mask_url(proxy), scheme),
+      format("set %s to http://HOST:PORT, or unset it", why), { details = details })
+    return nil
+  end
+  add(r, "proxy", "ok", format("%s applies: %s, a CONNECT tunnel to %s:%d", why,
+    mask_url(proxy), u.host, u.port), nil, { details = details })
+  return pu, why
+end
+
+-- What a failed probe means, by curl's code: the check that failed, a
+-- summary and the advice.
+local CURLE = { UNSUPPORTED_PROTOCOL = 1, URL_MALFORMAT = 3, COULDNT_RESOLVE_PROXY = 5,
+  COULDNT_RESOLVE_HOST = 6, COULDNT_CONNECT = 7, WEIRD_SERVER_REPLY = 8, HTTP_RETURNED_ERROR = 22,
+  OPERATION_TIMEDOUT = 28, SSL_CONNECT_ERROR = 35, PEER_FAILED_VERIFICATION = 60,
+  SSL_CACERT_BADFILE = 77, RECV_ERROR = 56, GOT_NOTHING = 52, PROXY = 97 }
+
+-- X509_V_ERR_* codes libcurl's CURLINFO_SSL_VERIFYRESULT gives with OpenSSL.
+local VERIFY = {
+  [9] = "the certificate is not yet valid",
+  [10] = "the certificate has expired",
+  [18] = "the certificate is self-signed",
+  [19] = "the chain ends in a self-signed certificate that is not trusted",
+  [20] = "the certificate's issuer is unknown (not in the CA bundle)",
+  [21] = "the certificate's issuer cannot be verified (incomplete chain)",
+  [62] = "the certificate does not name this host",
+}
+
+local function tls_cause(p)
+  local e = (p.error or ""):lower()
+  if VERIFY[p.ssl_verify_result] then return VERIFY[p.ssl_verify_result] end
+  if e:find("expired", 1, true) then return VERIFY[10] end
+  if e:find("self.signed") then return VERIFY[18] end
+  if e:find("subject name", 1, true) or e:find("does not match", 1, true)
+    or e:find("no alternative certificate", 1, true) then return VERIFY[62] end
+  if e:find("local issuer", 1, true) then return VERIFY[20] end
+  return nil
+end
+
+local function connection_failure(r, u, p, proxy_var)
+  local code, err = p.curl_code, p.error or ""
+  local where = format("%s:%d", u.host, u.port)
+  if proxy_var and (code == CURLE.COULDNT_RESOLVE_PROXY or code == CURLE.PROXY
+      or (code == CURLE.COULDNT_CONNECT and p.connect == 0)) then
+    return add(r, "connection", "fail", format("the proxy of %s cannot be reached: %s", proxy_var, err),
+      format("check %s, or unset it if this network needs no proxy", proxy_var))
+  end
+  local tunnel = proxy_var and err:match("CONNECT tunnel failed, response (%d+)")
+  if tunnel then
+    return add(r, "connection", "fail", format("the proxy of %s refused the CONNECT tunnel to %s "
+      .. "(it answered %s)", proxy_var, where, tunnel),
+      tunnel == "407" and format("the proxy wants credentials: put them in %s (http://user:password@host:port)",
+        proxy_var) or format("the proxy does not let this host through: ask its administrator, "
+        .. "or unset %s if this network needs no proxy", proxy_var))
+  end
+  if code == CURLE.COULDNT_RESOLVE_HOST then
+    return add(r, "connection", "fail", format("DNS: cannot resolve %s (%s)", u.host, err),
+      "check the host name in the base URL, and your DNS (or the network)")
+  end
+  if code == CURLE.COULDNT_CONNECT then
+    return add(r, "connection", "fail", format("TCP: nothing accepts connections at %s (%s)", where, err),
+      u.loopback and "start the server (coldsend-sandbox --port PORT for a local sandbox) or fix the port"
+        or "check the port, and whether a firewall blocks outgoing connections")
+  end
+  -- libcurl knows the peer's address once TCP is up: a timeout without
+  -- one is a connect that never completed
+  if code == CURLE.OPERATION_TIMEDOUT and (p.ip or "") == "" then
+    return add(r, "connection", "fail", format("TCP: connecting to %s timed out", where),
+      "a firewall may drop the packets, or this network needs a proxy (https_proxy)")
+  end
+  return nil
+end
+
+local function check_tls(r, u, p, ca_file)
+  local ca = p.ca_file or ca_file or "libcurl's default"
+  if u.scheme ~= "https" then
+    return add(r, "tls", "skip", "not used: http:// to a loopback host")
+  end
+  local cause = tls_cause(p)
+  local code = p.curl_code
+  if code == CURLE.SSL_CACERT_BADFILE then
+    return add(r, "tls", "fail", format("the CA bundle %s cannot be read", ca),
+      "install ca-certificates, or pass a readable ca_file", { details = { ca_file = ca } })
+  end
+  if cause or code == CURLE.PEER_FAILED_VERIFICATION or code == CURLE.SSL_CONNECT_ERROR then
+    local advice
+    if cause == VERIFY[10] or cause == VERIFY[9] then
+      advice = "check this machine's clock; else the server's certificate must be renewed"
+    elseif cause == VERIFY[62] then
+      advice = format("use the host name the certificate was issued for (%s is not among its names)", u.host)
+    elseif cause then
+      advice = format("a proxy or middlebox may intercept TLS; if the server is yours, give its CA "
+        .. "certificate as ca_file (now %s)", ca)
+    else
+      advice = "the server may not speak TLS on this port (http:// instead?), or a middlebox interferes"
+    end
+    return add(r, "tls", "fail", format("certificate not verified: %s (%s; CA bundle %s)",
+      cause or "TLS handshake failed", p.error or "", ca), advice,
+      { time = p.tls - p.connect > 0 and p.tls - p.connect or nil,
+        details = { ca_file = ca, verify_result = p.ssl_verify_result } })
+  end
+  if (p.tls or 0) == 0 then return nil end
+  return add(r, "tls", "ok", format("handshake %s, certificate chain verified (CA bundle %s)",
+    ms(p.tls - p.connect), ca), nil,
+    { time = p.tls - p.connect, details = { ca_file = ca, verify_result = p.ssl_verify_result } })
+end
+
+local function check_connection(r, u, p, proxy_var)
+  if connection_failure(r, u, p, proxy_var) then return false end
+  local peer = p.ip and p.ip ~= "" and (p.ip .. ":" .. tostring(p.port)) or u.host
+  local via = proxy_var and " (the proxy)" or ""
+  if (p.connect or 0) == 0 then
+    -- libcurl gives no connect time for a transfer that failed later
+    -- (in the TLS handshake, say): the connection itself was made
+    add(r, "connection", "ok", format("DNS %s, TCP connected to %s%s", ms(p.dns), peer, via), nil,
+      { details = { dns = p.dns, ip = p.ip or NULL } })
+    return true
+  end
+  add(r, "connection", "ok", format("DNS %s, TCP connect %s to %s%s", ms(p.dns),
+    ms(p.connect - p.dns), peer, via), nil,
+    { time = p.connect, details = { dns = p.dns, connect = p.connect - p.dns, ip = p.ip or NULL } })
+  return true
+end
+
+local function api_result(r, u, p, path)
+  local st = p.status
+  local body = decode(p.body)
+  local t = p.total
+  local line = format("GET %s -> %d", path, st)
+  if p.curl_code ~= 0 then
+    return add(r, "api", "fail", format("GET %s failed: %s", path, p.error or "?"),
+      "the connection broke during the request: try again; if it persists, a proxy may interfere",
+      { time = t })
+  end
+  if st == 200 and body then
+    local n = type(body.campaigns) == "table" and #body.campaigns or 0
+    return add(r, "api", "ok", format("%s, the API answers", line), nil,
+      { time = t, details = { status = st, campaigns = n } })
+  end
+  if st == 401 then
+    return add(r, "api", "fail", format("%s: the key is revoked or wrong (%s)", line,
+      body and type(body.detail) == "string" and body.detail or "no detail"),
+      "create a new key in the ColdSend dashboard (Settings > API keys) and set COLDSEND_API_KEY",
+      { time = t, details = { status = st } })
+  end
+  if st == 404 then
+    return add(r, "api", "fail", format("%s: the path is wrong (%s is not the API)", line,
+      u.path == "" and "/" or u.path),
+      format("the base URL must end in %s, e.g. %s://%s%s%s", M.API_PATH, u.scheme, u.host,
+        (u.port == 443 and u.scheme == "https" or u.port == 80 and u.scheme == "http") and ""
+          or (":" .. u.port), M.API_PATH),
+      { time = t, details = { status = st } })
+  end
+  if st == 403 then
+    return add(r, "api", "ok", format("%s, the key is valid (its scopes below)", line), nil,
+      { time = t, details = { status = st } })
+  end
+  if st == 429 then
+    return add(r, "api", "fail", format("%s: rate limited", line),
+      format("wait %s s and try again; another script may use the same key",
+        parse_head(p.head)["retry-after"] or "a few"), { time = t, details = { status = st } })
+  end
+  if st >= 500 then
+    return add(r, "api", "fail", format("%s: the server failed", line),
+      "try again later; if it persists, contact ColdSend support", { time = t, details = { status = st } })
+  end
+  if st >= 300 and st < 400 then
+    return add(r, "api", "fail", format("%s: a redirect to %s", line,
+      tostring(parse_head(p.head).location)), "use the URL the redirect names as base URL",
+      { time = t, details = { status = st } })
+  end
+  return add(r, "api", "fail", format("%s: not an answer of the ColdSend API%s", line,
+    body and "" or " (no JSON body)"),
+    "check the base URL; a proxy or a web server may answer instead of the API",
+    { time = t, details = { status = st } })
+end
+
+-- The reads that show each scope: name, path, scope it needs.
+local SCOPES = {
+  { "campaigns", nil, "campaigns:read" },
+  { "leads", "/campaigns/%s/leads?limit=1", "leads:read" },
+  { "sender_accounts", "/sender-accounts?limit=1", "sender_accounts:read" },
+  { "analytics", "/analytics/campaigns", "campaigns:read" },
+}
+
+local function scope_result(r, name, path, need, p)
+  local body = decode(p.body)
+  local check = "scope " .. name
+  if p.curl_code ~= 0 then
+    return add(r, check, "fail", format("GET %s failed: %s", path, p.error or "?"),
+      "try again; the connection broke", { time = p.total })
+  end
+  if p.status == 403 then
+    local function names(v)
+      return type(v) == "table" and #v > 0 and list_of(v) or nil
+    end
+    local required = body and names(body.required) or need
+    local granted = body and (type(body.granted) == "table" and next(body.granted) == nil and ""
+      or names(body.granted))
+    return add(r, check, "fail", format("GET %s -> 403: the key lacks %s%s", path, required,
+      granted and ("; it has " .. (granted == "" and "none" or granted)) or ""),
+      format("create a key with the scope %s (or %s:all)", required, name),
+      { time = p.total, details = { status = 403,
+        required = array(body and names(body.required) and body.required or { need }),
+        granted = body and (names(body.granted) or granted == "") and array(body.granted) or NULL } })
+  end
+  if p.status == 429 then
+    return add(r, check, "fail", format("GET %s -> 429: rate limited, the scope was not checked", path),
+      "wait for the rate-limit window to reset, then run doctor again", { time = p.total,
+        details = { status = 429 } })
+  end
+  if p.status == 200 or p.status == 404 and body then
+    return add(r, check, "ok", format("GET %s -> %d: allowed (%s)", path, p.status, need), nil,
+      { time = p.total, details = { status = p.status } })
+  end
+  return add(r, check, "fail", format("GET %s -> %d: unexpected", path, p.status),
+    "run doctor again; if it persists, contact ColdSend support", { time = p.total,
+      details = { status = p.status } })
+end
+
+local function check_rate_limit(r, h, now)
+  local limit, left, reset = tonumber(h["x-ratelimit-limit"]), tonumber(h["x-ratelimit-remaining"]),
+    tonumber(h["x-ratelimit-reset"])
+  if not limit or not left then
+    return add(r, "rate_limit", "warn", "no X-RateLimit-* headers in the answer",
+      "the client then paces itself; a proxy may strip the headers")
+  end
+  local resets = reset and (reset > 1e9 and reset - now or reset) or nil
+  local when = resets and format(", resets in %d s", math.max(0, floor(resets + 0.5))) or ""
+  local details = { limit = limit, remaining = left, reset = reset or NULL }
+  if left <= 0 then
+    return add(r, "rate_limit", "fail", format("%d requests per window, none left%s", limit, when),
+      "wait for the window to reset; another script may use the same key", { details = details })
+  end
+  return add(r, "rate_limit", "ok", format("%d requests per window, %d left%s", limit, left, when),
+    nil, { details = details })
+end
+
+local function check_clock(r, h, now)
+  local server = M.parse_http_date(h["date"])
+  if not server then
+    return add(r, "clock", "warn", h["date"] and format("unreadable Date header %q", h["date"])
+      or "no Date header in the answer", "the clock cannot be compared")
+  end
+  local skew = now - server
+  local details = { skew = skew }
+  local says = skew == 0 and "the same" or format("%d s %s", math.abs(skew), skew > 0 and "ahead" or "behind")
+  if math.abs(skew) > M.MAX_SKEW then
+    return add(r, "clock", "warn", format("this machine's clock is %s of the server's", says),
+      "synchronise the clock (NTP: timedatectl set-ntp true); rate-limit resets and dates will be off",
+      { details = details })
+  end
+  return add(r, "clock", "ok", format("agrees with the server's (%s, within %d s)", says, M.MAX_SKEW),
+    nil, { details = details })
+end
+
+local function skip_rest(r, names, why)
+  for _, n in ipairs(names) do add(r, n, "skip", "not run: " .. why) end
+end
+
+local LATER = { "api", "scope campaigns", "scope leads", "scope sender_accounts",
+  "scope analytics", "rate_limit", "clock" }
+
+--- Runs every check and returns the report.
+-- @tab[opt] opts `api_key` (default $COLDSEND_API_KEY), `base_url` (default
+-- $COLDSEND_BASE_URL, else the public API), `ca_file`, `timeout` (per
+-- request, seconds, default 20), `getenv` (a function; default os.getenv),
+-- `now` (a function giving Unix seconds; default os.time)
+-- @treturn table `{ok = bool, checks = {{name, status ("ok", "fail",
+-- "warn", "skip"), summary, advice?, time?, details?}...}}`; tostring gives
+-- the text (`report:text(utf8)`), `report:json()` the JSON
+function M.doctor(opts)
+  opts = opts or {}
+  if type(opts) ~= "table" then
+    error(format("bad argument #1 to 'doctor' (table of options expected, got %s)", type(opts)), 2)
+  end
+  local known = { api_key = true, base_url = true, ca_file = true, timeout = true, getenv = true,
+    now = true }
+  for k in pairs(opts) do
+    if not known[k] then error(format("unknown option '%s' for coldsend.doctor", tostring(k)), 2) end
+  end
+  local getenv = opts.getenv or os.getenv
+  if type(getenv) ~= "function" then
+    error(format("bad option 'getenv' for coldsend.doctor (function expected, got %s)", type(getenv)), 2)
+  end
+  local clock = opts.now or os.time
+  if type(clock) ~= "function" then
+    error(format("bad option 'now' for coldsend.doctor (function expected, got %s)", type(clock)), 2)
+  end
+  local function now()
+    local t = clock()
+    if type(t) ~= "number" or t ~= t then
+      error(format("bad option 'now' for coldsend.doctor (it returned %s, Unix seconds expected)",
+        type(t)), 0)
+    end
+    return t
+  end
+  if opts.ca_file ~= nil and type(opts.ca_file) ~= "string" then
+    error(format("bad option 'ca_file' for coldsend.doctor (path string expected, got %s)",
+      type(opts.ca_file)), 2)
+  end
+  local timeout = opts.timeout or 20
+  if type(timeout) ~= "number" or not (timeout > 0 and timeout <= 3600) then
+    error(format("bad option 'timeout' for coldsend.doctor (seconds in (0, 3600] expected, got %s)",
+      tostring(timeout)), 2)
+  end
+
+  local r = setmetatable({ ok = true, checks = {} }, Report)
+  check_versions(r)
+  local key, key_source = opts.api_key, "the api_key option"
+  if key == nil then key, key_source = getenv("COLDSEND_API_KEY"), "COLDSEND_API_KEY" end
+  local key_ok = check_key(r, key, key_source).status == "ok"
+  local url, url_source = opts.base_url, "the base_url option"
+  if url == nil or url == "" then url, url_source = getenv("COLDSEND_BASE_URL"), "COLDSEND_BASE_URL" end
+  if url == nil or url == "" then url, url_source = M.DEFAULT_BASE_URL, "the default" end
+  local u = check_base_url(r, url, url_source)
+  if not u then
+    skip_rest(r, { "proxy", "connection", "tls" }, "the base URL is not usable")
+    skip_rest(r, LATER, "the base URL is not usable")
+    return r
+  end
+  local proxy, proxy_var = check_proxy(r, u, getenv)
+  if proxy == nil then
+    skip_rest(r, { "connection", "tls" }, "the proxy setting is not usable")
+    skip_rest(r, LATER, "the proxy setting is not usable")
+    return r
+  end
+
+  local base = url:gsub("/+$", "")
+  local headers = { ["Accept"] = "application/json",
+    ["User-Agent"] = format("lua-coldsend/%s doctor", core._VERSION) }
+  if key_ok then headers["X-API-Key"] = key end
+  local function get(path)
+    return core.probe { url = base .. path, headers = headers, proxy = proxy, ca_file = opts.ca_file,
+      timeout = timeout, connect_timeout = math.min(timeout, 10) }
+  end
+
+  local path = "/campaigns?limit=1"
+  local p = get(path)
+  local connected = check_connection(r, u, p, proxy_var)
+  local tls = connected and check_tls(r, u, p, opts.ca_file)
+  if not connected then
+    skip_rest(r, { "tls" }, "no connection")
+    skip_rest(r, LATER, "no connection")
+    return r
+  end
+  if tls == nil then -- a failure after TCP that was not a verification error
+    add(r, "tls", "fail", format("no TLS session was set up (%s)", p.error or "?"),
+      "the server closed the connection in the handshake: check the port and that it speaks TLS "
+        .. "(https://); a proxy or firewall may cut TLS")
+    skip_rest(r, LATER, "TLS failed")
+    return r
+  elseif tls.status == "fail" then
+    skip_rest(r, LATER, "TLS failed")
+    return r
+  end
+  if not key_ok then
+    skip_rest(r, LATER, "no usable key")
+    return r
+  end
+  local api = api_result(r, u, p, path)
+  if api.status == "fail" then
+    skip_rest(r, { unpack(LATER, 2) }, "the API check failed")
+    return r
+  end
+  local first = decode(p.body)
+  first = first and type(first.campaigns) == "table" and first.campaigns[1]
+  local cid = type(first) == "table" and type(first.campaign_id) == "string"
+    and core.is_uuid(first.campaign_id) and first.campaign_id or NIL_UUID
+  for _, s in ipairs(SCOPES) do
+    if s[2] == nil then
+      scope_result(r, s[1], path, s[3], p)
+    else
+      local sp = s[2]:find("%s", 1, true) and format(s[2], cid) or s[2]
+      scope_result(r, s[1], (s[2]:gsub("%%s", "{id}")), s[3], get(sp))
+    end
+  end
+  local h = parse_head(p.head)
+  check_rate_limit(r, h, now())
+  check_clock(r, h, now())
+  return r
+end
+
+-- ----------------------------------------------------------------------
+-- output
+
+local MARKS = {
+  utf8 = { ok = "✓", fail = "✗", warn = "!", skip = "-", arrow = "→" },
+  ascii = { ok = "ok", fail = "FAIL", warn = "WARN", skip = "skip", arrow = "->" },
+}
+
+local LABELS = { versions = "versions", key = "key", base_url = "base URL", proxy = "proxy",
+  connection = "connection", tls = "TLS", api = "API", rate_limit = "rate limit", clock = "clock" }
+
+--- The report as text, one line per check and, for a ✗ or a warning, the
+-- next step on the line below.
+-- @bool utf8 ✓/✗ marks (else ok/FAIL)
+function Report:text(utf8)
+  local m = utf8 and MARKS.utf8 or MARKS.ascii
+  local lines = {}
+  local width = utf8 and 1 or 4
+  for _, c in ipairs(self.checks) do
+    local mark = m[c.status]
+    local label = LABELS[c.name] or c.name
+    lines[#lines + 1] = format("%s%s %-22s %s", mark, (" "):rep(width - #mark:gsub("[\128-\191]", "")),
+      label, c.summary)
+    if c.advice and (c.status == "fail" or c.status == "warn") then
+      lines[#lines + 1] = format("%s %s %s", (" "):rep(width), m.arrow, c.advice)
+    end
+  end
+  local fails, warns = 0, 0
+  for _, c in ipairs(self.checks) do
+    if c.status == "fail" then fails = fails + 1 elseif c.status == "warn" then warns = warns + 1 end
+  end
+  if fails == 0 then
+    lines[#lines + 1] = warns == 0 and "all checks passed"
+      or format("all checks passed, %d warning%s", warns, warns == 1 and "" or "s")
+  else
+    lines[#lines + 1] = format("%d check%s failed", fails, fails == 1 and "" or "s")
+  end
+  return concat(lines, "\n")
+end
+
+function Report:__tostring()
+  return self:text(false)
+end
+
+-- JSON with object keys in sorted order, so the output is stable.
+local function encode(v, out)
+  local cjson = require "cjson"
+  local t = type(v)
+  if t == "table" then
+    if v == NULL then
+      out[#out + 1] = "null"
+      return
+    end
+    if #v > 0 or getmetatable(v) == ARRAY then
+      out[#out + 1] = "["
+      for i, x in ipairs(v) do
+        if i > 1 then out[#out + 1] = "," end
+        encode(x, out)
+      end
+      out[#out + 1] = "]"
+      return
+    end
+    local keys = {}
+    for k in pairs(v) do
+      if type(k) == "string" then keys[#keys + 1] = k end
+    end
+    table.sort(keys)
+    out[#out + 1] = "{"
+    for i, k in ipairs(keys) do
+      if i > 1 then out[#out + 1] = "," end
+      out[#out + 1] = cjson.encode(k)
+      out[#out + 1] = ":"
+      encode(v[k], out)
+    end
+    out[#out + 1] = "}"
+  elseif t == "number" then
+    out[#out + 1] = v == floor(v) and math.abs(v) < 2 ^ 53 and format("%d", v) or format("%.6f", v)
+  elseif t == "string" or t == "boolean" then
+    out[#out + 1] = cjson.encode(v)
+  else
+    out[#out + 1] = "null"
+  end
+end
+
+--- The report as one JSON object: `{"checks": [{"advice", "details",
+-- "name", "status", "summary", "time"}...], "ok": bool}`, keys sorted;
+-- `time` in seconds (absent when a check took none), `advice` null unless
+-- the check failed or warns.
+function Report:json()
+  local checks = {}
+  for i, c in ipairs(self.checks) do
+    checks[i] = { name = c.name, status = c.status, summary = c.summary,
+      advice = (c.status == "fail" or c.status == "warn") and c.advice or NULL,
+      time = c.time or NULL, details = c.details or {} }
+  end
+  local out = {}
+  encode({ ok = self.ok, checks = checks }, out)
+  return concat(out)
+end
+
+return M
