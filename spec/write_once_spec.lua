@@ -86,7 +86,8 @@ local WRITES = {
     end,
   },
   {
-    name = "launch", method = "PUT", acted = "1 or 2", path = function(ctx) return "^/campaigns/" .. esc(ctx.id) .. "$" end,
+    name = "launch", method = "PUT", acted = "1 or 2",
+    path = function(ctx) return "^/campaigns/" .. esc(ctx.id) .. "$" end,
     prepare = function(cs)
       local ib = assert(cs:add_smtp_inbox(inbox_fields(unique("s"):gsub(" ", "") .. "@example.com")))
       local c = assert(cs:create_campaign { name = unique("Write Once Launch"),

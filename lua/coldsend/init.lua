@@ -18,8 +18,8 @@ M.DEFAULT_BASE_URL = "https://api.coldsend.pro/api/public/v1"
 -- limit or a server's stated wait, unless the max_wait option says other.
 M.DEFAULT_MAX_WAIT = 60
 
-local type, pairs, ipairs, tostring, setmetatable, error, select =
-  type, pairs, ipairs, tostring, setmetatable, error, select
+local type, pairs, ipairs, tostring, setmetatable, error =
+  type, pairs, ipairs, tostring, setmetatable, error
 local format, concat = string.format, table.concat
 
 -- The key of each client lives here, not in the client table, so that
@@ -737,7 +737,7 @@ function methods.save(c, opts)
   return c
 end
 
-local function not_ready_error(c, missing, req, attempts, status)
+local function not_ready_error(missing, req, attempts, status)
   local list = {}
   for i, m in ipairs(missing or {}) do list[i] = tostring(m) end
   return new_error {
@@ -759,11 +759,11 @@ function methods.launch(c, opts)
   end
   if not data then
     if err and type(err.missing_requirements) == "table" then
-      return nil, not_ready_error(c, err.missing_requirements, req, err.attempts, err.status)
+      return nil, not_ready_error(err.missing_requirements, req, err.attempts, err.status)
     end
     if err and err.code == "bad_request" and type(err.message) == "string"
         and err.message:lower():find("requirement") then
-      return nil, not_ready_error(c, {}, req, err.attempts, err.status)
+      return nil, not_ready_error({}, req, err.attempts, err.status)
     end
     return nil, err
   end
@@ -771,7 +771,7 @@ function methods.launch(c, opts)
   c:_apply(data)
   if data.is_launch_ready == false or (data.status ~= nil and data.status ~= "ACTIVE") then
     local missing = type(data.missing_requirements) == "table" and data.missing_requirements or {}
-    return nil, not_ready_error(c, missing, req, 1, 200)
+    return nil, not_ready_error(missing, req, 1, 200)
   end
   return c
 end

@@ -10,7 +10,7 @@ local writes = require "coldsend.writes"
 local json = require "coldsend.json"
 
 local type, pairs, ipairs, tostring, setmetatable, error = type, pairs, ipairs, tostring, setmetatable, error
-local format, concat, floor = string.format, table.concat, math.floor
+local format, floor = string.format, math.floor
 
 local M = {}
 
