@@ -275,6 +275,39 @@ describe("attacks on the write-once rules", function()
       assert.is_true(named_in_err, tostring(err))
     end)
 
+    it("save() of one local definition from two coroutines makes one campaign", function()
+      -- FINDING: nothing marks a local definition as being created, so a
+      -- second save() while the first is in flight (a transport that
+      -- yields, as under OpenResty; here the real libcurl transport behind
+      -- a coroutine.yield) runs the whole create routine again
+      -- (init.lua:727-731, writes.lua:150-156): both take a snapshot, both
+      -- POST. Input: c:save() started in two coroutines, resumed in turn.
+      -- Expected: one campaign (the second save waits, returns the first's
+      -- result, or fails). Actual: two campaigns; the handle keeps the
+      -- second id, the first campaign is orphaned.
+      local real = core.http {}
+      local cs = env.client { transport = function(req)
+        coroutine.yield()
+        return real(req)
+      end }
+      local c = cs:campaign()
+      c.name = "Two Coroutines Save"
+      c:add_variant(VARIANT)
+      local cos = { coroutine.create(function() return c:save() end),
+                    coroutine.create(function() return c:save() end) }
+      for _ = 1, 100 do
+        local live = false
+        for _, co in ipairs(cos) do
+          if coroutine.status(co) == "suspended" then
+            live = true
+            assert(coroutine.resume(co))
+          end
+        end
+        if not live then break end
+      end
+      assert.equal(1, #named("Two Coroutines Save"))
+    end)
+
     it("the create's PUT failing every try: err.campaign, then a save with more changes completes it", function()
       local cs = env.client()
       local c = cs:campaign()
@@ -506,6 +539,25 @@ describe("attacks on the write-once rules", function()
       assert.equal(1, processed("POST", "/leads/manual$"))
     end)
 
+    it("add_lead finds its own lead when a custom field is a number with more than 14 digits", function()
+      -- FINDING: the look-up's holds() (writes.lua:193-208) compares the
+      -- lead the server returns with the Lua values sent, but the request
+      -- body is encoded with 14 significant digits (src/request.c:25-27):
+      -- custom_fields = { ratio = 1/3 } is stored as 0.33333333333333,
+      -- which is not 1/3. Input: that lead, a 503 after the server added
+      -- it. Expected: the lead returned, 1 processed POST. Actual:
+      -- `conflict` "lead p@example.com exists already with other fields",
+      -- err.existing being the lead this call made.
+      local cs = env.client()
+      local c = assert(cs:create_campaign { name = "Float Custom Field" })
+      local since = mark()
+      sb:fault { kind = "status", status = 503, method = "POST", path = "/leads/manual$", after = true }
+      local lead, err = c:add_lead { email = "p@example.com", custom_fields = { ratio = 1 / 3 } }
+      assert.is_nil(err and tostring(err))
+      assert.equal("p@example.com", lead.email)
+      assert.equal(1, processed("POST", "/leads/manual$", since))
+    end)
+
     it("add_lead with a mixed-case email and custom fields, 503 after acting: once, returned", function()
       local cs = env.client()
       local c = assert(cs:create_campaign { name = "Mixed Case Lead" })
@@ -644,6 +696,25 @@ describe("attacks on the write-once rules", function()
       else
         assert.is_true(err.deadline)
       end
+    end)
+  end)
+
+  describe("the docs of the new options", function()
+    it("doc/leads.md and the README's option lists say what the code does", function()
+      -- FINDING: doc/leads.md:56 still gives `wait_timeout` the default
+      -- "none" (the code: leads.DEFAULT_WAIT_TIMEOUT = 3600 s,
+      -- lua/coldsend/leads.lua:25), and neither doc/leads.md:57 nor the
+      -- README's option lists (README.md:66-82) name `max_wait`, which
+      -- both accept (init.lua:81-83, leads.lua:32-35).
+      local leads_doc = assert(util.slurp(sandbox.root .. "/doc/leads.md"))
+      local row = leads_doc:match("\n(| `wait_timeout` |[^\n]*)")
+      assert.is_string(row)
+      assert.matches(tostring(require("coldsend.leads").DEFAULT_WAIT_TIMEOUT), row, 1, true)
+      local per_request = leads_doc:match("\n(| `timeout`, `connect_timeout`[^\n]*)")
+      assert.matches("max_wait", per_request, 1, true)
+      local readme = assert(util.slurp(sandbox.root .. "/README.md"))
+      local api = readme:match("## The API(.-)| call |")
+      assert.matches("max_wait", api, 1, true)
     end)
   end)
 
