@@ -152,7 +152,7 @@ describe("attacks on the write-once rules", function()
     end)
 
     it("does not create a second campaign when the Date header runs a few seconds ahead of created_at", function()
-      -- FINDING: made_since (lua/coldsend/writes.lua:139-141) drops a new
+      -- FINDING: made_since (lua/coldsend/writes.lua:145-148) drops a new
       -- campaign whose created_at is before the snapshot's Date. A gateway
       -- (load balancer, CDN) that sets Date from a clock 5 s ahead of the
       -- application's makes our own new campaign look older than the
@@ -173,7 +173,7 @@ describe("attacks on the write-once rules", function()
     end)
 
     it("does not adopt and overwrite a colleague's campaign made while its own POST failed", function()
-      -- FINDING: the look-up (writes.lua:158-168) takes any single
+      -- FINDING: the look-up (writes.lua:166-176) takes any single
       -- same-named campaign not in the snapshot as the one its POST made,
       -- without checking that it holds what the POST sent. Input: our POST
       -- is lost before the server acts (connection closed, not processed);
@@ -203,7 +203,7 @@ describe("attacks on the write-once rules", function()
     end)
 
     it("looks up (or reports the campaign) when a 2xx after the create lacks campaign_id", function()
-      -- FINDING: writes.lua:181-184 turns a 2xx answer without a
+      -- FINDING: writes.lua:189-192 turns a 2xx answer without a
       -- campaign_id into a plain `protocol` error: no look-up, no
       -- err.ambiguous, no err.campaign, although the server created the
       -- campaign (issue 12: "an unreadable 2xx" makes a POST ambiguous).
@@ -233,7 +233,7 @@ describe("attacks on the write-once rules", function()
       -- handle forgets its snapshot; retrying c:save() (what a caller does
       -- with an `unavailable`) takes a new snapshot that already holds the
       -- first campaign, so the second POST makes a second one
-      -- (writes.lua:152-156, a new snapshot per call). Input: POST 503
+      -- (writes.lua:163, a new snapshot per call). Input: POST 503
       -- after acting, the look-up's list GET failing 4 times (max_retries
       -- 3), then c:save() again. Expected: 1 campaign of that name.
       -- Actual: 2.
@@ -256,7 +256,7 @@ describe("attacks on the write-once rules", function()
 
     it("an error after the look-up found the campaign names it", function()
       -- FINDING: after the look-up found the one campaign the POST made,
-      -- the GET of it (writes.lua:173-175) failing returns that GET's
+      -- the GET of it (writes.lua:183-185) failing returns that GET's
       -- error alone: no err.campaign, no err.candidates, no id, and the
       -- handle has no id. The caller cannot know a campaign was made.
       -- Input: POST 503 after acting, GET /campaigns/{id} failing 4 times.
@@ -280,7 +280,7 @@ describe("attacks on the write-once rules", function()
       -- second save() while the first is in flight (a transport that
       -- yields, as under OpenResty; here the real libcurl transport behind
       -- a coroutine.yield) runs the whole create routine again
-      -- (init.lua:727-731, writes.lua:150-156): both take a snapshot, both
+      -- (init.lua:727-731, writes.lua:159-165): both take a snapshot, both
       -- POST. Input: c:save() started in two coroutines, resumed in turn.
       -- Expected: one campaign (the second save waits, returns the first's
       -- result, or fails). Actual: two campaigns; the handle keeps the
@@ -374,7 +374,7 @@ describe("attacks on the write-once rules", function()
     end)
 
     it("with an hours-only offset (ISO 8601 '-05', PostgreSQL's text form): sends once", function()
-      -- FINDING: writes.parse_iso_utc (writes.lua:86-96) reads an offset
+      -- FINDING: writes.parse_iso_utc (writes.lua:90-100, the offset at 95) reads an offset
       -- only as +hh:mm or +hhmm; "2026-12-02T16:47:59-05" (valid ISO 8601,
       -- what PostgreSQL prints) is read as 16:47:59 UTC, five hours early.
       -- The campaign our POST made then looks older than the snapshot, the
@@ -430,7 +430,7 @@ describe("attacks on the write-once rules", function()
     end)
 
     it("lead_batches that is an object, not a list: the chunk is not sent twice", function()
-      -- FINDING: writes.lead_batches (writes.lua:300-309) reads a
+      -- FINDING: writes.lead_batches (writes.lua:326-339, line 330) reads a
       -- lead_batches that is a table but not an array (here an object
       -- {"by_id": [...]}) as "the server lists batches, and there are
       -- none", where an absent one means "cannot tell". After a 503 that
@@ -480,7 +480,7 @@ describe("attacks on the write-once rules", function()
 
   describe("leads and inboxes", function()
     it("add_smtp_inbox does not return an inbox that existed before the call", function()
-      -- FINDING: writes.add_inbox's look-up (writes.lua:244-256) takes an
+      -- FINDING: writes.add_inbox's look-up (writes.lua:262-276) takes an
       -- inbox of that address whose visible fields match as the one its
       -- POST made, even when it existed before the call. Input: the
       -- address is already connected with the old password; our POST with
@@ -500,9 +500,9 @@ describe("attacks on the write-once rules", function()
     end)
 
     it("add_lead does not return a lead that existed before the call", function()
-      -- FINDING: writes.add_lead's look-up (writes.lua:218-224) returns a
+      -- FINDING: writes.add_lead's look-up (writes.lua:236-250) returns a
       -- lead of that email with the same fields as its own, even when it
-      -- was there before the call (the invariant of writes.lua:23-25).
+      -- was there before the call (the invariant of writes.lua:24-25).
       -- Input: jane@example.com exists; add_lead of it again, answered 503
       -- before the server acts. Expected: `conflict` (the answer without
       -- the fault). Actual: success with the old lead.
@@ -518,7 +518,7 @@ describe("attacks on the write-once rules", function()
 
     it("add_lead finds its own lead among more than 100 whose email contains it", function()
       -- FINDING: writes.add_lead looks its lead up with one page of 100
-      -- (writes.lua:215-217, no paging), and the list's search is a
+      -- (writes.lua:239-240, no paging), and the list's search is a
       -- substring match. Input: 120 leads "x<i>jo@example.com" (each
       -- contains "jo@example.com"), then add_lead{email="jo@example.com"}
       -- answered 503 after the server added it. Expected: the lead,
@@ -540,7 +540,7 @@ describe("attacks on the write-once rules", function()
     end)
 
     it("add_lead finds its own lead when a custom field is a number with more than 14 digits", function()
-      -- FINDING: the look-up's holds() (writes.lua:193-208) compares the
+      -- FINDING: the look-up's holds() (writes.lua:210-225) compares the
       -- lead the server returns with the Lua values sent, but the request
       -- body is encoded with 14 significant digits (src/request.c:25-27):
       -- custom_fields = { ratio = 1/3 } is stored as 0.33333333333333,
@@ -590,10 +590,10 @@ describe("attacks on the write-once rules", function()
 
   describe("launch reconciliation", function()
     it("does not report success when its changes were never applied", function()
-      -- FINDING: writes.reconcile_launch (writes.lua:283-288) calls a
+      -- FINDING: writes.reconcile_launch (writes.lua:309-314) calls a
       -- launch done when the campaign is ACTIVE after an earlier try may
       -- have acted, without checking that the changes sent with the launch
-      -- hold; launch() (init.lua:769-770) then clears them. Input: a ready
+      -- hold; launch() (init.lua:756-770) then clears them. Input: a ready
       -- campaign, c.daily_limit_per_inbox = 40 pending, the launch's first
       -- PUT answered 503 before the server acts, and the campaign launched
       -- by someone else before the retry (which the server refuses: ACTIVE
@@ -651,7 +651,7 @@ describe("attacks on the write-once rules", function()
     end)
 
     it("the client's own backoff longer than max_wait is capped, not reported as the server's ask", function()
-      -- FINDING: Client:_send (init.lua:459-462) compares the jittered
+      -- FINDING: Client:_send (init.lua:458-462) compares the jittered
       -- backoff with max_wait like a server's stated wait: a GET answered
       -- 503 without any stated wait, with backoff_base = backoff_cap = 10
       -- and max_wait = 1, returns at once with the message "the server
@@ -673,7 +673,7 @@ describe("attacks on the write-once rules", function()
     it("a create call's deadline bounds the whole call, not each request of it", function()
       -- FINDING: the create routine (writes.lua) makes several requests
       -- (snapshot GET, POST, PUT), each through Client:_send, whose
-      -- deadline starts anew per request (init.lua:362-363). README: the
+      -- deadline starts anew per request (init.lua:361-362). README: the
       -- deadline is "seconds for a whole call, sleeps included". Input: a
       -- server taking 0.7 s per answer (a clock that moves 0.7 s per
       -- request), deadline = 1. Expected: the call stops with
@@ -705,7 +705,7 @@ describe("attacks on the write-once rules", function()
       -- "none" (the code: leads.DEFAULT_WAIT_TIMEOUT = 3600 s,
       -- lua/coldsend/leads.lua:25), and neither doc/leads.md:57 nor the
       -- README's option lists (README.md:66-82) name `max_wait`, which
-      -- both accept (init.lua:81-83, leads.lua:32-35).
+      -- both accept (init.lua:97, 205; leads.lua:34).
       local leads_doc = assert(util.slurp(sandbox.root .. "/doc/leads.md"))
       local row = leads_doc:match("\n(| `wait_timeout` |[^\n]*)")
       assert.is_string(row)
