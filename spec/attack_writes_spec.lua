@@ -5,8 +5,9 @@
 -- the real libcurl transport; where a server must misbehave in a way the
 -- sandbox cannot (a skewed Date header), the real transport is wrapped.
 --
--- Tests marked `-- FINDING:` show a defect of the library: they fail until
--- it is fixed. The others are attacks the code survived.
+-- Tests marked `-- Regression (was a defect):` failed before the fix they
+-- describe (the file:line references are to the code as it was then). The
+-- others are attacks the code survived.
 local sandbox = require "spec.helpers.sandbox"
 local cases = require "spec.helpers.fault_cases"
 local util = require "spec.helpers.util"
@@ -152,7 +153,7 @@ describe("attacks on the write-once rules", function()
     end)
 
     it("does not create a second campaign when the Date header runs a few seconds ahead of created_at", function()
-      -- FINDING: made_since (lua/coldsend/writes.lua:145-148) drops a new
+      -- Regression (was a defect): made_since (lua/coldsend/writes.lua:145-148) drops a new
       -- campaign whose created_at is before the snapshot's Date. A gateway
       -- (load balancer, CDN) that sets Date from a clock 5 s ahead of the
       -- application's makes our own new campaign look older than the
@@ -173,7 +174,7 @@ describe("attacks on the write-once rules", function()
     end)
 
     it("does not adopt and overwrite a colleague's campaign made while its own POST failed", function()
-      -- FINDING: the look-up (writes.lua:166-176) takes any single
+      -- Regression (was a defect): the look-up (writes.lua:166-176) takes any single
       -- same-named campaign not in the snapshot as the one its POST made,
       -- without checking that it holds what the POST sent. Input: our POST
       -- is lost before the server acts (connection closed, not processed);
@@ -203,7 +204,7 @@ describe("attacks on the write-once rules", function()
     end)
 
     it("looks up (or reports the campaign) when a 2xx after the create lacks campaign_id", function()
-      -- FINDING: writes.lua:189-192 turns a 2xx answer without a
+      -- Regression (was a defect): writes.lua:189-192 turns a 2xx answer without a
       -- campaign_id into a plain `protocol` error: no look-up, no
       -- err.ambiguous, no err.campaign, although the server created the
       -- campaign (issue 12: "an unreadable 2xx" makes a POST ambiguous).
@@ -228,7 +229,7 @@ describe("attacks on the write-once rules", function()
     end)
 
     it("a save() retried on the same handle after an undecided create does not create a second campaign", function()
-      -- FINDING: when the look-up after an ambiguous POST fails, save()
+      -- Regression (was a defect): when the look-up after an ambiguous POST fails, save()
       -- returns the POST's error (code `unavailable`, err.ambiguous) and the
       -- handle forgets its snapshot; retrying c:save() (what a caller does
       -- with an `unavailable`) takes a new snapshot that already holds the
@@ -255,7 +256,7 @@ describe("attacks on the write-once rules", function()
     end)
 
     it("an error after the look-up found the campaign names it", function()
-      -- FINDING: after the look-up found the one campaign the POST made,
+      -- Regression (was a defect): after the look-up found the one campaign the POST made,
       -- the GET of it (writes.lua:183-185) failing returns that GET's
       -- error alone: no err.campaign, no err.candidates, no id, and the
       -- handle has no id. The caller cannot know a campaign was made.
@@ -276,7 +277,7 @@ describe("attacks on the write-once rules", function()
     end)
 
     it("save() of one local definition from two coroutines makes one campaign", function()
-      -- FINDING: nothing marks a local definition as being created, so a
+      -- Regression (was a defect): nothing marks a local definition as being created, so a
       -- second save() while the first is in flight (a transport that
       -- yields, as under OpenResty; here the real libcurl transport behind
       -- a coroutine.yield) runs the whole create routine again
@@ -374,7 +375,7 @@ describe("attacks on the write-once rules", function()
     end)
 
     it("with an hours-only offset (ISO 8601 '-05', PostgreSQL's text form): sends once", function()
-      -- FINDING: writes.parse_iso_utc (writes.lua:90-100, the offset at 95) reads an offset
+      -- Regression (was a defect): writes.parse_iso_utc (writes.lua:90-100, the offset at 95) reads an offset
       -- only as +hh:mm or +hhmm; "2026-12-02T16:47:59-05" (valid ISO 8601,
       -- what PostgreSQL prints) is read as 16:47:59 UTC, five hours early.
       -- The campaign our POST made then looks older than the snapshot, the
@@ -430,7 +431,7 @@ describe("attacks on the write-once rules", function()
     end)
 
     it("lead_batches that is an object, not a list: the chunk is not sent twice", function()
-      -- FINDING: writes.lead_batches (writes.lua:326-339, line 330) reads a
+      -- Regression (was a defect): writes.lead_batches (writes.lua:326-339, line 330) reads a
       -- lead_batches that is a table but not an array (here an object
       -- {"by_id": [...]}) as "the server lists batches, and there are
       -- none", where an absent one means "cannot tell". After a 503 that
@@ -480,7 +481,7 @@ describe("attacks on the write-once rules", function()
 
   describe("leads and inboxes", function()
     it("add_smtp_inbox does not return an inbox that existed before the call", function()
-      -- FINDING: writes.add_inbox's look-up (writes.lua:262-276) takes an
+      -- Regression (was a defect): writes.add_inbox's look-up (writes.lua:262-276) takes an
       -- inbox of that address whose visible fields match as the one its
       -- POST made, even when it existed before the call. Input: the
       -- address is already connected with the old password; our POST with
@@ -500,7 +501,7 @@ describe("attacks on the write-once rules", function()
     end)
 
     it("add_lead does not return a lead that existed before the call", function()
-      -- FINDING: writes.add_lead's look-up (writes.lua:236-250) returns a
+      -- Regression (was a defect): writes.add_lead's look-up (writes.lua:236-250) returns a
       -- lead of that email with the same fields as its own, even when it
       -- was there before the call (the invariant of writes.lua:24-25).
       -- Input: jane@example.com exists; add_lead of it again, answered 503
@@ -517,7 +518,7 @@ describe("attacks on the write-once rules", function()
     end)
 
     it("add_lead finds its own lead among more than 100 whose email contains it", function()
-      -- FINDING: writes.add_lead looks its lead up with one page of 100
+      -- Regression (was a defect): writes.add_lead looks its lead up with one page of 100
       -- (writes.lua:239-240, no paging), and the list's search is a
       -- substring match. Input: 120 leads "x<i>jo@example.com" (each
       -- contains "jo@example.com"), then add_lead{email="jo@example.com"}
@@ -540,7 +541,7 @@ describe("attacks on the write-once rules", function()
     end)
 
     it("add_lead finds its own lead when a custom field is a number with more than 14 digits", function()
-      -- FINDING: the look-up's holds() (writes.lua:210-225) compares the
+      -- Regression (was a defect): the look-up's holds() (writes.lua:210-225) compares the
       -- lead the server returns with the Lua values sent, but the request
       -- body is encoded with 14 significant digits (src/request.c:25-27):
       -- custom_fields = { ratio = 1/3 } is stored as 0.33333333333333,
@@ -590,7 +591,7 @@ describe("attacks on the write-once rules", function()
 
   describe("launch reconciliation", function()
     it("does not report success when its changes were never applied", function()
-      -- FINDING: writes.reconcile_launch (writes.lua:309-314) calls a
+      -- Regression (was a defect): writes.reconcile_launch (writes.lua:309-314) calls a
       -- launch done when the campaign is ACTIVE after an earlier try may
       -- have acted, without checking that the changes sent with the launch
       -- hold; launch() (init.lua:756-770) then clears them. Input: a ready
@@ -651,7 +652,7 @@ describe("attacks on the write-once rules", function()
     end)
 
     it("the client's own backoff longer than max_wait is capped, not reported as the server's ask", function()
-      -- FINDING: Client:_send (init.lua:458-462) compares the jittered
+      -- Regression (was a defect): Client:_send (init.lua:458-462) compares the jittered
       -- backoff with max_wait like a server's stated wait: a GET answered
       -- 503 without any stated wait, with backoff_base = backoff_cap = 10
       -- and max_wait = 1, returns at once with the message "the server
@@ -671,7 +672,7 @@ describe("attacks on the write-once rules", function()
     end)
 
     it("a create call's deadline bounds the whole call, not each request of it", function()
-      -- FINDING: the create routine (writes.lua) makes several requests
+      -- Regression (was a defect): the create routine (writes.lua) makes several requests
       -- (snapshot GET, POST, PUT), each through Client:_send, whose
       -- deadline starts anew per request (init.lua:361-362). README: the
       -- deadline is "seconds for a whole call, sleeps included". Input: a
@@ -701,7 +702,7 @@ describe("attacks on the write-once rules", function()
 
   describe("the docs of the new options", function()
     it("doc/leads.md and the README's option lists say what the code does", function()
-      -- FINDING: doc/leads.md:56 still gives `wait_timeout` the default
+      -- Regression (was a defect): doc/leads.md:56 still gives `wait_timeout` the default
       -- "none" (the code: leads.DEFAULT_WAIT_TIMEOUT = 3600 s,
       -- lua/coldsend/leads.lua:25), and neither doc/leads.md:57 nor the
       -- README's option lists (README.md:66-82) name `max_wait`, which
@@ -720,7 +721,7 @@ describe("attacks on the write-once rules", function()
 
   describe("a transport answering malformed tables", function()
     it("headers that are not a table give an error, not a Lua crash", function()
-      -- FINDING: Client:_send (init.lua:421) indexes res.headers before
+      -- Regression (was a defect): Client:_send (init.lua:421) indexes res.headers before
       -- any check: a transport returning { status = 200, headers = 42 }
       -- raises "attempt to index a number value (local 'rh')" instead of
       -- a `protocol` error (or a misuse message naming res.headers).

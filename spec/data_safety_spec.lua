@@ -162,13 +162,13 @@ describe("data safety", function()
       assert.equal(2, sb:count("POST", "^/campaigns$")) -- ours, once, and the other client's
     end)
 
-    it("leaves out a same-named campaign older than the snapshot by the server's clock", function()
-      -- a server whose list missed an old campaign in the snapshot (paging)
-      -- but shows it in the look-up: created_at before the snapshot's Date
-      local date = "Wed, 02 Dec 2026 12:00:00 GMT"
+    it("past the snapshot's page cap, leaves out a same-named campaign older than all it saw", function()
+      -- a busy workspace: the snapshot stops at its page cap, so a
+      -- same-named campaign beyond it is told apart by the server's own
+      -- created_at (older than the oldest the snapshot saw): not ours
       local lists, posts = 0, 0
       local function answer(status, body)
-        return { status = status, headers = { ["content-type"] = "application/json", date = date },
+        return { status = status, headers = { ["content-type"] = "application/json" },
           body = cjson.encode(body) }
       end
       local cs = coldsend.client { api_key = "cs_test_abcdefgh", base_url = "http://127.0.0.1:9/api/public/v1",
@@ -176,12 +176,14 @@ describe("data safety", function()
         transport = function(req)
           if req.method == "GET" and req.url:match("/campaigns%?") then
             lists = lists + 1
-            local items = {}
-            if lists > 1 then
-              items[1] = { campaign_id = ID, name = "Old Name Campaign", created_at = "2026-12-01T12:00:00Z" }
+            local page = tonumber(req.url:match("[?&]page=(%d+)"))
+            local items = { { campaign_id = ("%08x-2fa1-41d2-883f-0016d3cca427"):format(lists),
+              name = "Old Name Campaign, another", created_at = ("2026-12-02T11:%02d:00Z"):format(60 - page) } }
+            if posts > 0 then
+              items[2] = { campaign_id = ID, name = "Old Name Campaign", created_at = "2026-12-01T12:00:00Z" }
             end
             return answer(200, { success = true, campaigns = items,
-              pagination = { page = 1, has_next = false } })
+              pagination = { page = page, has_next = posts == 0 } })
           elseif req.method == "POST" then
             posts = posts + 1
             if posts == 1 then return answer(502, { detail = "Bad gateway" }) end
@@ -193,6 +195,31 @@ describe("data safety", function()
       local c = assert(cs:create_campaign { name = "Old Name Campaign" })
       assert.equal("2b4e28ba-2fa1-41d2-883f-0016d3cca427", c.id) -- not the old one: sent again
       assert.equal(2, posts)
+      assert.equal(21, lists) -- the snapshot's 20 pages, then the look-up
+    end)
+
+    it("does not adopt a new same-named campaign that does not hold what was sent", function()
+      local made = false
+      local cs = env.client {
+        api_key = "cs_test_colleague_spec_key",
+        on_request = function(e)
+          if e.method == "POST" and e.url:match("/campaigns$") and not made then
+            made = true
+            local st = sb:request("POST", "/campaigns", { name = "Colleague Made It", daily_limit_per_inbox = 10 })
+            assert.equal(201, st)
+          end
+        end,
+      }
+      sb:fault { kind = "close_before", method = "POST", path = "^/campaigns$", times = 1,
+        key = "cs_test_colleague_spec_key" }
+      local c = assert(cs:create_campaign { name = "Colleague Made It", daily_limit_per_inbox = 50 })
+      local ours, theirs = 0, 0
+      for _, x in ipairs(named(cs, "Colleague Made It")) do
+        local got = assert(cs:get_campaign(x.campaign_id))
+        if got.daily_limit_per_inbox == 50 then ours = ours + 1 else theirs = theirs + 1 end
+        if x.campaign_id ~= c.id then assert.equal(10, got.daily_limit_per_inbox) end
+      end
+      assert.same({ 1, 1 }, { ours, theirs })
     end)
   end)
 

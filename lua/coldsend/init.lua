@@ -81,6 +81,7 @@ end
 local CALL_OPTIONS = {
   timeout = true, connect_timeout = true, deadline = true, max_retries = true,
   backoff_base = true, backoff_cap = true, max_wait = true,
+  _deadline_at = true, -- internal: one deadline for the requests of one call
 }
 
 local function check_call_options(opts)
@@ -359,7 +360,7 @@ function Client:_send(req, opts)
   local connect_timeout = effective(self, opts, "connect_timeout")
   local max_wait = effective(self, opts, "max_wait")
   local clock, started = self.clock, self.clock()
-  local deadline_at = policy.deadline and started + policy.deadline
+  local deadline_at = opts and opts._deadline_at or (policy.deadline and started + policy.deadline)
   local limiter = self.limiter
   local write = req.method ~= "GET"
 
@@ -415,11 +416,14 @@ function Client:_send(req, opts)
     local sent_at = clock()
     local res, msg, code, info = self.transport(treq)
     local outcome, data
+    if res and (type(res) ~= "table" or (res.headers ~= nil and type(res.headers) ~= "table")) then
+      -- a transport's answer the loop cannot read: what it was, not a crash
+      res, msg, code, info = nil, format("the transport answered %s (a table {status=, headers=, "
+        .. "body=} expected)", type(res) == "table" and "headers of type " .. type(res.headers)
+        or "a " .. type(res)), "protocol", { sent = true }
+    end
     if res then
       local rh = res.headers
-      -- the server's clock, for the create routine (coldsend.writes)
-      local date = rh and rh.date
-      if date then self.server_date, self.server_date_sent, self.server_date_at = date, sent_at, clock() end
       if self.on_response then
         self.on_response { method = req.method, url = req.url, attempt = attempt,
           status = res.status, headers = rh, elapsed = clock() - sent_at }
@@ -457,6 +461,9 @@ function Client:_send(req, opts)
     elseif write and not res and not (info and info.sent == false) then maybe_done = true end
 
     local delay = retry.delay(attempt, policy, err.retry_after, self.random)
+    -- a server asking for more than max_wait is not waited for; the
+    -- client's own backoff is only cut to it
+    if not err.retry_after and delay > max_wait then delay = max_wait end
     if delay > max_wait then
       return nil, decorate(too_long(err, delay, max_wait, "the server asks to wait"), req, attempt)
     end
@@ -752,10 +759,11 @@ end
 -- campaign is ACTIVE afterwards; an unready campaign gives a not_ready error
 -- whether the server says so with a 200 body or with an error status.
 function methods.launch(c, opts)
+  local changes = c:changes()
   local data, err, req = run_campaign_op(c, "launch", opts, true)
   if not data then
     -- a re-sent launch refused because its first try launched: done
-    data = writes.reconcile_launch(client_of(c), c, err, opts)
+    data = writes.reconcile_launch(client_of(c), c, err, changes, opts)
   end
   if not data then
     if err and type(err.missing_requirements) == "table" then

@@ -33,6 +33,20 @@ local M = {}
 local format, concat = string.format, table.concat
 local type, pairs, ipairs, tostring = type, pairs, ipairs, tostring
 
+--- Per-call options for a call that makes several requests: its deadline
+-- (client or per-call) becomes one instant, `_deadline_at`, that every
+-- request of the call shares. Returns opts itself when no deadline applies.
+function M.call_options(client, opts)
+  if opts and opts._deadline_at then return opts end
+  local d = opts and opts.deadline
+  if d == nil then d = client.deadline end
+  if not d then return opts end
+  local out = {}
+  for k, v in pairs(opts or {}) do out[k] = v end
+  out._deadline_at = client.clock() + d
+  return out
+end
+
 local function max_retries(client, opts)
   local n = opts and opts.max_retries
   if n == nil then n = client.max_retries end
@@ -73,7 +87,12 @@ function M.post(client, req, opts, check)
       return nil, err
     end
     -- it did not happen: sending again cannot duplicate it
-    if conflict or resends >= limit then return nil, err end
+    if conflict or resends >= limit then
+      err.ambiguous = nil
+      err.message = format("%s; the look-up found it was not done%s", tostring(err.message),
+        conflict and "" or ", and max_retries allows no more tries")
+      return nil, err
+    end
     resends = resends + 1
     err.ambiguous = nil
     if client.on_retry then
@@ -84,115 +103,217 @@ function M.post(client, req, opts, check)
 end
 
 -- ---------------------------------------------------------------------
--- campaigns
+-- what the server holds against what was sent
 
--- Epoch seconds of an ISO 8601 date-time (UTC, or with an offset), or nil.
+local null = require("cjson").null
+
+-- Epoch seconds of an ISO 8601 date-time: Z, +hh, +hhmm or +hh:mm, with or
+-- without seconds and their fraction; nil for anything else.
 local function parse_iso_utc(s)
   if type(s) ~= "string" then return nil end
-  local y, mo, d, h, mi, sec = s:match("^(%d%d%d%d)-(%d%d)-(%d%d)[T ](%d%d):(%d%d):?(%d*)")
+  local y, mo, d, h, mi, rest = s:match("^(%d%d%d%d)-(%d%d)-(%d%d)[T ](%d%d):(%d%d)(.*)$")
   if not y then return nil end
-  local offset = 0
-  local sign, oh, om = s:match("([+-])(%d%d):?(%d%d)$")
-  if sign then offset = (tonumber(oh) * 3600 + tonumber(om) * 60) * (sign == "-" and -1 or 1) end
+  local sec, zone = rest:match("^:(%d%d%.?%d*)(.*)$")
+  if not sec then sec, zone = "0", rest end
+  local offset
+  if zone == "" or zone == "Z" or zone == "z" then
+    offset = 0
+  else
+    local sign, oh, om = zone:match("^([+-])(%d%d):?(%d?%d?)$")
+    if not sign or (#om ~= 0 and #om ~= 2) then return nil end
+    offset = (tonumber(oh) * 3600 + (tonumber(om) or 0) * 60) * (sign == "-" and -1 or 1)
+  end
   return retry.days_from_civil(tonumber(y), tonumber(mo), tonumber(d)) * 86400
-    + tonumber(h) * 3600 + tonumber(mi) * 60 + (tonumber(sec) or 0) - offset
+    + tonumber(h) * 3600 + tonumber(mi) * 60 + tonumber(sec) - offset
 end
 M.parse_iso_utc = parse_iso_utc
 
--- A search answers at most this many pages of 100 in a snapshot; the
--- newest come first, and older ones are told apart by the clock.
+-- True when the server's value `have` holds what was sent as `sent`:
+-- equal scalars (numbers by value, date-times by instant), and for tables
+-- every key sent holding its value (the server may add keys). JSON null
+-- and the empty array are what they encode.
+local function holds(have, sent)
+  if sent == null then return have == nil or have == null end
+  if type(sent) == "userdata" then -- core.EMPTY_ARRAY
+    return type(have) == "table" and next(have) == nil
+  end
+  if type(sent) == "table" then
+    if type(have) ~= "table" then return false end
+    for k, v in pairs(sent) do
+      if not holds(have[k], v) then return false end
+    end
+    return true
+  end
+  if sent == have then return true end
+  local a, b = parse_iso_utc(sent), parse_iso_utc(have)
+  return a ~= nil and a == b
+end
+M.holds = holds
+
+local function holds_fields(obj, sent, skip)
+  for k, v in pairs(sent) do
+    if not (skip and skip[k]) and not holds(obj[k], v) then return false end
+  end
+  return true
+end
+
+-- Pages of a list answer, each `{items}` by `field`, until has_next is not
+-- true or `pages` pages: calls each(item) and returns true (all seen),
+-- false (stopped at the cap), or nil, err.
+local function each_page(client, path, query, field, pages, opts, each)
+  for page = 1, pages do
+    query.page = page
+    local req = core.build_request(client.base_url, "GET", path, nil, query)
+    local data, err = client:_send(req, opts)
+    if not data then return nil, err end
+    local items = data[field]
+    if type(items) ~= "table" then
+      return nil, core.error { code = "protocol", method = "GET", url = req.url, attempts = 1,
+        message = format("expected '%s' (array) in the list answer, got %s", field, type(items)) }
+    end
+    for _, item in ipairs(items) do
+      if type(item) == "table" then each(item) end
+    end
+    local p = data.pagination
+    if not (type(p) == "table" and p.has_next == true and #items > 0) then return true end
+  end
+  return false
+end
+
+-- ---------------------------------------------------------------------
+-- campaigns
+
+-- A search answers at most this many pages of 100 in a snapshot.
 local SNAPSHOT_PAGES = 20
 
 -- The campaigns named `name` exactly, created in the last day (the list's
--- `days` filter), newest first: { [id] = created_at }, and the server's
--- clock when the list was answered (its Date header, epoch seconds or nil).
+-- `days` filter; the search is a substring match), newest first:
+-- { [id] = created_at }, whether the list was seen to its end, and the
+-- oldest created_at seen (epoch seconds; the server's own clock).
 local function same_name(client, name, opts)
-  local found, server_now = {}, nil
-  for page = 1, SNAPSHOT_PAGES do
-    local req = core.build_request(client.base_url, "GET", "/campaigns", nil,
-      { search = name, days = 1, limit = 100, page = page, sort_by = "created_at",
-        sort_order = "desc" })
-    local data, res = client:_send(req, opts)
-    if not data then return nil, res end
-    if type(data.campaigns) ~= "table" then
-      return nil, core.error { code = "protocol", method = "GET", url = req.url, attempts = 1,
-        message = "expected 'campaigns' (array) in the list answer, got " .. type(data.campaigns) }
+  local found, oldest = {}, nil
+  local complete, err = each_page(client, "/campaigns", { search = name, days = 1, limit = 100,
+    sort_by = "created_at", sort_order = "desc" }, "campaigns", SNAPSHOT_PAGES, opts, function(item)
+    local at = parse_iso_utc(item.created_at)
+    if at and (not oldest or at < oldest) then oldest = at end
+    if item.name == name and core.is_uuid(item.campaign_id) then
+      found[item.campaign_id] = item.created_at or true
     end
-    if page == 1 then
-      local date = res and res.headers and retry.header(res.headers, "date")
-      server_now = date and retry.parse_http_date(date)
-    end
-    for _, item in ipairs(data.campaigns) do
-      if type(item) == "table" and item.name == name and core.is_uuid(item.campaign_id) then
-        found[item.campaign_id] = item.created_at or true
-      end
-    end
-    local p = data.pagination
-    if not (type(p) == "table" and p.has_next == true and #data.campaigns > 0) then break end
-  end
-  return found, server_now
+  end)
+  if complete == nil then return nil, err end
+  return { ids = found, complete = complete, oldest = oldest }
 end
 
 -- After an ambiguous create: the ids of same-named campaigns that are not
--- in the snapshot and were not made before it on the server's clock.
-local function made_since(client, name, before, before_at, opts)
+-- in the snapshot. When the snapshot stopped at its page cap, campaigns
+-- older than the oldest it saw (by the server's own created_at: a proxy's
+-- Date header may run on another clock) are older than the call too.
+local function made_since(client, name, snap, opts)
   local now, err = same_name(client, name, opts)
   if not now then return nil, err end
   local ids = {}
-  for id, created in pairs(now) do
-    if not before[id] then
+  for id, created in pairs(now.ids) do
+    if not snap.ids[id] then
       local at = parse_iso_utc(created)
-      -- created_at has whole seconds: made after the snapshot means not
-      -- before the second the snapshot was answered in
-      if not (at and before_at and at < before_at) then ids[#ids + 1] = id end
+      if snap.complete or not (at and snap.oldest and at < snap.oldest) then ids[#ids + 1] = id end
     end
   end
   table.sort(ids)
   return ids
 end
 
---- The one create routine, for every path that creates a campaign (a save
--- of a local definition, create_campaign, plan/apply, the CLI). `c` is a
--- handle without an id. The create-schema fields go in the POST, the rest
--- in one PUT after it. Returns c or nil, err (err.campaign: created, but
--- the PUT did not go through; the handle keeps those changes pending).
-function M.create_campaign(client, c, opts)
+-- The create-schema fields of a definition, as its POST sends them.
+local CREATE_NAMES
+local function create_body(c)
+  if not CREATE_NAMES then
+    CREATE_NAMES = {}
+    for _, f in ipairs(core.campaign_fields()) do
+      if f.create then CREATE_NAMES[#CREATE_NAMES + 1] = f.name end
+    end
+  end
+  local changes, body = c:changes(), {}
+  for _, name in ipairs(CREATE_NAMES) do body[name] = changes[name] end
+  return body
+end
+
+-- Most new same-named campaigns read to tell which one holds the POST.
+local MAX_CANDIDATES = 10
+
+-- Which of the new same-named campaigns the POST made: the one that holds
+-- the create body. Returns its data, false (none: the POST made nothing),
+-- or nil, err (an `ambiguous` err with candidates when several could be).
+local function which_is_ours(client, ids, body, req, opts)
+  if #ids == 0 then return false end
+  if #ids > MAX_CANDIDATES then
+    return nil, ambiguous_error({ method = req.method, url = req.url,
+      message = "the create's answer was lost" }, ids, "campaigns")
+  end
+  local ours, candidates = {}, {}
+  for _, id in ipairs(ids) do
+    local got, err = client:_send(core.build_request(client.base_url, "GET", "/campaigns/" .. id), opts)
+    if not got then
+      err.candidates = ids
+      return nil, err
+    end
+    got.campaign_id = id
+    if holds_fields(got, body) then ours[#ours + 1] = got; candidates[#candidates + 1] = id end
+  end
+  if #ours == 1 then return ours[1] end
+  if #ours == 0 then return false end
+  return nil, ambiguous_error({ method = req.method, url = req.url,
+    message = "the create's answer was lost" }, candidates, "campaigns")
+end
+
+-- Handles whose create is under way, and those whose last create ended
+-- undecided (its snapshot is kept: a save() again looks before it sends).
+local creating = setmetatable({}, { __mode = "k" })
+local undecided = setmetatable({}, { __mode = "k" })
+
+local function create(client, c, opts)
   local ok, verr = c:validate()
   if not ok then return nil, verr end
-  local name = c.name
-  local before, before_at = same_name(client, name, opts)
-  if not before then return nil, before_at end
+  local body = create_body(c)
   local req = c:_request("create", client.base_url)
-  local adopted
-  local data, err = M.post(client, req, opts, function()
-    local ids, lerr = made_since(client, name, before, before_at, opts)
+  local snap, adopted = undecided[c], false
+  local function check()
+    local ids, lerr = made_since(client, snap.name, snap, opts)
     if not ids then return nil, lerr end
-    if #ids == 0 then return false end
-    if #ids > 1 then
-      return nil, ambiguous_error(lerr or { method = req.method, url = req.url,
-        message = "the create's answer was lost" }, ids, "campaigns")
-    end
-    adopted = ids[1]
-    return { campaign_id = ids[1] }
-  end)
-  if not data then return nil, err end
-  if adopted then
-    -- the POST went through but its answer was lost: read what it made;
-    -- every field stays pending, so the PUT below makes the server hold
-    -- exactly this definition
-    local get = core.build_request(client.base_url, "GET", "/campaigns/" .. adopted)
-    local got, gerr = client:_send(get, opts)
-    if not got then return nil, gerr end
-    got.campaign_id = adopted
-    c:_apply(got)
-  else
-    if not core.is_uuid(data.campaign_id) then
-      return nil, core.error { code = "protocol", method = req.method, url = req.url, attempts = 1,
-        message = "expected 'campaign_id' (UUID) in the response, got " .. tostring(data.campaign_id) }
-    end
-    c:_clear_dirty("create")
-    c:_apply(data)
+    local got, gerr = which_is_ours(client, ids, body, req, opts)
+    if got then adopted = true end
+    return got, gerr
   end
+  local data, err
+  if snap then
+    -- an earlier create of this handle ended undecided: did it happen?
+    data, err = check()
+    if data == false then data, err = nil, nil end
+  else
+    snap, err = same_name(client, c.name, opts)
+    if not snap then return nil, err end
+    snap.name = c.name
+  end
+  if not data and not err then
+    data, err = M.post(client, req, opts, check)
+    if data and not adopted and not core.is_uuid(data.campaign_id) then
+      -- an answer that says it worked but not what it made: look
+      data, err = check()
+      if data == false then
+        data, err = nil, core.error { code = "protocol", method = req.method, url = req.url,
+          attempts = 1, ambiguous = true, message = "the create's answer has no 'campaign_id' "
+            .. "(UUID), and the look-up found no campaign it made" }
+      end
+    end
+  end
+  if not data then
+    -- undecided: keep the snapshot, so that a save() again looks first
+    if err.ambiguous or err.candidates or err.check_error then undecided[c] = snap end
+    return nil, err
+  end
+  undecided[c] = nil
+  -- made by a POST whose answer was lost: every field stays pending, so
+  -- the PUT below makes the server hold exactly this definition
+  if not adopted then c:_clear_dirty("create") end
+  c:_apply(data)
   if c:_has_changes() then
     local saved, serr = c:save(opts)
     if not saved then
@@ -203,84 +324,110 @@ function M.create_campaign(client, c, opts)
   return c
 end
 
--- ---------------------------------------------------------------------
--- leads and inboxes: found by their email, and ours only when they hold
--- what we sent
-
-local function holds(obj, sent, skip)
-  for k, v in pairs(sent) do
-    if not (skip and skip[k]) then
-      local have = obj[k]
-      if type(v) == "table" then
-        if type(have) ~= "table" then return false end
-        for ck, cv in pairs(v) do
-          if have[ck] ~= cv then return false end
-        end
-      elseif have ~= v then
-        return false
-      end
-    end
+--- The one create routine, for every path that creates a campaign (a save
+-- of a local definition, create_campaign, plan/apply, the CLI). `c` is a
+-- handle without an id. The create-schema fields go in the POST, the rest
+-- in one PUT after it. Returns c or nil, err (err.campaign: created, but
+-- the PUT did not go through; the handle keeps those changes pending).
+-- A create that ended undecided is looked up again by the next one on the
+-- same handle before anything is sent.
+function M.create_campaign(client, c, opts)
+  if creating[c] then
+    return nil, core.error { code = "conflict", attempts = 0, method = "POST",
+      url = client.base_url .. "/campaigns",
+      message = "this campaign is being created by another call: wait for its result" }
   end
-  return true
+  creating[c] = true
+  opts = M.call_options(client, opts)
+  local ok, res, err = pcall(create, client, c, opts)
+  creating[c] = nil
+  if not ok then error(res, 0) end
+  return res, err
 end
+
+-- ---------------------------------------------------------------------
+-- leads and inboxes: a snapshot of those with that email before the POST,
+-- so that the look-up never takes one that was there before for ours
 
 local function conflict_error(req, what, existing)
   return core.error { code = "conflict", status = 409, method = req.method, url = req.url,
     attempts = 1, existing = existing,
-    message = format("%s exists already with other fields than the ones sent", what) }
+    message = format("%s exists already (the look-up after a lost answer found it from before "
+      .. "this call, or with other fields than the ones sent)", what) }
 end
 
---- POST /campaigns/{id}/leads/manual, once.
-function M.add_lead(client, campaign_id, body, opts)
-  local req = core.build_request(client.base_url, "POST",
-    "/campaigns/" .. campaign_id .. "/leads/manual", body)
-  local email = body.email:lower()
+local LIST_PAGES = 50
+
+-- { [id] = object } of the list's items whose `key` lower-cased is `value`,
+-- or nil, err (an `ambiguous` error when the list is too long to read).
+local function find_by(client, req, path, query, field, key, value, id_key, opts)
+  local found = {}
+  local complete, err = each_page(client, path, query, field, LIST_PAGES, opts, function(item)
+    local v = item[key]
+    if type(v) == "string" and v:lower() == value and item[id_key] ~= nil then
+      found[tostring(item[id_key])] = item
+    end
+  end)
+  if complete == nil then return nil, err end
+  if not complete then
+    return nil, core.error { code = "ambiguous", method = req.method, url = req.url, attempts = 1,
+      candidates = {}, message = format("the list of %s is too long to check", field) }
+  end
+  return found
+end
+
+-- A POST that makes one object found by `find()`: a snapshot first, so
+-- that after a lost answer the look-up takes only a new one, and only when
+-- `matches(obj)` (it holds what was sent); one from before is the server's
+-- 409, `conflict` with err.existing.
+local function post_unique(client, req, what, find, matches, opts)
+  local before, berr = find()
+  if not before then return nil, berr end
   return M.post(client, req, opts, function()
-    local q = core.build_request(client.base_url, "GET", "/campaigns/" .. campaign_id .. "/leads",
-      nil, { search = body.email, limit = 100 })
-    local data, err = client:_send(q, opts)
-    if not data then return nil, err end
-    for _, lead in ipairs(type(data.leads) == "table" and data.leads or {}) do
-      if type(lead) == "table" and type(lead.email) == "string" and lead.email:lower() == email then
-        if holds(lead, body, { email = true }) then return lead end
-        return nil, conflict_error(req, "lead " .. body.email, lead)
+    local now, err = find()
+    if not now then return nil, err end
+    for id, obj in pairs(now) do
+      if not before[id] then
+        if matches(obj) then return obj end
+        return nil, conflict_error(req, what, obj)
       end
     end
+    local _, old = next(before)
+    if old then return nil, conflict_error(req, what, old) end
     return false
   end)
 end
 
-local INBOX_SECRET = { smtp_password = true, imap_password = true, email_address = true }
-local INBOX_PAGES = 50
+--- POST /campaigns/{id}/leads/manual, once.
+function M.add_lead(client, campaign_id, body, opts)
+  opts = M.call_options(client, opts)
+  local req = core.build_request(client.base_url, "POST",
+    "/campaigns/" .. campaign_id .. "/leads/manual", body)
+  local email, skip = body.email:lower(), { email = true }
+  return post_unique(client, req, "lead " .. body.email, function()
+    return find_by(client, req, "/campaigns/" .. campaign_id .. "/leads",
+      { search = body.email, limit = 100 }, "leads", "email", email, "lead_id", opts)
+  end, function(lead) return holds_fields(lead, body, skip) end, opts)
+end
+
+-- Inbox fields the list never shows (or shows in another form).
+local INBOX_HIDDEN = { smtp_password = true, imap_password = true, email_address = true }
 
 --- POST /sender-accounts/smtp, once.
 function M.add_inbox(client, fields, opts)
+  opts = M.call_options(client, opts)
   local req = core.build_request(client.base_url, "POST", "/sender-accounts/smtp", fields)
   local address = fields.email_address:lower()
-  return M.post(client, req, opts, function()
-    for page = 1, INBOX_PAGES do
-      local q = core.build_request(client.base_url, "GET", "/sender-accounts", nil,
-        { limit = 100, page = page })
-      local data, err = client:_send(q, opts)
-      if not data then return nil, err end
-      local list = data.sender_accounts
-      for _, ib in ipairs(type(list) == "table" and list or {}) do
-        if type(ib) == "table" and type(ib.email_address) == "string"
-            and ib.email_address:lower() == address then
-          local visible = {}
-          for k, v in pairs(fields) do
-            if not INBOX_SECRET[k] and ib[k] ~= nil then visible[k] = v end
-          end
-          if holds(ib, visible) then return ib end
-          return nil, conflict_error(req, "inbox " .. fields.email_address, ib)
-        end
-      end
-      local pg = data.pagination
-      if not (type(pg) == "table" and pg.has_next == true) then return false end
+  return post_unique(client, req, "inbox " .. fields.email_address, function()
+    return find_by(client, req, "/sender-accounts", { limit = 100 }, "sender_accounts",
+      "email_address", address, "inbox_id", opts)
+  end, function(ib)
+    -- what the list shows of it
+    for k, v in pairs(fields) do
+      if not INBOX_HIDDEN[k] and ib[k] ~= nil and not holds(ib[k], v) then return false end
     end
-    return nil, core.error { code = "ambiguous", method = req.method, url = req.url, attempts = 1,
-      candidates = {}, message = "the inbox's answer was lost and the inbox list is too long to check" }
-  end)
+    return true
+  end, opts)
 end
 
 -- ---------------------------------------------------------------------
@@ -304,12 +451,14 @@ function M.state_change(client, c, op, opts)
   end)
 end
 
---- A launch that failed after an earlier try may have launched: the
--- campaign's state says. Returns its data when it is ACTIVE, else nil.
-function M.reconcile_launch(client, c, err, opts)
+--- A launch that failed after an earlier try may have launched: it did
+-- when the campaign is ACTIVE and holds every change the launch carried
+-- (`changes`, what c:changes() gave before the launch). Returns the
+-- campaign's data then, else nil.
+function M.reconcile_launch(client, c, err, changes, opts)
   if not (err and err.maybe_done) then return nil end
   local data = fetch(client, c, opts)
-  if data and data.status == "ACTIVE" then return data end
+  if data and data.status == "ACTIVE" and holds_fields(data, changes) then return data end
   return nil
 end
 
@@ -327,7 +476,9 @@ function M.lead_batches(client, campaign_id, opts)
   local req = core.build_request(client.base_url, "GET", "/campaigns/" .. campaign_id)
   local data, err = client:_send(req, opts)
   if not data then return nil, err end
-  if type(data.lead_batches) ~= "table" then return false end
+  local list = data.lead_batches
+  -- a list, or nothing to go by (an object is not a list of batches)
+  if type(list) ~= "table" or (next(list) ~= nil and list[1] == nil) then return false end
   local out = {}
   for _, b in ipairs(data.lead_batches) do
     if type(b) == "table" then
