@@ -7,6 +7,7 @@
 local core = require "coldsend.core"
 local retry = require "coldsend.retry"
 local ratelimit = require "coldsend.ratelimit"
+local redact = require "coldsend.redact"
 
 local M = { _VERSION = core._VERSION }
 
@@ -258,7 +259,8 @@ local function decorate(err, req, attempts)
   err.method = err.method or req.method
   err.url = err.url or req.url
   err.attempts = err.attempts or attempts
-  return err
+  -- the key and the request's passwords, wherever the server echoed them
+  return redact.error(err, req)
 end
 
 -- ---------------------------------------------------------------------
@@ -378,8 +380,8 @@ function Client:_send(req, opts)
     treq.connect_timeout = connect_timeout < t and connect_timeout or t
     treq.ca_file, treq.max_body = self.ca_file, self.max_body
     if self.on_request then
-      self.on_request { method = req.method, url = req.url, attempt = attempt,
-        headers = copy_headers_redacted(headers), body = req.body }
+      self.on_request(redact.event({ method = req.method, url = req.url, attempt = attempt,
+        headers = copy_headers_redacted(headers), body = req.body }, treq))
     end
     local sent_at = clock()
     local res, msg, code, info = self.transport(treq)
@@ -387,8 +389,8 @@ function Client:_send(req, opts)
     if res then
       if limiter then limiter:update(res.headers, clock(), self.wall_clock()) end
       if self.on_response then
-        self.on_response { method = req.method, url = req.url, attempt = attempt,
-          status = res.status, headers = res.headers, elapsed = clock() - sent_at }
+        self.on_response(redact.event({ method = req.method, url = req.url, attempt = attempt,
+          status = res.status, headers = res.headers, elapsed = clock() - sent_at }, treq))
       end
       data, err = core.parse_response(res.status, res.headers, res.body)
       if data then return data, res end
@@ -398,8 +400,8 @@ function Client:_send(req, opts)
         curl_code = info and info.curl_code }
       outcome = { code = code, info = info or {} }
       if self.on_response then
-        self.on_response { method = req.method, url = req.url, attempt = attempt,
-          error = code, message = msg, elapsed = clock() - sent_at }
+        self.on_response(redact.event({ method = req.method, url = req.url, attempt = attempt,
+          error = code, message = msg, elapsed = clock() - sent_at }, treq))
       end
     end
 
@@ -419,8 +421,8 @@ function Client:_send(req, opts)
       return nil, decorate(err, req, attempt)
     end
     if self.on_retry then
-      self.on_retry { method = req.method, url = req.url, attempt = attempt, delay = delay,
-        reason = reason, code = err.code, status = err.status }
+      self.on_retry(redact.event({ method = req.method, url = req.url, attempt = attempt,
+        delay = delay, reason = reason, code = err.code, status = err.status }, req))
     end
     -- ngx.sleep(0) on Debian's nginx only logs a warning and spins
     if delay > 0 then self.sleep(delay) end
