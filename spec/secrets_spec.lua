@@ -20,25 +20,10 @@ local INBOX = {
   imap_username = "sales", imap_password = IMAP_PW,
 }
 
--- Every string reachable from v (keys, values, tostring of tables).
-local function strings(v, out, seen)
-  out, seen = out or {}, seen or {}
-  if type(v) == "string" then
-    out[#out + 1] = v
-  elseif type(v) == "table" and not seen[v] then
-    seen[v] = true
-    out[#out + 1] = tostring(v)
-    for k, x in pairs(v) do
-      strings(k, out, seen)
-      strings(x, out, seen)
-    end
-  end
-  return out
-end
 
 -- Asserts that none of the secrets (nor the key's token) shows in v.
 local function assert_hidden(v, what)
-  for _, s in ipairs(strings(v)) do
+  for _, s in ipairs(util.strings(v)) do
     for _, secret in ipairs { TOKEN, SMTP_PW, IMAP_PW, (cjson.encode(SMTP_PW):sub(2, -2)),
         "S3cr3tK3y" } do
       assert(not s:find(secret, 1, true), ("%s shows a secret: %s"):format(what, s))

@@ -789,7 +789,12 @@ function M.add(client, c, lead, opts)
   local body = {}
   for k, v in pairs(lead) do body[k] = v end
   local req = core.build_request(client.base_url, "POST", "/campaigns/" .. id .. "/leads/manual", body)
-  return client:_send(req, opts)
+  local data, err = client:_send(req, opts)
+  if data and next(data) == nil then -- an empty 200 is not a lead
+    return nil, core.error { code = "protocol", method = "POST", url = req.url, attempts = 1,
+      message = "expected a lead object in the response, got an empty body" }
+  end
+  return data, err
 end
 
 return M
