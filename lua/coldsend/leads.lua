@@ -119,8 +119,11 @@ local ALIASES = {
   company = "company", company_name = "company",
 }
 
+-- Linear in #h: gsub("%s+$", "") would retry from every blank of a run.
 local function normalise_header(h)
-  return (h:lower():gsub("^%s+", ""):gsub("%s+$", ""):gsub("[%s%-]+", "_"))
+  local i = h:find("%S")
+  if not i then return "" end
+  return (h:match("^.*%S", i):lower():gsub("[%s%-]+", "_"))
 end
 
 -- The standard columns found in the header, or false when it has no email
