@@ -750,7 +750,15 @@ function Server:run()
   local o = self.opts
   while true do
     loop:step(self.server, function(sock)
-      if self.nconns >= o.max_connections and not self:make_room() then
+      -- descriptors near select()'s limit (inherited ones count too): the
+      -- count of connections is held where it is, each new one replacing
+      -- the longest idle, whose lower descriptor the next accept reuses
+      local cap = self.max_conns or o.max_connections
+      if sock:getfd() >= http.MAX_FD - 64 and self.nconns < cap then
+        cap = self.nconns
+        self.max_conns = cap
+      end
+      if self.nconns >= cap and not self:make_room() then
         sock:close()
         return
       end
