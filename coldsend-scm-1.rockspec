@@ -59,6 +59,7 @@ build = {
       ["coldsend.progress"] = "lua/coldsend/progress.lua",
       ["coldsend.ratelimit"] = "lua/coldsend/ratelimit.lua",
       ["coldsend.ratelimit_ngx"] = "lua/coldsend/ratelimit_ngx.lua",
+      ["coldsend.redact"] = "lua/coldsend/redact.lua",
       ["coldsend.retry"] = "lua/coldsend/retry.lua",
       ["coldsend.writes"] = "lua/coldsend/writes.lua",
       ["coldsend.sandbox"] = "lua/coldsend/sandbox.lua",

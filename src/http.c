@@ -888,7 +888,13 @@ static int http_do(lua_State *L, cs_http *h, int req, const char *def_ca) {
   if (x->slist != NULL) curl_slist_free_all(x->slist);
   x->slist = NULL;
 
-  if (!usable || rc == CURLE_OUT_OF_MEMORY || x->no_memory) {
+  /* libcurl 7.x reports a header line over its own limit (100 KB) as out of
+   * memory: once the status line has come, that is the server's doing */
+  if (rc == CURLE_OUT_OF_MEMORY && usable && !x->no_memory &&
+      curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status) == CURLE_OK &&
+      status != 0)
+    x->head_over = 2;
+  if (!usable || (rc == CURLE_OUT_OF_MEMORY && !x->head_over) || x->no_memory) {
     end_transfer(h, &r, x, nested);
     if (!usable && rc != CURLE_OUT_OF_MEMORY)
       return luaL_error(L, "libcurl refused an option (%s)",
@@ -908,6 +914,10 @@ static int http_do(lua_State *L, cs_http *h, int req, const char *def_ca) {
                (long long)x->max_body);
       code = "protocol";
       too_large = 1;
+    } else if (x->head_over == 2) {
+      snprintf(message, sizeof message,
+               "a response header line over libcurl's limit (%s)", x->errbuf);
+      code = "protocol";
     } else if (x->head_over) {
       snprintf(message, sizeof message, "response headers over the %d-byte cap",
                MAX_HEAD_BYTES);

@@ -3,6 +3,8 @@
 #include "request.h"
 
 #include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core.h"
@@ -17,10 +19,10 @@ static void push_cjson(lua_State *L) {
   lua_pop(L, 1);
   lua_getglobal(L, "require");
   lua_pushliteral(L, "cjson");
-  lua_call(L, 1, 1);               /* cjson */
-  lua_getfield(L, -1, "new");      /* cjson, new */
-  lua_call(L, 0, 1);               /* cjson, inst */
-  lua_remove(L, -2);               /* inst */
+  lua_call(L, 1, 1);          /* cjson */
+  lua_getfield(L, -1, "new"); /* cjson, new */
+  lua_call(L, 0, 1);          /* cjson, inst */
+  lua_remove(L, -2);          /* inst */
   /* as many digits as cjson 2.1 keeps */
   lua_getfield(L, -1, "encode_number_precision");
   lua_pushinteger(L, 14); /* the most cjson 2.1 allows */
@@ -29,37 +31,243 @@ static void push_cjson(lua_State *L) {
   lua_setfield(L, LUA_REGISTRYINDEX, CJSON_KEY); /* inst */
 }
 
+static const char empty_array_marker = 0;
+
 void cs_push_empty_array(lua_State *L) {
-  lua_pushlstring(L, CS_EMPTY_ARRAY, CS_EMPTY_ARRAY_LEN);
+  lua_pushlightuserdata(L, (void *)&empty_array_marker);
 }
 
-/* Replaces every marker in the JSON text at the top of the stack by []. */
-static void replace_empty_arrays(lua_State *L) {
-  size_t len, mlen = sizeof(CS_EMPTY_ARRAY_JSON) - 1;
-  const char *s = lua_tolstring(L, -1, &len);
-  const char *hit = strstr(s, CS_EMPTY_ARRAY_JSON);
+/* 1 when the number at idx has the integer subtype (Lua 5.3+). */
+static int is_lua_integer(lua_State *L, int idx) {
+#if LUA_VERSION_NUM >= 503
+  if (lua_isinteger(L, idx)) return 1;
+#endif
+  (void)L;
+  (void)idx;
+  return 0;
+}
+
+/* ---- exact numbers and unforgeable markers ------------------------------
+ * cjson 2.1 writes numbers with at most 14 significant digits, so a 15-digit
+ * id or a float such as 0.1 + 0.2 would go out changed. Before encoding, the
+ * value is walked (raw access, no metamethods): every number cjson would
+ * change, every empty-array marker and every string holding the marker
+ * prefix is replaced, in a copy of its table, by a marker "\0coldsend:N";
+ * after encoding each marker is replaced by literal N, its exact JSON text.
+ * No user string can then be read as a marker. */
+
+#define MARKER_PREFIX "\0coldsend:"
+#define MARKER_PREFIX_LEN 10
+#define MARKER_JSON "\"\\u0000coldsend:"
+#define MAX_DEPTH 1000 /* as cjson's encode_max_depth */
+
+typedef struct {
+  int side; /* stack index of the literals table */
+  int n;    /* literals so far */
+  char path[200];
+} prep_state;
+
+/* Writes the finite double v in the fewest digits that read back as v. */
+static void format_double(char *buf, size_t size, double v) {
+  int prec;
+  if (v == floor(v) && fabs(v) < 9.2e18) {
+    snprintf(buf, size, "%.0f", v);
+    return;
+  }
+  for (prec = 14; prec < 17; prec++) {
+    snprintf(buf, size, "%.*g", prec, v);
+    if (strtod(buf, NULL) == v) return;
+  }
+  snprintf(buf, size, "%.17g", v);
+}
+
+/* 1 when cjson's 14 digits write the number at idx exactly. */
+static int cjson_exact(lua_State *L, int idx) {
+  char buf[64];
+  double v;
+#if LUA_VERSION_NUM >= 503
+  if (lua_isinteger(L, idx)) {
+    lua_Integer i = lua_tointeger(L, idx);
+    return i > -100000000000000LL && i < 100000000000000LL;
+  }
+#endif
+  v = lua_tonumber(L, idx);
+  snprintf(buf, sizeof buf, "%.14g", v);
+  return strtod(buf, NULL) == v;
+}
+
+static int has_marker_prefix(const char *s, size_t len) {
+  const char *p = memchr(s, '\0', len);
+  while (p != NULL) {
+    size_t left = len - (size_t)(p - s);
+    if (left >= MARKER_PREFIX_LEN &&
+        memcmp(p, MARKER_PREFIX, MARKER_PREFIX_LEN) == 0)
+      return 1;
+    p = left > 1 ? memchr(p + 1, '\0', left - 1) : NULL;
+  }
+  return 0;
+}
+
+/* Pushes a marker for the literal JSON text at the top (popped). */
+static void push_marker(lua_State *L, prep_state *st) {
+  lua_rawseti(L, st->side, ++st->n);
+  lua_pushlstring(L, MARKER_PREFIX, MARKER_PREFIX_LEN);
+  lua_pushfstring(L, "%d", st->n);
+  lua_concat(L, 2);
+}
+
+static int prepare(lua_State *L, int idx, prep_state *st, int depth);
+
+/* Appends the key at kidx to st->path (for messages); returns the old end. */
+static size_t path_push(lua_State *L, int kidx, prep_state *st) {
+  size_t used = strlen(st->path);
+  if (lua_type(L, kidx) == LUA_TSTRING)
+    snprintf(st->path + used, sizeof st->path - used, "%s%s", used ? "." : "",
+             lua_tostring(L, kidx));
+  else if (lua_type(L, kidx) == LUA_TNUMBER)
+    snprintf(st->path + used, sizeof st->path - used, "[%g]",
+             (double)lua_tonumber(L, kidx));
+  return used;
+}
+
+/* The table at idx: pushes a copy with its replaced values and returns 1,
+ * or returns 0 (nothing pushed) when none of its values is replaced. */
+static int prepare_table(lua_State *L, int idx, prep_state *st, int depth) {
+  int copy;
+  if (depth > MAX_DEPTH)
+    luaL_error(L, "cannot encode '%s' as JSON (nested deeper than %d)",
+               st->path[0] ? st->path : "(value)", MAX_DEPTH);
+  luaL_checkstack(L, 8, "JSON encoding");
+  lua_pushnil(L); /* the copy's slot, a table once a value is replaced */
+  copy = lua_gettop(L);
+  lua_pushnil(L);
+  while (lua_next(L, idx) != 0) {
+    int top = lua_gettop(L);
+    size_t old = path_push(L, top - 1, st);
+    if (lua_type(L, top - 1) == LUA_TSTRING) {
+      size_t klen;
+      const char *k = lua_tolstring(L, top - 1, &klen);
+      if (has_marker_prefix(k, klen))
+        luaL_error(L, "cannot encode '%s' as JSON (a key holding \\0coldsend:)",
+                   st->path);
+    }
+    if (prepare(L, top, st, depth + 1)) {
+      if (lua_isnil(L, copy)) {
+        lua_newtable(L);
+        lua_pushnil(L);
+        while (lua_next(L, idx) != 0) {
+          lua_pushvalue(L, -2);
+          lua_insert(L, -2);
+          lua_rawset(L, -4);
+        }
+        lua_replace(L, copy);
+      }
+      lua_pushvalue(L, top - 1); /* key */
+      lua_insert(L, -2);
+      lua_rawset(L, copy);
+    }
+    st->path[old] = '\0';
+    lua_settop(L, top - 1); /* the key, for lua_next */
+  }
+  if (lua_isnil(L, copy)) {
+    lua_pop(L, 1);
+    return 0;
+  }
+  return 1;
+}
+
+/* Pushes the replacement of the value at idx and returns 1, or returns 0
+ * (nothing pushed) when cjson writes it as it is. */
+static int prepare(lua_State *L, int idx, prep_state *st, int depth) {
+  char buf[64];
+  switch (lua_type(L, idx)) {
+    case LUA_TNUMBER: {
+      double v = lua_tonumber(L, idx);
+      if (v != v || v == HUGE_VAL || v == -HUGE_VAL)
+        luaL_error(
+            L, "cannot encode '%s' as JSON (finite number expected, got %s)",
+            st->path[0] ? st->path : "(value)",
+            v != v ? "nan" : (v > 0 ? "inf" : "-inf"));
+      if (cjson_exact(L, idx)) return 0;
+#if LUA_VERSION_NUM >= 503
+      if (lua_isinteger(L, idx)) {
+        lua_pushfstring(L, "%I", (LUAI_UACINT)lua_tointeger(L, idx));
+        push_marker(L, st);
+        return 1;
+      }
+#endif
+      format_double(buf, sizeof buf, v);
+      lua_pushstring(L, buf);
+      push_marker(L, st);
+      return 1;
+    }
+    case LUA_TSTRING: {
+      size_t len;
+      const char *s = lua_tolstring(L, idx, &len);
+      if (!has_marker_prefix(s, len)) return 0;
+      push_cjson(L);
+      lua_getfield(L, -1, "encode");
+      lua_remove(L, -2);
+      lua_pushvalue(L, idx);
+      lua_call(L, 1, 1); /* the string's JSON text */
+      push_marker(L, st);
+      return 1;
+    }
+    case LUA_TTABLE:
+      return prepare_table(L, lua_absindex(L, idx), st, depth);
+    case LUA_TLIGHTUSERDATA:
+      if (lua_touserdata(L, idx) != &empty_array_marker) return 0;
+      lua_pushliteral(L, "[]");
+      push_marker(L, st);
+      return 1;
+    default:
+      return 0;
+  }
+}
+
+/* Replaces every marker in the JSON text at the top by its literal (the
+ * literals table at side). */
+static void replace_markers(lua_State *L, int side) {
+  size_t len, mlen = sizeof(MARKER_JSON) - 1;
+  const char *s = lua_tolstring(L, -1, &len), *end = s + len;
+  const char *hit = strstr(s, MARKER_JSON);
   luaL_Buffer b;
   if (hit == NULL) return;
   luaL_buffinit(L, &b);
   while (hit != NULL) {
+    const char *p = hit + mlen;
+    long n = 0;
     luaL_addlstring(&b, s, (size_t)(hit - s));
-    luaL_addstring(&b, "[]");
-    s = hit + mlen;
-    hit = strstr(s, CS_EMPTY_ARRAY_JSON);
+    while (p < end && *p >= '0' && *p <= '9' && n < 100000000)
+      n = n * 10 + (*p++ - '0');
+    /* every marker in the text is ours: the walk replaced the others */
+    lua_rawgeti(L, side, (lua_Integer)n);
+    luaL_addvalue(&b);
+    s = p + 1; /* past the closing quote */
+    hit = strstr(s, MARKER_JSON);
   }
-  luaL_addstring(&b, s);
+  luaL_addlstring(&b, s, (size_t)(end - s));
   luaL_pushresult(&b);
   lua_remove(L, -2);
 }
 
 void cs_json_encode(lua_State *L, int idx) {
+  prep_state st;
+  int replaced, side;
   idx = lua_absindex(L, idx);
+  st.n = 0;
+  st.path[0] = '\0';
+  lua_newtable(L);
+  side = st.side = lua_gettop(L);
+  replaced = prepare(L, idx, &st, 0);
   push_cjson(L);
   lua_getfield(L, -1, "encode");
   lua_remove(L, -2);
-  lua_pushvalue(L, idx);
+  lua_pushvalue(L, replaced ? side + 1 : idx);
   lua_call(L, 1, 1);
-  replace_empty_arrays(L);
+  replace_markers(L, side);
+  lua_replace(L, side);
+  lua_settop(L, side);
 }
 
 #if LUA_VERSION_NUM >= 503
@@ -105,7 +313,8 @@ int cs_json_decode(lua_State *L, const char *s, size_t len) {
 }
 
 int cs_is_null(lua_State *L, int idx) {
-  return lua_type(L, idx) == LUA_TLIGHTUSERDATA && lua_touserdata(L, idx) == NULL;
+  return lua_type(L, idx) == LUA_TLIGHTUSERDATA &&
+         lua_touserdata(L, idx) == NULL;
 }
 
 void cs_push_request(lua_State *L, const char *base_url, const char *method,
@@ -183,6 +392,7 @@ static void push_path_with_query(lua_State *L, const char *path, int idx) {
   for (i = 1; i <= n; i++) {
     size_t klen, vlen;
     const char *k, *v;
+    char num[64];
     lua_pushstring(L, i == 1 ? "?" : "&");
     lua_rawgeti(L, -3, i);
     k = lua_tolstring(L, -1, &klen);
@@ -193,13 +403,23 @@ static void push_path_with_query(lua_State *L, const char *path, int idx) {
     if (lua_type(L, -1) == LUA_TBOOLEAN) {
       v = lua_toboolean(L, -1) ? "true" : "false";
       vlen = strlen(v);
+    } else if (lua_type(L, -1) == LUA_TNUMBER && !is_lua_integer(L, -1)) {
+      /* 2.0 goes out as 2, 0.1 + 0.2 with all its digits, NaN not at all */
+      double d = lua_tonumber(L, -1);
+      if (d != d || d == HUGE_VAL || d == -HUGE_VAL)
+        luaL_error(L,
+                   "bad query value for '%s' (finite number expected, got %s)",
+                   k, d != d ? "nan" : (d > 0 ? "inf" : "-inf"));
+      format_double(num, sizeof num, d);
+      v = num;
+      vlen = strlen(v);
     } else {
       v = lua_tolstring(L, -1, &vlen);
     }
     push_escaped(L, v, vlen);
-    lua_remove(L, -2);    /* drop raw value */
-    lua_remove(L, -4);    /* drop raw name */
-    lua_concat(L, 5);     /* names, path-so-far */
+    lua_remove(L, -2); /* drop raw value */
+    lua_remove(L, -4); /* drop raw name */
+    lua_concat(L, 5);  /* names, path-so-far */
   }
   lua_remove(L, -2);
 }

@@ -6,14 +6,9 @@
 
 #include "compat.h"
 
-/* lua-cjson 2.1 (Debian's) has no empty-array marker: an empty array is
- * pushed as this string and replaced by [] after encoding. Strings with a
- * NUL never pass validation, so user data cannot collide with it. */
-#define CS_EMPTY_ARRAY "\0coldsend:[]"
-#define CS_EMPTY_ARRAY_LEN 12
-#define CS_EMPTY_ARRAY_JSON "\"\\u0000coldsend:[]\""
-
-/* Pushes the empty-array marker. */
+/* lua-cjson 2.1 (Debian's) has no empty-array value: an empty array is
+ * pushed as this marker, a light userdata no Lua code can make (cjson.null
+ * is the NULL one), and encoded as [] (core.EMPTY_ARRAY). */
 void cs_push_empty_array(lua_State *L);
 
 /* Pushes the JSON text of the value at idx. Raises on values cjson refuses. */

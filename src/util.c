@@ -3,7 +3,12 @@
 #include "util.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "core.h"
 
@@ -64,10 +69,76 @@ static int util_is_uuid(lua_State *L) {
   return 1;
 }
 
+/* Writes all of data to fd; 0 or an errno value. */
+static int write_all(int fd, const char *data, size_t len) {
+  while (len > 0) {
+    ssize_t n = write(fd, data, len);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return errno;
+    }
+    data += n;
+    len -= (size_t)n;
+  }
+  return 0;
+}
+
+/* core.write_private(path, data) -> true | nil, message.
+ * Replaces path with data: written to a new file of a unique name beside it
+ * (O_CREAT|O_EXCL|O_NOFOLLOW, mode 0600: never through a planted file or
+ * link, never readable by others), flushed, then renamed over path. */
+static int util_write_private(lua_State *L) {
+  size_t plen, dlen;
+  const char *path = luaL_checklstring(L, 1, &plen);
+  const char *data = luaL_checklstring(L, 2, &dlen);
+  static unsigned long counter = 0;
+  int fd = -1, err = 0, tries;
+  const char *tmp = NULL;
+  if (strlen(path) != plen || plen == 0) {
+    lua_pushnil(L);
+    lua_pushliteral(L,
+                    "bad path (a non-empty string without NUL bytes expected)");
+    return 2;
+  }
+  for (tries = 0; tries < 100; tries++) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    counter++;
+    lua_settop(L, 2);
+    tmp =
+        lua_pushfstring(L, "%s.tmp.%d.%d.%d", path, (int)getpid(),
+                        (int)(counter % 1000000), (int)(ts.tv_nsec % 1000000));
+    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+              S_IRUSR | S_IWUSR);
+    if (fd >= 0 || errno != EEXIST) break;
+  }
+  if (fd < 0) {
+    err = errno;
+    lua_pushnil(L);
+    lua_pushfstring(L, "%s: %s", tmp, strerror(err));
+    return 2;
+  }
+  err = write_all(fd, data, dlen);
+  if (err == 0 && fsync(fd) != 0) err = errno;
+  if (close(fd) != 0 && err == 0) err = errno;
+  if (err == 0 && rename(tmp, path) != 0) err = errno;
+  if (err != 0) {
+    (void)unlink(tmp);
+    lua_pushnil(L);
+    lua_pushfstring(L, "%s: %s", path, strerror(err));
+    return 2;
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
 static const luaL_Reg util_funcs[] = {{"now", util_now},
                                       {"time", util_time},
                                       {"sleep", util_sleep},
                                       {"is_uuid", util_is_uuid},
+                                      {"write_private", util_write_private},
                                       {NULL, NULL}};
 
-void cs_util_open(lua_State *L) { luaL_setfuncs(L, util_funcs, 0); }
+void cs_util_open(lua_State *L) {
+  luaL_setfuncs(L, util_funcs, 0);
+}

@@ -124,13 +124,36 @@ end
 -- ----------------------------------------------------------------------
 -- output
 
+-- Text for a terminal: control characters (C0, DEL and the UTF-8 C1 range
+-- a terminal may read as CSI) shown as \xNN / \u{NN}, so a server string
+-- cannot move the cursor, retitle the window or hide a line. Newlines and
+-- tabs of the text itself stay. --json output is written exact instead.
+-- The key of the command, never printed (coldsend.redact also hides
+-- anything shaped like a key).
+local hidden = {}
+
+local function text(s, one_line)
+  s = require("coldsend.redact").string(tostring(s), hidden)
+  s = s:gsub(one_line and "[%z\1-\31\127]" or "[%z\1-\8\11-\31\127]",
+    function(c) return format("\\x%02X", c:byte()) end)
+  return (s:gsub("\194([\128-\159])", function(c) return format("\\u{%X}", c:byte()) end))
+end
+M._text = text
+
+local function write_text(f, ...)
+  local n = select("#", ...)
+  local parts = { ... }
+  for i = 1, n do parts[i] = text(parts[i]) end
+  f:write(table.concat(parts, "", 1, n))
+end
+
 local function out(w, ...)
-  w.stdout:write(...)
+  write_text(w.stdout, ...)
   w.stdout:write("\n")
 end
 
 local function err_line(w, ...)
-  w.stderr:write("coldsend: ", ...)
+  write_text(w.stderr, "coldsend: ", ...)
   w.stderr:write("\n")
 end
 
@@ -156,7 +179,7 @@ local function jsonable(v)
 end
 
 local function print_json(w, v)
-  out(w, json().encode(jsonable(v)))
+  w.stdout:write(require("coldsend.redact").string(json().encode(jsonable(v)), hidden), "\n")
 end
 
 -- Reports an error object (nil, err from a call): exit 2 for a local
@@ -168,13 +191,13 @@ local function report(w, e)
   end
   err_line(w, tostring(e))
   for _, p in ipairs(type(e.problems) == "table" and e.problems or {}) do
-    w.stderr:write(format("  %s: %s\n", tostring(p.field), tostring(p.message or p.rule or p)))
+    write_text(w.stderr, format("  %s: %s\n", tostring(p.field), tostring(p.message or p.rule or p)))
   end
   for _, d in ipairs(type(e.details) == "table" and e.details or {}) do
-    w.stderr:write(format("  %s: %s\n", tostring(d.field), tostring(d.message)))
+    write_text(w.stderr, format("  %s: %s\n", tostring(d.field), tostring(d.message)))
   end
   if e.campaign then
-    w.stderr:write(format("  the campaign was created: %s\n", tostring(e.campaign.id)))
+    write_text(w.stderr, format("  the campaign was created: %s\n", tostring(e.campaign.id)))
   end
   return e.code == "invalid" and M.EXIT_USAGE or M.EXIT_API
 end
@@ -296,6 +319,7 @@ local function client(w, o)
   end
   local base = o.base_url or w.getenv("COLDSEND_BASE_URL")
   if base == "" then base = nil end
+  hidden[1] = key
   local ok, cs = pcall(require("coldsend").client, { api_key = key, base_url = base })
   if not ok then usage_error("%s", clean(cs)) end
   return cs
@@ -396,7 +420,7 @@ function commands.apply(w, o)
     print_json(w, result)
   else
     local verb = p.action == "create" and "created" or (p.action == "update" and "updated" or "unchanged")
-    out(w, format("%s%s: %s", verb, o.launch and " and launched" or "", tostring(c)))
+    out(w, format("%s%s: %s", verb, o.launch and " and launched" or "", text(c, true)))
     if p.action == "create" then
       out(w, format('add  id = "%s"  to %s to manage this campaign from now on', c.id, o.args[1]))
     end
@@ -415,9 +439,9 @@ function commands.status(w, o)
   if not c then return report(w, err) end
   local t, names = fields_of(c)
   if o.json then print_json(w, t) return M.EXIT_OK end
-  out(w, tostring(c))
+  out(w, text(c, true))
   for _, k in ipairs(names) do
-    out(w, format("  %-28s %s", k, show_value(t[k])))
+    out(w, format("  %-28s %s", k, text(show_value(t[k]), true)))
   end
   return M.EXIT_OK
 end
@@ -437,8 +461,8 @@ function commands.list(w, o)
   if not ok then return report(w, err) end
   if o.json then print_json(w, json().array(items)) return M.EXIT_OK end
   for _, item in ipairs(items) do
-    out(w, format("%s  %-9s %s", tostring(item.campaign_id), tostring(item.status),
-      tostring(item.name)))
+    out(w, format("%s  %-9s %s", text(item.campaign_id, true), text(item.status, true),
+      text(item.name, true)))
   end
   if #items == 0 then w.stderr:write("no campaigns\n") end
   return M.EXIT_OK
@@ -450,7 +474,7 @@ local function state_command(method, verb)
     local c = cs:campaign(check_id(o.args[1]))
     local done, err = c[method](c)
     if not done then return report(w, err) end
-    if o.json then print_json(w, fields_of(c)) else out(w, verb .. ": " .. tostring(c)) end
+    if o.json then print_json(w, fields_of(c)) else out(w, verb .. ": " .. text(c, true)) end
     return M.EXIT_OK
   end
 end
@@ -488,7 +512,7 @@ function commands.upload(w, o)
   local c = cs:campaign(check_id(o.args[1]))
   local progress = not o.json and function(p)
     local t = type(p) == "table" and p or {}
-    w.stderr:write(format("\r%s", tostring(t.message or p)))
+    w.stderr:write("\r", text(t.message or p))
     w.stderr:flush()
   end or nil
   local ok, job, err = pcall(c.upload_leads, c, {
@@ -503,7 +527,7 @@ function commands.upload(w, o)
     if type(job) == "table" then for k, v in pairs(job) do t[k] = v end end
     print_json(w, t)
   else
-    out(w, tostring(job))
+    out(w, text(job, true))
   end
   return M.EXIT_OK
 end

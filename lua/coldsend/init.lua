@@ -8,6 +8,7 @@ local core = require "coldsend.core"
 local retry = require "coldsend.retry"
 local writes = require "coldsend.writes"
 local ratelimit = require "coldsend.ratelimit"
+local redact = require "coldsend.redact"
 
 local M = { _VERSION = core._VERSION }
 
@@ -266,7 +267,8 @@ local function decorate(err, req, attempts)
   err.method = err.method or req.method
   err.url = err.url or req.url
   err.attempts = err.attempts or attempts
-  return err
+  -- the key and the request's passwords, wherever the server echoed them
+  return redact.error(err, req)
 end
 
 -- ---------------------------------------------------------------------
@@ -410,8 +412,8 @@ function Client:_send(req, opts)
     treq.connect_timeout = connect_timeout < t and connect_timeout or t
     treq.ca_file, treq.max_body = self.ca_file, self.max_body
     if self.on_request then
-      self.on_request { method = req.method, url = req.url, attempt = attempt,
-        headers = copy_headers_redacted(headers), body = req.body }
+      self.on_request(redact.event({ method = req.method, url = req.url, attempt = attempt,
+        headers = copy_headers_redacted(headers), body = req.body }, treq))
     end
     local sent_at = clock()
     local res, msg, code, info = self.transport(treq)
@@ -425,8 +427,8 @@ function Client:_send(req, opts)
     if res then
       local rh = res.headers
       if self.on_response then
-        self.on_response { method = req.method, url = req.url, attempt = attempt,
-          status = res.status, headers = rh, elapsed = clock() - sent_at }
+        self.on_response(redact.event({ method = req.method, url = req.url, attempt = attempt,
+          status = res.status, headers = rh, elapsed = clock() - sent_at }, treq))
       end
       data, err = core.parse_response(res.status, rh, res.body)
       if limiter then
@@ -443,8 +445,8 @@ function Client:_send(req, opts)
         curl_code = info and info.curl_code }
       outcome = { code = code, info = info or {} }
       if self.on_response then
-        self.on_response { method = req.method, url = req.url, attempt = attempt,
-          error = code, message = msg, elapsed = clock() - sent_at }
+        self.on_response(redact.event({ method = req.method, url = req.url, attempt = attempt,
+          error = code, message = msg, elapsed = clock() - sent_at }, treq))
       end
     end
     err.maybe_done = maybe_done or nil
@@ -474,8 +476,8 @@ function Client:_send(req, opts)
       return nil, decorate(err, req, attempt)
     end
     if self.on_retry then
-      self.on_retry { method = req.method, url = req.url, attempt = attempt, delay = delay,
-        reason = reason, code = err.code, status = err.status }
+      self.on_retry(redact.event({ method = req.method, url = req.url, attempt = attempt,
+        delay = delay, reason = reason, code = err.code, status = err.status }, req))
     end
     -- ngx.sleep(0) on Debian's nginx only logs a warning and spins
     if delay > 0 then self.sleep(delay) end
@@ -569,6 +571,9 @@ local function run_campaign_op(c, op, opts, needs_validation)
   -- like a refusal; on a new connection only this loop re-sends it
   if op == "launch" then req.fresh = true end
   local data, err = client:_send(req, opts)
+  if data and op ~= "delete" and next(data) == nil then -- an empty 200 is not a campaign
+    return nil, protocol_error(req, "a campaign object", "an empty body"), req
+  end
   return data, err, req
 end
 
@@ -621,14 +626,14 @@ local LIST_QUERY = {
 }
 local STATUSES = { DRAFT = true, ACTIVE = true, PAUSED = true, COMPLETED = true, FAILED = true }
 
-local function check_list_query(what, query)
+local function check_list_query(what, query, allowed)
   if query == nil then return {} end
   if type(query) ~= "table" then
     error(format("bad argument #1 to '%s' (table expected, got %s)", what, type(query)), 3)
   end
   local q = {}
   for k, v in pairs(query) do
-    local t = LIST_QUERY[k]
+    local t = (allowed or LIST_QUERY)[k]
     if not t then error(format("unknown query field '%s' for %s", tostring(k), what), 3) end
     if t == "integer" and (type(v) ~= "number" or v ~= math.floor(v) or v < 1) then
       error(format("bad value for '%s' (integer >= 1 expected, got %s)", k, tostring(v)), 3)
@@ -638,7 +643,7 @@ local function check_list_query(what, query)
     q[k] = v
   end
   if q.limit and q.limit > 100 then
-    error(format("bad value for 'limit' (integer 1..100 expected, got %d)", q.limit), 3)
+    error(format("bad value for 'limit' (integer 1..100 expected, got %s)", tostring(q.limit)), 3)
   end
   if q.status and not STATUSES[q.status] then
     error(format("bad value for 'status' (DRAFT, ACTIVE, PAUSED, COMPLETED or FAILED expected, got %q)",
@@ -705,15 +710,43 @@ end
 
 local METHODS = { GET = true, POST = true, PUT = true, DELETE = true, PATCH = true }
 
+-- What is wrong with a path for cs:request, or nil. The path must stay under
+-- the base URL whatever the server or a proxy decodes: dot segments are
+-- looked for after percent-decoding (%2e%2e, %2F) and with path parameters
+-- (..;x); the query goes in the query argument, so ? and # are refused.
+local function path_problem(path)
+  if type(path) ~= "string" then return "a string" end
+  if path:sub(1, 1) ~= "/" then return "it must start with /" end
+  if path:find("[?#]") then return "no ? or # (pass the query as argument #4)" end
+  if path:find("[%s%c\\]") or path:find("://", 1, true) then
+    return "no spaces, control characters, backslashes or URLs"
+  end
+  if path:gsub("%%%x%x", ""):find("%", 1, true) then
+    return "every % must start an escape %XX"
+  end
+  -- decoded until nothing changes: a front end may decode twice (%252e)
+  local decoded, n = path, 1
+  while n > 0 do
+    decoded, n = decoded:gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end)
+  end
+  if decoded:find("[%c\\]") then
+    return "no encoded control characters or backslashes"
+  end
+  for seg in (decoded .. "/"):gmatch("/([^/]*)") do
+    local name = seg:match("^([^;]*)")
+    if name == "." or name == ".." then return "no . or .. segments, even encoded" end
+  end
+end
+
 --- Any other call: cs:request("GET", "/domains", nil, {page = 2}).
 function Client:request(method, path, body, query, opts)
   if not METHODS[method] then
     error(format("bad argument #1 to 'request' (GET, POST, PUT, DELETE or PATCH expected, got %s)",
       tostring(method)), 2)
   end
-  if type(path) ~= "string" or path:sub(1, 1) ~= "/" or path:find("[%s%c]")
-      or path:find("://", 1, true) or path:find("/%.%.?/") or path:find("/%.%.?$") then
-    error(format("bad argument #2 to 'request' (path like /campaigns expected, got %s)",
+  local why = path_problem(path)
+  if why then
+    error(format("bad argument #2 to 'request' (path like /campaigns expected, %s; got %s)", why,
       type(path) == "string" and format("%q", path) or type(path)), 2)
   end
   if body ~= nil and type(body) ~= "table" then
@@ -825,6 +858,7 @@ end
 
 --- Adds one lead (POST /campaigns/{id}/leads/manual).
 function methods.add_lead(c, lead, opts)
+  check_call_options(opts)
   return require("coldsend.leads").add(client_of(c), c, lead, opts)
 end
 
@@ -878,13 +912,18 @@ function Client:update_lead(campaign_id, lead_id, fields, opts)
         .. "custom_fields expected)", tostring(k)), 2)
     end
     if k == "custom_fields" then
-      if type(v) ~= "table" then
-        error(format("bad value for 'custom_fields' (table expected, got %s)", type(v)), 2)
-      end
+      local why, kind = require("coldsend.leads").custom_fields_problem(v, true)
+      if kind == "type" then error(why, 2) end
     elseif type(v) ~= "string" or #v > 255 or v:find("%z") then
       error(format("bad value for '%s' (string of 0..255 characters expected, got %s)",
         k, type(v) == "string" and format("%q", v:sub(1, 40)) or type(v)), 2)
     end
+  end
+  -- a bad datum (invalid UTF-8, a number that would not go out exactly)
+  local problem = require("coldsend.leads").lead_problem(fields)
+  if problem then
+    return nil, new_error { code = "invalid", message = problem.message, problems = { problem },
+      attempts = 0 }
   end
   return call(self, "PUT", "/campaigns/" .. campaign_id .. "/leads/" .. lead_id, fields, nil, opts)
 end
@@ -965,19 +1004,33 @@ function Client:add_smtp_inbox(fields, opts)
 end
 
 --- Lists inboxes (GET /sender-accounts).
+local INBOX_QUERY = { page = "integer", limit = "integer" }
+
 function Client:list_inboxes(query, opts)
-  if query ~= nil and type(query) ~= "table" then
-    error(format("bad argument #1 to 'list_inboxes' (table expected, got %s)", type(query)), 2)
-  end
-  return call(self, "GET", "/sender-accounts", nil, query, opts)
+  local q = check_list_query("list_inboxes", query, INBOX_QUERY)
+  return call(self, "GET", "/sender-accounts", nil, q, opts)
+end
+
+-- True for a real calendar date YYYY-MM-DD (2024-02-29 yes, 2023-02-29 no).
+local function real_date(v)
+  local y, m, d = v:match("^(%d%d%d%d)%-(%d%d)%-(%d%d)$")
+  if not y then return false end
+  y, m, d = tonumber(y), tonumber(m), tonumber(d)
+  if y < 1 or m < 1 or m > 12 or d < 1 then return false end
+  local leap = (y % 4 == 0 and y % 100 ~= 0) or y % 400 == 0
+  local days = ({ 31, leap and 29 or 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 })[m]
+  return d <= days
 end
 
 local function check_dates(what, query, allowed)
   local q = {}
+  if query ~= nil and type(query) ~= "table" then
+    error(format("bad argument #1 to '%s' (table expected, got %s)", what, type(query)), 3)
+  end
   for k, v in pairs(query or {}) do
     if not allowed[k] then error(format("unknown query field '%s' for %s", tostring(k), what), 3) end
-    if k ~= "status" and (type(v) ~= "string" or not v:match("^%d%d%d%d%-%d%d%-%d%d$")) then
-      error(format("bad value for '%s' (date YYYY-MM-DD expected, got %s)", k,
+    if k ~= "status" and (type(v) ~= "string" or not real_date(v)) then
+      error(format("bad value for '%s' (a real date YYYY-MM-DD expected, got %s)", k,
         type(v) == "string" and format("%q", v) or type(v)), 3)
     end
     if k == "status" and not STATUSES[v] then

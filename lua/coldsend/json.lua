@@ -11,8 +11,6 @@ codec.encode_number_precision(14)
 --- The JSON null (`cjson.null`): decodes from `null`, encodes as `null`.
 M.null = cjson.null
 
-local SENTINEL = "\0coldsend:[]"
-local SENTINEL_JSON_PATTERN = '"\\u0000coldsend:%[%]"'
 local array_mt = { __name = "coldsend.json.array" }
 --- The metatable `json.array` sets; a table with it encodes as a JSON array, `[]` when empty.
 M.array_mt = array_mt
@@ -22,17 +20,59 @@ function M.array(t)
   return setmetatable(t or {}, array_mt)
 end
 
--- Copies v, replacing empty marked arrays by the sentinel; nil when v
--- holds none, so the common case allocates nothing.
-local function prepare(v)
-  if type(v) ~= "table" then return nil end
-  if next(v) == nil then
-    if getmetatable(v) == array_mt then return SENTINEL end
+-- cjson 2.1 writes numbers with 14 significant digits at most and has no
+-- empty-array value. Before encoding, each number it would change, each
+-- empty marked array, and each string that holds the marker prefix (so that
+-- no user string can pass for a marker) is replaced in a copy by a marker
+-- "\0coldsend:N"; after encoding, marker N becomes literal N.
+local PREFIX = "\0coldsend:"
+local MARKER_JSON_PATTERN = '"\\u0000coldsend:(%d+)"'
+local MAX_DEPTH = 1000
+local format, floor, abs = string.format, math.floor, math.abs
+local mtype = math.type or function() return "float" end
+
+-- The exact JSON text of n when cjson's 14 digits would change it, else nil.
+local function number_text(n)
+  if mtype(n) == "integer" then
+    if n > -100000000000000 and n < 100000000000000 then return nil end
+    return format("%d", n)
+  end
+  if n ~= n or n == math.huge or n == -math.huge then return nil end -- cjson refuses
+  if tonumber(format("%.14g", n)) == n then return nil end
+  if n == floor(n) and abs(n) < 9.2e18 then return format("%.0f", n) end
+  for p = 15, 17 do
+    local t = format("%." .. p .. "g", n)
+    if tonumber(t) == n then return t end
+  end
+end
+
+local function marker(side, literal)
+  side[#side + 1] = literal
+  return PREFIX .. #side
+end
+
+-- The replacement of v (a marker or a copy of its table), or nil when cjson
+-- writes v as it is.
+local function prepare(v, side, depth)
+  local t = type(v)
+  if t == "number" then
+    local text = number_text(v)
+    return text and marker(side, text)
+  elseif t == "string" then
+    return v:find(PREFIX, 1, true) and marker(side, codec.encode(v)) or nil
+  elseif t ~= "table" then
     return nil
+  end
+  if depth > MAX_DEPTH then error("cannot encode as JSON: nested deeper than " .. MAX_DEPTH, 0) end
+  if next(v) == nil then
+    return getmetatable(v) == array_mt and marker(side, "[]") or nil
   end
   local copy
   for k, x in pairs(v) do
-    local p = prepare(x)
+    if type(k) == "string" and k:find(PREFIX, 1, true) then
+      error("cannot encode as JSON: a key holding \\0coldsend:", 0)
+    end
+    local p = prepare(x, side, depth + 1)
     if p ~= nil then
       if not copy then
         copy = {}
@@ -44,21 +84,78 @@ local function prepare(v)
   return copy
 end
 
---- Encodes v as JSON (numbers to 14 significant digits); empty tables
--- marked with `json.array` encode as `[]`, other empty tables as `{}`.
+--- Encodes v as JSON: numbers exactly (as many digits as they need), empty
+-- tables marked with `json.array` as `[]`, other empty tables as `{}`.
 -- @param v the value to encode
 -- @return the JSON text
 function M.encode(v)
-  local p = prepare(v)
+  local side = {}
+  local p = prepare(v, side, 0)
   if p == nil then return codec.encode(v) end
   local s = codec.encode(p)
-  return (s:gsub(SENTINEL_JSON_PATTERN, "[]"))
+  return (s:gsub(MARKER_JSON_PATTERN, function(i) return side[tonumber(i)] end))
 end
 
---- Decodes s; returns nil, message on bad JSON instead of raising.
+-- Integers of 16 digits or more that a float cannot hold: quoted with a
+-- marker before cjson reads the text (cjson 2.1 reads every number as a
+-- float), made integers again after. Only on Lua 5.3+, and only when no
+-- string of the text could pass for the marker.
+local INT_PREFIX = PREFIX .. "int:"
+local BIG_INT = "%d%d%d%d%d%d%d%d%d%d%d%d%d%d%d%d"
+
+local function quote_big_integers(s)
+  local out, last, i, n = {}, 1, 1, #s
+  while i <= n do
+    local p = s:find('[%d"]', i)
+    if not p then break end
+    if s:byte(p) == 34 then -- a string: to its closing quote
+      local q = p + 1
+      while true do
+        local e = s:find('["\\]', q)
+        if not e then return s end -- malformed: cjson says so
+        if s:byte(e) == 92 then q = e + 2 else i = e + 1 break end
+      end
+    else
+      -- the whole number token: fraction and exponent digits are no integer
+      local e = (s:find("[^%d%.eE+%-]", p) or n + 1) - 1
+      local start = (p > 1 and s:byte(p - 1) == 45) and p - 1 or p
+      if e - p + 1 >= 16 and not s:sub(p, e):find("[^%d]")
+          and mtype(tonumber(s:sub(start, e))) == "integer" then
+        out[#out + 1] = s:sub(last, start - 1)
+        out[#out + 1] = '"\\u0000coldsend:int:' .. s:sub(start, e) .. '"'
+        last = e + 1
+      end
+      i = e + 1
+    end
+  end
+  if last == 1 then return s end
+  out[#out + 1] = s:sub(last)
+  return table.concat(out)
+end
+
+local function integers_back(v, depth)
+  if depth > MAX_DEPTH then return v end
+  if type(v) == "string" and v:sub(1, #INT_PREFIX) == INT_PREFIX then
+    return math.tointeger(v:sub(#INT_PREFIX + 1)) or tonumber(v:sub(#INT_PREFIX + 1))
+  end
+  if type(v) == "table" then
+    for k, x in pairs(v) do
+      local y = integers_back(x, depth + 1)
+      if y ~= x then v[k] = y end
+    end
+  end
+  return v
+end
+
+--- Decodes s; returns nil, message on bad JSON instead of raising. Integers
+-- beyond 2^53 decode exactly as Lua integers on Lua 5.3+.
 function M.decode(s)
+  local big = math.tointeger and type(s) == "string" and s:find(BIG_INT)
+    and not s:find("\\u0000coldsend:", 1, true)
+  if big then s = quote_big_integers(s) end
   local ok, v = pcall(codec.decode, s)
   if not ok then return nil, v end
+  if big then v = integers_back(v, 0) end
   return v
 end
 

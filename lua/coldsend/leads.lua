@@ -124,8 +124,11 @@ local ALIASES = {
   company = "company", company_name = "company",
 }
 
+-- Linear in #h: gsub("%s+$", "") would retry from every blank of a run.
 local function normalise_header(h)
-  return (h:lower():gsub("^%s+", ""):gsub("%s+$", ""):gsub("[%s%-]+", "_"))
+  local i = h:find("%S")
+  if not i then return "" end
+  return (h:match("^.*%S", i):lower():gsub("[%s%-]+", "_"))
 end
 
 -- The standard columns found in the header, or false when it has no email
@@ -175,23 +178,12 @@ local function load_state(path)
   return t
 end
 
+-- The temporary file has a unique name and is created exclusively, mode
+-- 0600, without following links (core.write_private): a file or link
+-- planted beside the CSV in a shared folder is never written through.
 local function save_state(path, state)
   if not path then return true end
-  local tmp = path .. ".tmp"
-  local f, err = io.open(tmp, "wb")
-  if not f then return nil, err end
-  local ok, werr = f:write(json.encode(state))
-  local closed, cerr = f:close()
-  if not ok or not closed then
-    os.remove(tmp)
-    return nil, werr or cerr
-  end
-  local renamed, rerr = os.rename(tmp, path)
-  if not renamed then
-    os.remove(tmp)
-    return nil, rerr
-  end
-  return true
+  return core.write_private(path, json.encode(state))
 end
 
 -- ----------------------------------------------------------------------
@@ -684,6 +676,100 @@ end
 local LEAD_FIELDS = { email = true, first_name = true, last_name = true, company = true,
   custom_fields = true }
 
+--- A value for a message: strings quoted, bytes past ASCII as \ddd (the
+-- message itself stays valid UTF-8).
+function M.shown_bytes(v)
+  return (shown(v):gsub("[\128-\255]", function(ch) return "\\" .. ch:byte() end))
+end
+
+-- Strict UTF-8: no overlongs, surrogates or code points past U+10FFFF.
+local function valid_utf8(s)
+  local i, n = s:find("[\128-\255]"), #s
+  while i and i <= n do
+    local c = s:byte(i)
+    local need, lo, hi = 0, 0x80, 0xBF
+    if c >= 0xC2 and c <= 0xDF then need = 1
+    elseif c >= 0xE0 and c <= 0xEF then
+      need = 2
+      if c == 0xE0 then lo = 0xA0 elseif c == 0xED then hi = 0x9F end
+    elseif c >= 0xF0 and c <= 0xF4 then
+      need = 3
+      if c == 0xF0 then lo = 0x90 elseif c == 0xF4 then hi = 0x8F end
+    else
+      return false
+    end
+    for j = 1, need do
+      local b = s:byte(i + j)
+      if not b or b < (j == 1 and lo or 0x80) or b > (j == 1 and hi or 0xBF) then return false end
+    end
+    i = s:find("[\128-\255]", i + need + 1)
+  end
+  return true
+end
+M.valid_utf8 = valid_utf8
+
+-- The largest integer a float holds exactly: a float integer beyond it has
+-- already lost digits (a 17-digit id read by LuaJIT, say).
+local EXACT_FLOAT = 2 ^ 53
+local mtype = math.type or function() return "float" end
+
+--- What is wrong with a lead's custom_fields table, or nil: keys are
+-- non-empty UTF-8 strings, values UTF-8 strings, booleans or numbers that go
+-- out exactly (finite; an integral float at most 2^53). Returns the message
+-- and "type" (misuse: raise) or "value" (a bad datum: nil, err).
+-- allow_null: cjson.null is a value too (update_lead's merge-patch removal).
+function M.custom_fields_problem(v, allow_null)
+  if type(v) ~= "table" then
+    return format("bad value for 'custom_fields' (table expected, got %s)", type(v)), "type"
+  end
+  for ck, cv in pairs(v) do
+    if type(ck) ~= "string" or ck == "" then
+      return format("bad key in 'custom_fields' (non-empty string expected, got %s)",
+        M.shown_bytes(ck)), "type"
+    end
+    if not valid_utf8(ck) then
+      return format("bad key in 'custom_fields' (valid UTF-8 expected, got %s)", M.shown_bytes(ck)),
+        "value"
+    end
+    local t, rule, kind = type(cv), nil, "type"
+    if t == "string" then
+      if not valid_utf8(cv) then rule, kind = "valid UTF-8", "value" end
+    elseif t == "number" then
+      if cv ~= cv or cv == math.huge or cv == -math.huge then
+        rule = "string, number or boolean"
+      elseif mtype(cv) ~= "integer" and cv == floor(cv) and math.abs(cv) > EXACT_FLOAT then
+        rule, kind = "a number JSON carries exactly: an integer beyond 2^53 held as a float has "
+          .. "lost digits, pass it as a string or a Lua integer", "value"
+      end
+    elseif t ~= "boolean" and not (allow_null and cv == json.null) then
+      rule = allow_null and "string, number, boolean or coldsend.null" or "string, number or boolean"
+    end
+    if rule then
+      local got = t == "number" and cv == cv
+        and (cv == floor(cv) and math.abs(cv) < 2 ^ 63 and format("%.0f", cv) or format("%.17g", cv))
+        or M.shown_bytes(cv)
+      return format("bad value for 'custom_fields.%s' (%s expected, got %s)", ck, rule, got), kind
+    end
+  end
+end
+
+--- The first bad datum of a lead whose types are right, or nil:
+-- {field=, message=} for invalid UTF-8 in a text field or custom_fields,
+-- or a custom_fields number that would not go out exactly.
+function M.lead_problem(lead)
+  for _, k in ipairs { "first_name", "last_name", "company" } do
+    local v = lead[k]
+    if type(v) == "string" and not valid_utf8(v) then
+      return { field = k, message = format("bad value for '%s' (valid UTF-8 expected, got %s)", k,
+        M.shown_bytes(v)) }
+    end
+  end
+  if lead.custom_fields ~= nil then
+    local why, kind = M.custom_fields_problem(lead.custom_fields, true)
+    if why and kind == "value" then return { field = "custom_fields", message = why } end
+  end
+end
+
 --- c:add_lead{email=, first_name=, last_name=, company=, custom_fields=}
 -- Checked like a CSV row: a wrong type or an unknown field raises; an email
 -- that is not an address gives nil, err (code "invalid") without sending.
@@ -699,20 +785,8 @@ function M.add(client, c, lead, opts)
         .. "custom_fields expected)", tostring(k)), 3)
     end
     if k == "custom_fields" then
-      if type(v) ~= "table" then
-        error(format("bad value for 'custom_fields' (table expected, got %s)", type(v)), 3)
-      end
-      for ck, cv in pairs(v) do
-        if type(ck) ~= "string" or ck == "" then
-          error(format("bad key in 'custom_fields' (non-empty string expected, got %s)", shown(ck)), 3)
-        end
-        local t = type(cv)
-        if not (t == "string" or t == "boolean" or (t == "number" and cv == cv
-            and cv ~= math.huge and cv ~= -math.huge)) then
-          error(format("bad value for 'custom_fields.%s' (string, number or boolean expected, got %s)",
-            ck, shown(cv)), 3)
-        end
-      end
+      local why, kind = M.custom_fields_problem(v)
+      if kind == "type" then error(why, 3) end
     elseif type(v) ~= "string" then
       error(format("bad value for '%s' (string expected, got %s)", k, shown(v)), 3)
     elseif k ~= "email" and (#v > 255 or v:find("%z")) then
@@ -722,6 +796,11 @@ function M.add(client, c, lead, opts)
   if lead.email == nil then
     error("missing field 'email' in lead", 3)
   end
+  -- a bad datum, as in a CSV row: nil, err and nothing sent
+  local problem = M.lead_problem(lead)
+  if problem then
+    return nil, invalid(problem.message, { problems = { problem } })
+  end
   local why = core.email_problem(lead.email)
   if why then
     return nil, invalid(format("invalid email %s: %s", shown(lead.email), why), {
@@ -729,7 +808,13 @@ function M.add(client, c, lead, opts)
   end
   local body = {}
   for k, v in pairs(lead) do body[k] = v end
-  return writes.add_lead(client, id, body, opts)
+  local data, err = writes.add_lead(client, id, body, opts)
+  if data and next(data) == nil then -- an empty 200 is not a lead
+    return nil, core.error { code = "protocol", method = "POST", attempts = 1, ambiguous = true,
+      url = client.base_url .. "/campaigns/" .. id .. "/leads/manual",
+      message = "expected a lead object in the response, got an empty body" }
+  end
+  return data, err
 end
 
 return M

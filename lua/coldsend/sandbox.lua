@@ -36,6 +36,7 @@ local DEFAULTS = {
   parent_pid = nil,         -- exit when this process is gone
   job_step_ms = 250,        -- an upload job moves one stage per poll or per this time
   keepalive_s = 30,         -- idle keep-alive connections are closed after this
+  max_connections = 900,    -- open connections; at the cap the longest idle one is closed
   max_body = 4 * 1024 * 1024,            -- JSON endpoints: 413 above
   max_upload_body = 64 * 1024 * 1024,    -- the multipart upload: 413 above
   log_max = 20000,          -- request log entries kept
@@ -654,7 +655,9 @@ function Server:serve_conn(conn)
   local o = self.opts
   while not conn.closed do
     local idle = socket.gettime() + (o.keepalive_s or 30)
+    conn.idle_since = socket.gettime() -- may be closed to make room (Server:make_room)
     local req, err = conn:read_head(idle, 30)
+    conn.idle_since = nil
     if not req then
       if type(err) == "table" then
         write_response(conn, fatal_response(err), false)
@@ -720,7 +723,27 @@ function Server:listen()
   return self.url
 end
 
+--- Frees a connection slot: closes the connection that has waited longest
+-- for its next request. false when every open connection is busy.
+function Server:make_room()
+  local oldest
+  for conn in pairs(self.conns) do
+    if conn.idle_since and not conn.closed
+        and (not oldest or conn.idle_since < oldest.idle_since) then
+      oldest = conn
+    end
+  end
+  if not oldest then return false end
+  local sock = oldest.sock
+  oldest:close()
+  self.loop:wake(sock) -- its coroutine sees the close and ends
+  return true
+end
+
 --- Serves until POST /__sandbox/shutdown, idle exit or parent exit.
+-- Open connections stay under max_connections (and every descriptor under
+-- select's FD_SETSIZE, coldsend.sandbox.http): at the cap the longest idle
+-- connection is closed, or the new one when none is idle.
 function Server:run()
   if not self.server then self:listen() end
   local loop = http.loop()
@@ -730,9 +753,22 @@ function Server:run()
   local o = self.opts
   while true do
     loop:step(self.server, function(sock)
+      -- descriptors near select()'s limit (inherited ones count too): the
+      -- count of connections is held where it is, each new one replacing
+      -- the longest idle, whose lower descriptor the next accept reuses
+      local cap = self.max_conns or o.max_connections
+      if sock:getfd() >= http.MAX_FD - 64 and self.nconns < cap then
+        cap = self.nconns
+        self.max_conns = cap
+      end
+      if self.nconns >= cap and not self:make_room() then
+        sock:close()
+        return
+      end
       self.next_conn = self.next_conn + 1
       local conn = http.conn(sock, self.next_conn)
       self.nconns = self.nconns + 1
+      self.conns[conn] = true
       self.last_activity = socket.gettime()
       loop:spawn(function()
         local ok, err = pcall(self.serve_conn, self, conn)
@@ -740,6 +776,7 @@ function Server:run()
           io.stderr:write("coldsend-sandbox: connection error: ", tostring(err), "\n")
         end
         conn:close()
+        self.conns[conn] = nil
         self.nconns = self.nconns - 1
         self.last_activity = socket.gettime()
       end)

@@ -152,6 +152,84 @@ end
 
 routes["/__stats"] = function(c) json(c, 200, stats) end
 
+-- /h/MODE/...: a hostile answer to any path under it (hostile_server_spec),
+-- so that a client with base URL /h/MODE meets it on every call.
+local hostile = {
+  -- the key of the request, echoed in the error body and in a header
+  echo_key = function(c, req)
+    local key = req.headers["x-api-key"] or ""
+    respond(c, 401, { { "Content-Type", "application/json" }, { "X-Echo", key } },
+      cjson.encode { detail = "Invalid or revoked API key " .. key })
+  end,
+  -- the request body (passwords included) echoed in a 422 detail
+  echo_body = function(c, req)
+    json(c, 422, { detail = { { loc = { "body", "smtp_password" }, msg = "bad: " .. req.body,
+      type = "value_error" } } })
+  end,
+  huge_header = function(c)
+    respond(c, 200, { { "Content-Type", "application/json" }, { "X-Big", string.rep("h", 200000) } },
+      "{}")
+  end,
+  many_headers = function(c, req)
+    local h = { { "Content-Type", "application/json" } }
+    for i = 1, 5000 do h[#h + 1] = { "X-H" .. i, "v" } end
+    local id = req.path:match("/campaigns/([%x-]+)") or "550e8400-e29b-41d4-a716-446655440000"
+    respond(c, 200, h, cjson.encode { campaign_id = id, name = "Many headers", status = "DRAFT" })
+  end,
+  bad_header = function(c)
+    send_all(c, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nno colon here\r\n"
+      .. "\1\2\3: \27[2J\r\nContent-Length: 2\r\n\r\n{}")
+  end,
+  escape_name = function(c, req)
+    local id = req.path:match("/campaigns/([%x-]+)") or "550e8400-e29b-41d4-a716-446655440000"
+    json(c, 200, { campaign_id = id, name = "Evil\27]0;pwned\7\27[2J", status = "DRAFT\27[31m",
+      missing_requirements = { "\27[2Jleads" } })
+  end,
+  empty_200 = function(c) respond(c, 200, { { "Content-Type", "application/json" } }, "") end,
+  retry_after_huge = function(c)
+    respond(c, 503, { { "Content-Type", "application/json" }, { "Retry-After", "99999999999999999999" } },
+      '{"detail":"later"}')
+  end,
+  truncated = function(c)
+    send_all(c, "HTTP/1.1 200 X\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n"
+      .. '{"campaign_id": "550e8400-e29b-41d4-a716-446655440000", "na')
+    c.sock:close()
+    conns[c.sock] = nil
+  end,
+  long_loc = function(c)
+    local loc = { "body" }
+    for i = 2, 500 do loc[i] = "a" end
+    json(c, 422, { detail = { { loc = loc, msg = "bad", type = "x" } } })
+  end,
+  many_details = function(c)
+    local d = {}
+    for i = 1, 20000 do d[i] = { loc = { "body", "f" .. i }, msg = "bad\27[2J", type = "x" } end
+    json(c, 422, { detail = d })
+  end,
+  deep_json = function(c)
+    respond(c, 200, { { "Content-Type", "application/json" } },
+      string.rep('{"a":', 5000) .. "1" .. string.rep("}", 5000))
+  end,
+  json_array = function(c) respond(c, 200, { { "Content-Type", "application/json" } }, "[1,2,3]") end,
+  bad_utf8 = function(c)
+    respond(c, 400, { { "Content-Type", "application/json" } }, '{"detail":"bad \xff\xfe\xc0\xaf byte"}')
+  end,
+  nul_body = function(c)
+    respond(c, 500, { { "Content-Type", "application/json" } }, '{"detail":"a\0b"}\0\0')
+  end,
+  redirect_away = function(c)
+    respond(c, 302, { { "Content-Type", "application/json" }, { "Location", "http://127.0.0.1:1/steal" } },
+      "{}")
+  end,
+  status_999 = function(c) respond(c, 999, { { "Content-Type", "application/json" } }, "{}") end,
+}
+
+local function hostile_route(c, req)
+  local mode = req.path:match("^/h/([%w_]+)")
+  local fn = hostile[mode]
+  if fn then fn(c, req) else json(c, 404, { detail = "no hostile mode " .. tostring(mode) }) end
+end
+
 routes["/__quit"] = function(c)
   json(c, 200, { bye = true })
   quitting = true
@@ -215,7 +293,7 @@ local function serve(c)
     local path, q = target:match("^([^?]*)%??(.*)$")
     local req = { method = method, target = target, path = path, args = query_args(q),
       headers = headers, body = body }
-    local route = routes[path]
+    local route = routes[path] or (path:find("^/h/") and hostile_route)
     if route then route(c, req) else json(c, 404, { detail = "no route " .. path }) end
   end
 end

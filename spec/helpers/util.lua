@@ -8,6 +8,7 @@
 --   util.tmp_path(".suffix", ...)  --> a fresh temp path, removed (with
 --                                      path .. suffix, ...) by util.cleanup()
 --   util.run(cmd)                  --> exit code, stdout, stderr
+--   util.strings(v)                --> every string reachable from v
 
 local M = {}
 
@@ -67,6 +68,23 @@ function M.run(cmd)
   local rc, out, err = tonumber(M.slurp(base .. ".rc", "")), M.slurp(base .. ".out", ""), M.slurp(base .. ".err", "")
   os.remove(base); os.remove(base .. ".rc"); os.remove(base .. ".out"); os.remove(base .. ".err")
   return rc, out, err
+end
+
+--- Every string reachable from v: strings, table keys and values, and
+-- tostring of each table (for "this secret shows nowhere" checks).
+function M.strings(v, out, seen)
+  out, seen = out or {}, seen or {}
+  if type(v) == "string" then
+    out[#out + 1] = v
+  elseif type(v) == "table" and not seen[v] then
+    seen[v] = true
+    out[#out + 1] = tostring(v)
+    for k, x in pairs(v) do
+      M.strings(k, out, seen)
+      M.strings(x, out, seen)
+    end
+  end
+  return out
 end
 
 return M

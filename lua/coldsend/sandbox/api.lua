@@ -751,7 +751,7 @@ local ALIASES = { email = "email", email_address = "email", e_mail = "email",
   lastname = "last_name", company = "company", company_name = "company" }
 
 local function norm_header(h)
-  return (h:lower():gsub("^%s+", ""):gsub("%s+$", ""):gsub("[%s%-]+", "_"))
+  return (csv.trim(h:lower()):gsub("[%s%-]+", "_"))
 end
 
 -- Resolves the mapping against the header: returns cols = { [lead field] =
@@ -759,7 +759,7 @@ end
 local function resolve_mapping(header, mapping)
   local index_exact, index_ci = {}, {}
   for i, h in ipairs(header) do
-    local t = h:gsub("^%s+", ""):gsub("%s+$", "")
+    local t = csv.trim(h)
     if index_exact[t] == nil then index_exact[t] = i end
     if index_ci[t:lower()] == nil then index_ci[t:lower()] = i end
   end
@@ -817,7 +817,7 @@ local function process_rows(srv, job, upto)
     local rec = job.rows[i]
     job.processed_count = i
     local email = rec[job.cols.email]
-    email = email and email:gsub("^%s+", ""):gsub("%s+$", "") or ""
+    email = email and csv.trim(email) or ""
     local function err(msg)
       job.error_count = job.error_count + 1
       job.errors[#job.errors + 1] = { row = i, email = email, message = msg }

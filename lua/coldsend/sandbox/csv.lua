@@ -90,6 +90,14 @@ function M.encode_multipart(parts)
   return table.concat(out), "multipart/form-data; boundary=" .. boundary
 end
 
+--- s without leading and trailing whitespace, in time linear in #s
+-- (gsub("%s+$", "") retries from every blank of a long run: quadratic).
+function M.trim(s)
+  local i = s:find("%S")
+  if not i then return "" end
+  return s:match("^.*%S", i)
+end
+
 -- -------------------------------------------------------------------------
 -- RFC 4180
 -- -------------------------------------------------------------------------

@@ -81,6 +81,16 @@ function Loop:resume(co, ...)
   elseif kind == "w" then self.writers[sock] = co end
 end
 
+--- Resumes at once the coroutine waiting on sock (closed under it).
+function Loop:wake(sock)
+  local co = self.readers[sock] or self.writers[sock]
+  if co then self:resume(co, true) end
+end
+
+--- Descriptors at or above this are closed at accept: select() takes only
+-- descriptors below FD_SETSIZE (1024) and raises for any other.
+M.MAX_FD = 1000
+
 --- One turn of the loop: select with the earliest deadline as timeout.
 function Loop:step(server_sock, on_accept, max_wait)
   local now = gettime()
@@ -96,14 +106,23 @@ function Loop:step(server_sock, on_accept, max_wait)
   if server_sock then recvt[1] = server_sock end
   for s in pairs(self.readers) do recvt[#recvt + 1] = s end
   for s in pairs(self.writers) do sendt[#sendt + 1] = s end
-  local r, w = socket.select(recvt, sendt, timeout)
+  local ok, r, w = pcall(socket.select, recvt, sendt, timeout)
+  if not ok then -- never expected (descriptors are checked at accept): keep serving
+    self.on_error("select: " .. tostring(r))
+    r, w = {}, {}
+    socket.sleep(0.01)
+  end
   for _, s in ipairs(r or {}) do
     if s == server_sock then
       -- accept everything pending
       for _ = 1, 64 do
         local c = server_sock:accept()
         if not c then break end
-        on_accept(c)
+        if c:getfd() >= M.MAX_FD then
+          c:close() -- refused: select could not watch it
+        else
+          on_accept(c)
+        end
       end
     else
       local co = self.readers[s]

@@ -1,0 +1,178 @@
+-- secrets_spec: the API key and every *password*, *secret*, *token* field
+-- are redacted in hook events, in error objects (where the server echoes
+-- them too) and in CLI output; CLI text output escapes control characters
+-- while --json stays exact. Against the sandbox with the real transport.
+local cjson = require "cjson"
+local coldsend = require "coldsend"
+local redact = require "coldsend.redact"
+local sandbox = require "spec.helpers.sandbox"
+local util = require "spec.helpers.util"
+
+local TOKEN = ("S3cr3tK3y%08x%08x"):format(math.random(0, 0x7fffffff), os.time() % 0x7fffffff)
+local KEY = "cs_live_" .. TOKEN
+local SMTP_PW = "Sm7p/Pa\"ss-" .. TOKEN:sub(-6)
+local IMAP_PW = "Im4p-Pass-" .. TOKEN:sub(-6)
+
+local INBOX = {
+  email_address = "sales@example.com", display_name = "Sales", inbox_type = "CUSTOM_SMTP",
+  smtp_host = "smtp.example.com", smtp_port = 587, smtp_username = "sales",
+  smtp_password = SMTP_PW, imap_host = "imap.example.com", imap_port = 993,
+  imap_username = "sales", imap_password = IMAP_PW,
+}
+
+
+-- Asserts that none of the secrets (nor the key's token) shows in v.
+local function assert_hidden(v, what)
+  for _, s in ipairs(util.strings(v)) do
+    for _, secret in ipairs { TOKEN, SMTP_PW, IMAP_PW, (cjson.encode(SMTP_PW):sub(2, -2)),
+        "S3cr3tK3y" } do
+      assert(not s:find(secret, 1, true), ("%s shows a secret: %s"):format(what, s))
+    end
+  end
+end
+
+describe("secrets", function()
+  local sb, cs, events
+  local hooks = sandbox.hooks({ rate_limit = false }, function(s) sb = s end)
+  setup(hooks.setup)
+  teardown(function()
+    hooks.teardown()
+    util.cleanup()
+  end)
+  before_each(function()
+    hooks.before_each()
+    events = {}
+    local function keep(kind) return function(ev) events[#events + 1] = { kind, ev } end end
+    cs = coldsend.client { api_key = KEY, base_url = sb.url, rate_limit = false, max_retries = 1,
+      backoff_base = 0.01, backoff_cap = 0.02,
+      on_request = keep "request", on_response = keep "response", on_retry = keep "retry" }
+  end)
+
+  it("keeps SMTP and IMAP passwords and the key out of hook events", function()
+    assert(cs:add_smtp_inbox(INBOX))
+    assert_hidden(events, "hook events")
+    local req = events[1][2]
+    assert.equal("request", events[1][1])
+    local body = cjson.decode(req.body)
+    assert.equal("[redacted]", body.smtp_password)
+    assert.equal("[redacted]", body.imap_password)
+    assert.equal("smtp.example.com", body.smtp_host) -- the rest is intact
+    assert.equal(587, body.smtp_port)
+    assert.equal("[redacted]", req.headers["X-API-Key"])
+    -- the server did get the passwords
+    local sent = sb:log()[1].body
+    assert.equal(SMTP_PW, sent.smtp_password)
+  end)
+
+  it("redacts secret fields at any depth and in the URL query", function()
+    local id = "550e8400-e29b-41d4-a716-446655440000"
+    sb:fault { kind = "status", status = 503, times = 5, path = "/campaigns" }
+    local _, err = cs:request("PUT", "/campaigns/" .. id, {
+      name = "d", config = { api_token = "tok-" .. TOKEN, list = { { client_secret = "cs-" .. TOKEN } } },
+    })
+    assert.equal("server", err.code)
+    assert_hidden(err, "the error")
+    local body = cjson.decode(events[1][2].body)
+    assert.equal("[redacted]", body.config.api_token)
+    assert.equal("[redacted]", body.config.list[1].client_secret)
+    assert.equal("d", body.name)
+
+    events = {}
+    sb:fault { kind = "status", status = 503, times = 5, path = "/campaigns" }
+    _, err = cs:request("GET", "/campaigns", nil, { access_token = "q-" .. TOKEN, page = 2 })
+    assert.equal("server", err.code)
+    assert_hidden(err, "the error")
+    assert.matches("access_token=[redacted]", err.url, 1, true)
+    local kinds = {}
+    for _, e in ipairs(events) do kinds[e[1]] = true end
+    assert.is_true(kinds.request and kinds.response and kinds.retry)
+    assert_hidden(events, "hook events")
+    local ev = events[1][2]
+    assert.matches("access_token=[redacted]", ev.url, 1, true)
+    assert.matches("page=2", ev.url, 1, true)
+  end)
+
+  it("hides a key or a password the server echoes in its error", function()
+    sb:fault { kind = "status", status = 401, times = 1,
+      body = { detail = "Invalid or revoked API key " .. KEY } }
+    local _, err = cs:list_campaigns()
+    assert.equal("auth", err.code)
+    assert.matches("Invalid or revoked API key [redacted]", tostring(err), 1, true)
+    assert_hidden(err, "the error")
+
+    sb:fault { kind = "status", status = 422, times = 1, body = { detail = {
+      { loc = { "body", "smtp_password" }, msg = "password " .. SMTP_PW .. " rejected by "
+        .. INBOX.smtp_host, type = "value_error" } } } }
+    _, err = cs:add_smtp_inbox(INBOX)
+    assert.equal("unprocessable", err.code)
+    assert.matches("rejected by smtp.example.com", tostring(err), 1, true)
+    assert_hidden(err, "the error")
+    assert_hidden(events, "hook events")
+
+    -- a body cut at 2 KB just inside the key: its start is hidden too
+    local pad = string.rep("x", 2048 - #'{"detail":"' - 12)
+    sb:fault { kind = "status", status = 400, times = 1, body = '{"detail":"' .. pad .. KEY .. '"}' }
+    _, err = cs:list_campaigns()
+    assert.is_true(#err.body <= 2048)
+    assert.is_nil(err.body:find(KEY:sub(1, 12), 1, true))
+    assert_hidden(err, "the error")
+  end)
+
+  it("hides anything shaped like a key, and nothing else", function()
+    assert.equal("key [redacted], ok", redact.string("key cs_test_abc123XYZ, ok", {}))
+    assert.equal("docs_page_1 cs_live_<token> cs_live_...",
+      redact.string("docs_page_1 cs_live_<token> cs_live_...", {}))
+    assert.is_true(redact.is_secret_name("SMTP_Password"))
+    assert.is_true(redact.is_secret_name("refresh_token"))
+    assert.is_false(redact.is_secret_name("smtp_host"))
+  end)
+
+  describe("the CLI", function()
+    local function run(args)
+      return util.run(("cd %s && env COLDSEND_API_KEY=%s COLDSEND_BASE_URL=%s %s bin/coldsend %s </dev/null")
+        :format(util.q(sandbox.root), util.q(KEY), util.q(sb.url),
+          os.getenv("COLDSEND_TEST_LUA") or "lua5.4", args))
+    end
+
+    local EVIL = "Harmless\27]52;c;Y3VybA==\7\27]0;pwned\7\27[2K\rACTIVE\n\194\155fake " .. KEY
+
+    it("escapes control characters and hides the key in text output; --json stays exact", function()
+      local c = assert(cs:create_campaign { name = "Secrets spec campaign" })
+      -- the name setter refuses control characters: the server sends them
+      sb:fault { kind = "status", status = 200, times = 2, path = "/campaigns", method = "GET",
+        body = { campaigns = { { campaign_id = c.id, name = EVIL, status = "DRAFT\27[31m" } },
+          pagination = { page = 1, limit = 100, total = 1, has_next = false } } }
+      local rc, out, err = run("list")
+      assert.equal(0, rc, err)
+      assert.is_nil(out:find("[\1-\9\11-\31\127]"))
+      assert.is_nil(out:find("\194\155", 1, true))
+      assert.matches("Harmless\\x1B]52;c;Y3VybA==\\x07", out, 1, true)
+      assert.matches("\\x0DACTIVE\\x0A\\u{9B}fake [redacted]", out, 1, true) -- on its line
+      assert.equal(1, select(2, out:gsub("\n", "")))
+      assert.is_nil(out:find(TOKEN, 1, true))
+      rc, out = run("--json list")
+      assert.equal(0, rc)
+      local items = cjson.decode(out)
+      assert.equal(EVIL:sub(1, -#KEY - 1) .. "[redacted]", items[1].name)
+      assert.equal("DRAFT\27[31m", items[1].status)
+    end)
+
+    it("escapes what status prints and hides an echoed key in errors", function()
+      local c = assert(cs:create_campaign { name = "Secrets spec campaign" })
+      sb:fault { kind = "status", status = 200, times = 1, path = "/campaigns/" .. c.id,
+        body = { campaign_id = c.id, name = "St\27[1matus", status = "DRAFT",
+          timezone = "UTC\27]0;t\7" } }
+      local rc, out, err = run("status " .. c.id)
+      assert.equal(0, rc, err)
+      assert.is_nil(out:find("[\1-\9\11-\31\127]"))
+      assert.matches("St\\027[1matus", out, 1, true)
+      sb:fault { kind = "status", status = 403, times = 1, path = "/campaigns/" .. c.id,
+        body = { detail = "key " .. KEY .. " lacks \27[2Jscope" } }
+      rc, out, err = run("status " .. c.id)
+      assert.equal(1, rc)
+      assert.is_nil(err:find(TOKEN, 1, true))
+      assert.is_nil(err:find("\27", 1, true))
+      assert.matches("key [redacted] lacks \\x1B[2Jscope", err, 1, true)
+    end)
+  end)
+end)
