@@ -833,6 +833,10 @@ local function state_op(op)
     check_call_options(opts)
     local data, err = writes.state_change(client, c, op, opts)
     if not data then return nil, err end
+    if next(data) == nil then -- an empty 200 is not a campaign
+      return nil, protocol_error({ method = "POST", url = client.base_url .. "/campaigns/" .. c.id },
+        "a campaign object", "an empty body")
+    end
     c:_apply(data)
     return c
   end

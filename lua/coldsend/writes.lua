@@ -27,6 +27,7 @@
 -- @module coldsend.writes
 local core = require "coldsend.core"
 local retry = require "coldsend.retry"
+local redact = require "coldsend.redact"
 
 local M = {}
 
@@ -382,8 +383,10 @@ end
 -- 409, `conflict` with err.existing.
 local function post_unique(client, req, what, find, matches, opts)
   local before, berr = find()
-  if not before then return nil, berr end
-  return M.post(client, req, opts, function()
+  -- the look-ups carry none of the POST's secrets, which a server may
+  -- still echo in their errors: those are redacted with the POST's
+  if not before then return nil, redact.error(berr, req) end
+  local data, err = M.post(client, req, opts, function()
     local now, err = find()
     if not now then return nil, err end
     for id, obj in pairs(now) do
@@ -396,6 +399,7 @@ local function post_unique(client, req, what, find, matches, opts)
     if old then return nil, conflict_error(req, what, old) end
     return false
   end)
+  return data, redact.error(err, req)
 end
 
 --- POST /campaigns/{id}/leads/manual, once.
