@@ -56,7 +56,7 @@ local function check_options(what, opts, known, level)
   for k, v in pairs(opts) do
     local kind = known[k]
     if not kind then
-      error(format("unknown option '%s' for %s", tostring(k), what), level)
+      error(require("coldsend.help").unknown_option(k, what, known), level)
     end
     local ok
     if kind == "number" then
