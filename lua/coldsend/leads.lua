@@ -450,6 +450,22 @@ local function fresh_record(report, mapping)
   return { mapping = mapping, chunks = chunks }
 end
 
+local function same_mapping(a, b)
+  if type(a) ~= "table" or type(b) ~= "table" then return a == b end
+  for k, v in pairs(a) do if b[k] ~= v then return false end end
+  for k, v in pairs(b) do if a[k] ~= v then return false end end
+  return true
+end
+
+local function show_mapping(m)
+  if type(m) ~= "table" then return tostring(m) end
+  local keys = {}
+  for k in pairs(m) do keys[#keys + 1] = tostring(k) end
+  table.sort(keys)
+  for i, k in ipairs(keys) do keys[i] = k .. "=" .. tostring(m[k]) end
+  return concat(keys, ",")
+end
+
 -- Loads the state and decides what is already done. Returns the state and
 -- the record of this campaign, or nil, err when the file changed under an
 -- upload that had chunks accepted.
@@ -465,6 +481,12 @@ local function resume_state(path, opts, report, id, mapping)
     return nil, core.error { code = "conflict", attempts = 0, state_file = path,
       message = format("%s records an upload of this file in other chunks (chunk_rows or chunk_bytes "
         .. "changed); pass the same values to resume, or restart = true", path) }
+  end
+  if rec and not opts.restart and not same_mapping(rec.mapping, mapping) then
+    return nil, core.error { code = "conflict", attempts = 0, state_file = path,
+      message = format("%s records an upload of this file with another mapping (%s); pass the "
+        .. "same mapping to resume, or restart = true to send the file again with this one",
+        path, show_mapping(rec.mapping)) }
   end
   if state and not same_file and not opts.restart then
     for _, r in pairs(state.uploads) do
