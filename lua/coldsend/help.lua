@@ -146,17 +146,21 @@ local function overview()
   }, "\n")
 end
 
--- Edit distance, for suggesting names close to a misspelt topic.
+-- Edit distance (two swapped letters count as one edit), for suggesting
+-- names close to a misspelt topic or option.
 local function distance(a, b)
-  local prev = {}
+  local prev2, prev = nil, {}
   for j = 0, #b do prev[j] = j end
   for i = 1, #a do
     local cur = { [0] = i }
     for j = 1, #b do
       local cost = a:byte(i) == b:byte(j) and 0 or 1
       cur[j] = math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost)
+      if prev2 and j > 1 and a:byte(i) == b:byte(j - 1) and a:byte(i - 1) == b:byte(j) then
+        cur[j] = math.min(cur[j], prev2[j - 2] + 1)
+      end
     end
-    prev = cur
+    prev2, prev = prev, cur
   end
   return prev[#b]
 end

@@ -49,14 +49,14 @@ local function callable(v)
 end
 
 -- Raises for an unknown key or a value of the wrong kind (misuse), in the
--- core's style; level 4 (the default) points at the caller of
--- c:upload_leads, through the facade's method.
-local function check_options(what, opts, known, level)
-  level = level or 4
+-- core's style, at the caller's line (the first frame outside the library,
+-- however the facade's method called in).
+local function check_options(what, opts, known)
+  local raise = require("coldsend")._raise
   for k, v in pairs(opts) do
     local kind = known[k]
     if not kind then
-      error(require("coldsend.help").unknown_option(k, what, known), level)
+      raise(require("coldsend.help").unknown_option(k, what, known))
     end
     local ok
     if kind == "number" then
@@ -73,7 +73,7 @@ local function check_options(what, opts, known, level)
     if not ok then
       local rule = ({ number = "positive number", count = "integer >= 0",
         ["string|false"] = "path string or false" })[kind] or kind
-      error(format("bad option '%s' for %s (%s expected, got %s)", k, what, rule, shown(v)), level)
+      raise(format("bad option '%s' for %s (%s expected, got %s)", k, what, rule, shown(v)))
     end
   end
 end
@@ -389,7 +389,7 @@ function Job:wait(opts)
   if type(opts) ~= "table" then
     error(format("bad argument #1 to 'wait' (table expected, got %s)", type(opts)), 2)
   end
-  check_options("job:wait", opts, WAIT_OPTIONS, 3)
+  check_options("job:wait", opts, WAIT_OPTIONS)
   local p = private[self]
   if opts.on_progress then p.on_progress = opts.on_progress end
   local interval = opts.interval or p.poll_interval
