@@ -48,11 +48,15 @@ local function callable(v)
   return type(v) == "function" or (mt ~= nil and type(mt) == "table" and mt.__call ~= nil)
 end
 
+-- Raises msg at the caller's line: the first frame outside the library.
+local function raise(msg)
+  return require("coldsend")._raise(msg)
+end
+
 -- Raises for an unknown key or a value of the wrong kind (misuse), in the
 -- core's style, at the caller's line (the first frame outside the library,
 -- however the facade's method called in).
 local function check_options(what, opts, known)
-  local raise = require("coldsend")._raise
   for k, v in pairs(opts) do
     local kind = known[k]
     if not kind then
@@ -92,7 +96,7 @@ end
 local function campaign_id(c, what)
   local id = c.id
   if not core.is_uuid(id) then
-    error(format("%s: the campaign has no id yet (save it first)", what), 4)
+    raise(format("%s: the campaign has no id yet (save it first)", what))
   end
   return id
 end
@@ -592,19 +596,19 @@ end
 -- dry_run returns the pre-flight report instead and sends nothing.
 function M.upload(client, c, opts)
   if type(opts) ~= "table" then
-    error(format("bad argument #1 to 'upload_leads' (table expected, got %s)", type(opts)), 3)
+    raise(format("bad argument #1 to 'upload_leads' (table expected, got %s)", type(opts)))
   end
   check_options("upload_leads", opts, UPLOAD_OPTIONS)
   if type(opts.file) ~= "string" then
-    error("bad option 'file' for upload_leads (path string expected, got " .. shown(opts.file) .. ")", 3)
+    raise("bad option 'file' for upload_leads (path string expected, got " .. shown(opts.file) .. ")")
   end
   if opts.chunk_rows and (opts.chunk_rows < 1 or opts.chunk_rows > M.MAX_ROWS) then
-    error(format("bad option 'chunk_rows' for upload_leads (integer 1..%d expected, got %s)",
-      M.MAX_ROWS, shown(opts.chunk_rows)), 3)
+    raise(format("bad option 'chunk_rows' for upload_leads (integer 1..%d expected, got %s)",
+      M.MAX_ROWS, shown(opts.chunk_rows)))
   end
   if opts.chunk_bytes and (opts.chunk_bytes < 1 or opts.chunk_bytes > M.MAX_BYTES) then
-    error(format("bad option 'chunk_bytes' for upload_leads (integer 1..%d expected, got %s)",
-      M.MAX_BYTES, shown(opts.chunk_bytes)), 3)
+    raise(format("bad option 'chunk_bytes' for upload_leads (integer 1..%d expected, got %s)",
+      M.MAX_BYTES, shown(opts.chunk_bytes)))
   end
   local id = campaign_id(c, "upload_leads")
   local path = opts.file
@@ -695,37 +699,43 @@ local LEAD_FIELDS = { email = true, first_name = true, last_name = true, company
 -- Returns the lead object the server answers with.
 function M.add(client, c, lead, opts)
   if type(lead) ~= "table" then
-    error(format("bad argument #1 to 'add_lead' (table expected, got %s)", type(lead)), 3)
+    raise(format("bad argument #1 to 'add_lead' (table expected, got %s)", type(lead)))
   end
   local id = campaign_id(c, "add_lead")
+  if opts ~= nil then
+    if type(opts) ~= "table" then
+      raise(format("bad call options (table expected, got %s)", type(opts)))
+    end
+    check_options("add_lead", opts, CALL_OPTIONS)
+  end
   for k, v in pairs(lead) do
     if not LEAD_FIELDS[k] then
-      error(format("no field '%s' in lead (email, first_name, last_name, company, "
+      raise(format("no field '%s' in lead (email, first_name, last_name, company, "
         .. "custom_fields expected)", tostring(k)), 3)
     end
     if k == "custom_fields" then
       if type(v) ~= "table" then
-        error(format("bad value for 'custom_fields' (table expected, got %s)", type(v)), 3)
+        raise(format("bad value for 'custom_fields' (table expected, got %s)", type(v)))
       end
       for ck, cv in pairs(v) do
         if type(ck) ~= "string" or ck == "" then
-          error(format("bad key in 'custom_fields' (non-empty string expected, got %s)", shown(ck)), 3)
+          raise(format("bad key in 'custom_fields' (non-empty string expected, got %s)", shown(ck)))
         end
         local t = type(cv)
         if not (t == "string" or t == "boolean" or (t == "number" and cv == cv
             and cv ~= math.huge and cv ~= -math.huge)) then
-          error(format("bad value for 'custom_fields.%s' (string, number or boolean expected, got %s)",
-            ck, shown(cv)), 3)
+          raise(format("bad value for 'custom_fields.%s' (string, number or boolean expected, got %s)",
+            ck, shown(cv)))
         end
       end
     elseif type(v) ~= "string" then
-      error(format("bad value for '%s' (string expected, got %s)", k, shown(v)), 3)
+      raise(format("bad value for '%s' (string expected, got %s)", k, shown(v)))
     elseif k ~= "email" and (#v > 255 or v:find("%z")) then
-      error(format("bad value for '%s' (string of at most 255 bytes expected, got %s)", k, shown(v)), 3)
+      raise(format("bad value for '%s' (string of at most 255 bytes expected, got %s)", k, shown(v)))
     end
   end
   if lead.email == nil then
-    error("missing field 'email' in lead", 3)
+    raise("missing field 'email' in lead")
   end
   local why = core.email_problem(lead.email)
   if why then
