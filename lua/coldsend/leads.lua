@@ -711,7 +711,7 @@ function M.add(client, c, lead, opts)
   for k, v in pairs(lead) do
     if not LEAD_FIELDS[k] then
       raise(format("no field '%s' in lead (email, first_name, last_name, company, "
-        .. "custom_fields expected)", tostring(k)), 3)
+        .. "custom_fields expected)", tostring(k)))
     end
     if k == "custom_fields" then
       if type(v) ~= "table" then
