@@ -455,6 +455,34 @@ describe("coldsend CLI", function()
       assert.same(top, keys)
     end)
 
+    it("prints doc/cli.md's upload --dry-run and apply --launch transcripts", function()
+      local doc = assert(util.slurp(ROOT .. "/doc/cli.md"))
+      local function mask(text)
+        return (text:gsub("%x%x%x%x%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%x%x%x%x%x%x%x%x", "<id>"))
+      end
+      -- upload --dry-run: run in a directory holding the doc's leads.csv
+      local block = assert(doc:match("\n```\n(%$ coldsend upload [^\n]+ %-%-dry%-run\n.-)```"))
+      local command, expected = block:match("^%$ coldsend ([^\n]+)\n(.*)$")
+      write(tmpdir .. "/leads.csv",
+        "Email,First\nada@example.org,Ada\nnot-an-email,Bob\nada@example.org,Ada2\n")
+      command = command:gsub("%x+%-%x+%-%x+%-%x+%-%x+", id)
+      local rc, out, err = util.run(string.format("root=$(cd %s && pwd) && cd %s && env %s %s %s %s",
+        q(ROOT), q(tmpdir), "COLDSEND_API_KEY=" .. q(sb.key) .. " COLDSEND_BASE_URL=" .. q(sb.url),
+        LUA, '"$root/bin/coldsend"', command))
+      assert.equal(2, rc, err)
+      assert.equal(expected, out .. err)
+      -- apply --launch of a campaign that lacks leads and inboxes
+      block = assert(doc:match("\n```\n(saved: [^`]+)```"))
+      local c = assert(cs:get_campaign(id))
+      local file = campaign_file("launch.lua", string.format(
+        'return { id = %q, daily_limit_per_inbox = 42 }', id))
+      c:add_variant { subject_template = "Hello", email_content = "Hi {{first_name}}, a note." }
+      assert(c:save())
+      rc, out, err = run(env, "apply " .. q(file) .. " --yes --launch")
+      assert.equal(1, rc, err)
+      assert.equal(mask(block), mask(out:match("\n(saved: .*)$") .. err))
+    end)
+
     it("runs from outside the checkout without LUA_PATH", function()
       local rc, out, err = util.run(string.format("root=$(cd %s && pwd) && cd / && "
         .. "env -u LUA_PATH -u LUA_PATH_5_4 %s \"$root/bin/coldsend\" --help", q(ROOT), LUA))
