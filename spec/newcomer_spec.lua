@@ -166,3 +166,39 @@ describe("help", function()
     assert.matches("LuaJIT", text, 1, true)
   end)
 end)
+
+describe("the progress bar on an 80-column terminal", function()
+  local progress = require "coldsend.progress"
+
+  local function lines(label, width, p)
+    local out = { text = "" }
+    function out:write(...) for _, s in ipairs { ... } do self.text = self.text .. s end end
+    function out:flush() end
+    local bar = progress.new { out = out, is_tty = true, width = width, label = label }
+    bar(p)
+    bar:finish()
+    return (out.text:gsub("^\r", ""):gsub("\n$", ""))
+  end
+
+  local busy = { phase = "processing", percent = 40, done = 10000, total = 25001, rate = 1234,
+    eta = 185, chunk = 2, chunks = 3, errors = 12 }
+
+  it("keeps a bar, and the file's name, within the width", function()
+    for _, label in ipairs { "leads.csv", "crm-export-of-every-lead-we-ever-had-2026-12-02.csv" } do
+      local line = lines(label, 80, busy)
+      assert.truthy(#line <= 79, line)
+      assert.matches("%[#+%.+%]", line)
+      assert.matches("40%", line, 1, true)
+      assert.matches("12 errors", line, 1, true)
+      assert.matches("^[%w.-]*%.csv  %[", line)
+    end
+    -- wide: everything, the whole name
+    local line = lines("leads.csv", 120, busy)
+    assert.matches("^leads%.csv  %[########%.+%]", line)
+    assert.matches("1,234 rows/s  ETA 3m05s", line, 1, true)
+    -- too narrow for a bar: the numbers, cut at the width
+    line = lines("leads.csv", 30, busy)
+    assert.truthy(#line <= 29, line)
+    assert.is_nil(line:find("[", 1, true))
+  end)
+end)

@@ -107,8 +107,8 @@ function Bar:update(p)
     local room = self.width - 1
     -- a long file name is shortened (its end kept) to leave room for the rest
     local prefixes = { prefix }
-    if #prefix > 24 then prefixes[2] = "..." .. self.label:sub(-19) .. "  " end
-    -- the bar takes what is left, up to 20 columns; when that is under 10,
+    if #prefix > 20 then prefixes[2] = "..." .. self.label:sub(-14) .. "  " end
+    -- the bar takes what is left, up to 20 columns; when that is under 5,
     -- the rate, then the ETA, make way for it
     local line
     for _, omit in ipairs(NARROWER) do
@@ -116,7 +116,7 @@ function Bar:update(p)
       for _, pre in ipairs(prefixes) do
         local bar = room - #pre - #text - 4
         if bar > 20 then bar = 20 end
-        if not line and bar >= 10 then line = pre .. M.format(p, bar, omit) end
+        if not line and bar >= 5 then line = pre .. M.format(p, bar, omit) end
       end
       if line then break end
     end
