@@ -35,7 +35,7 @@ cp examples/openresty/nginx.conf examples/openresty/handler.lua "$app/"
 mkdir -p "$app/logs" "$app/temp"
 
 # 3. a sandbox and a campaign
-lua5.4 bin/coldsend-sandbox --port 0 --quiet >"$log" 2>&1 &
+lua5.4 bin/coldsend-sandbox --port 0 --quiet --idle-exit 120 --parent-pid $$ >"$log" 2>&1 &
 sbpid=$!
 i=0
 until grep -q 'test key' "$log"; do

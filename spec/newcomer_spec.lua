@@ -202,3 +202,18 @@ describe("the progress bar on an 80-column terminal", function()
     assert.is_nil(line:find("[", 1, true))
   end)
 end)
+
+describe("coldsend-sandbox on a port in use", function()
+  it("exits 1 and says how to get a free port", function()
+    local socket = require "socket"
+    local util = require "spec.helpers.util"
+    local s = assert(socket.bind("127.0.0.1", 0))
+    local _, port = s:getsockname()
+    finally(function() s:close() end)
+    local rc, out, err = util.run(string.format("cd %s && lua5.4 bin/coldsend-sandbox --port %d --idle-exit 5",
+      util.q(sandbox.root), port))
+    assert.equal(1, rc, out .. err)
+    assert.matches("cannot bind 127.0.0.1:" .. port, err, 1, true)
+    assert.matches("make sandbox SANDBOX_PORT=0", err, 1, true)
+  end)
+end)
