@@ -190,7 +190,7 @@ local function outputs(raw, inputs)
   return out
 end
 
-describe("the README's REPL walk-through", function()
+describe("the README's REPL walk-through #once", function()
   local sessions, text = readme_sessions()
 
   it("has a Lua 5.4 and a LuaJIT session, at the URL and key `make sandbox` serves", function()
