@@ -87,6 +87,8 @@ describe("coldsend CLI", function()
         [""] = "no command given",
         ["frob"] = "unknown command 'frob'",
         ["list --frob"] = "unknown option --frob",
+        ["upload " .. MISSING .. " x.csv --dryrun"] = "unknown option --dryrun for 'upload'; did you mean --dry-run?",
+        ["--jsno list"] = "unknown option --jsno; did you mean --json?",
         ["status"] = "'status' takes ID",
         ["status a b"] = "'status' takes ID",
         ["status not-a-uuid"] = "bad campaign id",

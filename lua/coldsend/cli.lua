@@ -259,7 +259,13 @@ function M.parse(argv)
       end
       o[key] = v
     elseif a:sub(1, 1) == "-" and a ~= "-" then
-      usage_error("unknown option %s%s", a, o.command and (" for '" .. o.command .. "'") or "")
+      local known = { "--help" }
+      for _, t in ipairs { GLOBAL_FLAGS, GLOBAL_VALUES, cmd_flags, cmd_values } do
+        for k in pairs(t) do if k:sub(1, 2) == "--" then known[#known + 1] = k end end
+      end
+      local close = require("coldsend.help").closest(name, known)
+      usage_error("unknown option %s%s%s", a, o.command and (" for '" .. o.command .. "'") or "",
+        close and ("; did you mean " .. close .. "?") or "")
     elseif not o.command then
       if a == "help" then
         o.help = true
