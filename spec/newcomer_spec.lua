@@ -196,6 +196,12 @@ describe("the progress bar on an 80-column terminal", function()
     local line = lines("leads.csv", 120, busy)
     assert.matches("^leads%.csv  %[########%.+%]", line)
     assert.matches("1,234 rows/s  ETA 3m05s", line, 1, true)
+    -- a long name in UTF-8 is cut between characters, never inside one
+    line = lines(string.rep("é", 30) .. "x.csv", 80, busy)
+    local tail = line:match("^%.%.%.(.-)  ")
+    assert.truthy(tail, line)
+    assert.truthy(utf8 == nil or utf8.len(tail) ~= nil, tail)
+    assert.is_nil(tail:find("^[\128-\191]"), tail)
     -- too narrow for a bar: the numbers, cut at the width
     line = lines("leads.csv", 30, busy)
     assert.truthy(#line <= 29, line)

@@ -107,7 +107,11 @@ function Bar:update(p)
     local room = self.width - 1
     -- a long file name is shortened (its end kept) to leave room for the rest
     local prefixes = { prefix }
-    if #prefix > 20 then prefixes[2] = "..." .. self.label:sub(-14) .. "  " end
+    if #prefix > 20 then
+      -- from a character's first byte, not half-way through a UTF-8 one
+      local tail = self.label:sub(-14):gsub("^[\128-\191]+", "")
+      prefixes[2] = "..." .. tail .. "  "
+    end
     -- the bar takes what is left, up to 20 columns; when that is under 5,
     -- the rate, then the ETA, make way for it
     local line
