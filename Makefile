@@ -50,9 +50,15 @@ test-54: all
 test-jit: all
 	@BUILD=$(BUILD) LUAS=luajit sh scripts/run-tests.sh $(SPECS)
 
+# The README's walk-through uses this URL and key:
+# http://127.0.0.1:8089/api/public/v1 and cs_test_sandbox. Another port or
+# key: make sandbox SANDBOX_PORT=0 SANDBOX_KEY=cs_test_mine (0: a free port).
+SANDBOX_PORT ?= 8089
+SANDBOX_KEY  ?= cs_test_sandbox
+
 sandbox: all
 	@sh scripts/deps.sh test
-	@LUA_PATH="lua/?.lua;lua/?/init.lua;;" LUA_CPATH="$(BUILD)/5.4/?.so;;" lua5.4 bin/coldsend-sandbox --port 0
+	@LUA_PATH="lua/?.lua;lua/?/init.lua;;" LUA_CPATH="$(BUILD)/5.4/?.so;;" lua5.4 bin/coldsend-sandbox --port $(SANDBOX_PORT) --key $(SANDBOX_KEY)
 
 # Paths for using this tree from a shell: eval $(make -s env)
 env:

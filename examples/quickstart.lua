@@ -8,8 +8,25 @@ local coldsend = require "coldsend"
 
 local cs = coldsend.client {}  -- key and URL from COLDSEND_API_KEY / COLDSEND_BASE_URL
 
--- 1. an inbox to send from
-local inbox = assert(cs:add_smtp_inbox {
+-- 1. an inbox to send from; run again, the server has it already (409
+-- conflict): use that one
+local function smtp_inbox(fields)
+  local inbox, err = cs:add_smtp_inbox(fields)
+  if inbox then return inbox end
+  if err.code ~= "conflict" then error(tostring(err), 0) end
+  local page = 1
+  while true do
+    local list = assert(cs:list_inboxes { page = page, limit = 100 })
+    for _, ib in ipairs(list.sender_accounts or {}) do
+      if ib.email_address == fields.email_address then return ib end
+    end
+    if not (list.pagination and list.pagination.has_next) then break end
+    page = page + 1
+  end
+  error(tostring(err), 0)
+end
+
+local inbox = smtp_inbox {
   email_address = "jane@example.com", display_name = "Jane from Example",
   inbox_type = "CUSTOM_SMTP",
   smtp_host = "smtp.example.com", smtp_port = 587,
@@ -17,7 +34,7 @@ local inbox = assert(cs:add_smtp_inbox {
   imap_host = "imap.example.com", imap_port = 993,
   imap_username = "jane@example.com", imap_password = os.getenv("IMAP_PASSWORD") or "app-password",
   daily_limit = 50,
-})
+}
 print("inbox      ", inbox.inbox_id, inbox.email_address)
 
 -- 2. the campaign

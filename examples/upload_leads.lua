@@ -40,7 +40,8 @@ end
 if report.problem_count > 0 then os.exit(1) end
 
 -- 2. upload, following each chunk's job to the end
-local bar = progress.new { label = file:match("[^/]+$") }
+-- labelled with the file's name as given (the demo file's is a temporary one)
+local bar = progress.new { label = demo and "demo leads" or file:match("[^/]+$") }
 local job, err = c:upload_leads { file = file, on_progress = bar }
 bar:finish()
 if demo then

@@ -10,3 +10,11 @@ bench-openresty: all
 	  LUA_PATH_5_4="$(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;$(CURDIR)/?.lua;;" \
 	  LUA_CPATH_5_4="$(abspath $(BUILD))/5.4/?.so;;" \
 	  lua5.4 bench/openresty.lua
+
+.PHONY: openresty-demo
+
+# doc/openresty.md as written: examples/openresty/ served by nginx against a
+# sandbox, the module installed by doc/install.md's luarocks route.
+openresty-demo: all
+	@sh scripts/deps.sh test
+	@sh scripts/openresty-demo.sh

@@ -23,8 +23,14 @@ local function run(env, args, stdin)
   local vars = {}
   for k, v in pairs(env or {}) do vars[#vars + 1] = k .. "=" .. q(v) end
   local input = stdin and write(tmpdir .. "/in", stdin) or "/dev/null"
-  return util.run(string.format("cd %s && env %s %s bin/coldsend %s <%s",
+  local rc, out, err = util.run(string.format("cd %s && env %s %s bin/coldsend %s <%s",
     q(ROOT), table.concat(vars, " "), LUA, args, q(input)))
+  -- whatever the command, a table never prints as its address
+  assert.is_nil(out:find("table: 0x", 1, true), out)
+  assert.is_nil(err:find("table: 0x", 1, true), err)
+  assert.is_nil(err:find("coldsend: coldsend:", 1, true), err)
+  assert.is_nil(err:find("[attempts 0]", 1, true), err)
+  return rc, out, err
 end
 
 local function campaign_file(name, text)
@@ -81,6 +87,8 @@ describe("coldsend CLI", function()
         [""] = "no command given",
         ["frob"] = "unknown command 'frob'",
         ["list --frob"] = "unknown option --frob",
+        ["upload " .. MISSING .. " x.csv --dryrun"] = "unknown option --dryrun for 'upload'; did you mean --dry-run?",
+        ["--jsno list"] = "unknown option --jsno; did you mean --json?",
         ["status"] = "'status' takes ID",
         ["status a b"] = "'status' takes ID",
         ["status not-a-uuid"] = "bad campaign id",
@@ -329,6 +337,159 @@ describe("coldsend CLI", function()
       rc, _, err = run(env, "upload " .. id .. " " .. q(tmpdir .. "/none.csv") .. " --map email=Email")
       assert.equal(2, rc)
       assert.matches("none.csv", err, 1, true)
+    end)
+  end)
+
+  describe("what a newcomer meets", function()
+    local id
+
+    before_each(function()
+      id = assert(cs:create_campaign { name = "CLI newcomer campaign" }).id
+    end)
+
+    it("upload shows a progress bar labelled with the file's name", function()
+      local csv = write(tmpdir .. "/people.csv", "Email,First\nada@example.org,Ada\nbob@example.org,Bob\n")
+      os.remove(csv .. ".coldsend-upload")
+      local rc, out, err = run(env, "upload " .. id .. " " .. q(csv) .. " --map email=Email,first_name=First")
+      assert.equal(0, rc, err)
+      assert.matches("COMPLETED", out, 1, true)
+      assert.matches("people.csv  100%  2/2 rows", err, 1, true)
+      assert.matches("done", err, 1, true)
+    end)
+
+    it("upload --dry-run lists the problems as row N, column C and exits 2, sending nothing", function()
+      local csv = write(tmpdir .. "/bad.csv",
+        "Email,First\nada@example.org,Ada\nnot-an-email,Bob\nada@example.org,Ada again\n")
+      local before = sb:count("POST", "/leads$")
+      local rc, out, err = run(env, "upload " .. id .. " " .. q(csv) .. " --map email=Email --dry-run")
+      assert.equal(2, rc, err)
+      assert.matches("3 rows", out, 1, true)
+      assert.matches("2 problems", out, 1, true)
+      assert.matches("\n  row 3, column Email: invalid email 'not-an-email'", err, 1, true)
+      assert.matches("\n  row 4, column Email: duplicate email 'ada@example.org'", err, 1, true)
+      -- without --dry-run: the same list, exit 2, nothing sent
+      rc, _, err = run(env, "upload " .. id .. " " .. q(csv) .. " --map email=Email")
+      assert.equal(2, rc, err)
+      assert.matches("\n  row 3, column Email: invalid email", err, 1, true)
+      assert.equal(before, sb:count("POST", "/leads$"))
+      -- a good file: exit 0, still nothing sent
+      local good = write(tmpdir .. "/good.csv", "Email\nada@example.org\n")
+      rc, out, err = run(env, "upload " .. id .. " " .. q(good) .. " --map email=Email --dry-run")
+      assert.equal(0, rc, err)
+      assert.matches("0 problems; nothing sent", out, 1, true)
+      rc, out = run(env, "--json upload " .. id .. " " .. q(csv) .. " --map email=Email --dry-run")
+      assert.equal(2, rc)
+      local t = cjson.decode(out)
+      assert.equal(2, t.problem_count)
+      assert.equal(3, t.problems[1].row)
+      assert.equal(before, sb:count("POST", "/leads$"))
+    end)
+
+    it("upload with another --map refuses to reuse the saved state; --restart starts over", function()
+      local rc, _, err = run(env, "upload --help")
+      assert.equal(0, rc)
+      local _, help = run(env, "upload --help")
+      assert.matches("CSV.coldsend-upload", help, 1, true)
+      assert.matches("--restart", help, 1, true)
+      local csv = write(tmpdir .. "/remap.csv", "Email,First\nada@example.org,Ada\n")
+      os.remove(csv .. ".coldsend-upload")
+      rc, _, err = run(env, "upload " .. id .. " " .. q(csv) .. " --map email=Email")
+      assert.equal(0, rc, err)
+      local posts = sb:count("POST", "/leads$")
+      rc, _, err = run(env, "upload " .. id .. " " .. q(csv) .. " --map email=Email,first_name=First")
+      assert.equal(1, rc, err)
+      assert.matches("^coldsend: conflict: ", err)
+      assert.matches("another mapping (email=Email)", err, 1, true)
+      assert.matches(csv .. ".coldsend-upload", err, 1, true)
+      assert.matches("--restart", err, 1, true)
+      assert.equal(posts, sb:count("POST", "/leads$"))
+      rc, _, err = run(env, "upload " .. id .. " " .. q(csv) .. " --map email=Email,first_name=First --restart")
+      assert.equal(0, rc, err)
+      assert.equal(posts + 1, sb:count("POST", "/leads$"))
+      os.remove(csv .. ".coldsend-upload")
+    end)
+
+    it("apply --launch of an unready campaign says what was saved and what is missing", function()
+      local file = campaign_file("unready.lua", DEFINITION:format('id = "' .. id .. '",', 35))
+      local rc, out, err = run(env, "apply " .. q(file) .. " --yes --launch")
+      assert.equal(1, rc, err)
+      assert.matches("saved: 4 changes to campaign " .. id .. " (name, daily_limit_per_inbox, variants[A], variants[B])",
+        out, 1, true)
+      assert.matches("daily_limit_per_inbox", out, 1, true)
+      assert.matches("coldsend: not launched: campaign " .. id .. " is missing leads, inboxes", err, 1, true)
+      local c = assert(cs:get_campaign(id))
+      assert.equal(35, c.daily_limit_per_inbox)
+      assert.equal("DRAFT", c.status)
+      rc, out = run(env, "--json apply " .. q(file) .. " --yes --launch")
+      assert.equal(1, rc)
+      local t = cjson.decode(out)
+      assert.is_false(t.launched)
+      assert.same({ "leads", "inboxes" }, t.missing_requirements)
+    end)
+
+    it("prints an error object once prefixed, and hints at the sandbox when nothing listens", function()
+      local rc, _, err = run(env, "status " .. MISSING)
+      assert.equal(1, rc)
+      assert.matches("^coldsend: not_found %(HTTP 404%)", err)
+      local dead = { COLDSEND_API_KEY = sb.key, COLDSEND_BASE_URL = "http://127.0.0.1:1/api/public/v1" }
+      rc, _, err = run(dead, "status " .. MISSING)
+      assert.equal(1, rc)
+      assert.matches("^coldsend: network ", err)
+      assert.matches("is the sandbox running? `make sandbox`", err, 1, true)
+      -- a base URL without the API's path
+      rc, _, err = run({ COLDSEND_API_KEY = sb.key, COLDSEND_BASE_URL = sb.base }, "status " .. MISSING)
+      assert.equal(1, rc)
+      assert.matches("base_url should end with /api/public/v1", err, 1, true)
+    end)
+
+    it("--json prints sorted keys, the same text on every run", function()
+      local rc, a = run(env, "--json status " .. id)
+      assert.equal(0, rc)
+      local _, b = run(env, "--json status " .. id)
+      assert.equal(a, b)
+      local keys = {}
+      for k in a:gmatch('[{,]"([%w_]+)":') do keys[#keys + 1] = k end
+      assert.truthy(#keys > 10)
+      local top = {}
+      for k in pairs(cjson.decode(a)) do top[#top + 1] = k end
+      table.sort(top)
+      -- the nested objects (variants...) are empty here: every key is top-level
+      assert.same(top, keys)
+    end)
+
+    it("prints doc/cli.md's upload --dry-run and apply --launch transcripts", function()
+      local doc = assert(util.slurp(ROOT .. "/doc/cli.md"))
+      local function mask(text)
+        return (text:gsub("%x%x%x%x%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%x%x%x%x%x%x%x%x", "<id>"))
+      end
+      -- upload --dry-run: run in a directory holding the doc's leads.csv
+      local block = assert(doc:match("\n```\n(%$ coldsend upload [^\n]+ %-%-dry%-run\n.-)```"))
+      local command, expected = block:match("^%$ coldsend ([^\n]+)\n(.*)$")
+      write(tmpdir .. "/leads.csv",
+        "Email,First\nada@example.org,Ada\nnot-an-email,Bob\nada@example.org,Ada2\n")
+      command = command:gsub("%x+%-%x+%-%x+%-%x+%-%x+", id)
+      local rc, out, err = util.run(string.format("root=$(cd %s && pwd) && cd %s && env %s %s %s %s",
+        q(ROOT), q(tmpdir), "COLDSEND_API_KEY=" .. q(sb.key) .. " COLDSEND_BASE_URL=" .. q(sb.url),
+        LUA, '"$root/bin/coldsend"', command))
+      assert.equal(2, rc, err)
+      assert.equal(expected, out .. err)
+      -- apply --launch of a campaign that lacks leads and inboxes
+      block = assert(doc:match("\n```\n(saved: [^`]+)```"))
+      local c = assert(cs:get_campaign(id))
+      local file = campaign_file("launch.lua", string.format(
+        'return { id = %q, daily_limit_per_inbox = 42 }', id))
+      c:add_variant { subject_template = "Hello", email_content = "Hi {{first_name}}, a note." }
+      assert(c:save())
+      rc, out, err = run(env, "apply " .. q(file) .. " --yes --launch")
+      assert.equal(1, rc, err)
+      assert.equal(mask(block), mask(out:match("\n(saved: .*)$") .. err))
+    end)
+
+    it("runs from outside the checkout without LUA_PATH", function()
+      local rc, out, err = util.run(string.format("root=$(cd %s && pwd) && cd / && "
+        .. "env -u LUA_PATH -u LUA_PATH_5_4 %s \"$root/bin/coldsend\" --help", q(ROOT), LUA))
+      assert.equal(0, rc, err)
+      assert.matches("usage: coldsend", out, 1, true)
     end)
   end)
 

@@ -24,11 +24,19 @@ describe("examples", function()
   teardown(function() sb:stop() end)
   before_each(function() sb:reset() end)
 
-  it("quickstart.lua creates and launches a campaign", function()
+  it("quickstart.lua creates and launches a campaign, and runs again against the same sandbox", function()
     local rc, out, err = run(sb, LUA .. " examples/quickstart.lua")
     assert.equal(0, rc, out .. err)
     assert.matches("launched", out, 1, true)
     assert.matches("ACTIVE", out, 1, true)
+    -- again, against the same sandbox: the inbox exists (409), it is reused
+    local rc2, out2, err2 = run(sb, LUA .. " examples/quickstart.lua")
+    assert.equal(0, rc2, out2 .. err2)
+    assert.matches("launched", out2, 1, true)
+    local inbox = out:match("inbox%s+(%x+%-[%x%-]+)")
+    assert.truthy(inbox, out)
+    assert.equal(inbox, out2:match("inbox%s+(%x+%-[%x%-]+)"))
+    assert.equal(2, sb:count("POST", "^/sender%-accounts/smtp$")) -- one each run, the second refused
   end)
 
   it("ab_test.lua builds one variant per subject line, split evenly, then plans a fourth", function()

@@ -36,6 +36,16 @@ local function read_rockspec()
   return env
 end
 
+-- The luarocks line of doc/install.md for a Lua version ("5.4", "5.1").
+local function doc_line(version)
+  local f = assert(io.open(ROOT .. "/doc/install.md"))
+  local text = f:read("*a")
+  f:close()
+  local line = text:match("\n    (luarocks %-%-lua%-version " .. version:gsub("%.", "%%.") .. " make [^\n]+)")
+  assert(line, "no luarocks line for " .. version .. " in doc/install.md")
+  return line
+end
+
 describe("luarocks #once", function()
   local work, tree
 
@@ -76,9 +86,11 @@ describe("luarocks #once", function()
     assert.same({}, missing)
   end)
 
-  it("installs offline into a fresh tree, and require works from it under lua5.4", function()
-    local rc, out = sh(string.format("cd %s/src && luarocks --lua-version 5.4 make --tree %s --deps-mode none %s",
-      q(work), q(tree), ROCKSPEC))
+  it("installs offline into a fresh tree by doc/install.md's line, and require works from it under lua5.4", function()
+    local line = doc_line("5.4")
+    assert.matches("--tree /opt/coldsend --deps-mode none " .. ROCKSPEC, line, 1, true)
+    line = line:gsub("/opt/coldsend", tree)
+    local rc, out = sh(string.format("cd %s/src && %s", q(work), line))
     assert.equal(0, rc, out)
     local sb = sandbox.start { rate_limit = false }
     finally(function() sb:stop() end)
@@ -103,11 +115,45 @@ describe("luarocks #once", function()
     rc, out = sh(cmd)
     assert.equal(0, rc, out)
     assert.matches("ok %d+%.%d+%.%d+", out)
-    -- a --tree that is not in the luarocks config needs `luarocks path`,
-    -- as for any user of such a tree
-    rc, out = sh(string.format("cd / && eval \"$(luarocks --lua-version 5.4 path --tree %s)\" "
-      .. "&& %s --help", q(tree), q(tree .. "/bin/coldsend")))
+    -- the installed commands find the tree's modules themselves, from
+    -- anywhere, with no LUA_PATH and no `luarocks path`
+    local clean = "cd / && env -u LUA_PATH -u LUA_CPATH -u LUA_PATH_5_4 -u LUA_CPATH_5_4 "
+    rc, out = sh(clean .. q(tree .. "/bin/coldsend") .. " --help")
     assert.equal(0, rc, out)
     assert.matches("usage: coldsend", out, 1, true)
+    rc, out = sh(clean .. string.format("COLDSEND_API_KEY=%s COLDSEND_BASE_URL=%s %s list",
+      q(sb.key), q(sb.url), q(tree .. "/bin/coldsend")))
+    assert.equal(0, rc, out)
+    assert.matches("Installed from luarocks", out, 1, true)
+    rc, out = sh(clean .. q(tree .. "/bin/coldsend-sandbox") .. " --help")
+    assert.equal(0, rc, out)
+    assert.matches("usage: coldsend-sandbox", out, 1, true)
+  end)
+
+  it("installs for LuaJIT by doc/install.md's OpenResty line, and the module loads in luajit", function()
+    local line = doc_line("5.1")
+    assert.matches("LUA_INCDIR=/usr/include/luajit-2.1", line, 1, true)
+    local jit_tree = work .. "/hooks/lua_modules"
+    line = line:gsub("/srv/hooks/lua_modules", jit_tree)
+    assert.matches(jit_tree, line, 1, true)
+    -- no objects of the 5.4 build left to reuse
+    local rc, out = sh(string.format("cd %s/src && rm -rf src/*.o coldsend && %s", q(work), line))
+    assert.equal(0, rc, out)
+    assert.matches("-I/usr/include/luajit-2.1", out, 1, true)
+    local script = [[
+      local coldsend = require "coldsend"
+      assert(package.searchpath("coldsend.core", package.cpath):find(TREE, 1, true))
+      local cs = coldsend.client { api_key = "cs_test_sandbox", base_url = "http://127.0.0.1:1/api/public/v1" }
+      local c = cs:campaign()
+      c.name = "Built for LuaJIT"
+      assert(c.name == "Built for LuaJIT")
+      print("ok " .. coldsend._VERSION)
+    ]]
+    rc, out = sh(string.format("cd / && env -u LUA_PATH_5_4 -u LUA_CPATH_5_4 LUA_PATH=%s LUA_CPATH=%s luajit -e %s",
+      q(jit_tree .. "/share/lua/5.1/?.lua;" .. jit_tree .. "/share/lua/5.1/?/init.lua;;"),
+      q(jit_tree .. "/lib/lua/5.1/?.so;;"),
+      q(string.format("TREE=%q ", jit_tree) .. script)))
+    assert.equal(0, rc, out)
+    assert.matches("ok %d+%.%d+%.%d+", out)
   end)
 end)

@@ -324,8 +324,8 @@ describe("error objects", function()
       problems = { { field = "variants", message = "percentages sum to 90, not 100" },
                    { field = "sending_window_end", message = "must be after the start" } } }
     assert.equal("invalid fields: variants, sending_window_end", e.message)
-    assert.equal("coldsend: invalid: invalid fields: variants, sending_window_end [attempts 0]",
-      one_line(e))
+    -- nothing was sent: no attempt count
+    assert.equal("coldsend: invalid: invalid fields: variants, sending_window_end", one_line(e))
     e = core.error { code = "invalid", message = "campaign is not valid: 1 problem",
       problems = { { field = "name" } } }
     assert.equal("coldsend: invalid: campaign is not valid: 1 problem (fields: name)", one_line(e))

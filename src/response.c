@@ -801,11 +801,12 @@ static int error_tostring(lua_State *L) {
   }
   lua_getfield(L, 1, "attempts");
   lua_getfield(L, 1, "ambiguous");
-  if (cs_tointeger(L, -2, &n) || lua_toboolean(L, -1)) {
+  /* attempts 0: nothing reached the server; no count to show */
+  if ((cs_tointeger(L, -2, &n) && n > 0) || lua_toboolean(L, -1)) {
     int ambiguous = lua_toboolean(L, -1);
     lua_pop(L, 2);
     lua_getfield(L, 1, "attempts");
-    if (cs_tointeger(L, -1, &n))
+    if (cs_tointeger(L, -1, &n) && n > 0)
       lua_pushfstring(L, " [attempts %d%s]", (int)n,
                       ambiguous ? ", ambiguous" : "");
     else

@@ -25,7 +25,7 @@ Commands:
   list [--status S]          every campaign (S: DRAFT, ACTIVE, PAUSED, COMPLETED, FAILED)
   launch ID                  launch a campaign
   pause ID                   pause an active campaign
-  upload ID CSV --map email=Email[,first_name=First,...] [--dry-run]
+  upload ID CSV --map email=Email[,first_name=First,...] [--dry-run] [--restart]
                              upload a CSV of leads
   doctor                     check the setup (key, URL, proxy, TLS, scopes...)
 
@@ -81,12 +81,17 @@ usage: coldsend pause ID
 
 Pauses the active campaign ID.]],
   upload = [[
-usage: coldsend upload ID CSV --map email=Email[,first_name=First,...] [--dry-run]
+usage: coldsend upload ID CSV --map email=Email[,first_name=First,...] [--dry-run] [--restart]
 
 Uploads the leads of the CSV file to campaign ID, in chunks, printing the
 progress on stderr. --map maps lead fields to CSV column headers (email is
 required; other keys: first_name, last_name, company, or a custom field).
-  --dry-run   check the file and the mapping, send nothing]],
+Accepted chunks are recorded in CSV.coldsend-upload, beside the CSV: a
+re-run (after a failure or Ctrl-C) sends only what is missing.
+  --dry-run   check the file and the mapping, send nothing; a file with
+              problems lists them ("row N, column C: ...") and exits 2
+  --restart   ignore CSV.coldsend-upload and send the whole file again
+              (needed after changing --map; the server skips emails it has)]],
   doctor = [[
 usage: coldsend doctor [--base-url URL] [--json]
 
@@ -118,6 +123,10 @@ local function world(io_)
     stdin = io_.stdin or io.stdin,
     getenv = io_.getenv or os.getenv,
     isatty = io_.isatty or default_isatty,
+    -- whether stderr is a terminal (the progress bar redraws one line)
+    stderr_tty = io_.stderr_tty or function()
+      return io_.stderr == nil and require("coldsend.progress").detect_tty(2)
+    end,
   }
 end
 
@@ -152,8 +161,10 @@ local function out(w, ...)
   w.stdout:write("\n")
 end
 
-local function err_line(w, ...)
-  write_text(w.stderr, "coldsend: ", ...)
+local function err_line(w, first, ...)
+  -- an error object prints as "coldsend: ..." already
+  first = tostring(first):gsub("^coldsend: ", "")
+  write_text(w.stderr, "coldsend: ", first, ...)
   w.stderr:write("\n")
 end
 
@@ -179,7 +190,26 @@ local function jsonable(v)
 end
 
 local function print_json(w, v)
-  w.stdout:write(require("coldsend.redact").string(json().encode(jsonable(v)), hidden), "\n")
+  -- sorted keys: the same answer prints the same text on every run
+  w.stdout:write(require("coldsend.redact").string(json().encode_sorted(jsonable(v)), hidden), "\n")
+end
+
+-- Where a problem is: "row 3, column Email", "variants[2].subject_template"
+-- (a field), or "file".
+local function where(p)
+  if type(p) ~= "table" then return "file" end
+  local parts = {}
+  if p.row ~= nil then parts[#parts + 1] = "row " .. tostring(p.row) end
+  if p.column ~= nil then parts[#parts + 1] = "column " .. tostring(p.column) end
+  if p.field ~= nil then parts[#parts + 1] = tostring(p.field) end
+  return #parts > 0 and concat(parts, ", ") or "file"
+end
+
+local function problem_lines(w, problems)
+  for _, p in ipairs(type(problems) == "table" and problems or {}) do
+    local msg = type(p) == "table" and (p.message or p.rule) or p
+    write_text(w.stderr, format("  %s: %s\n", where(p), tostring(msg)))
+  end
 end
 
 -- Reports an error object (nil, err from a call): exit 2 for a local
@@ -190,14 +220,24 @@ local function report(w, e)
     return M.EXIT_USAGE
   end
   err_line(w, tostring(e))
-  for _, p in ipairs(type(e.problems) == "table" and e.problems or {}) do
-    write_text(w.stderr, format("  %s: %s\n", tostring(p.field), tostring(p.message or p.rule or p)))
+  -- an invalid campaign's message lists its problems already
+  local first = type(e.problems) == "table" and type(e.problems[1]) == "table" and e.problems[1]
+  if not (first and first.message and tostring(e):find(tostring(first.message), 1, true)) then
+    problem_lines(w, e.problems)
+  end
+  if type(e.problem_count) == "number" and type(e.problems) == "table"
+      and e.problem_count > #e.problems then
+    w.stderr:write(format("  ... %d more\n", e.problem_count - #e.problems))
   end
   for _, d in ipairs(type(e.details) == "table" and e.details or {}) do
     write_text(w.stderr, format("  %s: %s\n", tostring(d.field), tostring(d.message)))
   end
   if e.campaign then
     write_text(w.stderr, format("  the campaign was created: %s\n", tostring(e.campaign.id)))
+  end
+  if e.state_file then
+    w.stderr:write(format("  upload state: %s (--restart sends the whole file again)\n",
+      tostring(e.state_file)))
   end
   return e.code == "invalid" and M.EXIT_USAGE or M.EXIT_API
 end
@@ -223,7 +263,7 @@ local COMMAND_OPTIONS = {
   launch = { args = { "ID" } },
   pause = { args = { "ID" } },
   upload = { args = { "ID", "CSV" }, values = { ["--map"] = "map" },
-    flags = { ["--dry-run"] = "dry_run" } },
+    flags = { ["--dry-run"] = "dry_run", ["--restart"] = "restart" } },
   doctor = { args = {} },
 }
 
@@ -258,7 +298,13 @@ function M.parse(argv)
       end
       o[key] = v
     elseif a:sub(1, 1) == "-" and a ~= "-" then
-      usage_error("unknown option %s%s", a, o.command and (" for '" .. o.command .. "'") or "")
+      local known = { "--help" }
+      for _, t in ipairs { GLOBAL_FLAGS, GLOBAL_VALUES, cmd_flags, cmd_values } do
+        for k in pairs(t) do if k:sub(1, 2) == "--" then known[#known + 1] = k end end
+      end
+      local close = require("coldsend.help").closest(name, known)
+      usage_error("unknown option %s%s%s", a, o.command and (" for '" .. o.command .. "'") or "",
+        close and ("; did you mean " .. close .. "?") or "")
     elseif not o.command then
       if a == "help" then
         o.help = true
@@ -392,6 +438,34 @@ local function confirm(w)
   return line ~= nil and (line:match("^%s*[yY]%s*$") or line:match("^%s*[yY][eE][sS]%s*$")) ~= nil
 end
 
+-- apply --launch refused as not ready: the campaign was created, or the
+-- changes saved, all the same (the launch PUT carries them). Says what was
+-- saved and what is missing; exit 1.
+local function not_launched(w, o, p, e)
+  local c = p.campaign or e.campaign
+  local id = c and c.id or p.definition.id
+  local missing = type(e.missing_requirements) == "table" and e.missing_requirements or {}
+  local names = {}
+  for i, ch in ipairs(p.changes or {}) do names[i] = ch.path or ch.field end
+  if o.json then
+    local result = plan_json(p)
+    result.id, result.launched = id, false
+    result.campaign = c and fields_of(c) or nil
+    result.missing_requirements = json().array(missing)
+    print_json(w, result)
+  elseif p.action == "create" then
+    out(w, format("created: %s", tostring(c)))
+    out(w, format('add  id = "%s"  to %s to manage this campaign from now on', tostring(id), o.args[1]))
+  elseif #names > 0 then
+    out(w, format("saved: %d change%s to campaign %s (%s)", #names, #names == 1 and "" or "s",
+      tostring(id), concat(names, ", ")))
+  end
+  err_line(w, format("not launched: campaign %s is missing %s; add %s, then: coldsend launch %s",
+    tostring(id), #missing > 0 and concat(missing, ", ") or "launch requirements",
+    #missing == 1 and "it" or "them", tostring(id)))
+  return M.EXIT_API
+end
+
 -- coldsend apply FILE [--launch] [--yes]
 function commands.apply(w, o)
   local p, err = make_plan(w, o)
@@ -411,6 +485,9 @@ function commands.apply(w, o)
     end
   end
   local c, aerr = p:apply { launch = o.launch }
+  if not c and o.launch and type(aerr) == "table" and aerr.code == "not_ready" then
+    return not_launched(w, o, p, aerr)
+  end
   if not c then return report(w, aerr) end
   if o.json then
     local result = plan_json(p)
@@ -500,6 +577,30 @@ function M.parse_map(spec)
   return map
 end
 
+-- The pre-flight report of upload --dry-run: a summary and every problem;
+-- exit 2 when there are problems (nothing would be sent).
+local function dry_run_report(w, o, r)
+  local count = tonumber(r.problem_count) or 0
+  if o.json then
+    print_json(w, { file = o.args[2], rows = r.rows, bytes = r.bytes,
+      chunks = type(r.chunks) == "table" and #r.chunks or 0, problem_count = count,
+      problems = json().array(r.problems or {}), mapping = r.mapping })
+  else
+    out(w, format("%s: %s rows, %s bytes, %d chunk%s, %d problem%s%s", o.args[2],
+      tostring(r.rows), tostring(r.bytes), type(r.chunks) == "table" and #r.chunks or 0,
+      type(r.chunks) == "table" and #r.chunks == 1 and "" or "s", count, count == 1 and "" or "s",
+      count == 0 and "; nothing sent (--dry-run)" or ""))
+  end
+  if count == 0 then return M.EXIT_OK end
+  err_line(w, format("%s: %d problem%s; nothing would be sent", o.args[2], count,
+    count == 1 and "" or "s"))
+  problem_lines(w, r.problems)
+  if type(r.problems) == "table" and count > #r.problems then
+    w.stderr:write(format("  ... %d more\n", count - #r.problems))
+  end
+  return M.EXIT_USAGE
+end
+
 -- coldsend upload ID CSV --map ...
 function commands.upload(w, o)
   if not o.map then usage_error("upload needs --map email=COLUMN[,field=COLUMN...]") end
@@ -510,18 +611,19 @@ function commands.upload(w, o)
   f:close()
   local cs = client(w, o)
   local c = cs:campaign(check_id(o.args[1]))
-  local progress = not o.json and function(p)
-    local t = type(p) == "table" and p or {}
-    w.stderr:write("\r", text(t.message or p))
-    w.stderr:flush()
-  end or nil
+  -- the bar is labelled with the file's name as the user gave it
+  local progress = not o.json and not o.dry_run and require("coldsend.progress").new {
+    out = w.stderr, label = o.args[2]:match("[^/]+$") or o.args[2],
+    is_tty = w.stderr_tty() and true or false,
+  } or nil
   local ok, job, err = pcall(c.upload_leads, c, {
     file = o.args[2], mapping = map, on_progress = progress, wait = true,
-    dry_run = o.dry_run or nil,
+    dry_run = o.dry_run or nil, restart = o.restart or nil,
   })
-  if progress then w.stderr:write("\n") end
+  if progress then progress:finish() end
   if not ok then usage_error("%s", clean(job)) end
   if not job then return report(w, err) end
+  if o.dry_run then return dry_run_report(w, o, job) end
   if o.json then
     local t = {}
     if type(job) == "table" then for k, v in pairs(job) do t[k] = v end end

@@ -34,7 +34,7 @@ local CLIENT = {
 -- Campaign methods: the C ones, then those that talk to the server.
 local CAMPAIGN = {
   { "validate", "c:validate()", "Checks the rules that span fields (percentages sum to 100, window end after start, at most 4 variants, follow-ups 2..4); true, or nil and an invalid error whose problems (and text) list every problem." },
-  { "changes", "c:changes()", "The exact table the next save() sends: only the fields changed since the last save or refresh." },
+  { "changes", "c:changes()", "The exact table the next save() sends: only the fields changed since the last save or refresh; it prints as the JSON body it becomes." },
   { "split_evenly", "c:split_evenly()", "Spreads 100 percent over the variants of each step (34/33/33); the sum is always exactly 100." },
   { "add_variant", "c:add_variant{subject_template=, email_content= [, variant_name=, variant_label=, distribution_percent=]}", "Adds an A/B variant of the initial email (names A..D by default)." },
   { "add_sequence", "c:add_sequence{trigger_type=, wait_days=, variants={...} [, step_number=, enable_unsubscribe=]}", "Adds a follow-up (steps 2..4 in order); trigger NOT_OPENED, NOT_REPLIED or OPENED_BUT_NOT_REPLIED." },
@@ -46,6 +46,7 @@ local CAMPAIGN = {
   { "delete", "c:delete([opts])", "DELETE /campaigns/{id} (DRAFT or PAUSED only); true on success." },
   { "add_lead", "c:add_lead({email= [, first_name=, last_name=, company=, custom_fields=]} [, opts])", "POST /campaigns/{id}/leads/manual: one lead." },
   { "upload_leads", "c:upload_leads{file=, mapping= [, on_progress=, wait=, dry_run=]}", "Uploads a CSV of leads in chunks; returns a job with :wait() (see doc/leads.md)." },
+  { "fields", "c:fields()", "An iterator over the fields, in a stable order: for k, v in c:fields() do ... end (what pairs(c) does; works on LuaJIT, which has no __pairs)." },
   { "diff", "c:diff(other)", "The changes from this campaign to another campaign or definition table, one line each (see coldsend.plan)." },
 }
 
@@ -145,17 +146,21 @@ local function overview()
   }, "\n")
 end
 
--- Edit distance, for suggesting names close to a misspelt topic.
+-- Edit distance (two swapped letters count as one edit), for suggesting
+-- names close to a misspelt topic or option.
 local function distance(a, b)
-  local prev = {}
+  local prev2, prev = nil, {}
   for j = 0, #b do prev[j] = j end
   for i = 1, #a do
     local cur = { [0] = i }
     for j = 1, #b do
       local cost = a:byte(i) == b:byte(j) and 0 or 1
       cur[j] = math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost)
+      if prev2 and j > 1 and a:byte(i) == b:byte(j - 1) and a:byte(i - 1) == b:byte(j) then
+        cur[j] = math.min(cur[j], prev2[j - 2] + 1)
+      end
     end
-    prev = cur
+    prev2, prev = prev, cur
   end
   return prev[#b]
 end
@@ -191,6 +196,40 @@ local function close_matches(topic)
   local out = {}
   for i = 1, math.min(#scored, 5) do out[i] = scored[i].name end
   return out
+end
+
+--- The name in names closest to a misspelt name (edit distance at most a
+-- third of its length), or nil.
+-- @string name what was written
+-- @tab names the names that exist: a list, or a set (name -> true)
+-- @treturn ?string the closest name
+function M.closest(name, names)
+  if type(name) ~= "string" or name == "" then return nil end
+  local list = {}
+  if #names > 0 then list = names else for k in pairs(names) do list[#list + 1] = k end end
+  sort(list)
+  local best, best_d
+  local lower = name:lower()
+  local limit = math.max(1, math.floor(#lower / 3))
+  for _, cand in ipairs(list) do
+    local d = distance(lower, cand)
+    if d <= limit and (not best_d or d < best_d) then best, best_d = cand, d end
+  end
+  return best
+end
+
+--- The message for an unknown option: `unknown option 'base_ulr' for
+-- coldsend.client; did you mean 'base_url'?`. The one wording every
+-- option check of the library uses.
+-- @param name the option given
+-- @string what what takes the options (`coldsend.client`, `call`, ...)
+-- @tab known the options that exist (a set)
+-- @treturn string the message
+function M.unknown_option(name, what, known)
+  local msg = format("unknown option '%s' for %s", tostring(name), what)
+  local close = M.closest(name, known)
+  if close then msg = msg .. format("; did you mean '%s'?", close) end
+  return msg
 end
 
 --- The help text for a topic, without printing it.

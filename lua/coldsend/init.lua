@@ -36,10 +36,30 @@ Client.__name = "coldsend.client"
 -- ---------------------------------------------------------------------
 -- option checking
 
+-- The directory of the library's Lua files: frames there are not the
+-- caller's.
+local LIB_DIR = debug.getinfo(1, "S").source:match("^@(.*[/\\])[^/\\]*$")
+
+-- Raises msg at the first frame outside the library (the line of the
+-- user's call, however deep in the library the check sits).
+local function raise(msg)
+  local level = 2
+  while true do
+    local info = debug.getinfo(level, "S")
+    if not info then level = 2 break end
+    local own = info.what == "C"
+      or (LIB_DIR and info.source:sub(1, #LIB_DIR + 1) == "@" .. LIB_DIR)
+    if not own then break end
+    level = level + 1
+  end
+  error(msg, level)
+end
+M._raise = raise
+
 local function opt_error(what, name, rule, value)
   local shown = type(value) == "string" and format("%q", value) or tostring(value)
   if type(value) == "table" or type(value) == "function" then shown = type(value) end
-  error(format("bad option '%s' for %s (%s expected, got %s)", name, what, rule, shown), 3)
+  raise(format("bad option '%s' for %s (%s expected, got %s)", name, what, rule, shown))
 end
 
 local function check_number(what, opts, name, min)
@@ -73,7 +93,7 @@ end
 local function check_known(what, opts, known)
   for k in pairs(opts) do
     if not known[k] then
-      error(format("unknown option '%s' for %s", tostring(k), what), 3)
+      raise(require("coldsend.help").unknown_option(k, what, known))
     end
   end
 end
@@ -88,7 +108,7 @@ local CALL_OPTIONS = {
 local function check_call_options(opts)
   if opts == nil then return nil end
   if type(opts) ~= "table" then
-    error(format("bad call options (table expected, got %s)", type(opts)), 3)
+    raise(format("bad call options (table expected, got %s)", type(opts)))
   end
   check_known("call", opts, CALL_OPTIONS)
   check_number("call", opts, "timeout")
@@ -119,6 +139,10 @@ local function key_problem(key)
   if key:sub(1, 3) ~= "cs_" then
     return format("bad API key (cs_live_<token> expected; the %d-character value given "
       .. "does not start with cs_)", #key)
+  end
+  if key:match("^cs_%w+_$") then
+    return format("bad API key (cs_live_<token> expected; the value given is only the prefix "
+      .. "%s, the token after it is missing)", key)
   end
   if #key < 8 or #key > 512 then
     return format("bad API key (cs_live_<token> expected; the value given has %d characters)", #key)
@@ -263,12 +287,47 @@ end
 --- True when v is an error object returned by a call.
 M.is_error = core.is_error
 
+--- The API's path prefix; a base_url must end with it.
+M.API_PATH = "/api/public/v1"
+--- The URL `make sandbox` (and `coldsend-sandbox --port 8089`) serves.
+M.SANDBOX_URL = "http://127.0.0.1:8089" .. M.API_PATH
+
+-- What a newcomer most likely got wrong, for two errors whose cause the
+-- message alone does not tell: nothing listening on a loopback URL (no
+-- sandbox running) and a 404 from a base_url without the API's path.
+local function hint_for(err, url)
+  if type(url) ~= "string" or type(err) ~= "table" then return nil end
+  local host = url:match("^https?://([^/]+)") or ""
+  host = host:match("^(%[[^%]]*%])") or host:match("^([^:]*)")
+  if err.code == "network" and err.curl_code == 7 and is_loopback(host) then
+    return "is the sandbox running? `make sandbox`"
+  end
+  if err.code == "not_found" and not url:find(M.API_PATH .. "/", 1, true) then
+    return format("base_url should end with %s (e.g. %s); the request went to %s",
+      M.API_PATH, M.SANDBOX_URL, url)
+  end
+end
+
+--- Adds to err.message (and err.hint) the likely cause of a failure whose
+-- message alone does not say it; returns err.
+-- @param err an error object
+-- @string url the URL of the request
+function M._hint(err, url)
+  if type(err) ~= "table" or err.hint ~= nil then return err end
+  local hint = hint_for(err, url)
+  if hint then
+    err.hint = hint
+    err.message = format("%s (%s)", tostring(err.message or err.code), hint)
+  end
+  return err
+end
+
 local function decorate(err, req, attempts)
   err.method = err.method or req.method
   err.url = err.url or req.url
   err.attempts = err.attempts or attempts
   -- the key and the request's passwords, wherever the server echoed them
-  return redact.error(err, req)
+  return M._hint(redact.error(err, req), err.url)
 end
 
 -- ---------------------------------------------------------------------
@@ -864,6 +923,21 @@ end
 function methods.add_lead(c, lead, opts)
   check_call_options(opts)
   return require("coldsend.leads").add(client_of(c), c, lead, opts)
+end
+
+-- c:changes() is a plain table (the C core's copy) that prints, in the
+-- REPL or with tostring, as the JSON body the next save sends.
+local Changes = { __name = "coldsend.changes" }
+function Changes.__tostring(t)
+  local ok, text = pcall(require("coldsend.json").encode_sorted, t)
+  return ok and text or "coldsend.changes (" .. tostring(text) .. ")"
+end
+local core_changes = methods.changes
+
+--- The table the next save sends: only the changed fields. It prints as
+-- the JSON body it becomes (keys sorted).
+function methods.changes(c)
+  return setmetatable(core_changes(c), Changes)
 end
 
 --- Iterates over the fields that are set, in a stable order, like

@@ -147,6 +147,61 @@ local function integers_back(v, depth)
   return v
 end
 
+-- Whether t is a sequence 1..n (n >= 1) with no other keys.
+local function is_sequence(t)
+  local n = #t
+  if n == 0 then return false end
+  local count = 0
+  for _ in pairs(t) do count = count + 1 end
+  return count == n
+end
+
+local function encode_sorted(v, out, depth)
+  if type(v) ~= "table" then
+    out[#out + 1] = M.encode(v) -- numbers exactly
+    return
+  end
+  if depth > 1000 then error("cannot encode a table nested deeper than 1000 (a cycle?)", 0) end
+  if getmetatable(v) == array_mt or is_sequence(v) then
+    out[#out + 1] = "["
+    for i = 1, #v do
+      if i > 1 then out[#out + 1] = "," end
+      encode_sorted(v[i], out, depth + 1)
+    end
+    out[#out + 1] = "]"
+    return
+  end
+  local keys = {}
+  for k in pairs(v) do
+    if type(k) ~= "string" and type(k) ~= "number" then
+      error("cannot encode a table key of type " .. type(k), 0)
+    end
+    keys[#keys + 1] = tostring(k)
+  end
+  table.sort(keys)
+  out[#out + 1] = "{"
+  for i, k in ipairs(keys) do
+    local x = v[k]
+    if x == nil then x = v[tonumber(k)] end
+    if i > 1 then out[#out + 1] = "," end
+    out[#out + 1] = codec.encode(k)
+    out[#out + 1] = ":"
+    encode_sorted(x, out, depth + 1)
+  end
+  out[#out + 1] = "}"
+end
+
+--- Encodes v as JSON like `encode`, with the keys of every object in
+-- sorted order, so that the same value always gives the same text (for
+-- output people compare: the CLI's --json, a campaign's changes).
+-- @param v the value to encode
+-- @return the JSON text
+function M.encode_sorted(v)
+  local out = {}
+  encode_sorted(v, out, 0)
+  return table.concat(out)
+end
+
 --- Decodes s; returns nil, message on bad JSON instead of raising. Integers
 -- beyond 2^53 decode exactly as Lua integers on Lua 5.3+.
 function M.decode(s)

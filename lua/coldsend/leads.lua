@@ -10,7 +10,7 @@ local writes = require "coldsend.writes"
 local json = require "coldsend.json"
 
 local type, pairs, ipairs, tostring, setmetatable, error = type, pairs, ipairs, tostring, setmetatable, error
-local format, floor = string.format, math.floor
+local format, concat, floor = string.format, table.concat, math.floor
 
 local M = {}
 
@@ -53,15 +53,19 @@ local function callable(v)
   return type(v) == "function" or (mt ~= nil and type(mt) == "table" and mt.__call ~= nil)
 end
 
+-- Raises msg at the caller's line: the first frame outside the library.
+local function raise(msg)
+  return require("coldsend")._raise(msg)
+end
+
 -- Raises for an unknown key or a value of the wrong kind (misuse), in the
--- core's style; level 4 (the default) points at the caller of
--- c:upload_leads, through the facade's method.
-local function check_options(what, opts, known, level)
-  level = level or 4
+-- core's style, at the caller's line (the first frame outside the library,
+-- however the facade's method called in).
+local function check_options(what, opts, known)
   for k, v in pairs(opts) do
     local kind = known[k]
     if not kind then
-      error(format("unknown option '%s' for %s", tostring(k), what), level)
+      raise(require("coldsend.help").unknown_option(k, what, known))
     end
     local ok
     if kind == "number" then
@@ -78,7 +82,7 @@ local function check_options(what, opts, known, level)
     if not ok then
       local rule = ({ number = "positive number", count = "integer >= 0",
         ["string|false"] = "path string or false" })[kind] or kind
-      error(format("bad option '%s' for %s (%s expected, got %s)", k, what, rule, shown(v)), level)
+      raise(format("bad option '%s' for %s (%s expected, got %s)", k, what, rule, shown(v)))
     end
   end
 end
@@ -97,7 +101,7 @@ end
 local function campaign_id(c, what)
   local id = c.id
   if not core.is_uuid(id) then
-    error(format("%s: the campaign has no id yet (save it first)", what), 4)
+    raise(format("%s: the campaign has no id yet (save it first)", what))
   end
   return id
 end
@@ -386,7 +390,7 @@ function Job:wait(opts)
   if type(opts) ~= "table" then
     error(format("bad argument #1 to 'wait' (table expected, got %s)", type(opts)), 2)
   end
-  check_options("job:wait", opts, WAIT_OPTIONS, 3)
+  check_options("job:wait", opts, WAIT_OPTIONS)
   local p = private[self]
   if opts.on_progress then p.on_progress = opts.on_progress end
   local interval = opts.interval or p.poll_interval
@@ -447,6 +451,22 @@ local function fresh_record(report, mapping)
   return { mapping = mapping, chunks = chunks }
 end
 
+local function same_mapping(a, b)
+  if type(a) ~= "table" or type(b) ~= "table" then return a == b end
+  for k, v in pairs(a) do if b[k] ~= v then return false end end
+  for k, v in pairs(b) do if a[k] ~= v then return false end end
+  return true
+end
+
+local function show_mapping(m)
+  if type(m) ~= "table" then return tostring(m) end
+  local keys = {}
+  for k in pairs(m) do keys[#keys + 1] = tostring(k) end
+  table.sort(keys)
+  for i, k in ipairs(keys) do keys[i] = k .. "=" .. tostring(m[k]) end
+  return concat(keys, ",")
+end
+
 -- Loads the state and decides what is already done. Returns the state and
 -- the record of this campaign, or nil, err when the file changed under an
 -- upload that had chunks accepted.
@@ -462,6 +482,12 @@ local function resume_state(path, opts, report, id, mapping)
     return nil, core.error { code = "conflict", attempts = 0, state_file = path,
       message = format("%s records an upload of this file in other chunks (chunk_rows or chunk_bytes "
         .. "changed); pass the same values to resume, or restart = true", path) }
+  end
+  if rec and not opts.restart and not same_mapping(rec.mapping, mapping) then
+    return nil, core.error { code = "conflict", attempts = 0, state_file = path,
+      message = format("%s records an upload of this file with another mapping (%s); pass the "
+        .. "same mapping to resume, or restart = true to send the file again with this one",
+        path, show_mapping(rec.mapping)) }
   end
   if state and not same_file and not opts.restart then
     for _, r in pairs(state.uploads) do
@@ -579,19 +605,19 @@ end
 -- dry_run returns the pre-flight report instead and sends nothing.
 function M.upload(client, c, opts)
   if type(opts) ~= "table" then
-    error(format("bad argument #1 to 'upload_leads' (table expected, got %s)", type(opts)), 3)
+    raise(format("bad argument #1 to 'upload_leads' (table expected, got %s)", type(opts)))
   end
   check_options("upload_leads", opts, UPLOAD_OPTIONS)
   if type(opts.file) ~= "string" then
-    error("bad option 'file' for upload_leads (path string expected, got " .. shown(opts.file) .. ")", 3)
+    raise("bad option 'file' for upload_leads (path string expected, got " .. shown(opts.file) .. ")")
   end
   if opts.chunk_rows and (opts.chunk_rows < 1 or opts.chunk_rows > M.MAX_ROWS) then
-    error(format("bad option 'chunk_rows' for upload_leads (integer 1..%d expected, got %s)",
-      M.MAX_ROWS, shown(opts.chunk_rows)), 3)
+    raise(format("bad option 'chunk_rows' for upload_leads (integer 1..%d expected, got %s)",
+      M.MAX_ROWS, shown(opts.chunk_rows)))
   end
   if opts.chunk_bytes and (opts.chunk_bytes < 1 or opts.chunk_bytes > M.MAX_BYTES) then
-    error(format("bad option 'chunk_bytes' for upload_leads (integer 1..%d expected, got %s)",
-      M.MAX_BYTES, shown(opts.chunk_bytes)), 3)
+    raise(format("bad option 'chunk_bytes' for upload_leads (integer 1..%d expected, got %s)",
+      M.MAX_BYTES, shown(opts.chunk_bytes)))
   end
   local id = campaign_id(c, "upload_leads")
   local path = opts.file
@@ -776,25 +802,31 @@ end
 -- Returns the lead object the server answers with.
 function M.add(client, c, lead, opts)
   if type(lead) ~= "table" then
-    error(format("bad argument #1 to 'add_lead' (table expected, got %s)", type(lead)), 3)
+    raise(format("bad argument #1 to 'add_lead' (table expected, got %s)", type(lead)))
   end
   local id = campaign_id(c, "add_lead")
+  if opts ~= nil then
+    if type(opts) ~= "table" then
+      raise(format("bad call options (table expected, got %s)", type(opts)))
+    end
+    check_options("add_lead", opts, CALL_OPTIONS)
+  end
   for k, v in pairs(lead) do
     if not LEAD_FIELDS[k] then
-      error(format("no field '%s' in lead (email, first_name, last_name, company, "
-        .. "custom_fields expected)", tostring(k)), 3)
+      raise(format("no field '%s' in lead (email, first_name, last_name, company, "
+        .. "custom_fields expected)", tostring(k)))
     end
     if k == "custom_fields" then
       local why, kind = M.custom_fields_problem(v)
-      if kind == "type" then error(why, 3) end
+      if kind == "type" then raise(why) end
     elseif type(v) ~= "string" then
-      error(format("bad value for '%s' (string expected, got %s)", k, shown(v)), 3)
+      raise(format("bad value for '%s' (string expected, got %s)", k, shown(v)))
     elseif k ~= "email" and (#v > 255 or v:find("%z")) then
-      error(format("bad value for '%s' (string of at most 255 bytes expected, got %s)", k, shown(v)), 3)
+      raise(format("bad value for '%s' (string of at most 255 bytes expected, got %s)", k, shown(v)))
     end
   end
   if lead.email == nil then
-    error("missing field 'email' in lead", 3)
+    raise("missing field 'email' in lead")
   end
   -- a bad datum, as in a CSV row: nil, err and nothing sent
   local problem = M.lead_problem(lead)

@@ -37,8 +37,10 @@ local PHASES = { start = "starting", uploading = "uploading", uploaded = "upload
 
 --- The text of one update p (the table c:upload_leads passes to
 -- on_progress): percent, rows, rate, ETA and the phase. bar_width 0 leaves
--- the bar out.
-function M.format(p, bar_width)
+-- the bar out; omit (optional) is a set of parts to leave out (`rate`,
+-- `eta`), for a narrow terminal.
+function M.format(p, bar_width, omit)
+  omit = omit or {}
   local parts = {}
   local percent = p.percent or 0
   if percent < 0 then percent = 0 elseif percent > 100 then percent = 100 end
@@ -48,10 +50,10 @@ function M.format(p, bar_width)
   end
   parts[#parts + 1] = format("%3d%%", percent)
   parts[#parts + 1] = format("%s/%s rows", M.thousands(p.done), M.thousands(p.total))
-  if p.rate and p.rate > 0 then
+  if p.rate and p.rate > 0 and not omit.rate then
     parts[#parts + 1] = format("%s rows/s", M.thousands(p.rate))
   end
-  if p.phase ~= "done" and p.eta then parts[#parts + 1] = "ETA " .. M.duration(p.eta) end
+  if p.phase ~= "done" and p.eta and not omit.eta then parts[#parts + 1] = "ETA " .. M.duration(p.eta) end
   local phase = PHASES[p.phase] or tostring(p.phase or "")
   if p.chunks and p.chunks > 1 and p.chunk then
     phase = format("%s %d/%d", phase, p.chunk, p.chunks)
@@ -93,15 +95,36 @@ function M.new(opts)
   }, Bar)
 end
 
+-- The parts left out, in turn, to fit the bar on a narrow terminal.
+local NARROWER = { {}, { rate = true }, { rate = true, eta = true } }
+
 --- Shows update p: redraws the line on a terminal; otherwise prints a line
 -- for the first update, once interval seconds have passed, and when done.
 function Bar:update(p)
   self.last = p
   local prefix = self.label and (self.label .. "  ") or ""
   if self.is_tty then
-    local line = prefix .. M.format(p, 20)
-    if #line > self.width - 1 then line = prefix .. M.format(p, 0) end
-    line = line:sub(1, self.width - 1)
+    local room = self.width - 1
+    -- a long file name is shortened (its end kept) to leave room for the rest
+    local prefixes = { prefix }
+    if #prefix > 20 then
+      -- from a character's first byte, not half-way through a UTF-8 one
+      local tail = self.label:sub(-14):gsub("^[\128-\191]+", "")
+      prefixes[2] = "..." .. tail .. "  "
+    end
+    -- the bar takes what is left, up to 20 columns; when that is under 5,
+    -- the rate, then the ETA, make way for it
+    local line
+    for _, omit in ipairs(NARROWER) do
+      local text = M.format(p, 0, omit)
+      for _, pre in ipairs(prefixes) do
+        local bar = room - #pre - #text - 4
+        if bar > 20 then bar = 20 end
+        if not line and bar >= 5 then line = pre .. M.format(p, bar, omit) end
+      end
+      if line then break end
+    end
+    line = (line or prefixes[#prefixes] .. M.format(p, 0, NARROWER[#NARROWER])):sub(1, room)
     -- pad over the rest of a longer previous line
     local pad = self.drawn > #line and rep(" ", self.drawn - #line) or ""
     self.out:write("\r", line, pad)

@@ -101,13 +101,14 @@ local running = {}
 
 --- Starts a sandbox child process on a free port.
 -- opts: rate_limit (false | N), rate_window (s), latency_ms, job_step_ms,
--- key, idle_exit (s, default 300), lua (default "lua5.4"), args (more
+-- key, port (default 0: a free one), idle_exit (s, default 300), lua
+-- (default "lua5.4"), args (more
 -- command-line arguments, e.g. { "--fault", "kind=status,status=503" }).
 function M.start(opts)
   opts = opts or {}
   local root = M.root
   local out = os.tmpname()
-  local args = { "--port", "0", "--idle-exit", tostring(opts.idle_exit or 300), "--quiet" }
+  local args = { "--port", tostring(opts.port or 0), "--idle-exit", tostring(opts.idle_exit or 300), "--quiet" }
   local ppid = own_pid()
   if ppid then args[#args + 1] = "--parent-pid" args[#args + 1] = tostring(ppid) end
   if opts.rate_limit then
