@@ -220,11 +220,13 @@ local function report(w, e)
     return M.EXIT_USAGE
   end
   err_line(w, tostring(e))
-  -- an invalid campaign's message lists its problems already
-  local first = type(e.problems) == "table" and type(e.problems[1]) == "table" and e.problems[1]
-  if not (first and first.message and tostring(e):find(tostring(first.message), 1, true)) then
-    problem_lines(w, e.problems)
+  -- an invalid campaign's message lists its problems already; an upload's
+  -- names only the first
+  local listed, msg = type(e.problems) == "table", tostring(e)
+  for _, p in ipairs(listed and e.problems or {}) do
+    if type(p) ~= "table" or not msg:find(tostring(p.message), 1, true) then listed = false end
   end
+  if not listed then problem_lines(w, e.problems) end
   if type(e.problem_count) == "number" and type(e.problems) == "table"
       and e.problem_count > #e.problems then
     w.stderr:write(format("  ... %d more\n", e.problem_count - #e.problems))
