@@ -99,13 +99,13 @@ local FIELDS = {
             { 1.25, "got 1.25)" } },
   },
   ramp_up_increment = {
-    ok = { 1, 50, 10000 },
-    bad = { { 0, "integer 1..10000 expected, got 0)" }, { 10001, "got 10001)" },
+    ok = { 1, 50, 100000 },
+    bad = { { 0, "integer 1..100000 expected, got 0)" }, { 100001, "got 100001)" },
             { 2.5, "got 2.5)" }, { "50", "got string)" } },
   },
   ramp_up_max_limit = {
-    ok = { 1, 500, 10000 },
-    bad = { { 0, "integer 1..10000 expected, got 0)" }, { 10001, "got 10001)" },
+    ok = { 1, 500, 100000 },
+    bad = { { 0, "integer 1..100000 expected, got 0)" }, { 100001, "got 100001)" },
             { 2.5, "got 2.5)" } },
   },
   enable_tracking = {
@@ -343,10 +343,10 @@ end)
 
 describe("variants", function()
   local VRULES = {
-    { { variant_name = "A1" }, "variants[1].variant_name' (string of 1..10 letters expected, got \"A1\")" },
-    { { variant_name = "" }, "variants[1].variant_name' (string of 1..10 letters expected, got \"\")" },
-    { { variant_name = rep(11, "A") }, "string of 1..10 letters expected" },
-    { { variant_name = 1 }, "variants[1].variant_name' (string of 1..10 letters expected, got number)" },
+    { { variant_name = "A1" }, "variants[1].variant_name' (string of 1..50 letters expected, got \"A1\")" },
+    { { variant_name = "" }, "variants[1].variant_name' (string of 1..50 letters expected, got \"\")" },
+    { { variant_name = rep(51, "A") }, "string of 1..50 letters expected" },
+    { { variant_name = 1 }, "variants[1].variant_name' (string of 1..50 letters expected, got number)" },
     { { variant_label = rep(101) }, "variants[1].variant_label' (string of 1..100 characters expected" },
     { { subject_template = "" }, "variants[1].subject_template' (string of 1..500 characters expected, got \"\")" },
     { { subject_template = rep(501) }, "variants[1].subject_template' (string of 1..500 characters expected" },

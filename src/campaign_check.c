@@ -20,7 +20,7 @@
 
 /* A variant (spec 6.5) and a follow-up (spec 6.6), checked like fields. */
 static const cs_field variant_fields[] = {
-    {"variant_name", K_LETTERS, 0, 1, 10, "A"},
+    {"variant_name", K_LETTERS, 0, 1, 50, "A"},
     {"variant_label", K_STRING, 0, 1, 100, NULL},
     {"subject_template", K_STRING, CS_REQUIRED, 1, 500, NULL},
     {"email_content", K_STRING, CS_REQUIRED, 10, 100000, NULL},
@@ -408,7 +408,7 @@ static void check_date(lua_State *L, const cs_field *f, int idx,
 
 static void check_letters(lua_State *L, const cs_field *f, int idx,
                           const cs_path *p) {
-  char up[16];
+  char up[64]; /* more than variant_name's maximum */
   size_t len, i;
   const char *s;
   if (lua_type(L, idx) != LUA_TSTRING) raise_rule(L, f, p, idx, 1);

@@ -66,8 +66,8 @@ typedef struct cs_field {
   X(TRACKING, "enable_tracking", K_BOOL, CS_CREATE, 0, 0, "false")           \
   X(UNSUBSCRIBE, "enable_unsubscribe", K_BOOL, CS_CREATE, 0, 0, "true")      \
   X(RAMP_ENABLED, "ramp_up_enabled", K_BOOL, CS_CREATE, 0, 0, "false")       \
-  X(RAMP_INCREMENT, "ramp_up_increment", K_INT, CS_CREATE, 1, 10000, "50")   \
-  X(RAMP_MAX, "ramp_up_max_limit", K_INT, CS_CREATE, 1, 10000, "500")        \
+  X(RAMP_INCREMENT, "ramp_up_increment", K_INT, CS_CREATE, 1, 100000, "50")  \
+  X(RAMP_MAX, "ramp_up_max_limit", K_INT, CS_CREATE, 1, 100000, "500")       \
   X(LEAD_MAPPING, "lead_mapping", K_MAP, 0, 0, 0, NULL)                      \
   X(INBOX_IDS, "inbox_ids", K_UUIDS, 0, 1, 0, NULL)                          \
   X(VARIANTS, "variants", K_VARIANTS, 0, 0, 0, NULL)                         \

@@ -155,6 +155,9 @@ local function fields_for(kind)
   end
   return out
 end
+-- The field bounds, for the contract spec that probes them against the client's.
+M.SCHEMA = { campaign = CAMPAIGN_FIELDS, variant = VARIANT, sequence = SEQUENCE }
+
 local CREATE_FIELDS = fields_for("create")
 local UPDATE_FIELDS = fields_for("update")
 
