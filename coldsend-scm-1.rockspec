@@ -67,7 +67,6 @@ build = {
       ["coldsend.sandbox.csv"] = "lua/coldsend/sandbox/csv.lua",
       ["coldsend.sandbox.http"] = "lua/coldsend/sandbox/http.lua",
       ["coldsend.sandbox.validate"] = "lua/coldsend/sandbox/validate.lua",
-      ["coldsend.transport.curl"] = "lua/coldsend/transport/curl.lua",
       ["coldsend.transport.ngx"] = "lua/coldsend/transport/ngx.lua",
       ["coldsend.transport.resty"] = "lua/coldsend/transport/resty.lua",
    },

@@ -46,7 +46,7 @@ local HOST_HTTP = [[
     clients = {
       ngx = client(nil),  -- inside nginx: the thread-pool transport
       -- the libcurl call made right here, as a plain blocking library would
-      blocking = client(require("coldsend.transport.curl").perform),
+      blocking = client(require("coldsend.core").http_perform),
     }
   }
 ]]

@@ -423,7 +423,9 @@ static int campaign_tostring(lua_State *L) {
   return 1;
 }
 
-/* One close for close(), __close and __gc; closing twice is harmless. */
+/* One close for close() and __close; closing twice is harmless. No __gc:
+ * every value is the collector's, and a finalizer would only make every
+ * campaign cost a second collection cycle. */
 static int campaign_close(lua_State *L) {
   cs_campaign *c = (cs_campaign *)luaL_checkudata(L, 1, CS_CAMPAIGN_TYPE);
   if (c->closed) return 0;
@@ -436,12 +438,6 @@ static int campaign_close(lua_State *L) {
   lua_pushnil(L);
 #endif
   cs_setuservalue(L, 1);
-  return 0;
-}
-
-static int campaign_gc(lua_State *L) {
-  cs_campaign *c = (cs_campaign *)luaL_checkudata(L, 1, CS_CAMPAIGN_TYPE);
-  c->closed = 1; /* nothing to free: every value is the collector's */
   return 0;
 }
 
@@ -522,7 +518,6 @@ static const luaL_Reg metameth[] = {{"__index", campaign_index},
                                     {"__newindex", campaign_newindex},
                                     {"__tostring", campaign_tostring},
                                     {"__close", campaign_close},
-                                    {"__gc", campaign_gc},
                                     {NULL, NULL}};
 
 void cs_campaign_open(lua_State *L) {

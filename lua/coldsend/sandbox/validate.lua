@@ -238,9 +238,7 @@ function M.list(errs, loc, v, spec)
       return nil
     end
   end
-  if n == 0 and next(v) == nil and spec.is_object_hint then
-    -- decoded `{}` and `[]` look the same; accept as an empty list
-  end
+  -- a decoded `{}` looks like `[]`: both pass as an empty list
   if spec.min and n < spec.min then
     errs:add(loc, ("ensure this value has at least %d items"):format(spec.min),
       "value_error.list.min_items", { limit_value = spec.min })
