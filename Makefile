@@ -8,29 +8,38 @@ WARN      = -std=c99 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes
 PICFLAGS  = -fPIC -fvisibility=hidden
 CURL_CFLAGS = $(shell pkg-config --cflags libcurl 2>/dev/null)
 CURL_LIBS   = $(shell pkg-config --libs libcurl 2>/dev/null || echo -lcurl)
+LUA51_INC  ?= /usr/include/lua5.1
+LUA52_INC  ?= /usr/include/lua5.2
+LUA53_INC  ?= /usr/include/lua5.3
 LUA54_INC  ?= /usr/include/lua5.4
 LUAJIT_INC ?= /usr/include/luajit-2.1
 
 SRCS = $(wildcard src/*.c)
 HDRS = $(wildcard src/*.h)
 
+# One source, one build per Lua: build/V/coldsend/core.so for V in 5.1 5.2
+# 5.3 5.4 jit (src/compat.h bridges the APIs). The 5.1 build loads in
+# LuaJIT too; build/jit is the one for LuaJIT's own headers.
+LUA_VERSIONS = 5.1 5.2 5.3 5.4 jit
+LUA_INC_5.1 = $(LUA51_INC)
+LUA_INC_5.2 = $(LUA52_INC)
+LUA_INC_5.3 = $(LUA53_INC)
+LUA_INC_5.4 = $(LUA54_INC)
+LUA_INC_jit = $(LUAJIT_INC)
 SO54  = $(BUILD)/5.4/coldsend/core.so
 SOJIT = $(BUILD)/jit/coldsend/core.so
+SOS   = $(foreach v,$(LUA_VERSIONS),$(BUILD)/$(v)/coldsend/core.so)
 
 .PHONY: all env deps demo test test-54 test-jit check valgrind asan fuzz bench docs sandbox clean format
 
-all: deps-build $(SO54) $(SOJIT)
+all: deps-build $(SOS)
 
 deps-build:
 	@sh scripts/deps.sh build
 
-$(SO54): $(SRCS) $(HDRS) Makefile
+$(BUILD)/%/coldsend/core.so: $(SRCS) $(HDRS) Makefile
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(WARN) $(PICFLAGS) -I$(LUA54_INC) $(CURL_CFLAGS) -shared -o $@ $(SRCS) $(CURL_LIBS) -lm
-
-$(SOJIT): $(SRCS) $(HDRS) Makefile
-	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(WARN) $(PICFLAGS) -I$(LUAJIT_INC) $(CURL_CFLAGS) -shared -o $@ $(SRCS) $(CURL_LIBS) -lm
+	$(CC) $(CFLAGS) $(WARN) $(PICFLAGS) -I$(LUA_INC_$*) $(CURL_CFLAGS) -shared -o $@ $(SRCS) $(CURL_LIBS) -lm
 
 # The main job: the example campaign against a local sandbox.
 demo: all

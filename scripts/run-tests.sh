@@ -12,7 +12,9 @@ for lua in $LUAS; do
   out=$(mktemp)
   # spec/nginx runs nginx's own LuaJIT: once is enough
   if [ "$lua" = luajit ]; then tags="--exclude-tags=once --helper=spec/helpers/luajit.lua"; else tags=""; fi
-  COLDSEND_TEST_LUA=$lua "$lua" /usr/bin/busted --output=utfTerminal $tags "$@" 2>&1 | tee "$out"
+  # Lua 5.1 reads LUA_CPATH, as LuaJIT does: give it its own build
+  case "$lua" in lua5.1) cpath="$BUILD/5.1/?.so;;" ;; *) cpath=$LUA_CPATH ;; esac
+  LUA_CPATH=$cpath COLDSEND_TEST_LUA=$lua "$lua" /usr/bin/busted --output=utfTerminal $tags "$@" 2>&1 | tee "$out"
   rc=$?
   # colours may wrap the numbers: strip escape sequences first
   summary=$(sed 's/\x1b\[[0-9;]*m//g' "$out" | grep -E '[0-9]+ successes? / [0-9]+ failures? / [0-9]+ errors?' | tail -n 1)

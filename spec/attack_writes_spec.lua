@@ -102,7 +102,7 @@ describe("attacks on the write-once rules", function()
         made("Weekly Newsletter ", { daily_limit_per_inbox = 7 }),
         made(" Weekly Newsletter", { daily_limit_per_inbox = 7 }),
         made("Weekly Newsletter 2", { daily_limit_per_inbox = 7 }),
-        made("Weekly Newsletter\u{301}", { daily_limit_per_inbox = 7 }),
+        made("Weekly Newsletter\204\129" --[[ U+0301 ]], { daily_limit_per_inbox = 7 }),
         made("WEEKLY NEWSLETTER", { daily_limit_per_inbox = 7 }),
       }
       local cs = env.client()
