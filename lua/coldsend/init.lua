@@ -47,7 +47,7 @@ local function raise(msg)
   while true do
     local info = debug.getinfo(level, "S")
     if not info then level = 2 break end
-    local own = info.what == "C"
+    local own = info.what == "C" or info.what == "tail" -- 5.1's tail-call frame
       or (LIB_DIR and info.source:sub(1, #LIB_DIR + 1) == "@" .. LIB_DIR)
     if not own then break end
     level = level + 1
