@@ -30,7 +30,7 @@ SO54  = $(BUILD)/5.4/coldsend/core.so
 SOJIT = $(BUILD)/jit/coldsend/core.so
 SOS   = $(foreach v,$(LUA_VERSIONS),$(BUILD)/$(v)/coldsend/core.so)
 
-.PHONY: all env deps demo test test-54 test-jit check valgrind asan fuzz bench docs sandbox clean format
+.PHONY: all env deps demo test test-51 test-52 test-53 test-54 test-jit check valgrind asan fuzz bench docs sandbox clean format
 
 all: deps-build $(SOS)
 
@@ -47,7 +47,8 @@ demo: all
 	@BUILD=$(BUILD) sh scripts/demo.sh
 
 # The fuzz targets over their seeds (sanitizers on), then the busted suite
-# under Lua 5.4 and LuaJIT, which ends with the "N passed, N failed" line.
+# under Lua 5.4, LuaJIT, 5.1, 5.2 and 5.3 (three at a time: JOBS=n), which
+# ends with the "N passed, N failed" line. LUAS="lua5.3" picks Luas.
 test: all
 	@sh scripts/deps.sh test check
 	@$(MAKE) -s fuzz-smoke
@@ -58,6 +59,9 @@ test-54: all
 
 test-jit: all
 	@BUILD=$(BUILD) LUAS=luajit sh scripts/run-tests.sh $(SPECS)
+
+test-51 test-52 test-53: test-%: all
+	@BUILD=$(BUILD) LUAS=lua$(subst 5,5.,$*) sh scripts/run-tests.sh $(SPECS)
 
 # The README's walk-through uses this URL and key:
 # http://127.0.0.1:8089/api/public/v1 and cs_test_sandbox. Another port or
