@@ -68,6 +68,7 @@ build = {
       ["coldsend.sandbox.http"] = "lua/coldsend/sandbox/http.lua",
       ["coldsend.sandbox.validate"] = "lua/coldsend/sandbox/validate.lua",
       ["coldsend.transport.curl"] = "lua/coldsend/transport/curl.lua",
+      ["coldsend.transport.haproxy"] = "lua/coldsend/transport/haproxy.lua",
       ["coldsend.transport.ngx"] = "lua/coldsend/transport/ngx.lua",
       ["coldsend.transport.resty"] = "lua/coldsend/transport/resty.lua",
    },
