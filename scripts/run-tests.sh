@@ -23,7 +23,7 @@ run_one() {
   LUA_CPATH=$cpath COLDSEND_TEST_LUA=$lua "$lua" /usr/bin/busted --output=utfTerminal $tags "$@" >"$out" 2>&1
   cat "$out"
   # colours may wrap the numbers: strip escape sequences first
-  summary=$(sed 's/\x1b\[[0-9;]*m//g' "$out" | grep -E '[0-9]+ successes? / [0-9]+ failures? / [0-9]+ errors?' | tail -n 1)
+  summary=$(sed 's/\x1b\[[0-9;]*m//g' "$out" | grep -E '[0-9]+ success(es)? / [0-9]+ failures? / [0-9]+ errors?' | tail -n 1)
   rm -f "$out"
   if [ -z "$summary" ]; then
     echo "busted under $lua printed no summary"

@@ -65,9 +65,10 @@ core.register_service("coldsend_launch", "http", function(applet)
   if not name then return reply(applet, 400, { error = "want ?name=<campaign name>" }) end
   local ib, err = inbox("outreach@example.com")
   if not ib then return failed(applet, err) end
-  local c
-  c, err = cs:create_campaign { name = name, daily_limit_per_inbox = 20 }
-  if not c then return failed(applet, err) end
+  -- a bad value raises (before any I/O): answer it as the API's "invalid"
+  local made, c, cerr = pcall(cs.create_campaign, cs, { name = name, daily_limit_per_inbox = 20 })
+  if not made then return failed(applet, { code = "invalid", message = tostring(c) }) end
+  if not c then return failed(applet, cerr) end
   c.inbox_ids = { ib.inbox_id }
   c:add_variant { subject_template = "Hello {{first_name}}",
     email_content = "Hi {{first_name}},\n\nA short note.\n\nJane" }
