@@ -12,12 +12,7 @@ local json = require "cjson"
 local ROOT = sandbox.root
 local q = util.q
 
-local function free_port()
-  local s = assert(socket.bind("127.0.0.1", 0))
-  local _, port = s:getsockname()
-  s:close()
-  return tonumber(port)
-end
+local free_port = require("spec.nginx.helper").free_port
 
 local function env_line(vars)
   local parts = { "env -u LUA_PATH -u LUA_CPATH -u LUA_PATH_5_3 -u LUA_CPATH_5_3" }
@@ -194,5 +189,19 @@ describe("HAProxy, the body of a lua-load'ed file #once", function()
     assert.are_not.equal(0, rc, out)
     assert.matches("HAProxy's HTTP client works only in a Lua action, service or task", out, 1, true)
     assert.matches("core.register_task", out, 1, true)
+  end)
+end)
+
+describe("doc/haproxy.md #once", function()
+  it("shows examples/haproxy/haproxy.cfg as it is, and the refusal as haproxy prints it", function()
+    local doc = util.slurp(ROOT .. "/doc/haproxy.md")
+    local cfg = util.slurp(ROOT .. "/examples/haproxy/haproxy.cfg")
+    local indented = ("\n" .. cfg):gsub("\n([^\n])", "\n    %1"):sub(2)
+    assert.truthy(doc:find("\n" .. indented, 1, true), "doc/haproxy.md lacks the example haproxy.cfg, verbatim")
+    local shown = doc:match("\n    (coldsend: the ColdSend API cannot be called here:[^\n]+)")
+    assert.truthy(shown)
+    local _, out, err = util.run(string.format("cd %s && %s haproxy -c -f %s", q(ROOT), env_line(base_env()),
+      q(ROOT .. "/spec/fixtures/haproxy/body_call.cfg")))
+    assert.matches(shown, out .. err, 1, true)
   end)
 end)
