@@ -118,7 +118,7 @@ describe("HAProxy #once", function()
 
   setup(function()
     sb = sandbox.start { rate_limit = false }
-    h = start_haproxy(sb, { "examples/haproxy/haproxy.cfg", "spec/fixtures/haproxy/blocking.cfg" })
+    h = start_haproxy(sb, { "examples/haproxy/haproxy.cfg", "spec/fixtures/haproxy/test.cfg" })
   end)
 
   teardown(function()
@@ -161,6 +161,38 @@ describe("HAProxy #once", function()
     assert.matches("coldsend: ", log, 1, true)
     assert.is_nil(log:find(sb.key, 1, true))
     assert.is_nil(body:find(sb.key, 1, true))
+  end)
+
+  it("turns HAProxy's own failures into the contract's: refused is not sent, a body over the cap", function()
+    local status, body = get(h.blocking_port, "/probe/refused")
+    assert.equal(200, status, body)
+    local got = json.decode(body)
+    assert.same({ res = false, code = "network", sent = false, message = "could not connect to the server" }, got)
+    status, body = get(h.blocking_port, "/probe/cap")
+    got = json.decode(body)
+    assert.equal("protocol", got.code)
+    assert.is_true(got.too_large)
+    assert.matches("over the 10%-byte cap", got.message)
+  end)
+
+  it("uploads a CSV of leads through HAProxy's client (multipart) and waits for the job with core.msleep", function()
+    local st, made = sb:request("POST", "/campaigns", { name = "Uploaded through HAProxy" })
+    assert.equal(201, st)
+    local dir = os.tmpname()
+    os.remove(dir)
+    assert(os.execute("mkdir -p " .. q(dir)))
+    finally(function() os.execute("rm -rf " .. q(dir)) end)
+    util.write(dir .. "/leads.csv", "Email,Name\nada@example.org,Ada\ngrace@example.org,Grace\n")
+    local status, body = get(h.blocking_port, ("/probe/upload?campaign=%s&file=%s"):format(made.campaign_id or made.id,
+      dir .. "/leads.csv"))
+    assert.equal(200, status, body)
+    local got = json.decode(body)
+    assert.equal("COMPLETED", got.status, body)
+    local _, leads = sb:request("GET", "/campaigns/" .. (made.campaign_id or made.id) .. "/leads")
+    local emails = {}
+    for _, l in ipairs(leads.leads or leads.data or {}) do emails[#emails + 1] = l.email end
+    table.sort(emails)
+    assert.same({ "ada@example.org", "grace@example.org" }, emails)
   end)
 
   it("with one thread, answers a ping while four slow API calls are in flight", function()
