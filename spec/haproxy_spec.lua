@@ -7,6 +7,7 @@
 local socket = require "socket"
 local sandbox = require "spec.helpers.sandbox"
 local util = require "spec.helpers.util"
+local tlsd = require "spec.helpers.tlsd"
 local json = require "cjson"
 
 local ROOT = sandbox.root
@@ -32,8 +33,9 @@ local function base_env(sb)
 end
 
 -- starts haproxy -db with the config files; returns {pid=, log=, port=, blocking_port=}
-local function start_haproxy(sb, files)
+local function start_haproxy(sb, files, more)
   local vars = base_env(sb)
+  for k, v in pairs(more or {}) do vars[k] = v end
   local h = { port = free_port(), blocking_port = free_port(), log = os.tmpname() }
   vars.COLDSEND_HAPROXY_PORT = tostring(h.port)
   vars.COLDSEND_BLOCKING_PORT = tostring(h.blocking_port)
@@ -173,6 +175,42 @@ describe("HAProxy #once", function()
     assert.equal("protocol", got.code)
     assert.is_true(got.too_large)
     assert.matches("over the 10%-byte cap", got.message)
+  end)
+
+  it("verifies TLS with httpclient.ssl.ca-file: the system's CAs refuse a self-signed server, its own CA takes it", function()
+    local dir = os.tmpname()
+    os.remove(dir)
+    assert(os.execute("mkdir -p " .. q(dir)))
+    -- HAProxy 2.6 matches the URL's host against DNS names only (and does
+    -- not read /etc/hosts): the address is the certificate's name
+    local srv = tlsd.start(dir, "self", "/CN=127.0.0.1", "DNS:127.0.0.1,IP:127.0.0.1")
+    local other = tlsd.start(dir, "other", "/CN=other.test", "DNS:other.test")
+    local trusting, wrong_name
+    finally(function()
+      if trusting then stop_haproxy(trusting) end
+      if wrong_name then stop_haproxy(wrong_name) end
+      srv:stop()
+      other:stop()
+      os.execute("rm -rf " .. q(dir))
+    end)
+    local files = { "examples/haproxy/haproxy.cfg", "spec/fixtures/haproxy/test.cfg", "spec/fixtures/haproxy/tls.cfg" }
+    local status, body = get(h.blocking_port, "/probe/tls?port=" .. srv.port)
+    local got = json.decode(body)
+    assert.equal(200, status, body)
+    assert.is_nil(got.status, body)
+    assert.equal("network", got.code)
+    assert.equal("could not connect to the server or verify its certificate (HAProxy's httpclient.ssl.ca-file)",
+      got.message)
+    assert.is_false(got.sent)
+    trusting = start_haproxy(sb, files, { COLDSEND_TEST_CA = srv.cert })
+    status, body = get(trusting.blocking_port, "/probe/tls?port=" .. srv.port)
+    got = json.decode(body)
+    assert.equal(200, got.status, body)
+    -- a certificate the CA file trusts, for another name
+    wrong_name = start_haproxy(sb, files, { COLDSEND_TEST_CA = other.cert })
+    status, body = get(wrong_name.blocking_port, "/probe/tls?port=" .. other.port)
+    got = json.decode(body)
+    assert.is_nil(got.status, body)
   end)
 
   it("uploads a CSV of leads through HAProxy's client (multipart) and waits for the job with core.msleep", function()

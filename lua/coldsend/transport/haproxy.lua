@@ -185,7 +185,14 @@ function M.new(opts)
     end
     local rheaders = lower_headers(res.headers)
     local own = own_failure(res, rheaders)
-    if own then return nil, own[4], own[2], { sent = own[3] } end
+    if own then
+      local msg = own[4]
+      if res.status == 503 and req.url:match("^[Hh][Tt][Tt][Pp][Ss]:") then
+        -- HAProxy reports a certificate it refused as it does a refused connection
+        msg = msg .. " or verify its certificate (HAProxy's httpclient.ssl.ca-file)"
+      end
+      return nil, msg, own[2], { sent = own[3] }
+    end
     local cap = req.max_body or max_body
     local rbody = res.body or ""
     if #rbody > cap then
