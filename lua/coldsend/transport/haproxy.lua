@@ -172,11 +172,11 @@ function M.new(opts)
     end
 
     local hc = core.httpclient()
-    if not hc then return nil, format(WHERE, ""), "network", { sent = false } end
+    if not hc then error(format(WHERE, ""), 2) end -- check_phase should have said so
     local args = { url = req.url, headers = headers, body = body }
     if req.timeout then args.timeout = math.max(1, floor(req.timeout * 1000)) end
-    local sent, res = pcall(hc[method], hc, args)
-    if not sent then
+    local called, res = pcall(hc[method], hc, args)
+    if not called then
       -- raised before anything was sent: a URL HAProxy cannot use, no memory
       return nil, "HAProxy's HTTP client: " .. tostring(res), "network", { sent = false }
     end
@@ -187,7 +187,7 @@ function M.new(opts)
     local own = own_failure(res, rheaders)
     if own then
       local msg = own[4]
-      if res.status == 503 and req.url:match("^[Hh][Tt][Tt][Pp][Ss]:") then
+      if own[1] and res.status == 503 and req.url:match("^[Hh][Tt][Tt][Pp][Ss]:") then
         -- HAProxy reports a certificate it refused as it does a refused connection
         msg = msg .. " or verify its certificate (HAProxy's httpclient.ssl.ca-file)"
       end
