@@ -73,9 +73,12 @@ sandbox: all
 	@sh scripts/deps.sh test
 	@LUA_PATH="lua/?.lua;lua/?/init.lua;;" LUA_CPATH="$(BUILD)/5.4/?.so;;" lua5.4 bin/coldsend-sandbox --port $(SANDBOX_PORT) --key $(SANDBOX_KEY)
 
-# Paths for using this tree from a shell: eval $(make -s env)
+# Paths for using this tree from a shell: eval $(make -s env). LuaJIT and
+# Lua 5.1 read LUA_PATH/LUA_CPATH (the jit build; for lua5.1 point
+# LUA_CPATH at build/5.1); 5.2, 5.3 and 5.4 their LUA_*_5_V.
+ENV_PATH = $(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;;
 env:
-	@echo 'export LUA_PATH="$(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;;" LUA_PATH_5_4="$(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;;" LUA_CPATH="$(CURDIR)/$(BUILD)/jit/?.so;;" LUA_CPATH_5_4="$(CURDIR)/$(BUILD)/5.4/?.so;;"'
+	@echo 'export LUA_PATH="$(ENV_PATH)" LUA_CPATH="$(abspath $(BUILD))/jit/?.so;;"'$(foreach v,2 3 4, 'LUA_PATH_5_$(v)="$(ENV_PATH)" LUA_CPATH_5_$(v)="$(abspath $(BUILD))/5.$(v)/?.so;;"')
 
 clean:
 	rm -rf build build-* fuzz/build

@@ -157,6 +157,20 @@ describe("luarocks #once", function()
     assert.matches("ok %d+%.%d+%.%d+", out)
   end)
 
+  it("eval $(make -s env) of doc/install.md points lua5.2, 5.3, 5.4 and LuaJIT at their own builds", function()
+    local doc = util.slurp(ROOT .. "/doc/install.md")
+    assert.matches("eval $(make -s env)", doc, 1, true)
+    for _, lua in ipairs { "lua5.2", "lua5.3", "lua5.4", "luajit" } do
+      local dir = lua == "luajit" and "jit" or lua:sub(4)
+      local rc, out = sh(string.format("cd %s && eval $(make -s env) && cd / && %s -e %s", q(ROOT), lua,
+        q([[require "coldsend"
+          local f = package.searchpath or function() return "?" end
+          print(f("coldsend.core", package.cpath))]])))
+      assert.equal(0, rc, out)
+      assert.matches("/" .. dir .. "/coldsend/core.so", out, 1, true)
+    end
+  end)
+
   -- doc/install.md's "Lua 5.1, 5.2 and 5.3" lines, as written but for the tree
   for _, v in ipairs { "5.1", "5.2", "5.3" } do
     it("installs for Lua " .. v .. " by doc/install.md's line, and the module works under lua" .. v, function()
