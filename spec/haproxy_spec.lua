@@ -1,7 +1,8 @@
 -- haproxy_spec.lua: examples/haproxy/ in a real HAProxy (Debian's, with Lua
 -- 5.3 inside, loading build/5.3) on free loopback ports, against a sandbox:
 -- the launch service, the status action, the error path without the key,
--- the body-of-lua-load refusal, and responsiveness proven by order: with
+-- the body-of-lua-load refusal, TLS, one rate-limit budget for two
+-- threads, and responsiveness proven by order: with
 -- one thread, a ping answers while four slow API calls are in flight, and
 -- does not over the blocking libcurl transport.
 local socket = require "socket"
@@ -251,6 +252,40 @@ describe("HAProxy #once", function()
     local order = completion_order(sb, h.blocking_port, 1)
     assert.equal(5, #order)
     assert.are_not.equal("ping", order[1], table.concat(order, " "))
+  end)
+end)
+
+describe("HAProxy with two threads #once", function()
+  it("draws every thread's calls from one rate-limit budget (lua-load: one Lua state)", function()
+    local sb = sandbox.start { rate_limit = false, latency_ms = 300 }
+    local h2 = start_haproxy(sb, { "spec/fixtures/haproxy/ratelimit.cfg" })
+    finally(function()
+      stop_haproxy(h2)
+      sb:stop()
+    end)
+    -- eight requests at once, spread over the threads by HAProxy
+    local socks = {}
+    for i = 1, 8 do
+      local c = socket.tcp()
+      c:settimeout(30)
+      assert(c:connect("127.0.0.1", h2.port))
+      assert(c:send("GET / HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n"))
+      socks[i] = c
+    end
+    local ok, limited, threads = 0, 0, {}
+    for _, c in ipairs(socks) do
+      local answer = assert(c:receive("*a"))
+      c:close()
+      local got = json.decode(answer:match("\r\n\r\n(.*)$"))
+      threads[got.thread] = true
+      if got.ok then ok = ok + 1 elseif got.code == "rate_limited" then limited = limited + 1 end
+    end
+    assert.equal(3, ok)
+    assert.equal(5, limited)
+    assert.equal(3, sb:count("GET", "^/campaigns$"))
+    local n = 0
+    for _ in pairs(threads) do n = n + 1 end
+    assert.is_true(n > 1, "all eight requests ran on one thread")
   end)
 end)
 
