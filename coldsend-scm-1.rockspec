@@ -67,6 +67,7 @@ build = {
       ["coldsend.sandbox.csv"] = "lua/coldsend/sandbox/csv.lua",
       ["coldsend.sandbox.http"] = "lua/coldsend/sandbox/http.lua",
       ["coldsend.sandbox.validate"] = "lua/coldsend/sandbox/validate.lua",
+      ["coldsend.transport.haproxy"] = "lua/coldsend/transport/haproxy.lua",
       ["coldsend.transport.ngx"] = "lua/coldsend/transport/ngx.lua",
       ["coldsend.transport.resty"] = "lua/coldsend/transport/resty.lua",
    },

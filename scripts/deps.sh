@@ -4,8 +4,8 @@
 # otherwise it prints the exact command to run and fails.
 set -eu
 
-pkgs_build="gcc make pkg-config lua5.4 liblua5.4-dev luajit2 libluajit2-5.1-dev libcurl4-openssl-dev lua-cjson"
-pkgs_test="lua-busted lua-socket lua-sec openssl python3-requests nginx libnginx-mod-http-lua luarocks"
+pkgs_build="gcc make pkg-config lua5.1 liblua5.1-0-dev lua5.2 liblua5.2-dev lua5.3 liblua5.3-dev lua5.4 liblua5.4-dev luajit2 libluajit2-5.1-dev libcurl4-openssl-dev lua-cjson"
+pkgs_test="lua-busted lua-socket lua-sec openssl python3-requests nginx libnginx-mod-http-lua luarocks haproxy"
 pkgs_check="clang libclang-rt-14-dev valgrind"
 pkgs_bench="python3-requests nginx"
 pkgs_docs="lua-ldoc"

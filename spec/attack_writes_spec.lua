@@ -102,7 +102,7 @@ describe("attacks on the write-once rules", function()
         made("Weekly Newsletter ", { daily_limit_per_inbox = 7 }),
         made(" Weekly Newsletter", { daily_limit_per_inbox = 7 }),
         made("Weekly Newsletter 2", { daily_limit_per_inbox = 7 }),
-        made("Weekly Newsletter\u{301}", { daily_limit_per_inbox = 7 }),
+        made("Weekly Newsletter\204\129" --[[ U+0301 ]], { daily_limit_per_inbox = 7 }),
         made("WEEKLY NEWSLETTER", { daily_limit_per_inbox = 7 }),
       }
       local cs = env.client()
@@ -286,6 +286,11 @@ describe("attacks on the write-once rules", function()
       -- Expected: one campaign (the second save waits, returns the first's
       -- result, or fails). Actual: two campaigns; the handle keeps the
       -- second id, the first campaign is orphaned.
+      if _VERSION == "Lua 5.1" and not rawget(_G, "jit") then
+        -- the facade calls the transport under pcall, which PUC 5.1 cannot
+        -- yield across (5.2+ and LuaJIT can): no yielding host runs it
+        return pending("PUC Lua 5.1 cannot yield across pcall")
+      end
       local real = core.http {}
       local cs = env.client { transport = function(req)
         coroutine.yield()

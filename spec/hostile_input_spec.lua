@@ -113,7 +113,7 @@ describe("hostile input", function()
   describe("lead fields", function()
     it("refuses invalid UTF-8 without sending it", function()
       local _, before = last()
-      for _, bad in ipairs { "Jos\xe9", "\xc0\xaf", "\xed\xa0\x80", "\xf4\x90\x80\x80", "ok\xe2\x82" } do
+      for _, bad in ipairs { "Jos\233", "\192\175", "\237\160\128", "\244\144\128\128", "ok\226\130" } do
         local lead, err = c:add_lead { email = "utf@example.com", first_name = bad }
         assert.is_nil(lead)
         assert.equal("invalid", err.code)

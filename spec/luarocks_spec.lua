@@ -156,4 +156,70 @@ describe("luarocks #once", function()
     assert.equal(0, rc, out)
     assert.matches("ok %d+%.%d+%.%d+", out)
   end)
+
+  it("eval $(make -s env) of doc/install.md points lua5.2, 5.3, 5.4 and LuaJIT at their own builds", function()
+    local doc = util.slurp(ROOT .. "/doc/install.md")
+    assert.matches("eval $(make -s env)", doc, 1, true)
+    for _, lua in ipairs { "lua5.2", "lua5.3", "lua5.4", "luajit" } do
+      local dir = lua == "luajit" and "jit" or lua:sub(4)
+      local rc, out = sh(string.format("cd %s && eval $(make -s env) && cd / && %s -e %s", q(ROOT), lua,
+        q([[require "coldsend"
+          local f = package.searchpath or function() return "?" end
+          print(f("coldsend.core", package.cpath))]])))
+      assert.equal(0, rc, out)
+      assert.matches("/" .. dir .. "/coldsend/core.so", out, 1, true)
+    end
+  end)
+
+  -- doc/install.md's "Lua 5.1, 5.2 and 5.3" lines, as written but for the tree
+  for _, v in ipairs { "5.1", "5.2", "5.3" } do
+    it("installs for Lua " .. v .. " by doc/install.md's line, and the module works under lua" .. v, function()
+      local f = assert(io.open(ROOT .. "/doc/install.md"))
+      local text = f:read("*a")
+      f:close()
+      local line = text:match("\n    (luarocks %-%-lua%-version " .. v:gsub("%.", "%%.")
+        .. " make %-%-tree /opt/coldsend%-[^\n]+)")
+      assert(line, "no luarocks line for the /opt/coldsend-" .. v .. " tree in doc/install.md")
+      local vtree = work .. "/tree-" .. v
+      line = line:gsub("/opt/coldsend%-" .. v:gsub("%.", "%%."), vtree)
+      local rc, out = sh(string.format("cd %s/src && rm -rf src/*.o coldsend && %s", q(work), line))
+      assert.equal(0, rc, out)
+      assert.matches("-I/usr/include/lua" .. v, out, 1, true)
+      local sb = sandbox.start { rate_limit = false }
+      finally(function() sb:stop() end)
+      local script = [[
+        local coldsend = require "coldsend"
+        local searchpath = package.searchpath or function(name, path) -- not in 5.1
+          for t in path:gmatch("[^;]+") do
+            local file = t:gsub("%?", (name:gsub("%.", "/")))
+            local f = io.open(file)
+            if f then f:close() return file end
+          end
+        end
+        assert(searchpath("coldsend.core", package.cpath):find(TREE, 1, true))
+        local cs = coldsend.client { api_key = KEY, base_url = URL }
+        local c = cs:campaign()
+        c.name = NAME
+        c.daily_limit_per_inbox = 7.0 -- an integral float is an integer everywhere
+        assert(c:save())
+        local got = assert(cs:get_campaign(c.id))
+        assert(got.name == NAME and got.daily_limit_per_inbox == 7)
+        local ok, err = pcall(function() c.daily_limit_per_inbox = 7.5 end)
+        assert(not ok and tostring(err):find("daily_limit_per_inbox", 1, true), tostring(err))
+        print("ok " .. coldsend._VERSION .. " " .. (rawget(_G, "jit") and jit.version or _VERSION))
+      ]]
+      local env = string.format("TREE=%q KEY=%q URL=%q NAME=%q ", vtree, sb.key, sb.url, "Installed for Lua " .. v)
+      local luas = { "lua" .. v }
+      if v == "5.1" then luas[2] = "luajit" end -- OpenResty's route: one build for both
+      for _, lua in ipairs(luas) do
+        rc, out = sh(string.format("cd / && env -u LUA_PATH_5_2 -u LUA_CPATH_5_2 -u LUA_PATH_5_3 -u LUA_CPATH_5_3 "
+          .. "LUA_PATH=%s LUA_CPATH=%s %s -e %s",
+          q(vtree .. "/share/lua/" .. v .. "/?.lua;" .. vtree .. "/share/lua/" .. v .. "/?/init.lua;;"),
+          q(vtree .. "/lib/lua/" .. v .. "/?.so;;"), lua,
+          q((env:gsub("Lua " .. v, lua)) .. script)))
+        assert.equal(0, rc, out)
+        assert.matches("ok %d+%.%d+%.%d+ " .. (lua == "luajit" and "LuaJIT" or "Lua " .. v), out)
+      end
+    end)
+  end
 end)

@@ -47,7 +47,7 @@ local function raise(msg)
   while true do
     local info = debug.getinfo(level, "S")
     if not info then level = 2 break end
-    local own = info.what == "C"
+    local own = info.what == "C" or info.what == "tail" -- 5.1's tail-call frame
       or (LIB_DIR and info.source:sub(1, #LIB_DIR + 1) == "@" .. LIB_DIR)
     if not own then break end
     level = level + 1
@@ -189,6 +189,12 @@ local function in_nginx()
   return type(ngx) == "table" and type(ngx.get_phase) == "function"
 end
 
+-- Inside HAProxy its own HTTP client is the default, for the same reason.
+local function in_haproxy()
+  local c = rawget(_G, "core")
+  return type(c) == "table" and type(c.httpclient) == "function"
+end
+
 local function user_agent()
   local lua = (rawget(_G, "jit") and jit.version) or _VERSION
   return format("lua-coldsend/%s %s %s", core._VERSION, core.curl_version(), lua)
@@ -242,18 +248,20 @@ function M.client(opts)
   self.on_retry = check_function(what, opts, "on_retry")
 
   local nginx = in_nginx()
-  local ngx_transport = nginx and require("coldsend.transport.ngx")
-  self.ngx_transport = ngx_transport or nil
-  self.clock = check_function(what, opts, "clock") or (nginx and ngx_transport.now) or core.now
+  -- the host's transport, clock and sleep, which never block it
+  local host = (nginx and require("coldsend.transport.ngx"))
+    or (in_haproxy() and require("coldsend.transport.haproxy")) or nil
+  self.host = host
+  self.clock = check_function(what, opts, "clock") or (host and host.now) or core.now
   self.wall_clock = check_function(what, opts, "wall_clock")
-    or (nginx and ngx_transport.now) or core.time
-  self.sleep = check_function(what, opts, "sleep") or (nginx and ngx_transport.sleep) or core.sleep
+    or (host and host.now) or core.time
+  self.sleep = check_function(what, opts, "sleep") or (host and host.sleep) or core.sleep
   self.random = check_function(what, opts, "random") or math.random
 
   local transport = check_function(what, opts, "transport")
   if transport == nil then
-    if nginx then
-      transport = ngx_transport.new { pool = opts.thread_pool }
+    if host then
+      transport = host.new { pool = opts.thread_pool, max_body = opts.max_body }
     else
       transport = core.http { ca_file = opts.ca_file, max_body = opts.max_body }
     end
@@ -400,9 +408,9 @@ end
 -- call may have been acted on (a retried launch or delete that fails may
 -- have done its work the first time).
 function Client:_send(req, opts)
-  if self.ngx_transport then
+  if self.host then
     -- fail here, naming the phase, before a limiter wait could try to sleep
-    local ok, why = self.ngx_transport.check_phase()
+    local ok, why = self.host.check_phase()
     if not ok then error(why, 2) end
   end
   local headers = request_headers(self, req.headers)

@@ -21,7 +21,7 @@ local LUA_MOD = "/usr/lib/nginx/modules/ngx_http_lua_module.so"
 
 local function sh(cmd)
   local p = assert(io.popen(cmd .. " 2>/dev/null"))
-  local out = p:read("a")
+  local out = p:read("*a")
   p:close()
   return (out:gsub("%s+$", ""))
 end
