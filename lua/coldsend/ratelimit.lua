@@ -1,49 +1,71 @@
---- coldsend.ratelimit: client-side token buckets for the API's 100 requests/minute and 1,000/hour.
+--- coldsend.ratelimit: the API's 100 requests/minute and 1,000/hour, held exactly.
 --
 --   local lim = ratelimit.new(api_key, { per_minute = 100, per_hour = 1000 })
---   local wait = lim:acquire(now)          -- 0: a token was taken; else sleep `wait`, then ask again
---   lim:update(res.headers, now, now_wall) -- after each response: the server's count tightens ours
+--   local wait, ticket = lim:acquire(now, lease) -- 0: sent may be; else sleep `wait`, ask again
+--   ... send the request (its timeout at most `lease` seconds) ...
+--   lim:done(ticket, now, res.headers, now_wall, stated_wait) -- once the answer (or failure) is in
 --
 -- `now` is a monotonic clock in seconds and `now_wall` Unix seconds; both
 -- are passed in (nothing here reads a clock or sleeps), so tests run on a
 -- fake clock.
 --
--- Every limiter of the same API key in the process shares its buckets: the
--- API counts per key, not per client object. The default store is kept in a
--- weak-valued registry indexed by a fingerprint of the key (two FNV-1a
--- hashes, see `ratelimit.fingerprint`); the key itself is never stored, and
--- appears in no `tostring` or error.
+-- The guarantee. Each window (a minute holding `per_minute`, an hour
+-- holding `per_hour`) is a ring of `limit` slots. A request takes the
+-- ring's next slot, and only once that slot is free; it holds it from its
+-- reservation until one period after its answer arrived (after `now +
+-- lease + period` when `done` never comes). So at any instant at most
+-- `limit` requests are live, and a request the server saw at time a (its
+-- reservation <= a <= its answer) is live over all of [a, a + period): any
+-- `period`-long window of the server's clock holds at most `limit` of the
+-- key's requests, whatever the latency, concurrency or interleaving. It is
+-- the sliding-window log, with the answer time standing in for the unknown
+-- arrival time. Slots are taken in order (the ring is first in, first
+-- out), so a slow request delays the one `limit` places after it even if
+-- later slots freed first: never more than the limit, sometimes a little
+-- less.
 --
--- Each bucket holds `limit` tokens and refills continuously at
--- limit/period, so a burst of `limit` goes at once and one window can see
--- up to twice the limit while the bucket refills. When a response says fewer requests remain than the bucket
--- holds (`X-RateLimit-Remaining`), the bucket drops to that count and does
--- not refill before the server's window resets (`X-RateLimit-Reset`, never
--- more than one period ahead, so a skewed server clock cannot freeze us).
--- The headers are taken to describe the minute window (the reference's
--- example shows `X-RateLimit-Limit: 100`), unless `X-RateLimit-Limit`
--- equals the hour limit.
+-- Every limiter of the same API key (and the same clock) in the process
+-- shares its rings: the API counts per key, not per client object. The
+-- default store is kept in a weak-valued registry indexed by the clock
+-- (`opts.clock`, the client's clock function; nil: the default) and a
+-- fingerprint of the key (two FNV-1a hashes, see `ratelimit.fingerprint`);
+-- the key itself is never stored, and appears in no `tostring` or error.
+-- Limiters of one key must use the same limits to share a budget (a ring
+-- is named by its period and size).
+--
+-- The server tightens the budget and never loosens it. A stated wait
+-- (`stated_wait`: the server's Retry-After / X-RateLimit-Reset / "Retry
+-- after N seconds" on a 429 or when X-RateLimit-Remaining is 0, read by
+-- core.server_wait) holds every request for exactly that long, capped at
+-- the longest window. X-RateLimit-Remaining = R with X-RateLimit-Reset T
+-- allows at most R more requests before T (less the requests of this key
+-- reserved after the one answered, which the server may not have counted
+-- yet), capped at one period of the window the headers describe: the
+-- minute (the reference's example shows `X-RateLimit-Limit: 100`), unless
+-- `X-RateLimit-Limit` equals the hour limit.
 --
 -- `cfg` is nil (the defaults), false (no limiting: `acquire` always
--- returns 0), or `{ per_minute = n | false, per_hour = n | false }`, where
--- n is an integer >= 1 and false switches that bucket off. Limiters of one
--- key with different limits share the token counts, each applying its own
--- limit.
+-- returns 0), or `{ per_minute = n | false, per_hour = n | false,
+-- minute_seconds = s, hour_seconds = s }`, where n is an integer >= 1 and
+-- false switches that window off; `minute_seconds` (default 60) and
+-- `hour_seconds` (default 3600) shorten the windows for tests against a
+-- server enforcing short windows (the sandbox's `rate_window`).
 --
 -- Store interface (`ratelimit.new(key, cfg, { store = s })`), so that
--- OpenResty can keep the buckets in a lua_shared_dict shared by workers:
+-- OpenResty can keep the rings in a lua_shared_dict shared by workers:
 --
---   s:get(name)                       -> tokens, stamp, hold   (nil when unknown)
---   s:set(name, tokens, stamp, hold)
+--   s:lock(name)               -> true, or nil when another process holds it
+--   s:unlock(name)
+--   s:get(name, field)         -> number | nil
+--   s:set(name, field, v, ttl)    (ttl: seconds after which v no longer matters)
 --
--- `name` is "<fingerprint>:minute" or "<fingerprint>:hour"; `tokens` a
--- number (fractional while refilling), `stamp` the `now` it was counted at,
--- `hold` the `now` before which it does not refill (0: none). Every user of
--- one store must pass the same clock (CLOCK_MONOTONIC is system-wide, so
--- nginx workers may share it). `coldsend.ratelimit_ngx` is such a store
--- over a lua_shared_dict; its get/set pair is not atomic across workers, so
--- the limiter is then close rather than exact, and a 429 from the server
--- is still retried.
+-- Every read and write of a reservation happens between lock and unlock,
+-- and nothing in between yields, so within one Lua state the memory store's
+-- lock is free; `coldsend.ratelimit_ngx` locks across nginx workers with
+-- an atomic `add`. A busy lock makes `acquire` answer a wait of a
+-- millisecond. `name` is "<fingerprint>:minute:<limit>",
+-- "<fingerprint>:hour:<limit>" or "<fingerprint>:hold"; every user of one
+-- store must pass the same clock (nginx workers share ngx.now()).
 -- @module coldsend.ratelimit
 local retry = require "coldsend.retry"
 
@@ -51,16 +73,19 @@ local M = {}
 
 local floor, max, min = math.floor, math.max, math.min
 
---- The limits used for a bucket `cfg` leaves out (or when `cfg` is nil): the API's 100 per minute and 1,000 per hour.
+--- The limits used for a window `cfg` leaves out (or when `cfg` is nil): the API's 100 per minute and 1,000 per hour.
 M.DEFAULTS = { per_minute = 100, per_hour = 1000 }
 
--- A refill computed in floating point may stop a hair short of a token.
-local ONE = 1 - 1e-9
 local MIN_WAIT = 0.001
+-- how long `done` tries a lock another worker holds (it cannot wait)
+local DONE_TRIES = 100
+-- a ring's head forgotten this long after its last use only restarts at
+-- slot 0, which is harmless (every slot is checked before it is taken)
+local HEAD_TTL = 2 * 3600
 
 local WINDOWS = {
-  { option = "per_minute", suffix = ":minute", period = 60, unit = "min" },
-  { option = "per_hour", suffix = ":hour", period = 3600, unit = "h" },
+  { option = "per_minute", length = "minute_seconds", suffix = ":minute:", period = 60, unit = "min" },
+  { option = "per_hour", length = "hour_seconds", suffix = ":hour:", period = 3600, unit = "h" },
 }
 
 -- Exclusive-or of two bytes, in arithmetic (LuaJIT has no ~ operator and
@@ -116,8 +141,37 @@ function M.memory_store()
   return setmetatable({ cells = {} }, memory_store_mt)
 end
 
--- fingerprint -> memory store, alive as long as a limiter of that key is.
-local registry = setmetatable({}, { __mode = "v" })
+local memory_store_mt = {
+  __name = "coldsend.ratelimit.store",
+  __index = {
+    lock = function() return true end,
+    unlock = function() end,
+    get = function(self, name, field)
+      local cell = self.cells[name]
+      return cell and cell[field]
+    end,
+    set = function(self, name, field, v)
+      local cell = self.cells[name]
+      if not cell then
+        cell = {}
+        self.cells[name] = cell
+      end
+      cell[field] = v
+    end,
+  },
+}
+
+--- A store that keeps the rings in this Lua state.
+function M.memory_store()
+  return setmetatable({ cells = {} }, memory_store_mt)
+end
+
+-- clock -> fingerprint -> memory store, alive as long as a limiter of that
+-- key (and the clock) is. The instants a store holds mean nothing on
+-- another clock, so limiters on different clocks (fake clocks in tests)
+-- do not share.
+local registry = setmetatable({}, { __mode = "k" })
+local DEFAULT_CLOCK = {}
 
 local function config_error(name, expected, v)
   local got = type(v) == "number" and string.format("%.14g", v) or type(v)
@@ -129,6 +183,14 @@ local function check_limit(name, v)
   if v == false then return false end
   if not (type(v) == "number" and v >= 1 and v == floor(v) and v < math.huge) then
     config_error(name, "integer >= 1 or false", v)
+  end
+  return v
+end
+
+local function check_length(name, v, default)
+  if v == nil then return default end
+  if not (type(v) == "number" and v > 0 and v < math.huge) then
+    config_error(name, "number of seconds > 0", v)
   end
   return v
 end
@@ -146,7 +208,7 @@ function Limiter:__tostring()
   return string.format("coldsend.ratelimit %s (%s)", self.fingerprint, table.concat(parts, ", "))
 end
 
---- A limiter for `key` (see the header for cfg and opts.store).
+--- A limiter for `key` (see the header for cfg, opts.store and opts.clock).
 function M.new(key, cfg, opts)
   if type(key) ~= "string" or key == "" then
     error(string.format("bad value for 'api_key' (non-empty string expected, got %s)",
@@ -156,76 +218,86 @@ function M.new(key, cfg, opts)
     error(string.format("bad value for 'rate_limit' (table or false expected, got %s)", type(cfg)), 2)
   end
   local fp = M.fingerprint(key)
-  local self = setmetatable({ fingerprint = fp, buckets = {} }, Limiter)
+  local self = setmetatable({ fingerprint = fp, buckets = {}, hold = fp .. ":hold",
+    longest = 0 }, Limiter)
   if cfg == false then return self end
   cfg = cfg or {}
   for _, w in ipairs(WINDOWS) do
     local limit = check_limit(w.option, cfg[w.option])
+    local period = check_length(w.length, cfg[w.length], w.period)
     if limit then
       self.buckets[#self.buckets + 1] = {
-        name = fp .. w.suffix, option = w.option, limit = limit,
-        period = w.period, rate = limit / w.period, unit = w.unit,
+        name = fp .. w.suffix .. limit, option = w.option, limit = limit,
+        period = period, unit = w.unit,
       }
+      self.longest = max(self.longest, period)
     end
   end
   local store = opts and opts.store
   if not store then
-    store = registry[fp]
+    local clock = opts and opts.clock or DEFAULT_CLOCK
+    local stores = registry[clock]
+    if not stores then
+      stores = setmetatable({}, { __mode = "v" })
+      registry[clock] = stores
+    end
+    store = stores[fp]
     if not store then
       store = M.memory_store()
-      registry[fp] = store
+      stores[fp] = store
     end
   end
-  self.store = store -- a strong reference keeps the shared buckets alive
+  self.store = store -- a strong reference keeps the shared rings alive
   return self
 end
 
--- The bucket's tokens at `now`, with its stamp and hold.
-local function load(store, b, now)
-  local tokens, stamp, hold = store:get(b.name)
-  if tokens == nil then return b.limit, now, 0 end
-  -- A `now` before the stamp: the clock went back, or another user of the
-  -- store runs another clock (tests). Count no refill rather than a wait.
-  if now < stamp then stamp = now end
-  if hold > now + b.period then hold = now + b.period end
-  local from = max(stamp, hold)
-  if now > from then tokens = min(b.limit, tokens + (now - from) * b.rate) end
-  return min(tokens, b.limit), now, hold
+-- The server's hold at `now`: the instant it ends and the requests it
+-- still allows, or nil when none is in force.
+local function hold_at(store, name, now)
+  local till = store:get(name, "until")
+  if till and till > now then return till, store:get(name, "left") or 0 end
 end
 
---- Takes one token from every bucket and returns 0, or takes none and
--- returns the seconds until every bucket has one.
-function Limiter:acquire(now)
-  local store, buckets = self.store, self.buckets
-  local wait, state = 0, {}
-  for i, b in ipairs(buckets) do
-    local tokens, stamp, hold = load(store, b, now)
-    state[i] = { tokens, stamp, hold }
-    if tokens < ONE then
-      wait = max(wait, max(hold - now, 0) + (1 - tokens) / b.rate)
-    end
+--- Reserves a slot in every window and returns 0 and a ticket (for
+-- `done`), or reserves nothing and returns the seconds to wait before
+-- asking again. `lease` (default 0) is the longest the request can take
+-- (its timeout): the slots stay taken that long if `done` never comes.
+function Limiter:acquire(now, lease)
+  local buckets = self.buckets
+  local nb = #buckets
+  if nb == 0 then return 0 end
+  local store, fp = self.store, self.fingerprint
+  if not store:lock(fp) then return MIN_WAIT end
+  local wait = 0
+  local till, left = hold_at(store, self.hold, now)
+  if till and left < 1 then wait = till - now end
+  local heads = {}
+  for i = 1, nb do
+    local b = buckets[i]
+    local head = store:get(b.name, "head") or 0
+    local free_at = store:get(b.name, head % b.limit)
+    if free_at and free_at > now and free_at - now > wait then wait = free_at - now end
+    heads[i] = head
   end
-  -- at least a millisecond: a caller adding a tinier wait to a large clock
-  -- value would not move it, and ask again forever
-  if wait > 0 then return max(wait, MIN_WAIT) end
-  for i, b in ipairs(buckets) do
-    local s = state[i]
-    store:set(b.name, max(s[1] - 1, 0), s[2], s[3])
+  if wait > 0 then
+    store:unlock(fp)
+    -- at least a millisecond: a caller adding a tinier wait to a large
+    -- clock value would not move it, and ask again forever
+    return max(wait, MIN_WAIT)
   end
-  return 0
+  local ends = now + (lease or 0)
+  for i = 1, nb do
+    local b, head = buckets[i], heads[i]
+    store:set(b.name, head % b.limit, ends + b.period, ends + b.period - now)
+    store:set(b.name, "head", head + 1, HEAD_TTL)
+  end
+  if till then store:set(self.hold, "left", left - 1, till - now) end
+  store:unlock(fp)
+  heads.ends = ends
+  return 0, heads
 end
 
---- The tokens each bucket holds at `now`, by option name (for tests and
--- introspection): { per_minute = n, per_hour = n }.
-function Limiter:available(now)
-  local out = {}
-  for _, b in ipairs(self.buckets) do
-    out[b.option] = (load(self.store, b, now))
-  end
-  return out
-end
-
--- The bucket the server's headers describe (see the header).
+-- The window the server's headers describe (see the header).
 function Limiter:_target(headers)
   local limit = tonumber(retry.header(headers, "x-ratelimit-limit"))
   local minute, hour
@@ -233,23 +305,91 @@ function Limiter:_target(headers)
     if b.option == "per_minute" then minute = b else hour = b end
   end
   if hour and limit == hour.limit and not (minute and limit == minute.limit) then return hour end
-  return minute
+  return minute or hour
 end
 
---- Lowers the bucket the headers describe to the server's
--- X-RateLimit-Remaining when that is below ours, and holds its refill until
--- X-RateLimit-Reset.
-function Limiter:update(headers, now, now_wall)
-  if not headers then return end
+-- Applies the server's word (see the header), under the lock.
+local function tighten(self, store, headers, now, now_wall, stated, ticket)
   local remaining = tonumber(retry.header(headers, "x-ratelimit-remaining"))
-  if not remaining or remaining ~= remaining or remaining < 0 then return end
-  local b = self:_target(headers)
-  if not b then return end
-  local tokens, stamp, hold = load(self.store, b, now)
-  if remaining >= tokens then return end
-  local reset_in = retry.reset_in(headers, now_wall)
-  if reset_in then hold = max(hold, now + min(reset_in, b.period)) end
-  self.store:set(b.name, floor(remaining), stamp, hold)
+  if remaining and (remaining ~= remaining or remaining < 0) then remaining = nil end
+  local till, left
+  if stated and stated >= 0 then
+    till, left = now + min(stated, self.longest), 0
+  elseif remaining then
+    local b = self:_target(headers)
+    local reset_in = retry.reset_in(headers, now_wall)
+    till = now + min(reset_in or b.period, b.period)
+    left = floor(remaining)
+    if ticket then
+      -- reservations made after the answered one may not be counted yet
+      local i = 1
+      while self.buckets[i] ~= b do i = i + 1 end
+      local later = (store:get(b.name, "head") or 0) - ticket[i] - 1
+      if later > 0 then left = left - later end
+    end
+  end
+  if not till or till <= now then return end
+  local old_till, old_left = hold_at(store, self.hold, now)
+  if old_till then
+    -- never loosen: the later end and the smaller allowance
+    till, left = max(till, old_till), min(left, old_left)
+  end
+  store:set(self.hold, "until", till, till - now)
+  store:set(self.hold, "left", max(left, 0), till - now)
+end
+
+--- After the answer (or the failure) of a request `acquire` allowed:
+-- its slots stay taken one period from `now` (not from its lease), and
+-- the server's headers tighten the budget (`stated`: the wait the server
+-- stated, see the header; `headers` nil after a transport failure).
+-- ticket may be nil (a request sent without a reservation).
+function Limiter:done(ticket, now, headers, now_wall, stated)
+  local buckets = self.buckets
+  if #buckets == 0 then return end
+  local store, fp = self.store, self.fingerprint
+  local locked = store:lock(fp)
+  for _ = 2, DONE_TRIES do
+    if locked then break end
+    locked = store:lock(fp)
+  end
+  -- without the lock the slots keep their lease: later, never sooner
+  if not locked then return end
+  if ticket then
+    local ends = ticket.ends
+    for i = 1, #buckets do
+      local b = buckets[i]
+      local slot = ticket[i] % b.limit
+      -- still ours (taken again only once the lease is over), and sooner
+      if store:get(b.name, slot) == ends + b.period and now < ends then
+        store:set(b.name, slot, now + b.period, b.period)
+      end
+    end
+  end
+  if headers then tighten(self, store, headers, now, now_wall, stated, ticket) end
+  store:unlock(fp)
+end
+
+--- The server's headers of an answer to a request sent without a ticket
+-- (`done(nil, ...)`).
+function Limiter:update(headers, now, now_wall, stated)
+  return self:done(nil, now, headers, now_wall, stated)
+end
+
+--- The requests each window would allow at `now`, by option name (for
+-- tests and introspection): { per_minute = n, per_hour = n }. A server's
+-- hold caps both.
+function Limiter:available(now)
+  local out, store = {}, self.store
+  local till, left = hold_at(store, self.hold, now)
+  for _, b in ipairs(self.buckets) do
+    local n = 0
+    for slot = 0, b.limit - 1 do
+      local free_at = store:get(b.name, slot)
+      if not free_at or free_at <= now then n = n + 1 end
+    end
+    out[b.option] = till and min(n, max(left, 0)) or n
+  end
+  return out
 end
 
 return M
