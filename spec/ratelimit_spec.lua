@@ -17,28 +17,8 @@ local function drain(lim, now)
   error("never refused")
 end
 
--- The most times of `times` (any order) inside one half-open window
--- [x, x + period).
-local function busiest(times, period)
-  local t = {}
-  for i, v in ipairs(times) do t[i] = v end
-  table.sort(t)
-  local most, j = 0, 1
-  for i = 1, #t do
-    while t[i] - t[j] >= period do j = j + 1 end
-    if i - j + 1 > most then most = i - j + 1 end
-  end
-  return most
-end
-
--- A seeded generator (the same run on every Lua).
-local function lcg(seed)
-  local x = seed
-  return function()
-    x = (x * 1103515245 + 12345) % 2147483648
-    return x / 2147483648
-  end
-end
+local windows = require "spec.helpers.windows"
+local busiest, lcg = windows.busiest, windows.lcg
 
 describe("ratelimit", function()
   local NOW_WALL = 1700000000
