@@ -71,7 +71,7 @@ local function simulate(opts)
             sleep(at)
             seen[#seen + 1] = sim.now
             sleep(latency - at)
-            lim:done(ticket, sim.now)
+            while not lim:done(ticket, sim.now) do sleep(0.001) end
             break
           end
           sleep(wait)

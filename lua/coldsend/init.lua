@@ -501,12 +501,12 @@ function Client:_send(req, opts)
         elseif rh and rh["x-ratelimit-remaining"] == "0" then
           stated = core.server_wait(res.status, rh, nil, wall)
         end
-        limiter:done(ticket, clock(), rh, wall, stated)
+        while not limiter:done(ticket, clock(), rh, wall, stated) do self.sleep(0.001) end
       end
       if data then return data, res end
       outcome = { status = res.status, headers = rh, code = err.code }
     else
-      if limiter then limiter:done(ticket, clock()) end
+      while limiter and not limiter:done(ticket, clock()) do self.sleep(0.001) end
       err = new_error { code = code or "network", message = msg or "transport failed",
         curl_code = info and info.curl_code }
       outcome = { code = code, info = info or {} }

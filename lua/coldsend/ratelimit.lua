@@ -63,7 +63,9 @@
 -- and nothing in between yields, so within one Lua state the memory store's
 -- lock is free; `coldsend.ratelimit_ngx` locks across nginx workers with
 -- an atomic `add`. A busy lock makes `acquire` answer a wait of a
--- millisecond. `name` is "<fingerprint>:minute:<limit>",
+-- millisecond. A store may carry `resolution`, the seconds its users' clock
+-- may lag the true time (ngx.now() counts whole milliseconds): every slot
+-- is held that much longer. `name` is "<fingerprint>:minute:<limit>",
 -- "<fingerprint>:hour:<limit>" or "<fingerprint>:hold"; every user of one
 -- store must pass the same clock (nginx workers share ngx.now()).
 -- @module coldsend.ratelimit
@@ -77,8 +79,9 @@ local floor, max, min = math.floor, math.max, math.min
 M.DEFAULTS = { per_minute = 100, per_hour = 1000 }
 
 local MIN_WAIT = 0.001
--- how long `done` tries a lock another worker holds (it cannot wait)
-local DONE_TRIES = 100
+-- how often `done` tries a lock another worker holds before it asks its
+-- caller to wait
+local DONE_TRIES = 10
 -- a ring's head forgotten this long after its last use only restarts at
 -- slot 0, which is harmless (every slot is checked before it is taken)
 local HEAD_TTL = 2 * 3600
@@ -260,8 +263,11 @@ end
 
 --- Reserves a slot in every window and returns 0 and a ticket (for
 -- `done`), or reserves nothing and returns the seconds to wait before
--- asking again. `lease` (default 0) is the longest the request can take
--- (its timeout): the slots stay taken that long if `done` never comes.
+-- asking again (never more than a window's period, unless the server's
+-- stated wait is longer: a slot whose request is still in flight is asked
+-- about again after a period). `lease` (default 0) is the longest the
+-- request can take (its timeout): the slots stay taken that long if
+-- `done` never comes.
 function Limiter:acquire(now, lease)
   local buckets = self.buckets
   local nb = #buckets
@@ -276,7 +282,12 @@ function Limiter:acquire(now, lease)
     local b = buckets[i]
     local head = store:get(b.name, "head") or 0
     local free_at = store:get(b.name, head % b.limit)
-    if free_at and free_at > now and free_at - now > wait then wait = free_at - now end
+    if free_at and free_at > now then
+      -- a slot still in flight frees a period after its answer, which may
+      -- come any moment: ask again after one period at most
+      local w = min(free_at - now, b.period)
+      if w > wait then wait = w end
+    end
     heads[i] = head
   end
   if wait > 0 then
@@ -285,7 +296,7 @@ function Limiter:acquire(now, lease)
     -- clock value would not move it, and ask again forever
     return max(wait, MIN_WAIT)
   end
-  local ends = now + (lease or 0)
+  local ends = now + (lease or 0) + (store.resolution or 0)
   for i = 1, nb do
     local b, head = buckets[i], heads[i]
     store:set(b.name, head % b.limit, ends + b.period, ends + b.period - now)
@@ -342,31 +353,34 @@ end
 -- its slots stay taken one period from `now` (not from its lease), and
 -- the server's headers tighten the budget (`stated`: the wait the server
 -- stated, see the header; `headers` nil after a transport failure).
--- ticket may be nil (a request sent without a reservation).
+-- ticket may be nil (a request sent without a reservation). Returns true,
+-- or false when another process held the lock and nothing was done: the
+-- caller sleeps a millisecond and calls again (the slots meanwhile keep
+-- their lease: later, never sooner).
 function Limiter:done(ticket, now, headers, now_wall, stated)
   local buckets = self.buckets
-  if #buckets == 0 then return end
+  if #buckets == 0 then return true end
   local store, fp = self.store, self.fingerprint
   local locked = store:lock(fp)
   for _ = 2, DONE_TRIES do
     if locked then break end
     locked = store:lock(fp)
   end
-  -- without the lock the slots keep their lease: later, never sooner
-  if not locked then return end
+  if not locked then return false end
   if ticket then
-    local ends = ticket.ends
+    local ends, answered = ticket.ends, now + (store.resolution or 0)
     for i = 1, #buckets do
       local b = buckets[i]
       local slot = ticket[i] % b.limit
       -- still ours (taken again only once the lease is over), and sooner
-      if store:get(b.name, slot) == ends + b.period and now < ends then
-        store:set(b.name, slot, now + b.period, b.period)
+      if store:get(b.name, slot) == ends + b.period and answered < ends then
+        store:set(b.name, slot, answered + b.period, b.period)
       end
     end
   end
   if headers then tighten(self, store, headers, now, now_wall, stated, ticket) end
   store:unlock(fp)
+  return true
 end
 
 --- The server's headers of an answer to a request sent without a ticket

@@ -106,7 +106,8 @@ function M.store(dict_name)
       :format(dict_name, dict_name))
     return nil
   end
-  return setmetatable({ dict = dict, name = dict_name }, store_mt)
+  -- ngx.now() counts whole milliseconds: slots are held one more
+  return setmetatable({ dict = dict, name = dict_name, resolution = 0.001 }, store_mt)
 end
 
 return M
