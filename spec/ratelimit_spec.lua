@@ -120,7 +120,8 @@ describe("ratelimit", function()
       { { per_hour = 2.5 }, "bad value for 'rate_limit.per_hour' (integer >= 1 or false expected, got 2.5)" },
       { { per_hour = "10" }, "bad value for 'rate_limit.per_hour' (integer >= 1 or false expected, got string)" },
       { { minute_seconds = 0 }, "bad value for 'rate_limit.minute_seconds' (number of seconds > 0 expected, got 0)" },
-      { { hour_seconds = "1h" }, "bad value for 'rate_limit.hour_seconds' (number of seconds > 0 expected, got string)" },
+      { { hour_seconds = "1h" },
+        "bad value for 'rate_limit.hour_seconds' (number of seconds > 0 expected, got string)" },
       { true, "bad value for 'rate_limit' (table or false expected, got boolean)" },
     }
     for _, c in ipairs(cases) do
@@ -300,7 +301,7 @@ describe("ratelimit", function()
       assert.equal(0, b:acquire(0))
       assert.is_true(a:acquire(0) > 0)
       for name in pairs(data) do
-        assert.truthy(name:match("^fnv:%x+:%a+:%d+/%w+$"), name)
+        assert.truthy(name:match("^fnv:%x+:%a+:%d+:%d+/%w+$"), name)
       end
       -- the in-process registry was not touched
       assert.equal(2, (drain(ratelimit.new(key, { per_minute = 2, per_hour = 10 }), 0)))

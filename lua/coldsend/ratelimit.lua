@@ -1,9 +1,10 @@
 --- coldsend.ratelimit: the API's 100 requests/minute and 1,000/hour, held exactly.
 --
 --   local lim = ratelimit.new(api_key, { per_minute = 100, per_hour = 1000 })
---   local wait, ticket = lim:acquire(now, lease) -- 0: sent may be; else sleep `wait`, ask again
+--   local wait, ticket = lim:acquire(now, lease) -- 0: send; else sleep `wait` and ask again
 --   ... send the request (its timeout at most `lease` seconds) ...
---   lim:done(ticket, now, res.headers, now_wall, stated_wait) -- once the answer (or failure) is in
+--   -- once the answer (or the failure) is in; false: sleep a millisecond, call again
+--   lim:done(ticket, now, res.headers, now_wall, stated_wait)
 --
 -- `now` is a monotonic clock in seconds and `now_wall` Unix seconds; both
 -- are passed in (nothing here reads a clock or sleeps), so tests run on a
@@ -27,11 +28,12 @@
 -- Every limiter of the same API key (and the same clock) in the process
 -- shares its rings: the API counts per key, not per client object. The
 -- default store is kept in a weak-valued registry indexed by the clock
--- (`opts.clock`, the client's clock function; nil: the default) and a
+-- (`opts.clock`, the client's clock function; limiters made without one
+-- share among themselves) and a
 -- fingerprint of the key (two FNV-1a hashes, see `ratelimit.fingerprint`);
 -- the key itself is never stored, and appears in no `tostring` or error.
 -- Limiters of one key must use the same limits to share a budget (a ring
--- is named by its period and size).
+-- is named by its size and period).
 --
 -- The server tightens the budget and never loosens it. A stated wait
 -- (`stated_wait`: the server's Retry-After / X-RateLimit-Reset / "Retry
@@ -62,11 +64,11 @@
 -- Every read and write of a reservation happens between lock and unlock,
 -- and nothing in between yields, so within one Lua state the memory store's
 -- lock is free; `coldsend.ratelimit_ngx` locks across nginx workers with
--- an atomic `add`. A busy lock makes `acquire` answer a wait of a
+-- the dict's atomic `safe_add`. A busy lock makes `acquire` answer a wait of a
 -- millisecond. A store may carry `resolution`, the seconds its users' clock
 -- may lag the true time (ngx.now() counts whole milliseconds): every slot
--- is held that much longer. `name` is "<fingerprint>:minute:<limit>",
--- "<fingerprint>:hour:<limit>" or "<fingerprint>:hold"; every user of one
+-- is held that much longer. `name` is "<fingerprint>:minute:<limit>:<period>",
+-- "<fingerprint>:hour:<limit>:<period>" or "<fingerprint>:hold"; every user of one
 -- store must pass the same clock (nginx workers share ngx.now()).
 -- @module coldsend.ratelimit
 local retry = require "coldsend.retry"
@@ -118,30 +120,6 @@ end
 -- digits. Not a secret-grade hash; it only has to tell keys apart.
 function M.fingerprint(key)
   return string.format("fnv:%08x%08x", fnv1a32(key, 2166136261), fnv1a32(key, 3367941983))
-end
-
-local memory_store_mt = {
-  __name = "coldsend.ratelimit.store",
-  __index = {
-    get = function(self, name)
-      local cell = self.cells[name]
-      if cell then return cell[1], cell[2], cell[3] end
-      return nil
-    end,
-    set = function(self, name, tokens, stamp, hold)
-      local cell = self.cells[name]
-      if cell then
-        cell[1], cell[2], cell[3] = tokens, stamp, hold
-      else
-        self.cells[name] = { tokens, stamp, hold }
-      end
-    end,
-  },
-}
-
---- A store that keeps the buckets in this Lua state.
-function M.memory_store()
-  return setmetatable({ cells = {} }, memory_store_mt)
 end
 
 local memory_store_mt = {
@@ -230,8 +208,8 @@ function M.new(key, cfg, opts)
     local period = check_length(w.length, cfg[w.length], w.period)
     if limit then
       self.buckets[#self.buckets + 1] = {
-        name = fp .. w.suffix .. limit, option = w.option, limit = limit,
-        period = period, unit = w.unit,
+        name = string.format("%s%s%d:%.14g", fp, w.suffix, limit, period),
+        option = w.option, limit = limit, period = period, unit = w.unit,
       }
       self.longest = max(self.longest, period)
     end
