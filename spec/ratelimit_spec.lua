@@ -270,6 +270,10 @@ describe("ratelimit", function()
 
     it("uses a store given in the options, locked around every reservation", function()
       local calls, data, held = {}, {}, false
+      local function log(what, name, field)
+        assert.is_true(held, what .. " outside the lock")
+        calls[#calls + 1] = what .. " " .. name:match("^fnv:%x+:(%a+)") .. " " .. field
+      end
       local store = {
         lock = function(_, name)
           assert.truthy(name:match("^fnv:%x+$"))
@@ -279,23 +283,24 @@ describe("ratelimit", function()
           return true
         end,
         unlock = function() held = false; calls[#calls + 1] = "unlock" end,
-        get = function(_, name, field)
-          assert.is_true(held)
-          calls[#calls + 1] = "get " .. name:match("^fnv:%x+:(%a+)") .. " " .. field
-          return data[name .. "/" .. field]
-        end,
-        set = function(_, name, field, v, ttl)
-          assert.is_true(held)
-          assert.is_true(ttl > 0)
-          calls[#calls + 1] = "set " .. name:match("^fnv:%x+:(%a+)") .. " " .. field
-          data[name .. "/" .. field] = v
+        ring = function(_, name)
+          return setmetatable({}, {
+            __index = function(_, field)
+              log("get", name, field)
+              return data[name .. "/" .. field]
+            end,
+            __newindex = function(_, field, v)
+              log("set", name, field)
+              data[name .. "/" .. field] = v
+            end,
+          })
         end,
       }
       local key = new_key()
       local a = ratelimit.new(key, { per_minute = 2, per_hour = 10 }, { store = store })
       local b = ratelimit.new(key, { per_minute = 2, per_hour = 10 }, { store = store })
       assert.equal(0, a:acquire(0))
-      assert.same({ "lock", "get hold until", "get minute head", "get minute 0", "get hour head",
+      assert.same({ "lock", "get hold till", "get minute head", "get minute 0", "get hour head",
         "get hour 0", "set minute 0", "set minute head", "set hour 0", "set hour head", "unlock" },
         calls)
       assert.equal(0, b:acquire(0))
@@ -310,15 +315,16 @@ describe("ratelimit", function()
     it("answers a short wait, reserving nothing, while another holds the lock", function()
       local inner = ratelimit.memory_store()
       local busy = true
-      local store = setmetatable({ lock = function(self, name)
-        if busy then return nil end
-        return inner.lock(self, name)
-      end }, { __index = inner })
-      store.cells = inner.cells
+      local store = {
+        lock = function() return not busy end,
+        unlock = function() end,
+        ring = function(_, name) return inner:ring(name) end,
+      }
       local lim = ratelimit.new(new_key(), { per_minute = 1, per_hour = false }, { store = store })
       assert.equal(0.001, lim:acquire(0))
       busy = false
       assert.equal(0, lim:acquire(0))
+      assert.equal(60, lim:acquire(0))
     end)
   end)
 
@@ -400,6 +406,15 @@ describe("ratelimit", function()
       lim:update(headers(2, NOW_WALL + 1800, 1000), 0, NOW_WALL)
       assert.equal(2, (drain(lim, 0)))
       assert.equal(1800, lim:acquire(0))
+    end)
+
+    it("read the window anew when the limit header changes", function()
+      local lim = ratelimit.new(new_key())
+      lim:update(headers(50, NOW_WALL + 1800, 1000), 0, NOW_WALL)
+      lim:update(headers(2, NOW_WALL + 30, 100), 0, NOW_WALL)
+      lim:update(headers(40, NOW_WALL + 1800), 0, NOW_WALL)
+      assert.equal(2, (drain(lim, 0)))
+      assert.equal(1800, lim:acquire(0)) -- the hour's hold, the later end
     end)
 
     it("are shared with the other limiters of the key", function()

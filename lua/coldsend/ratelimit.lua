@@ -56,20 +56,24 @@
 -- Store interface (`ratelimit.new(key, cfg, { store = s })`), so that
 -- OpenResty can keep the rings in a lua_shared_dict shared by workers:
 --
---   s:lock(name)               -> true, or nil when another process holds it
+--   s:ring(name)    -> a table-like ring: fields `head` (reservations so
+--                      far), 0 .. limit-1 (the instant each slot frees),
+--                      `till` and `left` (the server's hold); nil when unset
+--   s:lock(name)    -> true, or nil when another process holds it
 --   s:unlock(name)
---   s:get(name, field)         -> number | nil
---   s:set(name, field, v, ttl)    (ttl: seconds after which v no longer matters)
+--   s.lockless      true: lock and unlock are not needed (one Lua state)
+--   s.resolution    seconds the users' clock may lag the true time
 --
 -- Every read and write of a reservation happens between lock and unlock,
--- and nothing in between yields, so within one Lua state the memory store's
--- lock is free; `coldsend.ratelimit_ngx` locks across nginx workers with
--- the dict's atomic `safe_add`. A busy lock makes `acquire` answer a wait of a
--- millisecond. A store may carry `resolution`, the seconds its users' clock
--- may lag the true time (ngx.now() counts whole milliseconds): every slot
--- is held that much longer. `name` is "<fingerprint>:minute:<limit>:<period>",
--- "<fingerprint>:hour:<limit>:<period>" or "<fingerprint>:hold"; every user of one
--- store must pass the same clock (nginx workers share ngx.now()).
+-- and nothing in between yields, so within one Lua state no lock is needed
+-- (the memory store, whose rings are plain tables);
+-- `coldsend.ratelimit_ngx` locks across nginx workers with the dict's
+-- atomic `safe_add`, and its rings read and write dict entries. A busy lock
+-- makes `acquire` answer a wait of a millisecond. Slots are held
+-- `resolution` longer (ngx.now() counts whole milliseconds). Ring names
+-- are "<fingerprint>:minute:<limit>:<period>", "<fingerprint>:hour:<limit>:<period>"
+-- and "<fingerprint>:hold"; every user of one store must pass the same
+-- clock (nginx workers share ngx.now()).
 -- @module coldsend.ratelimit
 local retry = require "coldsend.retry"
 
@@ -84,9 +88,6 @@ local MIN_WAIT = 0.001
 -- how often `done` tries a lock another worker holds before it asks its
 -- caller to wait
 local DONE_TRIES = 10
--- a ring's head forgotten this long after its last use only restarts at
--- slot 0, which is harmless (every slot is checked before it is taken)
-local HEAD_TTL = 2 * 3600
 
 local WINDOWS = {
   { option = "per_minute", length = "minute_seconds", suffix = ":minute:", period = 60, unit = "min" },
@@ -125,26 +126,21 @@ end
 local memory_store_mt = {
   __name = "coldsend.ratelimit.store",
   __index = {
-    lock = function() return true end,
-    unlock = function() end,
-    get = function(self, name, field)
-      local cell = self.cells[name]
-      return cell and cell[field]
-    end,
-    set = function(self, name, field, v)
-      local cell = self.cells[name]
-      if not cell then
-        cell = {}
-        self.cells[name] = cell
+    lockless = true,
+    ring = function(self, name)
+      local r = self.rings[name]
+      if not r then
+        r = {}
+        self.rings[name] = r
       end
-      cell[field] = v
+      return r
     end,
   },
 }
 
 --- A store that keeps the rings in this Lua state.
 function M.memory_store()
-  return setmetatable({ cells = {} }, memory_store_mt)
+  return setmetatable({ rings = {} }, memory_store_mt)
 end
 
 -- clock -> fingerprint -> memory store, alive as long as a limiter of that
@@ -199,8 +195,8 @@ function M.new(key, cfg, opts)
     error(string.format("bad value for 'rate_limit' (table or false expected, got %s)", type(cfg)), 2)
   end
   local fp = M.fingerprint(key)
-  local self = setmetatable({ fingerprint = fp, buckets = {}, hold = fp .. ":hold",
-    longest = 0 }, Limiter)
+  local self = setmetatable({ fingerprint = fp, buckets = {}, n = 0, longest = 0, target = 1 },
+    Limiter)
   if cfg == false then return self end
   cfg = cfg or {}
   for _, w in ipairs(WINDOWS) do
@@ -229,14 +225,12 @@ function M.new(key, cfg, opts)
     end
   end
   self.store = store -- a strong reference keeps the shared rings alive
+  self.n = #self.buckets
+  self.locking = not store.lockless
+  self.resolution = store.resolution or 0
+  for _, b in ipairs(self.buckets) do b.ring = store:ring(b.name) end
+  self.hold = store:ring(fp .. ":hold")
   return self
-end
-
--- The server's hold at `now`: the instant it ends and the requests it
--- still allows, or nil when none is in force.
-local function hold_at(store, name, now)
-  local till = store:get(name, "until")
-  if till and till > now then return till, store:get(name, "left") or 0 end
 end
 
 --- Reserves a slot in every window and returns 0 and a ticket (for
@@ -247,84 +241,100 @@ end
 -- request can take (its timeout): the slots stay taken that long if
 -- `done` never comes.
 function Limiter:acquire(now, lease)
-  local buckets = self.buckets
-  local nb = #buckets
-  if nb == 0 then return 0 end
-  local store, fp = self.store, self.fingerprint
-  if not store:lock(fp) then return MIN_WAIT end
+  local n = self.n
+  if n == 0 then return 0 end
+  local locking = self.locking
+  if locking and not self.store:lock(self.fingerprint) then return MIN_WAIT end
+  local buckets, hold = self.buckets, self.hold
   local wait = 0
-  local till, left = hold_at(store, self.hold, now)
-  if till and left < 1 then wait = till - now end
-  local heads = {}
-  for i = 1, nb do
-    local b = buckets[i]
-    local head = store:get(b.name, "head") or 0
-    local free_at = store:get(b.name, head % b.limit)
+  local till, left = hold.till, nil
+  if till and till > now then
+    left = hold.left or 0
+    if left < 1 then wait = till - now end
+  else
+    till = nil
+  end
+  local b1, b2 = buckets[1], buckets[2]
+  local r1 = b1.ring
+  local h1 = r1.head or 0
+  local free_at = r1[h1 % b1.limit]
+  if free_at and free_at > now then
+    -- a slot still in flight frees a period after its answer, which may
+    -- come any moment: ask again after one period at most
+    local w = min(free_at - now, b1.period)
+    if w > wait then wait = w end
+  end
+  local r2, h2
+  if n == 2 then
+    r2 = b2.ring
+    h2 = r2.head or 0
+    free_at = r2[h2 % b2.limit]
     if free_at and free_at > now then
-      -- a slot still in flight frees a period after its answer, which may
-      -- come any moment: ask again after one period at most
-      local w = min(free_at - now, b.period)
+      local w = min(free_at - now, b2.period)
       if w > wait then wait = w end
     end
-    heads[i] = head
   end
   if wait > 0 then
-    store:unlock(fp)
+    if locking then self.store:unlock(self.fingerprint) end
     -- at least a millisecond: a caller adding a tinier wait to a large
     -- clock value would not move it, and ask again forever
     return max(wait, MIN_WAIT)
   end
-  local ends = now + (lease or 0) + (store.resolution or 0)
-  for i = 1, nb do
-    local b, head = buckets[i], heads[i]
-    store:set(b.name, head % b.limit, ends + b.period, ends + b.period - now)
-    store:set(b.name, "head", head + 1, HEAD_TTL)
+  local ends = now + (lease or 0) + self.resolution
+  r1[h1 % b1.limit] = ends + b1.period
+  r1.head = h1 + 1
+  if r2 then
+    r2[h2 % b2.limit] = ends + b2.period
+    r2.head = h2 + 1
   end
-  if till then store:set(self.hold, "left", left - 1, till - now) end
-  store:unlock(fp)
-  heads.ends = ends
-  return 0, heads
+  if till then hold.left = left - 1 end
+  if locking then self.store:unlock(self.fingerprint) end
+  return 0, { h1, h2, ends }
 end
 
--- The window the server's headers describe (see the header).
-function Limiter:_target(headers)
-  local limit = tonumber(retry.header(headers, "x-ratelimit-limit"))
-  local minute, hour
-  for _, b in ipairs(self.buckets) do
-    if b.option == "per_minute" then minute = b else hour = b end
+-- The window the server's headers describe (see the header): its index
+-- in self.buckets.
+local function target(self, headers)
+  local s = headers["x-ratelimit-limit"] or retry.header(headers, "x-ratelimit-limit")
+  if s ~= self.limit_s then -- the same every time: read once
+    self.limit_s, self.target = s, 1
+    local limit, b1, b2 = s and tonumber(s), self.buckets[1], self.buckets[2]
+    if b2 and limit == b2.limit and limit ~= b1.limit then self.target = 2 end
   end
-  if hour and limit == hour.limit and not (minute and limit == minute.limit) then return hour end
-  return minute or hour
+  return self.target
 end
 
 -- Applies the server's word (see the header), under the lock.
-local function tighten(self, store, headers, now, now_wall, stated, ticket)
-  local remaining = tonumber(retry.header(headers, "x-ratelimit-remaining"))
-  if remaining and (remaining ~= remaining or remaining < 0) then remaining = nil end
+local function tighten(self, headers, now, now_wall, stated, ticket)
   local till, left
   if stated and stated >= 0 then
     till, left = now + min(stated, self.longest), 0
-  elseif remaining then
-    local b = self:_target(headers)
+  else
+    local remaining = tonumber(headers["x-ratelimit-remaining"]
+      or retry.header(headers, "x-ratelimit-remaining"))
+    if not remaining or remaining ~= remaining or remaining < 0 then return end
+    local i = target(self, headers)
+    local b = self.buckets[i]
     local reset_in = retry.reset_in(headers, now_wall)
     till = now + min(reset_in or b.period, b.period)
     left = floor(remaining)
     if ticket then
       -- reservations made after the answered one may not be counted yet
-      local i = 1
-      while self.buckets[i] ~= b do i = i + 1 end
-      local later = (store:get(b.name, "head") or 0) - ticket[i] - 1
+      local later = (b.ring.head or 0) - ticket[i] - 1
       if later > 0 then left = left - later end
     end
   end
-  if not till or till <= now then return end
-  local old_till, old_left = hold_at(store, self.hold, now)
-  if old_till then
+  if till <= now then return end
+  local hold = self.hold
+  local old_till = hold.till
+  if old_till and old_till > now then
     -- never loosen: the later end and the smaller allowance
+    local old_left = hold.left or 0
+    if old_left <= left and old_till >= till then return end
     till, left = max(till, old_till), min(left, old_left)
   end
-  store:set(self.hold, "until", till, till - now)
-  store:set(self.hold, "left", max(left, 0), till - now)
+  hold.till = till
+  hold.left = max(left, 0)
 end
 
 --- After the answer (or the failure) of a request `acquire` allowed:
@@ -336,28 +346,31 @@ end
 -- caller sleeps a millisecond and calls again (the slots meanwhile keep
 -- their lease: later, never sooner).
 function Limiter:done(ticket, now, headers, now_wall, stated)
-  local buckets = self.buckets
-  if #buckets == 0 then return true end
-  local store, fp = self.store, self.fingerprint
-  local locked = store:lock(fp)
-  for _ = 2, DONE_TRIES do
-    if locked then break end
-    locked = store:lock(fp)
+  if self.n == 0 then return true end
+  local locking = self.locking
+  if locking then
+    local store, fp = self.store, self.fingerprint
+    local locked = store:lock(fp)
+    for _ = 2, DONE_TRIES do
+      if locked then break end
+      locked = store:lock(fp)
+    end
+    if not locked then return false end
   end
-  if not locked then return false end
   if ticket then
-    local ends, answered = ticket.ends, now + (store.resolution or 0)
-    for i = 1, #buckets do
-      local b = buckets[i]
-      local slot = ticket[i] % b.limit
-      -- still ours (taken again only once the lease is over), and sooner
-      if store:get(b.name, slot) == ends + b.period and answered < ends then
-        store:set(b.name, slot, answered + b.period, b.period)
+    local ends, answered = ticket[3], now + self.resolution
+    -- still ours (taken again only once the lease is over), and sooner
+    if answered < ends then
+      local buckets = self.buckets
+      for i = 1, self.n do
+        local b = buckets[i]
+        local r, slot = b.ring, ticket[i] % b.limit
+        if r[slot] == ends + b.period then r[slot] = answered + b.period end
       end
     end
   end
-  if headers then tighten(self, store, headers, now, now_wall, stated, ticket) end
-  store:unlock(fp)
+  if headers then tighten(self, headers, now, now_wall, stated, ticket) end
+  if locking then self.store:unlock(self.fingerprint) end
   return true
 end
 
@@ -371,15 +384,16 @@ end
 -- tests and introspection): { per_minute = n, per_hour = n }. A server's
 -- hold caps both.
 function Limiter:available(now)
-  local out, store = {}, self.store
-  local till, left = hold_at(store, self.hold, now)
+  local out, hold = {}, self.hold
+  local till = hold.till
   for _, b in ipairs(self.buckets) do
     local n = 0
     for slot = 0, b.limit - 1 do
-      local free_at = store:get(b.name, slot)
+      local free_at = b.ring[slot]
       if not free_at or free_at <= now then n = n + 1 end
     end
-    out[b.option] = till and min(n, max(left, 0)) or n
+    if till and till > now then n = min(n, max(hold.left or 0, 0)) end
+    out[b.option] = n
   end
   return out
 end

@@ -30,10 +30,11 @@
 -- section for that long.
 --
 -- Slots are written with `safe_set`, which fails rather than evicting
--- other entries: a full dict must not forget a live slot (a warning says
--- to make it larger). Give the limiter a dict of its own: a host's plain
--- `set` into a full shared dict evicts the least recently used entries,
--- slots included. A key's rings take about 1,100 entries (some 150 KB).
+-- other entries, and never expire: a full dict must not forget a live slot
+-- (a warning says to make it larger). Give the limiter a dict of its own:
+-- a host's plain `set` into a full shared dict evicts the least recently
+-- used entries, slots included. A key's rings take about 1,100 entries
+-- (some 150 KB).
 -- @module coldsend.ratelimit_ngx
 
 local M = { _NAME = "coldsend.ratelimit_ngx" }
@@ -55,9 +56,33 @@ local function warn_once(what, message)
   ngx.log(ngx.WARN, message)
 end
 
+-- A ring (see coldsend.ratelimit, "Store interface") whose fields are
+-- dict entries "<PREFIX><ring name>:<field>". No entry expires: a ring has
+-- at most `limit` + 3 of them, and a slot must not vanish while it is
+-- taken (nor be evicted: `safe_set`).
+local function ring(store, name)
+  local dict, prefix = store.dict, PREFIX .. name .. ":"
+  return setmetatable({}, {
+    __index = function(_, field)
+      local v = dict:get(prefix .. field)
+      if type(v) == "number" then return v end
+      return nil
+    end,
+    __newindex = function(_, field, v)
+      local ok, err = dict:safe_set(prefix .. field, v)
+      if not ok then
+        warn_once("set:" .. store.name, ("coldsend: rate-limit state could not be stored in"
+          .. " lua_shared_dict '%s' (%s); the budget is not held exactly until it is"
+          .. " larger"):format(store.name, tostring(err)))
+      end
+    end,
+  })
+end
+
 local store_mt = {
   __name = "coldsend.ratelimit_ngx.store",
   __index = {
+    ring = ring,
     lock = function(self, name)
       local ok, err = self.dict:safe_add(PREFIX .. name .. ":lock", true, M.LOCK_TTL)
       if ok then return true end
@@ -69,19 +94,6 @@ local store_mt = {
     end,
     unlock = function(self, name)
       self.dict:delete(PREFIX .. name .. ":lock")
-    end,
-    get = function(self, name, field)
-      local v = self.dict:get(PREFIX .. name .. ":" .. field)
-      if type(v) == "number" then return v end
-      return nil
-    end,
-    set = function(self, name, field, v, ttl)
-      local ok, err = self.dict:safe_set(PREFIX .. name .. ":" .. field, v, ttl and ttl + 1 or 0)
-      if not ok then
-        warn_once("set:" .. self.name, ("coldsend: rate-limit state could not be stored in"
-          .. " lua_shared_dict '%s' (%s); the budget is not held exactly until it is"
-          .. " larger"):format(self.name, tostring(err)))
-      end
     end,
   },
   __tostring = function(self)
