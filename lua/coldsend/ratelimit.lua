@@ -178,7 +178,7 @@ Limiter.__name = "coldsend.ratelimit"
 
 function Limiter:__tostring()
   local parts = {}
-  for _, b in ipairs(self.buckets) do
+  for _, b in ipairs(self.windows) do
     parts[#parts + 1] = string.format("%d/%s", b.limit, b.unit)
   end
   if #parts == 0 then return "coldsend.ratelimit off" end
@@ -195,7 +195,7 @@ function M.new(key, cfg, opts)
     error(string.format("bad value for 'rate_limit' (table or false expected, got %s)", type(cfg)), 2)
   end
   local fp = M.fingerprint(key)
-  local self = setmetatable({ fingerprint = fp, buckets = {}, n = 0, longest = 0, target = 1 },
+  local self = setmetatable({ fingerprint = fp, windows = {}, n = 0, longest = 0, target = 1 },
     Limiter)
   if cfg == false then return self end
   cfg = cfg or {}
@@ -203,7 +203,7 @@ function M.new(key, cfg, opts)
     local limit = check_limit(w.option, cfg[w.option])
     local period = check_length(w.length, cfg[w.length], w.period)
     if limit then
-      self.buckets[#self.buckets + 1] = {
+      self.windows[#self.windows + 1] = {
         name = string.format("%s%s%d:%.14g", fp, w.suffix, limit, period),
         option = w.option, limit = limit, period = period, unit = w.unit,
       }
@@ -225,10 +225,10 @@ function M.new(key, cfg, opts)
     end
   end
   self.store = store -- a strong reference keeps the shared rings alive
-  self.n = #self.buckets
+  self.n = #self.windows
   self.locking = not store.lockless
   self.resolution = store.resolution or 0
-  for _, b in ipairs(self.buckets) do b.ring = store:ring(b.name) end
+  for _, b in ipairs(self.windows) do b.ring = store:ring(b.name) end
   self.hold = store:ring(fp .. ":hold")
   return self
 end
@@ -245,7 +245,7 @@ function Limiter:acquire(now, lease)
   if n == 0 then return 0 end
   local locking = self.locking
   if locking and not self.store:lock(self.fingerprint) then return MIN_WAIT end
-  local buckets, hold = self.buckets, self.hold
+  local windows, hold = self.windows, self.hold
   local wait = 0
   local till, left = hold.till, nil
   if till and till > now then
@@ -254,7 +254,7 @@ function Limiter:acquire(now, lease)
   else
     till = nil
   end
-  local b1, b2 = buckets[1], buckets[2]
+  local b1, b2 = windows[1], windows[2]
   local r1 = b1.ring
   local h1 = r1.head or 0
   local free_at = r1[h1 % b1.limit]
@@ -293,12 +293,12 @@ function Limiter:acquire(now, lease)
 end
 
 -- The window the server's headers describe (see the header): its index
--- in self.buckets.
+-- in self.windows.
 local function target(self, headers)
   local s = headers["x-ratelimit-limit"] or retry.header(headers, "x-ratelimit-limit")
   if s ~= self.limit_s then -- the same every time: read once
     self.limit_s, self.target = s, 1
-    local limit, b1, b2 = s and tonumber(s), self.buckets[1], self.buckets[2]
+    local limit, b1, b2 = s and tonumber(s), self.windows[1], self.windows[2]
     if b2 and limit == b2.limit and limit ~= b1.limit then self.target = 2 end
   end
   return self.target
@@ -314,7 +314,7 @@ local function tighten(self, headers, now, now_wall, stated, ticket)
       or retry.header(headers, "x-ratelimit-remaining"))
     if not remaining or remaining ~= remaining or remaining < 0 then return end
     local i = target(self, headers)
-    local b = self.buckets[i]
+    local b = self.windows[i]
     local reset_in = retry.reset_in(headers, now_wall)
     till = now + min(reset_in or b.period, b.period)
     left = floor(remaining)
@@ -361,9 +361,9 @@ function Limiter:done(ticket, now, headers, now_wall, stated)
     local ends, answered = ticket[3], now + self.resolution
     -- still ours (taken again only once the lease is over), and sooner
     if answered < ends then
-      local buckets = self.buckets
+      local windows = self.windows
       for i = 1, self.n do
-        local b = buckets[i]
+        local b = windows[i]
         local r, slot = b.ring, ticket[i] % b.limit
         if r[slot] == ends + b.period then r[slot] = answered + b.period end
       end
@@ -386,7 +386,7 @@ end
 function Limiter:available(now)
   local out, hold = {}, self.hold
   local till = hold.till
-  for _, b in ipairs(self.buckets) do
+  for _, b in ipairs(self.windows) do
     local n = 0
     for slot = 0, b.limit - 1 do
       local free_at = b.ring[slot]

@@ -60,7 +60,7 @@ describe("ratelimit_ngx in nginx #once", function()
       if verdict == "ok" then granted = granted + 1 end
       workers[worker] = true
     end
-    -- per-worker buckets would grant up to 5 in each worker
+    -- per-worker rings would grant up to 5 in each worker
     assert.are.equal(5, granted)
     assert.is_true(workers["0"] and workers["1"], "both workers answered")
     local status, keys = srv:get("/keys")
@@ -68,7 +68,7 @@ describe("ratelimit_ngx in nginx #once", function()
     assert.matches("coldsend:ratelimit:fnv:%x+:minute", keys)
   end)
 
-  it("falls back to per-worker buckets without the dict, warning once", function()
+  it("falls back to per-worker rings without the dict, warning once", function()
     local status, body = srv:get("/missing")
     assert.are.equal(200, status)
     assert.are.equal("nil nil 0\n", body)
