@@ -56,7 +56,8 @@ local function simulate(opts)
   local rnd = lcg(opts.seed)
   local dict = fake_dict(sim, opts.broken_lock)
   local saved = rawget(_G, "ngx")
-  rawset(_G, "ngx", { shared = { coldsend = dict }, WARN = 5, log = function() end })
+  rawset(_G, "ngx", { shared = { coldsend = dict }, WARN = 5, log = function() end,
+    now = function() return sim.now end })
   local seen, tasks = {}, {}
   local function sleep(s) coroutine.yield("sleep", sim.now + s) end
   for w = 1, opts.workers do
@@ -137,14 +138,20 @@ describe("ratelimit_ngx over a shared dict, workers interleaved", function()
     assert.is_true(worst > 10, worst)
   end)
 
-  it("keeps only the rings' entries, and releases the lock", function()
-    local _, _, dict = simulate { seed = 5, workers = 3, per_worker = 5, cfg = CFG, lease = 5,
+  it("keeps only the rings' entries, each expiring once it no longer matters", function()
+    local _, took, dict = simulate { seed = 5, workers = 3, per_worker = 5, cfg = CFG, lease = 5,
       latency = 1 }
     local n = 0
-    for key in pairs(dict.data) do
+    for key, e in pairs(dict.data) do
       n = n + 1
       assert.truthy(key:match("^coldsend:ratelimit:fnv:%x+:%a+:"), key)
       assert.is_falsy(key:match(":lock$"), "the lock is released")
+      if key:match(":%d+$") then
+        -- a second after the slot frees, never before
+        assert.is_true(e.exp >= e.v + 1 - 1e-6 and e.exp <= took + 40 + 5 + 2, key)
+      else
+        assert.is_true(e.exp > 2 * 3600 and e.exp <= took + 2 * 3600, key) -- a head
+      end
     end
     -- 15 requests: the minute's 10 slots, 15 of the hour's 30, two heads
     assert.equal(10 + 15 + 2, n)

@@ -30,11 +30,13 @@
 -- section for that long.
 --
 -- Slots are written with `safe_set`, which fails rather than evicting
--- other entries, and never expire: a full dict must not forget a live slot
--- (a warning says to make it larger). Give the limiter a dict of its own:
--- a host's plain `set` into a full shared dict evicts the least recently
--- used entries, slots included. A key's rings take about 1,100 entries
--- (some 150 KB).
+-- other entries: a full dict must not forget a live slot (a warning says
+-- to make it larger). Give the limiter a dict of its own: a host's plain
+-- `set` into a full shared dict evicts the least recently used entries,
+-- slots included. A key's rings take up to 1,100 entries (some 150 KB:
+-- `lua_shared_dict coldsend 1m` holds six keys in use at once), each
+-- expiring once it no longer matters. The limiter's clock must be
+-- ngx.now() (the client's default inside nginx): slots expire by it.
 -- @module coldsend.ratelimit_ngx
 
 local M = { _NAME = "coldsend.ratelimit_ngx" }
@@ -56,10 +58,16 @@ local function warn_once(what, message)
   ngx.log(ngx.WARN, message)
 end
 
+-- An entry that is not an instant (a ring's head, a hold's allowance) is
+-- kept this long after its last write; forgetting a head only restarts the
+-- ring at slot 0, which is harmless (every slot is checked before use).
+local KEEP = 2 * 3600
+
 -- A ring (see coldsend.ratelimit, "Store interface") whose fields are
--- dict entries "<PREFIX><ring name>:<field>". No entry expires: a ring has
--- at most `limit` + 3 of them, and a slot must not vanish while it is
--- taken (nor be evicted: `safe_set`).
+-- dict entries "<PREFIX><ring name>:<field>". A slot or a hold's end (an
+-- instant on ngx.now()'s clock) expires a second after it passes, when it
+-- no longer matters, never before: a live slot must not vanish (nor be
+-- evicted: `safe_set`), and a key unused for an hour leaves nothing.
 local function ring(store, name)
   local dict, prefix = store.dict, PREFIX .. name .. ":"
   return setmetatable({}, {
@@ -69,7 +77,11 @@ local function ring(store, name)
       return nil
     end,
     __newindex = function(_, field, v)
-      local ok, err = dict:safe_set(prefix .. field, v)
+      local ttl = KEEP
+      if type(field) == "number" or field == "till" then
+        ttl = math.max(v - store.now(), 0) + 1
+      end
+      local ok, err = dict:safe_set(prefix .. field, v, ttl)
       if not ok then
         warn_once("set:" .. store.name, ("coldsend: rate-limit state could not be stored in"
           .. " lua_shared_dict '%s' (%s); the budget is not held exactly until it is"
@@ -119,7 +131,7 @@ function M.store(dict_name)
     return nil
   end
   -- ngx.now() counts whole milliseconds: slots are held one more
-  return setmetatable({ dict = dict, name = dict_name, resolution = 0.001 }, store_mt)
+  return setmetatable({ dict = dict, name = dict_name, resolution = 0.001, now = n.now }, store_mt)
 end
 
 return M
