@@ -31,7 +31,7 @@ local DEFAULTS = {
   host = "127.0.0.1", port = 0, key = nil,
   rate_limit = false,       -- false: counted nowhere; N: N requests per window per key
   rate_window = 60,         -- seconds
-  rate_limit_hour = false,  -- false: no second window; N: N requests per rate_window_hour
+  rate_limit_hour = false,  -- false: no hour window; N: N requests per rate_window_hour
   rate_window_hour = 3600,  -- seconds
   latency_ms = 0,           -- added before every API answer
   idle_exit = nil,          -- seconds without a request or connection: exit
