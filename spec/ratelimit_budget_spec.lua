@@ -60,10 +60,14 @@ describe("the key's budget against the sandbox", function()
   end
 
   it("230 sequential calls: never over 100 in a minute, no 429", function()
+    -- a bare --rate-limit: the documented limits
+    local c = sb:control("GET", "/config")
+    assert.same({ 100, 60, 1000, 3600 }, { c.rate_limit, c.rate_window, c.rate_limit_hour,
+      c.rate_window_hour })
     local w = world()
     local cs = w.client()
-    local c = assert(cs:create_campaign { name = "Budget Held Exactly" })
-    for _ = 1, 229 do assert(cs:get_campaign(c.id)) end
+    local made = assert(cs:create_campaign { name = "Budget Held Exactly" })
+    for _ = 1, 229 do assert(cs:get_campaign(made.id)) end
     local at, refused = seen()
     assert.is_true(#at >= 230, #at) -- the create makes more than one
     assert.equal(0, refused)
