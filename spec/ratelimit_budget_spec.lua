@@ -76,6 +76,18 @@ describe("the key's budget against the sandbox", function()
     assert.is_true(w.slept >= 60 and w.t < 200, w.t)
   end)
 
+  it("1,050 calls: never over 1,000 in an hour nor 100 in a minute, no 429", function()
+    local w = world()
+    local cs = w.client()
+    for _ = 1, 1050 do assert(cs:list_campaigns { limit = 1 }) end
+    local at, refused = seen()
+    assert.equal(1050, #at)
+    assert.equal(0, refused)
+    assert.equal(100, busiest(at, 60))
+    assert.equal(1000, busiest(at, 3600))
+    assert.is_true(w.t > 3600, w.t)
+  end)
+
   it("the server's Remaining tightens it: requests made elsewhere with the key count", function()
     local w = world()
     sb:clock { now = BASE }

@@ -300,9 +300,9 @@ describe("ratelimit", function()
       local a = ratelimit.new(key, { per_minute = 2, per_hour = 10 }, { store = store })
       local b = ratelimit.new(key, { per_minute = 2, per_hour = 10 }, { store = store })
       assert.equal(0, a:acquire(0))
-      assert.same({ "lock", "get hold till", "get minute head", "get minute 0", "get hour head",
-        "get hour 0", "set minute 0", "set minute head", "set hour 0", "set hour head", "unlock" },
-        calls)
+      assert.same({ "lock", "get hold till", "get minute head", "get minute 0", "get minute till",
+        "get hour head", "get hour 0", "get hour till", "set minute 0", "set minute head", "set hour 0",
+        "set hour head", "unlock" }, calls)
       assert.equal(0, b:acquire(0))
       assert.is_true(a:acquire(0) > 0)
       for name in pairs(data) do
@@ -408,13 +408,28 @@ describe("ratelimit", function()
       assert.equal(1800, lim:acquire(0))
     end)
 
-    it("read the window anew when the limit header changes", function()
+    it("hold each window on its own, reading the limit header anew when it changes", function()
       local lim = ratelimit.new(new_key())
       lim:update(headers(50, NOW_WALL + 1800, 1000), 0, NOW_WALL)
       lim:update(headers(2, NOW_WALL + 30, 100), 0, NOW_WALL)
-      lim:update(headers(40, NOW_WALL + 1800), 0, NOW_WALL)
-      assert.equal(2, (drain(lim, 0)))
-      assert.equal(1800, lim:acquire(0)) -- the hour's hold, the later end
+      assert.same({ per_minute = 2, per_hour = 50 }, lim:available(0))
+      -- the minute's next window (no limit header: the minute) replaces its hold
+      lim:update(headers(40, NOW_WALL + 45), 0, NOW_WALL)
+      assert.same({ per_minute = 40, per_hour = 50 }, lim:available(0))
+      assert.equal(40, (drain(lim, 0)))
+      assert.equal(45, lim:acquire(0))
+      assert.same({ per_minute = 60, per_hour = 10 }, lim:available(45))
+    end)
+
+    it("take the lower allowance for one server window, ignore a stale one", function()
+      local lim = ratelimit.new(new_key())
+      lim:update(headers(5, NOW_WALL + 30, 100), 0, NOW_WALL)
+      lim:update(headers(9, NOW_WALL + 30, 100), 1, NOW_WALL + 1) -- the same reset: not looser
+      lim:update(headers(90, NOW_WALL + 20, 100), 2, NOW_WALL + 2) -- an earlier window: stale
+      assert.same({ per_minute = 5, per_hour = 1000 }, lim:available(2))
+      lim:update(headers(3, NOW_WALL + 30, 100), 3, NOW_WALL + 3) -- lower: taken
+      assert.equal(3, (drain(lim, 3)))
+      assert.equal(27, lim:acquire(3))
     end)
 
     it("are shared with the other limiters of the key", function()

@@ -35,16 +35,20 @@
 -- Limiters of one key must use the same limits to share a budget (a ring
 -- is named by its size and period).
 --
--- The server tightens the budget and never loosens it. A stated wait
--- (`stated_wait`: the server's Retry-After / X-RateLimit-Reset / "Retry
--- after N seconds" on a 429 or when X-RateLimit-Remaining is 0, read by
--- core.server_wait) holds every request for exactly that long, capped at
--- the longest window. X-RateLimit-Remaining = R with X-RateLimit-Reset T
--- allows at most R more requests before T (less the requests of this key
--- reserved after the one answered, which the server may not have counted
--- yet), capped at one period of the window the headers describe: the
--- minute (the reference's example shows `X-RateLimit-Limit: 100`), unless
--- `X-RateLimit-Limit` equals the hour limit.
+-- The server tightens the budget. A stated wait (`stated_wait`: the
+-- server's Retry-After / X-RateLimit-Reset / "Retry after N seconds" on a
+-- 429 or when X-RateLimit-Remaining is 0, read by core.server_wait) holds
+-- every request of the key for exactly that long from the answer, capped
+-- at the longest window. X-RateLimit-Remaining = R with X-RateLimit-Reset
+-- T allows at most R more requests before T (less the requests of this
+-- key reserved after the one answered, which the server may not have
+-- counted yet) in the window the headers describe: the minute (the
+-- reference's example shows `X-RateLimit-Limit: 100`), unless
+-- `X-RateLimit-Limit` equals the hour limit; T is capped at one period.
+-- For one server window (the same T) a later answer only lowers R; one
+-- about a later window replaces the hold, one about an earlier window is
+-- stale and ignored. The rings apply as well: the server's word never
+-- loosens them.
 --
 -- `cfg` is nil (the defaults), false (no limiting: `acquire` always
 -- returns 0), or `{ per_minute = n | false, per_hour = n | false,
@@ -245,16 +249,12 @@ function Limiter:acquire(now, lease)
   if n == 0 then return 0 end
   local locking = self.locking
   if locking and not self.store:lock(self.fingerprint) then return MIN_WAIT end
-  local windows, hold = self.windows, self.hold
   local wait = 0
-  local till, left = hold.till, nil
-  if till and till > now then
-    left = hold.left or 0
-    if left < 1 then wait = till - now end
-  else
-    till = nil
-  end
+  local till = self.hold.till
+  if till and till > now then wait = till - now end
+  local windows = self.windows
   local b1, b2 = windows[1], windows[2]
+  -- each window: its next slot, and the server's hold on it
   local r1 = b1.ring
   local h1 = r1.head or 0
   local free_at = r1[h1 % b1.limit]
@@ -264,7 +264,12 @@ function Limiter:acquire(now, lease)
     local w = min(free_at - now, b1.period)
     if w > wait then wait = w end
   end
-  local r2, h2
+  local t1, l1 = r1.till, nil
+  if t1 and t1 > now then
+    l1 = r1.left or 0
+    if l1 < 1 and t1 - now > wait then wait = t1 - now end
+  end
+  local r2, h2, t2, l2
   if n == 2 then
     r2 = b2.ring
     h2 = r2.head or 0
@@ -272,6 +277,11 @@ function Limiter:acquire(now, lease)
     if free_at and free_at > now then
       local w = min(free_at - now, b2.period)
       if w > wait then wait = w end
+    end
+    t2 = r2.till
+    if t2 and t2 > now then
+      l2 = r2.left or 0
+      if l2 < 1 and t2 - now > wait then wait = t2 - now end
     end
   end
   if wait > 0 then
@@ -283,11 +293,12 @@ function Limiter:acquire(now, lease)
   local ends = now + (lease or 0) + self.resolution
   r1[h1 % b1.limit] = ends + b1.period
   r1.head = h1 + 1
+  if l1 then r1.left = l1 - 1 end
   if r2 then
     r2[h2 % b2.limit] = ends + b2.period
     r2.head = h2 + 1
+    if l2 then r2.left = l2 - 1 end
   end
-  if till then hold.left = left - 1 end
   if locking then self.store:unlock(self.fingerprint) end
   return 0, { h1, h2, ends }
 end
@@ -304,37 +315,42 @@ local function target(self, headers)
   return self.target
 end
 
--- Applies the server's word (see the header), under the lock.
+-- Applies the server's word (see the header), under the lock. A stated
+-- wait holds the whole key (the later end wins). Remaining/Reset hold the
+-- window they describe: a statement about the same server window (the
+-- same reset, to half a second) can only lower the allowance; one about
+-- a later window replaces it; one about an earlier window is stale (an
+-- answer overtaken by a later one) and ignored.
 local function tighten(self, headers, now, now_wall, stated, ticket)
-  local till, left
   if stated and stated >= 0 then
-    till, left = now + min(stated, self.longest), 0
-  else
-    local remaining = tonumber(headers["x-ratelimit-remaining"]
-      or retry.header(headers, "x-ratelimit-remaining"))
-    if not remaining or remaining ~= remaining or remaining < 0 then return end
-    local i = target(self, headers)
-    local b = self.windows[i]
-    local reset_in = retry.reset_in(headers, now_wall)
-    till = now + min(reset_in or b.period, b.period)
-    left = floor(remaining)
-    if ticket then
-      -- reservations made after the answered one may not be counted yet
-      local later = (b.ring.head or 0) - ticket[i] - 1
-      if later > 0 then left = left - later end
-    end
+    local till = now + min(stated, self.longest)
+    local hold = self.hold
+    local old = hold.till
+    if till > now and not (old and old >= till) then hold.till = till end
+    return
   end
+  local remaining = tonumber(headers["x-ratelimit-remaining"]
+    or retry.header(headers, "x-ratelimit-remaining"))
+  if not remaining or remaining ~= remaining or remaining < 0 then return end
+  local i = target(self, headers)
+  local b = self.windows[i]
+  local r = b.ring
+  local reset_in = retry.reset_in(headers, now_wall)
+  local till = now + min(reset_in or b.period, b.period)
   if till <= now then return end
-  local hold = self.hold
-  local old_till = hold.till
-  if old_till and old_till > now then
-    -- never loosen: the later end and the smaller allowance
-    local old_left = hold.left or 0
-    if old_left <= left and old_till >= till then return end
-    till, left = max(till, old_till), min(left, old_left)
+  local left = floor(remaining)
+  if ticket then
+    -- reservations made after the answered one may not be counted yet
+    local later = (r.head or 0) - ticket[i] - 1
+    if later > 0 then left = left - later end
   end
-  hold.till = till
-  hold.left = max(left, 0)
+  local old = r.till
+  if old and old > now then
+    if till < old - 0.5 then return end
+    if till <= old + 0.5 and (r.left or 0) <= left then return end
+  end
+  r.till = till
+  r.left = max(left, 0)
 end
 
 --- After the answer (or the failure) of a request `acquire` allowed:
@@ -381,18 +397,19 @@ function Limiter:update(headers, now, now_wall, stated)
 end
 
 --- The requests each window would allow at `now`, by option name (for
--- tests and introspection): { per_minute = n, per_hour = n }. A server's
--- hold caps both.
+-- tests and introspection): { per_minute = n, per_hour = n }. The server's
+-- holds cap them.
 function Limiter:available(now)
-  local out, hold = {}, self.hold
-  local till = hold.till
+  local out, till = {}, self.hold.till
   for _, b in ipairs(self.windows) do
-    local n = 0
-    for slot = 0, b.limit - 1 do
-      local free_at = b.ring[slot]
-      if not free_at or free_at <= now then n = n + 1 end
+    local r, n = b.ring, 0
+    if not (till and till > now) then
+      for slot = 0, b.limit - 1 do
+        local free_at = r[slot]
+        if not free_at or free_at <= now then n = n + 1 end
+      end
+      if r.till and r.till > now then n = min(n, max(r.left or 0, 0)) end
     end
-    if till and till > now then n = min(n, max(hold.left or 0, 0)) end
     out[b.option] = n
   end
   return out
