@@ -17,17 +17,17 @@
 --
 -- Why it is exact across workers: a reservation reads a ring's head and
 -- slot and writes them back, and those reads and writes happen only while
--- the worker holds the key's lock, a dict entry made with `safe_add`, which the
--- dict performs atomically under its own shared-memory mutex: of two
--- workers adding it, one succeeds and the other is told it exists (and
--- its `acquire` answers a wait of a millisecond, so the worker's event loop
--- is never blocked; `done` retries the add a few times, then leaves the
--- slot's longer lease, which only errs on the side of fewer requests). No
--- read-then-write spans two holders of the lock. The critical section makes
--- no call that yields. The lock entry expires after LOCK_TTL seconds so a
--- worker killed while holding it cannot stop the others for longer;
--- exactness then needs that no worker stays descheduled inside the
--- section for that long.
+-- the worker holds the key's lock, a dict entry made with `safe_add`,
+-- which the dict performs atomically under its own shared-memory mutex:
+-- of two workers adding it, one succeeds and the other is told it exists.
+-- That one's `acquire` answers a wait of a millisecond, and its `done`
+-- (after a few more tries) asks its caller to sleep a millisecond and call
+-- again, so a worker's event loop never blocks on the lock (the facade
+-- sleeps with ngx.sleep). No read-then-write spans two holders of the
+-- lock, and the critical section makes no call that yields. The lock
+-- entry expires after LOCK_TTL seconds so a worker killed while holding it
+-- cannot stop the others for longer; exactness then needs that no worker
+-- stays descheduled inside the section for that long.
 --
 -- Slots are written with `safe_set`, which fails rather than evicting
 -- other entries: a full dict must not forget a live slot (a warning says
