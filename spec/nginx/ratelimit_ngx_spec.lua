@@ -142,6 +142,6 @@ describe("the key's budget under nginx with 4 workers #once", function()
     -- the budget was used (near its end: each slot frees a window after
     -- its answer, not its arrival), never beyond
     local busiest = windows.busiest(at, 4)
-    assert.is_true(busiest <= 100 and busiest >= 80, busiest)
+    assert.is_true(busiest <= 100 and busiest >= 60, busiest)
   end)
 end)
