@@ -930,6 +930,33 @@ describe("coldsend-sandbox", function()
       assert.equal(200, (req("GET", "/campaigns")))
     end)
 
+    it("slides both windows on a clock the control API sets, and reports them truthfully", function()
+      local T = 1700000000
+      sb:config { rate_limit = 3, rate_window = 10, rate_limit_hour = 4, rate_window_hour = 100 }
+      local function at(t)
+        sb:clock { now = T + t }
+        local st, _, h = req("GET", "/campaigns")
+        return st, h["x-ratelimit-limit"], h["x-ratelimit-remaining"], h["x-ratelimit-reset"],
+          h["retry-after"]
+      end
+      assert.same({ 200, "3", "2", tostring(T + 10) }, { at(0) })
+      assert.same({ 200, "3", "1", tostring(T + 10) }, { at(4) })
+      assert.same({ 200, "3", "0", tostring(T + 10) }, { at(9.5) })
+      assert.same({ 429, "3", "0", tostring(T + 10), "1" }, { at(9.9) })
+      -- at 10 the request of 0 has left the minute (half-open); both
+      -- windows are then full, and the minute's oldest leaves first
+      assert.same({ 200, "3", "0", tostring(T + 14) }, { at(10) })
+      -- at 14 the minute has room, the hour none: it is the one reported
+      assert.same({ 429, "4", "0", tostring(T + 100), "86" }, { at(14) })
+      assert.same({ 200, "4", "0", tostring(T + 104) }, { at(100) })
+      local log = sb:log()
+      assert.equal(T + 100, log[#log].clock)
+      assert.same({ now = T + 105, frozen = true }, sb:clock { advance = 5 })
+      assert.is_false(sb:clock { real = true }.frozen)
+      assert.has_error(function() sb:clock { now = "noon" } end)
+      sb:config { rate_limit = false, rate_limit_hour = false, rate_window = 60, rate_window_hour = 3600 }
+    end)
+
     it("opens a new window after rate_window seconds", function()
       sb:config { rate_limit = 1, rate_window = 1 }
       assert.equal(200, (req("GET", "/campaigns")))

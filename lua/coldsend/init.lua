@@ -276,7 +276,7 @@ function M.client(opts)
     if nginx then
       store = require("coldsend.ratelimit_ngx").store(opts.shared_dict)
     end
-    self.limiter = ratelimit.new(key, opts.rate_limit or {}, { store = store })
+    self.limiter = ratelimit.new(key, opts.rate_limit or {}, { store = store, clock = self.clock })
   end
   self.user_agent = user_agent()
   return self
@@ -439,8 +439,10 @@ function Client:_send(req, opts)
 
     -- wait for the client-side rate limiter, but never past the deadline
     -- or max_wait
+    local ticket
     if limiter then
-      local wait = limiter:acquire(clock())
+      local wait
+      wait, ticket = limiter:acquire(clock(), timeout)
       while wait > 0 do
         local late = deadline_at and clock() + wait > deadline_at
         if late or wait > max_wait then
@@ -458,7 +460,7 @@ function Client:_send(req, opts)
           return nil, decorate(err, req, attempt - 1)
         end
         self.sleep(wait)
-        wait = limiter:acquire(clock())
+        wait, ticket = limiter:acquire(clock(), timeout)
       end
     end
 
@@ -499,15 +501,20 @@ function Client:_send(req, opts)
       end
       data, err = core.parse_response(res.status, rh, res.body)
       if limiter then
-        local stated = err and err.retry_after
-        if not err and rh and rh["x-ratelimit-remaining"] == "0" then
-          stated = core.server_wait(res.status, rh)
+        -- the server's stated wait holds the key's budget on a 429 or a
+        -- spent window (a 503's Retry-After is the retry loop's alone)
+        local stated, wall = nil, self.wall_clock()
+        if res.status == 429 then
+          stated = core.server_wait(429, rh, err and err.message, wall)
+        elseif rh and rh["x-ratelimit-remaining"] == "0" then
+          stated = core.server_wait(res.status, rh, nil, wall)
         end
-        limiter:update(rh, clock(), self.wall_clock(), stated)
+        while not limiter:done(ticket, clock(), rh, wall, stated) do self.sleep(0.001) end
       end
       if data then return data, res end
       outcome = { status = res.status, headers = rh, code = err.code }
     else
+      while limiter and not limiter:done(ticket, clock()) do self.sleep(0.001) end
       err = new_error { code = code or "network", message = msg or "transport failed",
         curl_code = info and info.curl_code }
       outcome = { code = code, info = info or {} }

@@ -1,49 +1,83 @@
---- coldsend.ratelimit: client-side token buckets for the API's 100 requests/minute and 1,000/hour.
+--- coldsend.ratelimit: the API's 100 requests/minute and 1,000/hour, held exactly.
 --
 --   local lim = ratelimit.new(api_key, { per_minute = 100, per_hour = 1000 })
---   local wait = lim:acquire(now)          -- 0: a token was taken; else sleep `wait`, then ask again
---   lim:update(res.headers, now, now_wall) -- after each response: the server's count tightens ours
+--   local wait, ticket = lim:acquire(now, lease) -- 0: send; else sleep `wait` and ask again
+--   ... send the request (its timeout at most `lease` seconds) ...
+--   -- once the answer (or the failure) is in; false: sleep a millisecond, call again
+--   lim:done(ticket, now, res.headers, now_wall, stated_wait)
 --
 -- `now` is a monotonic clock in seconds and `now_wall` Unix seconds; both
 -- are passed in (nothing here reads a clock or sleeps), so tests run on a
 -- fake clock.
 --
--- Every limiter of the same API key in the process shares its buckets: the
--- API counts per key, not per client object. The default store is kept in a
--- weak-valued registry indexed by a fingerprint of the key (two FNV-1a
--- hashes, see `ratelimit.fingerprint`); the key itself is never stored, and
--- appears in no `tostring` or error.
+-- The guarantee. Each window (a minute holding `per_minute`, an hour
+-- holding `per_hour`) is a ring of `limit` slots. A request takes the
+-- ring's next slot, and only once that slot is free; it holds it from its
+-- reservation until one period after its answer arrived (after `now +
+-- lease + period` when `done` never comes). So at any instant at most
+-- `limit` requests are live, and a request the server saw at time a (its
+-- reservation <= a <= its answer) is live over all of [a, a + period): any
+-- `period`-long window of the server's clock holds at most `limit` of the
+-- key's requests, whatever the latency, concurrency or interleaving. It is
+-- the sliding-window log, with the answer time standing in for the unknown
+-- arrival time. Slots are taken in order (the ring is first in, first
+-- out), so a slow request delays the one `limit` places after it even if
+-- later slots freed first: never more than the limit, sometimes a little
+-- less.
 --
--- Each bucket holds `limit` tokens and refills continuously at
--- limit/period, so a burst of `limit` goes at once and one window can see
--- up to twice the limit while the bucket refills. When a response says fewer requests remain than the bucket
--- holds (`X-RateLimit-Remaining`), the bucket drops to that count and does
--- not refill before the server's window resets (`X-RateLimit-Reset`, never
--- more than one period ahead, so a skewed server clock cannot freeze us).
--- The headers are taken to describe the minute window (the reference's
--- example shows `X-RateLimit-Limit: 100`), unless `X-RateLimit-Limit`
--- equals the hour limit.
+-- Every limiter of the same API key (and the same clock) in the process
+-- shares its rings: the API counts per key, not per client object. The
+-- default store is kept in a weak-valued registry indexed by the clock
+-- (`opts.clock`, the client's clock function; limiters made without one
+-- share among themselves) and a
+-- fingerprint of the key (two FNV-1a hashes, see `ratelimit.fingerprint`);
+-- the key itself is never stored, and appears in no `tostring` or error.
+-- Limiters of one key must use the same limits to share a budget (a ring
+-- is named by its size and period).
+--
+-- The server tightens the budget. A stated wait (`stated_wait`: the
+-- server's Retry-After / X-RateLimit-Reset / "Retry after N seconds" on a
+-- 429 or when X-RateLimit-Remaining is 0, read by core.server_wait) holds
+-- every request of the key for exactly that long from the answer, capped
+-- at the longest window. X-RateLimit-Remaining = R with X-RateLimit-Reset
+-- T allows at most R more requests before T (less the requests of this
+-- key reserved after the one answered, which the server may not have
+-- counted yet) in the window the headers describe: the minute (the
+-- reference's example shows `X-RateLimit-Limit: 100`), unless
+-- `X-RateLimit-Limit` equals the hour limit; T is capped at one period.
+-- For one server window (the same T) a later answer only lowers R; one
+-- about a later window replaces the hold, one about an earlier window is
+-- stale and ignored. The rings apply as well: the server's word never
+-- loosens them.
 --
 -- `cfg` is nil (the defaults), false (no limiting: `acquire` always
--- returns 0), or `{ per_minute = n | false, per_hour = n | false }`, where
--- n is an integer >= 1 and false switches that bucket off. Limiters of one
--- key with different limits share the token counts, each applying its own
--- limit.
+-- returns 0), or `{ per_minute = n | false, per_hour = n | false,
+-- minute_seconds = s, hour_seconds = s }`, where n is an integer >= 1 and
+-- false switches that window off; `minute_seconds` (default 60) and
+-- `hour_seconds` (default 3600) shorten the windows for tests against a
+-- server enforcing short windows (the sandbox's `rate_window`).
 --
 -- Store interface (`ratelimit.new(key, cfg, { store = s })`), so that
--- OpenResty can keep the buckets in a lua_shared_dict shared by workers:
+-- OpenResty can keep the rings in a lua_shared_dict shared by workers:
 --
---   s:get(name)                       -> tokens, stamp, hold   (nil when unknown)
---   s:set(name, tokens, stamp, hold)
+--   s:ring(name)    -> a table-like ring: fields `head` (reservations so
+--                      far), 0 .. limit-1 (the instant each slot frees),
+--                      `till` and `left` (the server's hold); nil when unset
+--   s:lock(name)    -> true, or nil when another process holds it
+--   s:unlock(name)
+--   s.lockless      true: lock and unlock are not needed (one Lua state)
+--   s.resolution    seconds the users' clock may lag the true time
 --
--- `name` is "<fingerprint>:minute" or "<fingerprint>:hour"; `tokens` a
--- number (fractional while refilling), `stamp` the `now` it was counted at,
--- `hold` the `now` before which it does not refill (0: none). Every user of
--- one store must pass the same clock (CLOCK_MONOTONIC is system-wide, so
--- nginx workers may share it). `coldsend.ratelimit_ngx` is such a store
--- over a lua_shared_dict; its get/set pair is not atomic across workers, so
--- the limiter is then close rather than exact, and a 429 from the server
--- is still retried.
+-- Every read and write of a reservation happens between lock and unlock,
+-- and nothing in between yields, so within one Lua state no lock is needed
+-- (the memory store, whose rings are plain tables);
+-- `coldsend.ratelimit_ngx` locks across nginx workers with the dict's
+-- atomic `safe_add`, and its rings read and write dict entries. A busy lock
+-- makes `acquire` answer a wait of a millisecond. Slots are held
+-- `resolution` longer (ngx.now() counts whole milliseconds). Ring names
+-- are "<fingerprint>:minute:<limit>:<period>", "<fingerprint>:hour:<limit>:<period>"
+-- and "<fingerprint>:hold"; every user of one store must pass the same
+-- clock (nginx workers share ngx.now()).
 -- @module coldsend.ratelimit
 local retry = require "coldsend.retry"
 
@@ -51,16 +85,17 @@ local M = {}
 
 local floor, max, min = math.floor, math.max, math.min
 
---- The limits used for a bucket `cfg` leaves out (or when `cfg` is nil): the API's 100 per minute and 1,000 per hour.
+--- The limits used for a window `cfg` leaves out (or when `cfg` is nil): the API's 100 per minute and 1,000 per hour.
 M.DEFAULTS = { per_minute = 100, per_hour = 1000 }
 
--- A refill computed in floating point may stop a hair short of a token.
-local ONE = 1 - 1e-9
 local MIN_WAIT = 0.001
+-- how often `done` tries a lock another worker holds before it asks its
+-- caller to wait
+local DONE_TRIES = 10
 
 local WINDOWS = {
-  { option = "per_minute", suffix = ":minute", period = 60, unit = "min" },
-  { option = "per_hour", suffix = ":hour", period = 3600, unit = "h" },
+  { option = "per_minute", length = "minute_seconds", suffix = ":minute:", period = 60, unit = "min" },
+  { option = "per_hour", length = "hour_seconds", suffix = ":hour:", period = 3600, unit = "h" },
 }
 
 -- Exclusive-or of two bytes, in arithmetic (LuaJIT has no ~ operator and
@@ -95,29 +130,29 @@ end
 local memory_store_mt = {
   __name = "coldsend.ratelimit.store",
   __index = {
-    get = function(self, name)
-      local cell = self.cells[name]
-      if cell then return cell[1], cell[2], cell[3] end
-      return nil
-    end,
-    set = function(self, name, tokens, stamp, hold)
-      local cell = self.cells[name]
-      if cell then
-        cell[1], cell[2], cell[3] = tokens, stamp, hold
-      else
-        self.cells[name] = { tokens, stamp, hold }
+    lockless = true,
+    ring = function(self, name)
+      local r = self.rings[name]
+      if not r then
+        r = {}
+        self.rings[name] = r
       end
+      return r
     end,
   },
 }
 
---- A store that keeps the buckets in this Lua state.
+--- A store that keeps the rings in this Lua state.
 function M.memory_store()
-  return setmetatable({ cells = {} }, memory_store_mt)
+  return setmetatable({ rings = {} }, memory_store_mt)
 end
 
--- fingerprint -> memory store, alive as long as a limiter of that key is.
-local registry = setmetatable({}, { __mode = "v" })
+-- clock -> fingerprint -> memory store, alive as long as a limiter of that
+-- key (and the clock) is. The instants a store holds mean nothing on
+-- another clock, so limiters on different clocks (fake clocks in tests)
+-- do not share.
+local registry = setmetatable({}, { __mode = "k" })
+local DEFAULT_CLOCK = {}
 
 local function config_error(name, expected, v)
   local got = type(v) == "number" and string.format("%.14g", v) or type(v)
@@ -133,20 +168,28 @@ local function check_limit(name, v)
   return v
 end
 
+local function check_length(name, v, default)
+  if v == nil then return default end
+  if not (type(v) == "number" and v > 0 and v < math.huge) then
+    config_error(name, "number of seconds > 0", v)
+  end
+  return v
+end
+
 local Limiter = {}
 Limiter.__index = Limiter
 Limiter.__name = "coldsend.ratelimit"
 
 function Limiter:__tostring()
   local parts = {}
-  for _, b in ipairs(self.buckets) do
+  for _, b in ipairs(self.windows) do
     parts[#parts + 1] = string.format("%d/%s", b.limit, b.unit)
   end
   if #parts == 0 then return "coldsend.ratelimit off" end
   return string.format("coldsend.ratelimit %s (%s)", self.fingerprint, table.concat(parts, ", "))
 end
 
---- A limiter for `key` (see the header for cfg and opts.store).
+--- A limiter for `key` (see the header for cfg, opts.store and opts.clock).
 function M.new(key, cfg, opts)
   if type(key) ~= "string" or key == "" then
     error(string.format("bad value for 'api_key' (non-empty string expected, got %s)",
@@ -156,100 +199,220 @@ function M.new(key, cfg, opts)
     error(string.format("bad value for 'rate_limit' (table or false expected, got %s)", type(cfg)), 2)
   end
   local fp = M.fingerprint(key)
-  local self = setmetatable({ fingerprint = fp, buckets = {} }, Limiter)
+  local self = setmetatable({ fingerprint = fp, windows = {}, n = 0, longest = 0, target = 1 },
+    Limiter)
   if cfg == false then return self end
   cfg = cfg or {}
   for _, w in ipairs(WINDOWS) do
     local limit = check_limit(w.option, cfg[w.option])
+    local period = check_length(w.length, cfg[w.length], w.period)
     if limit then
-      self.buckets[#self.buckets + 1] = {
-        name = fp .. w.suffix, option = w.option, limit = limit,
-        period = w.period, rate = limit / w.period, unit = w.unit,
+      self.windows[#self.windows + 1] = {
+        name = string.format("%s%s%d:%.14g", fp, w.suffix, limit, period),
+        option = w.option, limit = limit, period = period, unit = w.unit,
       }
+      self.longest = max(self.longest, period)
     end
   end
   local store = opts and opts.store
   if not store then
-    store = registry[fp]
+    local clock = opts and opts.clock or DEFAULT_CLOCK
+    local stores = registry[clock]
+    if not stores then
+      stores = setmetatable({}, { __mode = "v" })
+      registry[clock] = stores
+    end
+    store = stores[fp]
     if not store then
       store = M.memory_store()
-      registry[fp] = store
+      stores[fp] = store
     end
   end
-  self.store = store -- a strong reference keeps the shared buckets alive
+  self.store = store -- a strong reference keeps the shared rings alive
+  self.n = #self.windows
+  self.locking = not store.lockless
+  self.resolution = store.resolution or 0
+  for _, b in ipairs(self.windows) do b.ring = store:ring(b.name) end
+  self.hold = store:ring(fp .. ":hold")
   return self
 end
 
--- The bucket's tokens at `now`, with its stamp and hold.
-local function load(store, b, now)
-  local tokens, stamp, hold = store:get(b.name)
-  if tokens == nil then return b.limit, now, 0 end
-  -- A `now` before the stamp: the clock went back, or another user of the
-  -- store runs another clock (tests). Count no refill rather than a wait.
-  if now < stamp then stamp = now end
-  if hold > now + b.period then hold = now + b.period end
-  local from = max(stamp, hold)
-  if now > from then tokens = min(b.limit, tokens + (now - from) * b.rate) end
-  return min(tokens, b.limit), now, hold
-end
-
---- Takes one token from every bucket and returns 0, or takes none and
--- returns the seconds until every bucket has one.
-function Limiter:acquire(now)
-  local store, buckets = self.store, self.buckets
-  local wait, state = 0, {}
-  for i, b in ipairs(buckets) do
-    local tokens, stamp, hold = load(store, b, now)
-    state[i] = { tokens, stamp, hold }
-    if tokens < ONE then
-      wait = max(wait, max(hold - now, 0) + (1 - tokens) / b.rate)
+--- Reserves a slot in every window and returns 0 and a ticket (for
+-- `done`), or reserves nothing and returns the seconds to wait before
+-- asking again (never more than a window's period, unless the server's
+-- stated wait is longer: a slot whose request is still in flight is asked
+-- about again after a period). `lease` (default 0) is the longest the
+-- request can take (its timeout): the slots stay taken that long if
+-- `done` never comes.
+function Limiter:acquire(now, lease)
+  local n = self.n
+  if n == 0 then return 0 end
+  local locking = self.locking
+  if locking and not self.store:lock(self.fingerprint) then return MIN_WAIT end
+  local wait = 0
+  local till = self.hold.till
+  if till and till > now then wait = till - now end
+  local windows = self.windows
+  local b1, b2 = windows[1], windows[2]
+  -- each window: its next slot, and the server's hold on it
+  local r1 = b1.ring
+  local h1 = r1.head or 0
+  local free_at = r1[h1 % b1.limit]
+  if free_at and free_at > now then
+    -- a slot still in flight frees a period after its answer, which may
+    -- come any moment: ask again after one period at most
+    local w = min(free_at - now, b1.period)
+    if w > wait then wait = w end
+  end
+  local t1, l1 = r1.till, nil
+  if t1 and t1 > now then
+    l1 = r1.left or 0
+    if l1 < 1 and t1 - now > wait then wait = t1 - now end
+  end
+  local r2, h2, t2, l2
+  if n == 2 then
+    r2 = b2.ring
+    h2 = r2.head or 0
+    free_at = r2[h2 % b2.limit]
+    if free_at and free_at > now then
+      local w = min(free_at - now, b2.period)
+      if w > wait then wait = w end
+    end
+    t2 = r2.till
+    if t2 and t2 > now then
+      l2 = r2.left or 0
+      if l2 < 1 and t2 - now > wait then wait = t2 - now end
     end
   end
-  -- at least a millisecond: a caller adding a tinier wait to a large clock
-  -- value would not move it, and ask again forever
-  if wait > 0 then return max(wait, MIN_WAIT) end
-  for i, b in ipairs(buckets) do
-    local s = state[i]
-    store:set(b.name, max(s[1] - 1, 0), s[2], s[3])
+  if wait > 0 then
+    if locking then self.store:unlock(self.fingerprint) end
+    -- at least a millisecond: a caller adding a tinier wait to a large
+    -- clock value would not move it, and ask again forever
+    return max(wait, MIN_WAIT)
   end
-  return 0
+  local ends = now + (lease or 0) + self.resolution
+  r1[h1 % b1.limit] = ends + b1.period
+  r1.head = h1 + 1
+  if l1 then r1.left = l1 - 1 end
+  if r2 then
+    r2[h2 % b2.limit] = ends + b2.period
+    r2.head = h2 + 1
+    if l2 then r2.left = l2 - 1 end
+  end
+  if locking then self.store:unlock(self.fingerprint) end
+  return 0, { h1, h2, ends }
 end
 
---- The tokens each bucket holds at `now`, by option name (for tests and
--- introspection): { per_minute = n, per_hour = n }.
+-- The window the server's headers describe (see the header): its index
+-- in self.windows.
+local function target(self, headers)
+  local s = headers["x-ratelimit-limit"] or retry.header(headers, "x-ratelimit-limit")
+  if s ~= self.limit_s then -- the same every time: read once
+    self.limit_s, self.target = s, 1
+    local limit, b1, b2 = s and tonumber(s), self.windows[1], self.windows[2]
+    if b2 and limit == b2.limit and limit ~= b1.limit then self.target = 2 end
+  end
+  return self.target
+end
+
+-- Applies the server's word (see the header), under the lock. A stated
+-- wait holds the whole key (the later end wins). Remaining/Reset hold the
+-- window they describe: a statement about the same server window (the
+-- same reset, to half a second) can only lower the allowance; one about
+-- a later window replaces it; one about an earlier window is stale (an
+-- answer overtaken by a later one) and ignored.
+local function tighten(self, headers, now, now_wall, stated, ticket)
+  if stated and stated >= 0 then
+    local till = now + min(stated, self.longest)
+    local hold = self.hold
+    local old = hold.till
+    if till > now and not (old and old >= till) then hold.till = till end
+    return
+  end
+  local remaining = tonumber(headers["x-ratelimit-remaining"]
+    or retry.header(headers, "x-ratelimit-remaining"))
+  if not remaining or remaining ~= remaining or remaining < 0 then return end
+  local i = target(self, headers)
+  local b = self.windows[i]
+  local r = b.ring
+  local reset_in = retry.reset_in(headers, now_wall)
+  local till = now + min(reset_in or b.period, b.period)
+  if till <= now then return end
+  local left = floor(remaining)
+  if ticket then
+    -- reservations made after the answered one may not be counted yet
+    local later = (r.head or 0) - ticket[i] - 1
+    if later > 0 then left = left - later end
+  end
+  local old = r.till
+  if old and old > now then
+    if till < old - 0.5 then return end
+    if till <= old + 0.5 and (r.left or 0) <= left then return end
+  end
+  r.till = till
+  r.left = max(left, 0)
+end
+
+--- After the answer (or the failure) of a request `acquire` allowed:
+-- its slots stay taken one period from `now` (not from its lease), and
+-- the server's headers tighten the budget (`stated`: the wait the server
+-- stated, see the header; `headers` nil after a transport failure).
+-- ticket may be nil (a request sent without a reservation). Returns true,
+-- or false when another process held the lock and nothing was done: the
+-- caller sleeps a millisecond and calls again (the slots meanwhile keep
+-- their lease: later, never sooner).
+function Limiter:done(ticket, now, headers, now_wall, stated)
+  if self.n == 0 then return true end
+  local locking = self.locking
+  if locking then
+    local store, fp = self.store, self.fingerprint
+    local locked = store:lock(fp)
+    for _ = 2, DONE_TRIES do
+      if locked then break end
+      locked = store:lock(fp)
+    end
+    if not locked then return false end
+  end
+  if ticket then
+    local ends, answered = ticket[3], now + self.resolution
+    -- still ours (taken again only once the lease is over), and sooner
+    if answered < ends then
+      local windows = self.windows
+      for i = 1, self.n do
+        local b = windows[i]
+        local r, slot = b.ring, ticket[i] % b.limit
+        if r[slot] == ends + b.period then r[slot] = answered + b.period end
+      end
+    end
+  end
+  if headers then tighten(self, headers, now, now_wall, stated, ticket) end
+  if locking then self.store:unlock(self.fingerprint) end
+  return true
+end
+
+--- The server's headers of an answer to a request sent without a ticket
+-- (`done(nil, ...)`).
+function Limiter:update(headers, now, now_wall, stated)
+  return self:done(nil, now, headers, now_wall, stated)
+end
+
+--- The requests each window would allow at `now`, by option name (for
+-- tests and introspection): { per_minute = n, per_hour = n }. The server's
+-- holds cap them.
 function Limiter:available(now)
-  local out = {}
-  for _, b in ipairs(self.buckets) do
-    out[b.option] = (load(self.store, b, now))
+  local out, till = {}, self.hold.till
+  for _, b in ipairs(self.windows) do
+    local r, n = b.ring, 0
+    if not (till and till > now) then
+      for slot = 0, b.limit - 1 do
+        local free_at = r[slot]
+        if not free_at or free_at <= now then n = n + 1 end
+      end
+      if r.till and r.till > now then n = min(n, max(r.left or 0, 0)) end
+    end
+    out[b.option] = n
   end
   return out
-end
-
--- The bucket the server's headers describe (see the header).
-function Limiter:_target(headers)
-  local limit = tonumber(retry.header(headers, "x-ratelimit-limit"))
-  local minute, hour
-  for _, b in ipairs(self.buckets) do
-    if b.option == "per_minute" then minute = b else hour = b end
-  end
-  if hour and limit == hour.limit and not (minute and limit == minute.limit) then return hour end
-  return minute
-end
-
---- Lowers the bucket the headers describe to the server's
--- X-RateLimit-Remaining when that is below ours, and holds its refill until
--- X-RateLimit-Reset.
-function Limiter:update(headers, now, now_wall)
-  if not headers then return end
-  local remaining = tonumber(retry.header(headers, "x-ratelimit-remaining"))
-  if not remaining or remaining ~= remaining or remaining < 0 then return end
-  local b = self:_target(headers)
-  if not b then return end
-  local tokens, stamp, hold = load(self.store, b, now)
-  if remaining >= tokens then return end
-  local reset_in = retry.reset_in(headers, now_wall)
-  if reset_in then hold = max(hold, now + min(reset_in, b.period)) end
-  self.store:set(b.name, floor(remaining), stamp, hold)
 end
 
 return M

@@ -1,8 +1,8 @@
---- coldsend.ratelimit_ngx: the rate limiter's buckets in a lua_shared_dict.
+--- coldsend.ratelimit_ngx: the rate limiter's rings in a lua_shared_dict.
 --
 -- Under OpenResty each worker is a separate process with its own Lua state,
 -- so the default in-process store would give every worker a full budget of
--- its own. This store keeps the buckets (see coldsend.ratelimit, "Store
+-- its own. This store keeps the rings (see coldsend.ratelimit, "Store
 -- interface") in a `lua_shared_dict`, so all workers of the host draw from
 -- one budget per API key:
 --
@@ -13,11 +13,30 @@
 --
 -- The facade does this by itself inside nginx (client option `shared_dict`).
 -- Without the dict it warns once per worker in the error log and returns
--- nil, and the limiter falls back to per-worker buckets.
+-- nil, and the limiter falls back to per-worker rings.
 --
--- Each get and set is atomic, the pair is not: two workers taking the last
--- token in the same microsecond may both get it. The limiter is then close
--- rather than exact, and the facade still retries the server's 429.
+-- Why it is exact across workers: a reservation reads a ring's head and
+-- slot and writes them back, and those reads and writes happen only while
+-- the worker holds the key's lock, a dict entry made with `safe_add`,
+-- which the dict performs atomically under its own shared-memory mutex:
+-- of two workers adding it, one succeeds and the other is told it exists.
+-- That one's `acquire` answers a wait of a millisecond, and its `done`
+-- (after a few more tries) asks its caller to sleep a millisecond and call
+-- again, so a worker's event loop never blocks on the lock (the facade
+-- sleeps with ngx.sleep). No read-then-write spans two holders of the
+-- lock, and the critical section makes no call that yields. The lock
+-- entry expires after LOCK_TTL seconds so a worker killed while holding it
+-- cannot stop the others for longer; exactness then needs that no worker
+-- stays descheduled inside the section for that long.
+--
+-- Slots are written with `safe_set`, which fails rather than evicting
+-- other entries: a full dict must not forget a live slot (a warning says
+-- to make it larger). Give the limiter a dict of its own: a host's plain
+-- `set` into a full shared dict evicts the least recently used entries,
+-- slots included. A key's rings take up to 1,100 entries (some 150 KB:
+-- `lua_shared_dict coldsend 1m` holds six keys in use at once), each
+-- expiring once it no longer matters. The limiter's clock must be
+-- ngx.now() (the client's default inside nginx): slots expire by it.
 -- @module coldsend.ratelimit_ngx
 
 local M = { _NAME = "coldsend.ratelimit_ngx" }
@@ -28,9 +47,8 @@ M.DEFAULT_DICT = "coldsend"
 -- Keys are namespaced so the dict can be shared with the host's own data.
 local PREFIX = "coldsend:ratelimit:"
 
--- A bucket untouched this long has refilled completely (the longest window
--- is an hour and a server-imposed hold is capped at one more), so it can go.
-local TTL = 2 * 3600
+--- Seconds after which a lock whose holder died frees itself.
+M.LOCK_TTL = 5
 
 local warned = {}
 
@@ -40,25 +58,54 @@ local function warn_once(what, message)
   ngx.log(ngx.WARN, message)
 end
 
+-- An entry that is not an instant (a ring's head, a hold's allowance) is
+-- kept this long after its last write; forgetting a head only restarts the
+-- ring at slot 0, which is harmless (every slot is checked before use).
+local KEEP = 2 * 3600
+
+-- A ring (see coldsend.ratelimit, "Store interface") whose fields are
+-- dict entries "<PREFIX><ring name>:<field>". A slot or a hold's end (an
+-- instant on ngx.now()'s clock) expires a second after it passes, when it
+-- no longer matters, never before: a live slot must not vanish (nor be
+-- evicted: `safe_set`), and a key unused for an hour leaves nothing.
+local function ring(store, name)
+  local dict, prefix = store.dict, PREFIX .. name .. ":"
+  return setmetatable({}, {
+    __index = function(_, field)
+      local v = dict:get(prefix .. field)
+      if type(v) == "number" then return v end
+      return nil
+    end,
+    __newindex = function(_, field, v)
+      local ttl = KEEP
+      if type(field) == "number" or field == "till" then
+        ttl = math.max(v - store.now(), 0) + 1
+      end
+      local ok, err = dict:safe_set(prefix .. field, v, ttl)
+      if not ok then
+        warn_once("set:" .. store.name, ("coldsend: rate-limit state could not be stored in"
+          .. " lua_shared_dict '%s' (%s); the budget is not held exactly until it is"
+          .. " larger"):format(store.name, tostring(err)))
+      end
+    end,
+  })
+end
+
 local store_mt = {
   __name = "coldsend.ratelimit_ngx.store",
   __index = {
-    get = function(self, name)
-      local v = self.dict:get(PREFIX .. name)
-      if type(v) ~= "string" then return nil end
-      local t, s, h = v:match("^(%S+) (%S+) (%S+)$")
-      t, s, h = tonumber(t), tonumber(s), tonumber(h)
-      if not (t and s and h) then return nil end
-      return t, s, h
+    ring = ring,
+    lock = function(self, name)
+      local ok, err = self.dict:safe_add(PREFIX .. name .. ":lock", true, M.LOCK_TTL)
+      if ok then return true end
+      if err == "exists" then return nil end
+      -- no memory even for the lock: counted without it rather than never
+      warn_once("lock:" .. self.name, ("coldsend: rate-limit lock could not be stored in"
+        .. " lua_shared_dict '%s' (%s); make the dict larger"):format(self.name, tostring(err)))
+      return true
     end,
-    set = function(self, name, tokens, stamp, hold)
-      local ok, err = self.dict:set(PREFIX .. name,
-        string.format("%.17g %.17g %.17g", tokens, stamp, hold), TTL)
-      if not ok then
-        -- the bucket is forgotten (a full budget next time), never an error
-        warn_once("set:" .. self.name, ("coldsend: rate-limit state could not be stored in"
-          .. " lua_shared_dict '%s' (%s); make the dict larger"):format(self.name, tostring(err)))
-      end
+    unlock = function(self, name)
+      self.dict:delete(PREFIX .. name .. ":lock")
     end,
   },
   __tostring = function(self)
@@ -83,7 +130,8 @@ function M.store(dict_name)
       :format(dict_name, dict_name))
     return nil
   end
-  return setmetatable({ dict = dict, name = dict_name }, store_mt)
+  -- ngx.now() counts whole milliseconds: slots are held one more
+  return setmetatable({ dict = dict, name = dict_name, resolution = 0.001, now = n.now }, store_mt)
 end
 
 return M

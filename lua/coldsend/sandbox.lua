@@ -31,6 +31,8 @@ local DEFAULTS = {
   host = "127.0.0.1", port = 0, key = nil,
   rate_limit = false,       -- false: counted nowhere; N: N requests per window per key
   rate_window = 60,         -- seconds
+  rate_limit_hour = false,  -- false: no hour window; N: N requests per rate_window_hour
+  rate_window_hour = 3600,  -- seconds
   latency_ms = 0,           -- added before every API answer
   idle_exit = nil,          -- seconds without a request or connection: exit
   parent_pid = nil,         -- exit when this process is gone
@@ -51,7 +53,9 @@ end
 
 --- A new sandbox server, not yet listening. opts override the defaults (host
 -- "127.0.0.1", port 0, rate_limit false, latency_ms, idle_exit, parent_pid, ...);
--- `rate_limit = true` means 100. Without opts.key a random `cs_test_` key is made.
+-- `rate_limit = true` means the documented limits: 100 per minute and, unless
+-- rate_limit_hour says otherwise, 1,000 per hour. Without opts.key a random
+-- `cs_test_` key is made.
 -- @param opts options table, or nil
 -- @return the server
 function M.new(opts)
@@ -59,7 +63,10 @@ function M.new(opts)
   local o = {}
   for k, v in pairs(DEFAULTS) do o[k] = v end
   for k, v in pairs(opts) do o[k] = v end
-  if o.rate_limit == true then o.rate_limit = 100 end
+  if o.rate_limit == true then
+    o.rate_limit = 100
+    if opts.rate_limit_hour == nil then o.rate_limit_hour = 1000 end
+  end
   local self = setmetatable({ opts = o, conns = {}, nconns = 0, next_conn = 0 }, Server)
   self.key = o.key or ("cs_test_" .. random_hex(40))
   self:reset()
@@ -75,7 +82,8 @@ function Server:uuid()
 end
 
 --- Forgets every campaign, lead, inbox, job, fault, key set, rate-limit
--- count and the request log. Options (rate limit, latency) are kept.
+-- count and the request log, and goes back to the real clock. Options
+-- (rate limit, latency) are kept.
 function Server:reset()
   self.state = {
     campaigns = {}, campaign_list = {}, leads = {}, jobs = {},
@@ -87,7 +95,8 @@ function Server:reset()
   self.log = {}
   self.log_seq = 0
   self.keys = nil      -- nil: any key starting with cs_ is accepted
-  self.buckets = {}
+  self.buckets = {}    -- key -> the instants of its accepted requests
+  self.clock_at = nil  -- the real clock again
 end
 
 -- -------------------------------------------------------------------------
@@ -122,32 +131,74 @@ function Server:authenticate(req)
   return { "*" }, key
 end
 
---- Counts a request of key against the sandbox's fixed-window rate limit
--- (when consume is true) and gives the X-RateLimit-* headers. Returns
--- headers, ok (false when the limit is spent) and the seconds until the
--- window resets; with rate limiting off, fixed headers and true.
+--- The sandbox's clock (Unix seconds, fractional): the real time, or the
+-- instant `POST /__sandbox/clock` set, which then moves only when told.
+function Server:now()
+  return self.clock_at or socket.gettime()
+end
+
+-- The enforced windows: { {limit, period}... }, the minute's first.
+function Server:rate_windows()
+  local o, w = self.opts, {}
+  if o.rate_limit then w[#w + 1] = { o.rate_limit, o.rate_window } end
+  if o.rate_limit_hour then w[#w + 1] = { o.rate_limit_hour, o.rate_window_hour } end
+  return w
+end
+
+--- Counts a request of key against the sandbox's sliding-window rate
+-- limits (when consume is true) and gives the X-RateLimit-* headers.
+-- A request is allowed when every window [now - period, now) (half-open at
+-- its start: a request exactly one period ago has left) holds fewer than
+-- its limit of the key's accepted requests. The headers describe the
+-- window with the fewest left (the minute on a tie): its limit, what is
+-- left after this request, and when its oldest request leaves it (so the
+-- count cannot rise before then). Returns headers, ok (false when a limit
+-- is spent) and the whole seconds until the request would be allowed;
+-- with rate limiting off, fixed headers and true.
 -- @param key the API key (nil: an anonymous bucket)
--- @param consume whether to take one request from the window
+-- @param consume whether to take one request from the windows
 function Server:rate(key, consume)
-  local o = self.opts
-  local limit = o.rate_limit
-  local now = os.time()
-  if not limit then
+  local now = self:now()
+  local windows = self:rate_windows()
+  if #windows == 0 then
     return { ["X-RateLimit-Limit"] = 100, ["X-RateLimit-Remaining"] = 100,
-      ["X-RateLimit-Reset"] = now + 60 }, true
+      ["X-RateLimit-Reset"] = math.floor(now) + 60 }, true
   end
-  local b = self.buckets[key or ""]
-  if not b or now >= b.reset then
-    b = { count = 0, reset = now + o.rate_window }
-    self.buckets[key or ""] = b
+  -- the key's accepted requests, oldest first, none older than the longest window
+  local times = self.buckets[key or ""] or {}
+  self.buckets[key or ""] = times
+  local longest = 0
+  for _, w in ipairs(windows) do longest = math.max(longest, w[2]) end
+  local drop = 0
+  while times[drop + 1] and times[drop + 1] <= now - longest do drop = drop + 1 end
+  local n = #times
+  if drop > 0 then
+    for i = 1, n do times[i] = times[i + drop] end -- the tail becomes nil
+    n = n - drop
   end
-  local ok = true
-  if consume then
-    if b.count >= limit then ok = false else b.count = b.count + 1 end
+  local counts, ok, wait = {}, true, 0
+  for i, w in ipairs(windows) do
+    local first = n + 1
+    while first > 1 and times[first - 1] > now - w[2] do first = first - 1 end
+    counts[i] = { n - first + 1, first }
+    if n - first + 1 >= w[1] then
+      ok = false
+      -- allowed once all but limit - 1 of them have left
+      wait = math.max(wait, times[n - w[1] + 1] + w[2] - now)
+    end
   end
-  return { ["X-RateLimit-Limit"] = limit,
-    ["X-RateLimit-Remaining"] = math.max(0, limit - b.count),
-    ["X-RateLimit-Reset"] = b.reset }, ok, math.max(1, b.reset - now)
+  if consume and ok then
+    times[n + 1] = now
+    for _, c in ipairs(counts) do c[1] = c[1] + 1 end
+  end
+  local pick, left
+  for i, w in ipairs(windows) do
+    local l = math.max(0, w[1] - counts[i][1])
+    if not left or l < left then pick, left = i, l end
+  end
+  local w, oldest = windows[pick], times[counts[pick][2]]
+  return { ["X-RateLimit-Limit"] = w[1], ["X-RateLimit-Remaining"] = left,
+    ["X-RateLimit-Reset"] = math.ceil((oldest or now) + w[2]) }, ok, math.max(1, math.ceil(wait))
 end
 
 -- -------------------------------------------------------------------------
@@ -165,7 +216,7 @@ function Server:log_request(req, api_path)
   self.log_seq = self.log_seq + 1
   local body = req.body or ""
   local entry = {
-    seq = self.log_seq, time = socket.gettime(), method = req.method,
+    seq = self.log_seq, time = socket.gettime(), clock = self:now(), method = req.method,
     path = api_path or req.path, query = req.query, conn = req.conn_id,
     key_present = (req.headers["x-api-key"] or "") ~= "",
     content_type = req.headers["content-type"], body_size = #body,
@@ -568,14 +619,20 @@ function Server:control(req, sub)
     end
     return json_response(200, { success = true })
   elseif sub == "/config" and m == "POST" then
-    for _, k in ipairs { "rate_limit", "rate_window", "latency_ms", "job_step_ms", "keepalive_s" } do
+    for _, k in ipairs { "rate_limit", "rate_window", "rate_limit_hour", "rate_window_hour",
+        "latency_ms", "job_step_ms", "keepalive_s" } do
       local v = body[k]
+      local limit = k == "rate_limit" or k == "rate_limit_hour"
       if v ~= nil then
-        if v == true and k == "rate_limit" then v = 100 end
-        if v ~= false and not (V.is_int(v) and v >= 0) then
-          return control_error(422, k .. " must be a non-negative integer" .. (k == "rate_limit" and " or false" or ""))
+        if v == true and k == "rate_limit" then
+          v = 100
+          if body.rate_limit_hour == nil then self.opts.rate_limit_hour = 1000 end
         end
-        if k == "rate_limit" and v == 0 then v = false end
+        if v == true and k == "rate_limit_hour" then v = 1000 end
+        if not (limit and v == false) and not (V.is_int(v) and v >= 0) then
+          return control_error(422, k .. " must be a non-negative integer" .. (limit and " or false" or ""))
+        end
+        if limit and v == 0 then v = false end
         self.opts[k] = v
       end
     end
@@ -583,6 +640,20 @@ function Server:control(req, sub)
     return json_response(200, self:config_view())
   elseif sub == "/config" and m == "GET" then
     return json_response(200, self:config_view())
+  elseif sub == "/clock" and m == "POST" then
+    local at, by = body.now, body.advance
+    if body.real == true then
+      self.clock_at = nil
+    elseif type(at) == "number" and at >= 0 and at < 1e11 then
+      self.clock_at = at
+    elseif type(by) == "number" and by >= 0 and by < 1e9 then
+      self.clock_at = self:now() + by
+    else
+      return control_error(422, "clock: give now (Unix seconds), advance (seconds >= 0) or real = true")
+    end
+    return json_response(200, { now = self:now(), frozen = self.clock_at ~= nil })
+  elseif sub == "/clock" and m == "GET" then
+    return json_response(200, { now = self:now(), frozen = self.clock_at ~= nil })
   elseif sub == "/simulate" and m == "POST" then
     return self:simulate(body)
   elseif sub == "/shutdown" and m == "POST" then
@@ -596,10 +667,11 @@ function Server:control(req, sub)
 end
 
 --- The settings the control API shows and sets: rate_limit, rate_window,
--- latency_ms, job_step_ms and keepalive_s.
+-- rate_limit_hour, rate_window_hour, latency_ms, job_step_ms and keepalive_s.
 function Server:config_view()
   local o = self.opts
-  return { rate_limit = o.rate_limit, rate_window = o.rate_window, latency_ms = o.latency_ms,
+  return { rate_limit = o.rate_limit, rate_window = o.rate_window,
+    rate_limit_hour = o.rate_limit_hour, rate_window_hour = o.rate_window_hour, latency_ms = o.latency_ms,
     job_step_ms = o.job_step_ms, keepalive_s = o.keepalive_s }
 end
 

@@ -100,7 +100,8 @@ Sandbox.__index = Sandbox
 local running = {}
 
 --- Starts a sandbox child process on a free port.
--- opts: rate_limit (false | N), rate_window (s), latency_ms, job_step_ms,
+-- opts: rate_limit (false | true | N), rate_window (s), rate_limit_hour (N),
+-- rate_window_hour (s), latency_ms, job_step_ms,
 -- key, port (default 0: a free one), idle_exit (s, default 300), lua
 -- (default "lua5.4"), args (more
 -- command-line arguments, e.g. { "--fault", "kind=status,status=503" }).
@@ -112,10 +113,12 @@ function M.start(opts)
   local ppid = own_pid()
   if ppid then args[#args + 1] = "--parent-pid" args[#args + 1] = tostring(ppid) end
   if opts.rate_limit then
-    args[#args + 1] = "--rate-limit"
-    args[#args + 1] = tostring(opts.rate_limit == true and 100 or opts.rate_limit)
+    args[#args + 1] = "--rate-limit" -- true: the documented 100/min and 1,000/h
+    if opts.rate_limit ~= true then args[#args + 1] = tostring(opts.rate_limit) end
   end
-  if opts.rate_window then args[#args + 1] = "--rate-window" args[#args + 1] = tostring(opts.rate_window) end
+  for _, o in ipairs { "rate_window", "rate_limit_hour", "rate_window_hour" } do
+    if opts[o] then args[#args + 1] = "--" .. o:gsub("_", "-") args[#args + 1] = tostring(opts[o]) end
+  end
   if opts.latency_ms and opts.latency_ms > 0 then
     args[#args + 1] = "--latency" args[#args + 1] = tostring(opts.latency_ms)
   end
@@ -241,9 +244,16 @@ function Sandbox:keys(keys)
   return self:control("POST", "/keys", { keys = keys })
 end
 
---- Changes options at run time: rate_limit, rate_window, latency_ms, job_step_ms.
+--- Changes options at run time: rate_limit, rate_window, rate_limit_hour,
+-- rate_window_hour, latency_ms, job_step_ms.
 function Sandbox:config(c)
   return self:control("POST", "/config", c)
+end
+
+--- Sets the sandbox's clock: { now = unix_seconds } freezes it there,
+-- { advance = s } moves it on, { real = true } goes back to the real time.
+function Sandbox:clock(c)
+  return self:control("POST", "/clock", c)
 end
 
 --- Counts log entries by method (nil = any) and a Lua pattern on the path
