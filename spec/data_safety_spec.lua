@@ -335,6 +335,22 @@ describe("data safety", function()
       assert.equal(5, total)
     end)
 
+    it("a 503's Retry-After date is read on the client's wall clock, as the limiter reads it", function()
+      local t, slept = 0, {}
+      local base = 2.5e9 -- far from the real time: a reading on the real clock would be years
+      local cs = coldsend.client { api_key = "cs_test_abcdefgh", base_url = "http://127.0.0.1:9/api/public/v1",
+        max_retries = 0, clock = function() return t end, wall_clock = function() return base + t end,
+        sleep = function(s) slept[#slept + 1] = s; t = t + s end,
+        transport = function()
+          return { status = 503, headers = { ["content-type"] = "application/json",
+            ["retry-after"] = os.date("!%a, %d %b %Y %H:%M:%S GMT", base + 7) },
+            body = '{"detail":"busy"}' }
+        end }
+      local c, err = cs:get_campaign(ID)
+      assert.is_nil(c)
+      assert.equal(7, err.retry_after)
+    end)
+
     it("err.retry_after is the wait the client takes", function()
       local ft = env.fake_time()
       local waits = {}

@@ -499,11 +499,13 @@ function Client:_send(req, opts)
         self.on_response(redact.event({ method = req.method, url = req.url, attempt = attempt,
           status = res.status, headers = rh, elapsed = clock() - sent_at }, treq))
       end
-      data, err = core.parse_response(res.status, rh, res.body)
+      -- a failure's stated wait (err.retry_after) is read on the client's clock
+      local wall = (res.status < 200 or res.status > 299 or limiter) and self.wall_clock() or nil
+      data, err = core.parse_response(res.status, rh, res.body, wall)
       if limiter then
         -- the server's stated wait holds the key's budget on a 429 or a
         -- spent window (a 503's Retry-After is the retry loop's alone)
-        local stated, wall = nil, self.wall_clock()
+        local stated = nil
         if res.status == 429 then
           stated = core.server_wait(429, rh, err and err.message, wall)
         elseif rh and rh["x-ratelimit-remaining"] == "0" then
