@@ -51,6 +51,7 @@ build = {
       },
       ["coldsend.cli"] = "lua/coldsend/cli.lua",
       ["coldsend.doctor"] = "lua/coldsend/doctor.lua",
+      ["coldsend.export"] = "lua/coldsend/export.lua",
       ["coldsend.help"] = "lua/coldsend/help.lua",
       ["coldsend"] = "lua/coldsend/init.lua",
       ["coldsend.json"] = "lua/coldsend/json.lua",

@@ -1,6 +1,7 @@
 --- coldsend.cli: the `coldsend` command-line tool (bin/coldsend).
 -- Campaigns as code: `coldsend plan FILE` shows what applying a campaign
--- file would change, `coldsend apply FILE` does it; plus status, list,
+-- file would change, `coldsend apply FILE` does it, `coldsend export ID`
+-- writes an existing campaign as such a file; plus status, list,
 -- launch, pause and upload. The logic is here, with its input and output
 -- injectable, so that the tests can run it in-process as well as through
 -- the script. See doc/cli.md.
@@ -21,6 +22,8 @@ Commands:
   plan FILE                  show what applying a campaign file would change
   apply FILE [--launch] [--yes]
                              create (no id in FILE) or update the campaign
+  export ID [FILE] [--force] a campaign as a campaign file (stdout without FILE)
+  export --all DIR [--force] every campaign, one file each in DIR
   status ID                  a campaign's state and fields
   list [--status S]          every campaign (S: DRAFT, ACTIVE, PAUSED, COMPLETED, FAILED)
   launch ID                  launch a campaign
@@ -60,6 +63,18 @@ saves the changed fields.
              and launch = true in one request)
   --yes      do not ask; needed when stdin is not a terminal (else exit 2)
 A declined prompt exits with 1 and changes nothing.]],
+  export = [[
+usage: coldsend export ID [FILE] [--force]
+       coldsend export --all DIR [--force]
+
+Writes campaign ID as a campaign file: its id and every field you can set
+(variants and follow-ups included), multi-line texts as Lua long strings.
+`coldsend plan FILE` of it then shows no changes. Without FILE the file is
+printed on stdout. --all writes every campaign into DIR (created when
+missing), one file each, named after the campaign (q1-outreach.lua).
+  --force   replace files that exist (else exit 2, nothing written)
+With --json: {"id", "name", "file"} (or "campaign_file", the text), or for
+--all an array of {"id", "name", "file"}.]],
   status = [[
 usage: coldsend status ID
 
@@ -108,11 +123,16 @@ M.HELP, M.USAGE = HELP, USAGE
 -- ----------------------------------------------------------------------
 -- the world the CLI talks to (replaced by the tests)
 
+-- Whether a shell command exits 0, on every Lua (5.1 and LuaJIT return a number).
+local function shell_ok(cmd)
+  local ok, _, code = os.execute(cmd)
+  if type(ok) == "number" then return ok == 0 end
+  return ok == true and (code == nil or code == 0)
+end
+
 local function default_isatty()
   -- the shell inherits our stdin, so `test -t 0` tests it
-  local ok, _, code = os.execute("test -t 0")
-  if type(ok) == "number" then return ok == 0 end -- LuaJIT / 5.1
-  return ok == true and (code == nil or code == 0)
+  return shell_ok("test -t 0")
 end
 
 local function world(io_)
@@ -265,7 +285,13 @@ local COMMAND_OPTIONS = {
   upload = { args = { "ID", "CSV" }, values = { ["--map"] = "map" },
     flags = { ["--dry-run"] = "dry_run", ["--restart"] = "restart" } },
   doctor = { args = {} },
+  -- export ID [FILE], export --all DIR
+  export = { args = { "ID", "FILE" }, min = 1, usage = "ID [FILE] (or --all DIR)",
+    flags = { ["--all"] = "all", ["--force"] = "force" } },
 }
+
+-- The commands in the order the usage lists them.
+local COMMAND_NAMES = "plan, apply, export, status, list, launch, pause, upload, doctor"
 
 --- Parses the command line: global options anywhere, then the command's
 -- own. Returns a table `{command=, args={...}, json=, base_url=, help=, ...}`
@@ -309,7 +335,7 @@ function M.parse(argv)
       if a == "help" then
         o.help = true
       elseif not COMMAND_OPTIONS[a] then
-        usage_error("unknown command '%s' (plan, apply, status, list, launch, pause, upload, doctor)", a)
+        usage_error("unknown command '%s' (%s)", a, COMMAND_NAMES)
       else
         o.command, spec = a, COMMAND_OPTIONS[a]
       end
@@ -321,10 +347,10 @@ function M.parse(argv)
   if o.help then return o end
   if not o.command then usage_error("no command given") end
   local want = spec.args
-  if #o.args ~= #want then
+  if #o.args > #want or #o.args < (spec.min or #want) then
     usage_error("'%s' takes %s (got %d argument%s); see coldsend %s --help", o.command,
-      #want == 0 and "no arguments" or concat(want, " "), #o.args, #o.args == 1 and "" or "s",
-      o.command)
+      spec.usage or (#want == 0 and "no arguments" or concat(want, " ")), #o.args,
+      #o.args == 1 and "" or "s", o.command)
   end
   return o
 end
@@ -519,6 +545,95 @@ function commands.status(w, o)
   out(w, text(c, true))
   for _, k in ipairs(names) do
     out(w, format("  %-28s %s", k, text(show_value(t[k]), true)))
+  end
+  return M.EXIT_OK
+end
+
+local function exists(path)
+  local f = io.open(path, "rb")
+  if f then f:close() end
+  return f ~= nil
+end
+
+-- A count of items done on a terminal's stderr ("planning 3/100 q1.lua"),
+-- redrawn in place; nothing when stderr is not a terminal.
+local function counter(w, verb, total)
+  local tty = w.stderr_tty()
+  return {
+    step = function(_, i, label)
+      if not tty then return end
+      local line = format("%s %d/%d %s", verb, i, total, text(label or "", true))
+      w.stderr:write("\r\27[K", line:sub(1, 79))
+      w.stderr:flush()
+    end,
+    done = function()
+      if tty then w.stderr:write("\r\27[K") w.stderr:flush() end
+    end,
+  }
+end
+
+-- Writes a file whole (a temporary file renamed over it); exit 1 naming it
+-- when that fails.
+local function write_whole(path, data)
+  local ok, err = require("coldsend.core").write_private(path, data)
+  if not ok then
+    error(setmetatable({ message = format("cannot write %s: %s", path, tostring(err)) }, Usage), 0)
+  end
+end
+
+-- coldsend export --all DIR: one file per campaign, named after it.
+local function export_all(w, o, cs)
+  local ex = require "coldsend.export"
+  local dir = o.args[1]
+  if #o.args ~= 1 then usage_error("'export --all' takes DIR (got %d arguments)", #o.args) end
+  if not shell_ok("mkdir -p '" .. dir:gsub("'", "'\\''") .. "'") then
+    usage_error("cannot create the folder %s", dir)
+  end
+  local items = {}
+  local ok, err = pcall(function()
+    for item in cs:each_campaign() do items[#items + 1] = item end
+  end)
+  if not ok then return report(w, err) end
+  local taken, written = {}, {}
+  local count = counter(w, "exporting", #items)
+  for i, item in ipairs(items) do
+    count:step(i, item.name)
+    local name = ex.file_name(item.name, taken)
+    local path = dir .. "/" .. name
+    if exists(path) and not o.force then
+      count:done()
+      usage_error("%s exists; --force replaces it (%d of %d campaigns exported)", path, i - 1, #items)
+    end
+    local c, gerr = cs:get_campaign(item.campaign_id)
+    if not c then count:done() return report(w, gerr) end
+    write_whole(path, require("coldsend.redact").string(ex.campaign_file(c), hidden))
+    written[i] = { id = c.id, name = c.name, file = path }
+    if not o.json then out(w, format("%s  %s", c.id, path)) end
+  end
+  count:done()
+  if o.json then print_json(w, json().array(written)) end
+  if #items == 0 then w.stderr:write("no campaigns\n") end
+  return M.EXIT_OK
+end
+
+-- coldsend export ID [FILE]: the campaign as a campaign file.
+function commands.export(w, o)
+  if not o.all then check_id(o.args[1]) end
+  local file = not o.all and o.args[2]
+  if file and exists(file) and not o.force then usage_error("%s exists; --force replaces it", file) end
+  local cs = client(w, o)
+  if o.all then return export_all(w, o, cs) end
+  local c, err = cs:get_campaign(o.args[1])
+  if not c then return report(w, err) end
+  local data = require("coldsend.redact").string(require("coldsend.export").campaign_file(c), hidden)
+  if file then
+    write_whole(file, data)
+    if o.json then print_json(w, { id = c.id, name = c.name, file = file })
+    else out(w, format("exported campaign %s %s to %s", c.id, text(show_value(c.name), true), file)) end
+  elseif o.json then
+    print_json(w, { id = c.id, name = c.name, campaign_file = data })
+  else
+    w.stdout:write(data)
   end
   return M.EXIT_OK
 end

@@ -1,0 +1,109 @@
+-- cli_doc_spec.lua: runs every "<!-- cli transcript: NAME -->" block of
+-- doc/cli.md against a sandbox over loopback and compares the output,
+-- stdout and stderr as a terminal interleaves them, line for line. Each
+-- block's campaigns are made by SETUP[NAME]; the UUIDs of the block stand,
+-- in order of appearance, for the ids that setup returns.
+local coldsend = require "coldsend"
+local sandbox = require "spec.helpers.sandbox"
+local util = require "spec.helpers.util"
+
+local LUA = os.getenv("COLDSEND_TEST_LUA") or "lua5.4"
+local ROOT = io.popen("cd " .. util.q(sandbox.root) .. " && pwd"):read("*l")
+local q = util.q
+local UUID = "%x%x%x%x%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%x%x%x%x%x%x%x%x"
+
+local function plain(s) return (s:gsub("%p", "%%%0")) end
+
+-- The transcripts of a document: { {name=, text=, steps={ {cmd=, expected=} }} }
+local function transcripts(doc)
+  local list = {}
+  for name, block in doc:gmatch("<!%-%- cli transcript: ([%w_-]+) %-%->%s*```[^\n]*\n(.-)```") do
+    local t = { name = name, text = block, steps = {} }
+    for line in block:gmatch("[^\n]*\n") do
+      local cmd = line:match("^%$ (.-)\n$")
+      if cmd then
+        t.steps[#t.steps + 1] = { cmd = cmd, expected = "" }
+      else
+        local step = assert(t.steps[#t.steps], name .. ": output before any command")
+        step.expected = step.expected .. line
+      end
+    end
+    list[#list + 1] = t
+  end
+  return list
+end
+
+local CAMPAIGN = {
+  name = "Q1 Product Launch Outreach", daily_limit_per_inbox = 30,
+  lead_mapping = { email = "Email", first_name = "First name" },
+  variants = {
+    { variant_name = "A", subject_template = "Quick question, {{first_name}}",
+      email_content = 'Hi {{first_name}},\n\nDoes "{{company}}" still pack orders by hand?\n\nAda',
+      distribution_percent = 50 },
+    { variant_name = "B", subject_template = "An idea for {{company}}",
+      email_content = "Hi {{first_name}}, one idea for {{company}}.", distribution_percent = 50 },
+  },
+  sequences = { { trigger_type = "NOT_REPLIED", wait_days = 3, variants = {
+    { subject_template = "Re: Quick question", email_content = "Hi {{first_name}},\n\nJust bumping this up.\n" } } } },
+}
+
+-- Per transcript: makes what it shows; returns the ids its UUIDs stand for.
+local SETUP = {}
+
+function SETUP.export(cs)
+  return { assert(cs:create_campaign(CAMPAIGN)).id }
+end
+
+SETUP.__index = function(_, name) error("no setup for the transcript '" .. name .. "'") end
+setmetatable(SETUP, SETUP)
+
+describe("doc/cli.md transcripts", function()
+  local sb, cs
+  local doc = assert(util.slurp(ROOT .. "/doc/cli.md"))
+  local list = transcripts(doc)
+
+  setup(function()
+    sb = sandbox.start { rate_limit = false }
+    cs = coldsend.client { api_key = sb.key, base_url = sb.url, max_retries = 0, rate_limit = false }
+  end)
+
+  teardown(function() sb:stop() end)
+
+  it("finds the transcripts", function()
+    assert.truthy(#list >= 1)
+  end)
+
+  for _, t in ipairs(list) do
+    it("runs the '" .. t.name .. "' transcript", function()
+      sb:reset()
+      local dir = os.tmpname()
+      os.remove(dir)
+      assert(os.execute("mkdir -p " .. q(dir)))
+      local ids = SETUP[t.name](cs, sb, dir)
+      -- the block's UUIDs, in order of appearance, stand for ids
+      local to_real, to_doc, n = {}, {}, 0
+      for u in t.text:gmatch(UUID) do
+        if not to_real[u] then
+          n = n + 1
+          to_real[u] = assert(ids[n], "the setup of " .. t.name .. " made too few campaigns")
+          to_doc[ids[n]] = u
+        end
+      end
+      for _, step in ipairs(t.steps) do
+        local cmd = step.cmd:gsub(UUID, to_real)
+        local rc, out = util.run(string.format(
+          "(cd %s && coldsend() { %s %s \"$@\"; } && export COLDSEND_API_KEY=%s COLDSEND_BASE_URL=%s LANG=C.UTF-8 && %s) 2>&1",
+          q(dir), LUA, q(ROOT .. "/bin/coldsend"), q(sb.key), q(sb.url), cmd))
+        out = out:gsub(UUID, to_doc)
+        assert.equal(step.expected, out, string.format("%s: $ %s (exit %s)", t.name, step.cmd, tostring(rc)))
+      end
+      os.execute("rm -rf " .. q(dir))
+    end)
+  end
+
+  it("keeps transcripts free of this machine's paths", function()
+    for _, t in ipairs(list) do
+      assert.is_nil(t.text:find(plain(ROOT)), t.name)
+    end
+  end)
+end)
