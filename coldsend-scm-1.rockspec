@@ -49,6 +49,7 @@ build = {
          incdirs = { "$(CURL_INCDIR)" },
          libdirs = { "$(CURL_LIBDIR)" },
       },
+      ["coldsend.campaign_files"] = "lua/coldsend/campaign_files.lua",
       ["coldsend.cli"] = "lua/coldsend/cli.lua",
       ["coldsend.doctor"] = "lua/coldsend/doctor.lua",
       ["coldsend.export"] = "lua/coldsend/export.lua",

@@ -54,6 +54,13 @@ function SETUP.export(cs)
   return { assert(cs:create_campaign(CAMPAIGN)).id }
 end
 
+function SETUP.folder(_, _, dir)
+  util.write(dir .. "/q1-ctos.lua", 'return {\n  name = "Q1 Outreach: CTOs",\n  daily_limit_per_inbox = 30,\n}\n')
+  util.write(dir .. "/q1-founders.lua", 'return {\n  name = "Q1 Outreach: founders",\n'
+    .. '  daily_limit_per_inbox = 20,\n  sending_days = { 2, 3, 4 },\n}\n')
+  return {}
+end
+
 SETUP.__index = function(_, name) error("no setup for the transcript '" .. name .. "'") end
 setmetatable(SETUP, SETUP)
 
@@ -80,21 +87,28 @@ describe("doc/cli.md transcripts", function()
       os.remove(dir)
       assert(os.execute("mkdir -p " .. q(dir)))
       local ids = SETUP[t.name](cs, sb, dir)
-      -- the block's UUIDs, in order of appearance, stand for ids
-      local to_real, to_doc, n = {}, {}, 0
+      -- the block's UUIDs, in order of appearance, stand for the ids of
+      -- the setup, then for the new ids the commands print, in order
+      local doc_ids, seen = {}, {}
       for u in t.text:gmatch(UUID) do
-        if not to_real[u] then
-          n = n + 1
-          to_real[u] = assert(ids[n], "the setup of " .. t.name .. " made too few campaigns")
-          to_doc[ids[n]] = u
-        end
+        if not seen[u] then seen[u] = true; doc_ids[#doc_ids + 1] = u end
       end
+      local to_real, to_doc, n = {}, {}, 0
+      local function map(real)
+        if not to_doc[real] then
+          n = n + 1
+          local u = assert(doc_ids[n], t.name .. ": more ids than the transcript shows")
+          to_doc[real], to_real[u] = u, real
+        end
+        return to_doc[real]
+      end
+      for _, id in ipairs(ids or {}) do map(id) end
       for _, step in ipairs(t.steps) do
         local cmd = step.cmd:gsub(UUID, to_real)
         local rc, out = util.run(string.format(
           "(cd %s && coldsend() { %s %s \"$@\"; } && export COLDSEND_API_KEY=%s COLDSEND_BASE_URL=%s LANG=C.UTF-8 && %s) 2>&1",
           q(dir), LUA, q(ROOT .. "/bin/coldsend"), q(sb.key), q(sb.url), cmd))
-        out = out:gsub(UUID, to_doc)
+        out = out:gsub(UUID, map)
         assert.equal(step.expected, out, string.format("%s: $ %s (exit %s)", t.name, step.cmd, tostring(rc)))
       end
       os.execute("rm -rf " .. q(dir))

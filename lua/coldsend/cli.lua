@@ -19,9 +19,9 @@ local USAGE = [[
 usage: coldsend [--json] [--base-url URL] COMMAND [ARGS]
 
 Commands:
-  plan FILE                  show what applying a campaign file would change
-  apply FILE [--launch] [--yes]
-                             create (no id in FILE) or update the campaign
+  plan FILE|DIR              show what applying a campaign file (or a folder of them) would change
+  apply FILE|DIR [--launch] [--yes] [--write-id]
+                             create (no id in FILE) or update the campaign(s)
   export ID [FILE] [--force] a campaign as a campaign file (stdout without FILE)
   export --all DIR [--force] every campaign, one file each in DIR
   status ID                  a campaign's state and fields
@@ -43,7 +43,7 @@ Exit codes: 0 ok, 1 API error, 2 usage or validation error.]]
 
 local HELP = {
   plan = [[
-usage: coldsend plan FILE
+usage: coldsend plan FILE|DIR
 
 Loads FILE (a Lua file returning a table of campaign fields) and shows what
 `apply` would do: "create" with every field when the table has no `id`,
@@ -52,16 +52,27 @@ else one GET of the campaign and the fields that differ, one line each:
   + sequences[step 3]
   - variants[C]
 Nothing is written. With --json: {"action":..., "id":..., "changes":[{"op":,
-"path":, "from":, "to":}...]}.]],
+"path":, "from":, "to":}...]}.
+DIR: every *.lua file of the folder, in name order, one plan each, then
+"Folder: N to create, N to update, N unchanged". Every file is loaded and
+checked before the first request. A file without `id` takes the one
+recorded for it in DIR/.coldsend-ids.json (see apply). With --json:
+{"folder", "campaigns": [plan + "file"], "create", "update", "unchanged"}.]],
   apply = [[
-usage: coldsend apply FILE [--launch] [--yes]
+usage: coldsend apply FILE|DIR [--launch] [--yes] [--write-id]
 
 Shows the plan of FILE, asks "Apply? [y/N]", then creates the campaign (no
-`id` in FILE; add the printed id to the file to manage it from then on) or
-saves the changed fields.
-  --launch   launch the campaign afterwards (an update sends its changes
-             and launch = true in one request)
-  --yes      do not ask; needed when stdin is not a terminal (else exit 2)
+`id` in FILE) or saves the changed fields. After a create the new id is
+kept so that the next plan of FILE is an update: in the folder's
+.coldsend-ids.json when there is one, else printed for you to add.
+DIR: the plan of every *.lua file, one question, then the writes in file
+order; the first failure stops it, saying what was and was not applied
+(exit 1). New ids are recorded in DIR/.coldsend-ids.json.
+  --launch    launch the campaign afterwards (an update sends its changes
+              and launch = true in one request; not with DIR)
+  --write-id  put the new id into the file (id = "..." after its
+              `return {`) instead of the record
+  --yes       do not ask; needed when stdin is not a terminal (else exit 2)
 A declined prompt exits with 1 and changes nothing.]],
   export = [[
 usage: coldsend export ID [FILE] [--force]
@@ -277,7 +288,8 @@ local GLOBAL_VALUES = { ["--base-url"] = "base_url" }
 -- Options each command takes: flags (true/false) and options with a value.
 local COMMAND_OPTIONS = {
   plan = { args = { "FILE" } },
-  apply = { args = { "FILE" }, flags = { ["--launch"] = "launch", ["--yes"] = "yes", ["-y"] = "yes" } },
+  apply = { args = { "FILE" }, flags = { ["--launch"] = "launch", ["--yes"] = "yes", ["-y"] = "yes",
+    ["--write-id"] = "write_id" } },
   status = { args = { "ID" } },
   list = { args = {}, values = { ["--status"] = "status" } },
   launch = { args = { "ID" } },
@@ -437,118 +449,6 @@ local function plan_json(p)
   }
 end
 
-local function make_plan(w, o)
-  local def, lerr = M.load_file(o.args[1])
-  if not def then usage_error("%s", lerr) end
-  -- a create plan needs no server: allow it without a key
-  local cs = (def.id ~= nil or o.command == "apply") and client(w, o) or nil
-  local ok, p, perr = pcall(require("coldsend.plan").plan, cs, def)
-  if not ok then usage_error("%s: %s", o.args[1], clean(p)) end
-  return p, perr
-end
-
-local commands = {}
-
--- coldsend plan FILE
-function commands.plan(w, o)
-  local p, err = make_plan(w, o)
-  if not p then return report(w, err) end
-  if o.json then print_json(w, plan_json(p)) else out(w, tostring(p)) end
-  return M.EXIT_OK
-end
-
-local function confirm(w)
-  w.stderr:write("Apply? [y/N] ")
-  w.stderr:flush()
-  local line = w.stdin:read("*l")
-  return line ~= nil and (line:match("^%s*[yY]%s*$") or line:match("^%s*[yY][eE][sS]%s*$")) ~= nil
-end
-
--- apply --launch refused as not ready: the campaign was created, or the
--- changes saved, all the same (the launch PUT carries them). Says what was
--- saved and what is missing; exit 1.
-local function not_launched(w, o, p, e)
-  local c = p.campaign or e.campaign
-  local id = c and c.id or p.definition.id
-  local missing = type(e.missing_requirements) == "table" and e.missing_requirements or {}
-  local names = {}
-  for i, ch in ipairs(p.changes or {}) do names[i] = ch.path or ch.field end
-  if o.json then
-    local result = plan_json(p)
-    result.id, result.launched = id, false
-    result.campaign = c and fields_of(c) or nil
-    result.missing_requirements = json().array(missing)
-    print_json(w, result)
-  elseif p.action == "create" then
-    out(w, format("created: %s", tostring(c)))
-    out(w, format('add  id = "%s"  to %s to manage this campaign from now on', tostring(id), o.args[1]))
-  elseif #names > 0 then
-    out(w, format("saved: %d change%s to campaign %s (%s)", #names, #names == 1 and "" or "s",
-      tostring(id), concat(names, ", ")))
-  end
-  err_line(w, format("not launched: campaign %s is missing %s; add %s, then: coldsend launch %s",
-    tostring(id), #missing > 0 and concat(missing, ", ") or "launch requirements",
-    #missing == 1 and "it" or "them", tostring(id)))
-  return M.EXIT_API
-end
-
--- coldsend apply FILE [--launch] [--yes]
-function commands.apply(w, o)
-  local p, err = make_plan(w, o)
-  if not p then return report(w, err) end
-  if not o.json then out(w, tostring(p)) end
-  if p.action == "none" and not o.launch then
-    if o.json then print_json(w, { action = "none", id = p.campaign.id, changes = {} }) end
-    return M.EXIT_OK
-  end
-  if not o.yes then
-    if not w.isatty() then
-      usage_error("apply asks for confirmation: pass --yes when stdin is not a terminal")
-    end
-    if not confirm(w) then
-      err_line(w, "apply declined; nothing changed")
-      return M.EXIT_API
-    end
-  end
-  local c, aerr = p:apply { launch = o.launch }
-  if not c and o.launch and type(aerr) == "table" and aerr.code == "not_ready" then
-    return not_launched(w, o, p, aerr)
-  end
-  if not c then return report(w, aerr) end
-  if o.json then
-    local result = plan_json(p)
-    result.id = c.id
-    result.campaign = fields_of(c)
-    result.launched = o.launch and true or false
-    print_json(w, result)
-  else
-    local verb = p.action == "create" and "created" or (p.action == "update" and "updated" or "unchanged")
-    out(w, format("%s%s: %s", verb, o.launch and " and launched" or "", text(c, true)))
-    if p.action == "create" then
-      out(w, format('add  id = "%s"  to %s to manage this campaign from now on', c.id, o.args[1]))
-    end
-  end
-  return M.EXIT_OK
-end
-
-local function show_value(v)
-  return require("coldsend.plan").show(v)
-end
-
--- coldsend status ID
-function commands.status(w, o)
-  local cs = client(w, o)
-  local c, err = cs:get_campaign(check_id(o.args[1]))
-  if not c then return report(w, err) end
-  local t, names = fields_of(c)
-  if o.json then print_json(w, t) return M.EXIT_OK end
-  out(w, text(c, true))
-  for _, k in ipairs(names) do
-    out(w, format("  %-28s %s", k, text(show_value(t[k]), true)))
-  end
-  return M.EXIT_OK
-end
-
 local function exists(path)
   local f = io.open(path, "rb")
   if f then f:close() end
@@ -579,6 +479,354 @@ local function write_whole(path, data)
   if not ok then
     error(setmetatable({ message = format("cannot write %s: %s", path, tostring(err)) }, Usage), 0)
   end
+end
+
+local function files()
+  return require "coldsend.campaign_files"
+end
+
+-- The id record of a folder (raises a usage error for a bad one).
+local function read_ids(dir)
+  local ok, state = pcall(files().read_ids, dir)
+  if not ok then usage_error("%s", tostring(state)) end
+  return state
+end
+
+-- One campaign file: {file=, name=, def=, recorded=} where recorded says
+-- the id came from the folder's record, not from the file.
+local function load_entry(path, state)
+  local def, lerr = M.load_file(path)
+  if not def then usage_error("%s", lerr) end
+  -- every value checked now, before any request (diff reads the
+  -- definition through the setters; a bad value raises naming the field)
+  local ok, why = pcall(require("coldsend.plan").diff, require("coldsend.core").campaign(), def)
+  if not ok then usage_error("%s: %s", path, clean(why)) end
+  local _, name = files().split(path)
+  local e = { file = path, name = name, def = def }
+  if def.id == nil and state and state.ids[name] then
+    def.id, e.recorded = state.ids[name], true
+  end
+  return e
+end
+
+-- Plans one entry: the plan, or nil and the error object. A bad value
+-- raises (a usage error naming the file).
+local function plan_entry(cs, e)
+  local ok, p, perr = pcall(require("coldsend.plan").plan, cs, e.def)
+  if not ok then usage_error("%s: %s", e.file, clean(p)) end
+  e.plan = p
+  return p, perr
+end
+
+-- The hint after an error for an id that came from the record.
+local function recorded_hint(w, e, state, err)
+  if e.recorded and type(err) == "table" and err.code == "not_found" then
+    write_text(w.stderr, format("  the id of %s comes from %s; remove its entry to create the campaign again\n",
+      e.name, state.path))
+  end
+end
+
+local function single_plan(w, o)
+  local dir = files().split(o.args[1])
+  local state = read_ids(dir)
+  local e = load_entry(o.args[1], state.exists and state or nil)
+  -- a create plan needs no server: allow it without a key
+  local cs = (e.def.id ~= nil or o.command == "apply") and client(w, o) or nil
+  local p, perr = plan_entry(cs, e)
+  if not p then
+    local code = report(w, perr)
+    recorded_hint(w, e, state, perr)
+    return nil, code
+  end
+  return p, e, state
+end
+
+-- ----------------------------------------------------------------------
+-- a folder of campaign files
+
+local function folder_of(path)
+  local dir = path:gsub("/+$", "")
+  return dir == "" and "/" or dir
+end
+
+-- Loads and plans every campaign file of a folder. Every file is loaded
+-- and checked before the first request; problems of any file exit 2.
+-- Returns the entries, the id record and the client.
+local function folder_plans(w, o)
+  local dir = folder_of(o.args[1])
+  local paths = files().list(dir)
+  if #paths == 0 then usage_error("%s holds no campaign files (*.lua)", dir) end
+  local state = read_ids(dir)
+  local entries, problems = {}, {}
+  for _, path in ipairs(paths) do
+    local ok, e = pcall(load_entry, path, state)
+    if ok then
+      entries[#entries + 1] = e
+    elseif getmetatable(e) == Usage then
+      problems[#problems + 1] = e.message
+    else
+      error(e, 0)
+    end
+  end
+  local function stop_on_problems()
+    if #problems == 0 then return end
+    for _, msg in ipairs(problems) do err_line(w, msg) end
+    usage_error("%d of %d campaign files have problems; nothing was sent", #problems, #paths)
+  end
+  stop_on_problems()
+  local needs_key = o.command == "apply"
+  for _, e in ipairs(entries) do needs_key = needs_key or e.def.id ~= nil end
+  local cs = needs_key and client(w, o) or nil
+  local count = counter(w, "planning", #entries)
+  for i, e in ipairs(entries) do
+    count:step(i, e.name)
+    local ok, p, perr = pcall(plan_entry, cs, e)
+    if not ok then
+      if getmetatable(p) ~= Usage then count:done() error(p, 0) end
+      problems[#problems + 1] = p.message
+    elseif not p and type(perr) == "table" and perr.code == "invalid" then
+      problems[#problems + 1] = e.file .. ": " .. tostring(perr):gsub("^coldsend: ", "")
+    elseif not p then
+      count:done()
+      err_line(w, format("%s: the plan failed; nothing was sent", e.file))
+      local code = report(w, perr)
+      recorded_hint(w, e, state, perr)
+      return nil, code
+    end
+  end
+  count:done()
+  stop_on_problems()
+  return entries, state, cs
+end
+
+local function folder_counts(entries)
+  local n = { create = 0, update = 0, none = 0 }
+  for _, e in ipairs(entries) do n[e.plan.action] = n[e.plan.action] + 1 end
+  return n
+end
+
+local function folder_summary(entries)
+  local n = folder_counts(entries)
+  return format("Folder: %d to create, %d to update, %d unchanged (%d campaign file%s).",
+    n.create, n.update, n.none, #entries, #entries == 1 and "" or "s")
+end
+
+local function print_folder_plan(w, entries)
+  for _, e in ipairs(entries) do
+    out(w, e.file)
+    out(w, tostring(e.plan))
+    out(w, "")
+  end
+  out(w, folder_summary(entries))
+end
+
+local function entry_json(e)
+  local t = plan_json(e.plan)
+  t.file = e.file
+  return t
+end
+
+local commands = {}
+
+-- coldsend plan FILE|DIR
+function commands.plan(w, o)
+  if files().is_dir(o.args[1]) then
+    local entries, code = folder_plans(w, o)
+    if not entries then return code end
+    if o.json then
+      local list = {}
+      for i, e in ipairs(entries) do list[i] = entry_json(e) end
+      local n = folder_counts(entries)
+      print_json(w, { folder = folder_of(o.args[1]), campaigns = json().array(list),
+        create = n.create, update = n.update, unchanged = n.none })
+    else
+      print_folder_plan(w, entries)
+    end
+    return M.EXIT_OK
+  end
+  local p, e = single_plan(w, o)
+  if not p then return e end
+  if o.json then print_json(w, plan_json(p)) else out(w, tostring(p)) end
+  return M.EXIT_OK
+end
+
+local function confirm(w)
+  w.stderr:write("Apply? [y/N] ")
+  w.stderr:flush()
+  local line = w.stdin:read("*l")
+  return line ~= nil and (line:match("^%s*[yY]%s*$") or line:match("^%s*[yY][eE][sS]%s*$")) ~= nil
+end
+
+-- apply --launch refused as not ready: the campaign was created, or the
+-- changes saved, all the same (the launch PUT carries them). Says what was
+-- saved and what is missing; exit 1.
+local function not_launched(w, o, p, e, note)
+  local c = p.campaign or e.campaign
+  local id = c and c.id or p.definition.id
+  local missing = type(e.missing_requirements) == "table" and e.missing_requirements or {}
+  local names = {}
+  for i, ch in ipairs(p.changes or {}) do names[i] = ch.path or ch.field end
+  if o.json then
+    local result = plan_json(p)
+    result.id, result.launched = id, false
+    result.campaign = c and fields_of(c) or nil
+    result.missing_requirements = json().array(missing)
+    print_json(w, result)
+  elseif p.action == "create" then
+    out(w, format("created: %s", tostring(c)))
+    if note then out(w, note) end
+  elseif #names > 0 then
+    out(w, format("saved: %d change%s to campaign %s (%s)", #names, #names == 1 and "" or "s",
+      tostring(id), concat(names, ", ")))
+  end
+  err_line(w, format("not launched: campaign %s is missing %s; add %s, then: coldsend launch %s",
+    tostring(id), #missing > 0 and concat(missing, ", ") or "launch requirements",
+    #missing == 1 and "it" or "them", tostring(id)))
+  return M.EXIT_API
+end
+
+-- Asks once (or takes --yes); false when declined (a message said so).
+local function confirmed(w, o)
+  if o.yes then return true end
+  if not w.isatty() then
+    usage_error("apply asks for confirmation: pass --yes when stdin is not a terminal")
+  end
+  if confirm(w) then return true end
+  err_line(w, "apply declined; nothing changed")
+  return false
+end
+
+-- After a create: the id goes into the file (--write-id) or the folder's
+-- record, so that the next plan of the file is an update. Returns a line
+-- saying where, or nil and a message.
+local function keep_id(o, e, state, id)
+  if o.write_id then
+    local ok, err = files().write_id(e.file, id, M.load_file)
+    if not ok then return nil, err end
+    return format('wrote id = "%s" into %s', id, e.file)
+  end
+  if state and (state.exists or o.folder) then
+    local ok, err = files().record(state, e.name, id)
+    if not ok then return nil, err end
+    return format("recorded the id of %s in %s", e.name, state.path)
+  end
+  return format('add  id = "%s"  to %s to manage this campaign from now on (or apply with --write-id)',
+    id, e.file)
+end
+
+-- coldsend apply DIR: every file's plan, one confirmation, then the
+-- writes in file order, stopping at the first failure.
+local function apply_folder(w, o)
+  if o.launch then usage_error("apply --launch takes one campaign file, not a folder") end
+  o.folder = true
+  local entries, state = folder_plans(w, o)
+  if not entries then return state end -- the exit code
+  if not o.json then print_folder_plan(w, entries) end
+  local n = folder_counts(entries)
+  local results = {}
+  local function result_json(failed)
+    local list = {}
+    for i, e in ipairs(entries) do
+      local t = entry_json(e)
+      t.result = results[i] or (e.plan.action == "none" and "unchanged" or "not applied")
+      if e.plan.campaign then t.id = e.plan.campaign.id end
+      list[i] = t
+    end
+    print_json(w, { folder = folder_of(o.args[1]), campaigns = json().array(list),
+      failed = failed or json().null })
+  end
+  if n.create + n.update == 0 then
+    if o.json then result_json() end
+    return M.EXIT_OK
+  end
+  if not confirmed(w, o) then return M.EXIT_API end
+  for i, e in ipairs(entries) do
+    if e.plan.action ~= "none" then
+      local c, err = e.plan:apply()
+      local note, kerr
+      if c and e.plan.action == "create" then note, kerr = keep_id(o, e, state, c.id) end
+      if not c or kerr then
+        results[i] = "failed"
+        local applied, left = {}, {}
+        for j, x in ipairs(entries) do
+          if results[j] == "created" or results[j] == "updated" then applied[#applied + 1] = x.name
+          elseif j > i and x.plan.action ~= "none" then left[#left + 1] = x.name end
+        end
+        if c then
+          results[i] = "created"
+          err_line(w, format("%s: created campaign %s but could not record its id: %s; add  id = \"%s\"  to the file",
+            e.file, c.id, kerr, c.id))
+        else
+          err_line(w, format("%s: apply failed", e.file))
+          report(w, err)
+        end
+        if o.json then result_json(e.file) else
+          out(w, format("applied: %s", #applied > 0 and concat(applied, ", ") or "none"))
+          out(w, format("not applied: %s", #left > 0 and concat(left, ", ") or "none"))
+        end
+        return M.EXIT_API
+      end
+      results[i] = e.plan.action == "create" and "created" or "updated"
+      if not o.json then
+        out(w, format("%s %s: campaign %s", results[i], e.name, c.id))
+        if note then out(w, "  " .. note) end
+      end
+    end
+  end
+  if o.json then result_json() end
+  return M.EXIT_OK
+end
+
+-- coldsend apply FILE|DIR [--launch] [--yes] [--write-id]
+function commands.apply(w, o)
+  if files().is_dir(o.args[1]) then return apply_folder(w, o) end
+  local p, e, state = single_plan(w, o)
+  if not p then return e end
+  if not o.json then out(w, tostring(p)) end
+  if p.action == "none" and not o.launch then
+    if o.json then print_json(w, { action = "none", id = p.campaign.id, changes = {} }) end
+    return M.EXIT_OK
+  end
+  if not confirmed(w, o) then return M.EXIT_API end
+  local c, aerr = p:apply { launch = o.launch }
+  local created = p.action == "create" and (c or (type(aerr) == "table" and aerr.campaign))
+  local note, kerr
+  if created then note, kerr = keep_id(o, e, state, created.id) end
+  if kerr then err_line(w, kerr) end
+  if not c and o.launch and type(aerr) == "table" and aerr.code == "not_ready" then
+    return not_launched(w, o, p, aerr, note)
+  end
+  if not c then return report(w, aerr) end
+  if o.json then
+    local result = plan_json(p)
+    result.id = c.id
+    result.campaign = fields_of(c)
+    result.launched = o.launch and true or false
+    print_json(w, result)
+  else
+    local verb = p.action == "create" and "created" or (p.action == "update" and "updated" or "unchanged")
+    out(w, format("%s%s: %s", verb, o.launch and " and launched" or "", text(c, true)))
+    if note then out(w, note) end
+  end
+  return kerr and M.EXIT_API or M.EXIT_OK
+end
+
+local function show_value(v)
+  return require("coldsend.plan").show(v)
+end
+
+-- coldsend status ID
+function commands.status(w, o)
+  local cs = client(w, o)
+  local c, err = cs:get_campaign(check_id(o.args[1]))
+  if not c then return report(w, err) end
+  local t, names = fields_of(c)
+  if o.json then print_json(w, t) return M.EXIT_OK end
+  out(w, text(c, true))
+  for _, k in ipairs(names) do
+    out(w, format("  %-28s %s", k, text(show_value(t[k]), true)))
+  end
+  return M.EXIT_OK
 end
 
 -- coldsend export --all DIR: one file per campaign, named after it.
