@@ -13,6 +13,8 @@ local q = util.q
 local UUID = "%x%x%x%x%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%x%x%x%x%x%x%x%x"
 
 local function plain(s) return (s:gsub("%p", "%%%0")) end
+-- The sandbox's URL as the docs show it (make sandbox's).
+local DOC_URL = "http://127.0.0.1:8089/api/public/v1"
 
 -- The transcripts of a document: { {name=, text=, steps={ {cmd=, expected=} }} }
 local function transcripts(doc)
@@ -61,6 +63,29 @@ function SETUP.folder(_, _, dir)
   return {}
 end
 
+function SETUP.lifecycle(cs)
+  local inbox = require("spec.helpers.cli").inbox(cs, "sender@example.com")
+  local c = assert(cs:create_campaign { name = "Q1 Product Launch Outreach", inbox_ids = { inbox.inbox_id },
+    variants = { { subject_template = "Hello", email_content = "Hi {{first_name}}, a note." } } })
+  assert(c:add_lead { email = "ada@example.org", first_name = "Ada", last_name = "Lovelace", company = "Analytical Engines" })
+  assert(c:add_lead { email = "grace@example.org", first_name = "Grace", last_name = "Hopper" })
+  assert(c:add_lead { email = "linus@example.org", first_name = "Linus", company = "Kernel, Inc" })
+  assert(c:launch())
+  return { c.id }
+end
+
+function SETUP.inboxes(_, _, dir)
+  util.write(dir .. "/ada.lua", [[
+return {
+  email_address = "ada@example.com", display_name = "Ada Lovelace",
+  inbox_type = "GOOGLE_WORKSPACE", daily_limit = 50,
+  smtp_host = "smtp.gmail.com", smtp_port = 587, smtp_username = "ada@example.com",
+  imap_host = "imap.gmail.com", imap_port = 993, imap_username = "ada@example.com",
+}
+]])
+  return {}
+end
+
 SETUP.__index = function(_, name) error("no setup for the transcript '" .. name .. "'") end
 setmetatable(SETUP, SETUP)
 
@@ -106,9 +131,9 @@ describe("doc/cli.md transcripts", function()
       for _, step in ipairs(t.steps) do
         local cmd = step.cmd:gsub(UUID, to_real)
         local rc, out = util.run(string.format(
-          "(cd %s && coldsend() { %s %s \"$@\"; } && export COLDSEND_API_KEY=%s COLDSEND_BASE_URL=%s LANG=C.UTF-8 && %s) 2>&1",
+          "( (cd %s && coldsend() { %s %s \"$@\"; } && export COLDSEND_API_KEY=%s COLDSEND_BASE_URL=%s LANG=C.UTF-8 && %s) 2>&1 )",
           q(dir), LUA, q(ROOT .. "/bin/coldsend"), q(sb.key), q(sb.url), cmd))
-        out = out:gsub(UUID, map)
+        out = out:gsub(UUID, map):gsub(plain(sb.url), DOC_URL)
         assert.equal(step.expected, out, string.format("%s: $ %s (exit %s)", t.name, step.cmd, tostring(rc)))
       end
       os.execute("rm -rf " .. q(dir))

@@ -6,23 +6,17 @@ local cjson = require "cjson"
 local coldsend = require "coldsend"
 local cli = require "coldsend.cli"
 local export = require "coldsend.export"
+local clih = require "spec.helpers.cli"
 local sandbox = require "spec.helpers.sandbox"
 local util = require "spec.helpers.util"
 
-local LUA = os.getenv("COLDSEND_TEST_LUA") or "lua5.4"
-local ROOT = sandbox.root
 local q = util.q
 
 local tmpdir = os.tmpname()
 os.remove(tmpdir)
 assert(os.execute("mkdir -p " .. q(tmpdir)))
 
-local function run(env, args)
-  local vars = {}
-  for k, v in pairs(env) do vars[#vars + 1] = k .. "=" .. q(v) end
-  return util.run(string.format("cd %s && env %s %s bin/coldsend %s </dev/null",
-    q(ROOT), table.concat(vars, " "), LUA, args))
-end
+local run = clih.run
 
 -- Random campaigns: every field, strings built of the characters a file
 -- must escape (quotes, backslashes, newlines, CR, tabs, control
@@ -130,15 +124,7 @@ describe("coldsend export", function()
     env = { COLDSEND_API_KEY = sb.key, COLDSEND_BASE_URL = sb.url }
     cs = coldsend.client { api_key = sb.key, base_url = sb.url, max_retries = 0, rate_limit = false }
     inbox_ids = {}
-    for i = 1, 2 do
-      local ib = assert(cs:add_smtp_inbox {
-        email_address = "export" .. i .. "@example.com", display_name = "Export " .. i,
-        inbox_type = "CUSTOM_SMTP", smtp_host = "smtp.example.com", smtp_port = 587,
-        smtp_username = "u", smtp_password = "secret-pass", imap_host = "imap.example.com",
-        imap_port = 993, imap_username = "u", imap_password = "secret-pass",
-      })
-      inbox_ids[i] = ib.inbox_id
-    end
+    for i = 1, 2 do inbox_ids[i] = clih.inbox(cs, "export" .. i .. "@example.com").inbox_id end
   end)
 
   teardown(function()

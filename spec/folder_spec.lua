@@ -6,11 +6,10 @@
 local cjson = require "cjson"
 local coldsend = require "coldsend"
 local cli = require "coldsend.cli"
+local clih = require "spec.helpers.cli"
 local sandbox = require "spec.helpers.sandbox"
 local util = require "spec.helpers.util"
 
-local LUA = os.getenv("COLDSEND_TEST_LUA") or "lua5.4"
-local ROOT = sandbox.root
 local q = util.q
 
 local function fresh_dir()
@@ -28,11 +27,8 @@ end
 describe("coldsend plan/apply DIR", function()
   local sb, env, cs, dirs = nil, nil, nil, {}
 
-  local function run(args, extra_env)
-    local vars = {}
-    for k, v in pairs(extra_env or env) do vars[#vars + 1] = k .. "=" .. q(v) end
-    return util.run(string.format("cd %s && env %s %s bin/coldsend %s </dev/null",
-      q(ROOT), table.concat(vars, " "), LUA, args))
+  local function run(args, other_env)
+    return clih.run(other_env or env, args)
   end
 
   local function dir()
@@ -204,15 +200,7 @@ describe("coldsend plan/apply DIR", function()
     local d = dir()
     campaign(d, "a.lua", "Prompted campaign A", 10)
     campaign(d, "b.lua", "Prompted campaign B", 10)
-    local err = {}
-    local io_ = {
-      stdout = { write = function(self) return self end, flush = function() end },
-      stderr = { write = function(self, ...) for _, s in ipairs { ... } do err[#err + 1] = s end return self end,
-        flush = function() end },
-      stdin = { read = function() return "n" end },
-      isatty = function() return true end, stderr_tty = function() return false end,
-      getenv = function(k) return env[k] end,
-    }
+    local io_, _, err = clih.fake_io(env, "n")
     local posts = sb:count("POST", "^/campaigns$")
     assert.equal(1, cli.main({ "apply", d }, io_))
     local asked = select(2, table.concat(err):gsub("Apply%? %[y/N%]", ""))
@@ -240,16 +228,8 @@ describe("coldsend plan/apply DIR", function()
       sb:config { rate_limit = 100, rate_window = 60 }
       local before = sb:log()
       local seq = before[#before] and before[#before].seq or 0
-      local out, err = {}, {}
-      local function sink(buf)
-        return { write = function(self, ...) for _, s in ipairs { ... } do buf[#buf + 1] = s end return self end,
-          flush = function() end }
-      end
-      local code = cli.main({ "plan", big }, {
-        stdout = sink(out), stderr = sink(err), stdin = { read = function() end },
-        isatty = function() return false end, stderr_tty = function() return true end,
-        getenv = function(k) return env[k] end,
-      })
+      local io_, out, err = clih.fake_io(env, nil, true)
+      local code = cli.main({ "plan", big }, io_)
       sb:config { rate_limit = false }
       local text = table.concat(out)
       assert.equal(0, code, table.concat(err))

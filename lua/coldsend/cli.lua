@@ -19,7 +19,7 @@ local USAGE = [[
 usage: coldsend [--json] [--base-url URL] COMMAND [ARGS]
 
 Commands:
-  plan FILE|DIR              show what applying a campaign file (or a folder of them) would change
+  plan FILE|DIR              show what applying FILE (or every file of DIR) would change
   apply FILE|DIR [--launch] [--yes] [--write-id]
                              create (no id in FILE) or update the campaign(s)
   export ID [FILE] [--force] a campaign as a campaign file (stdout without FILE)
@@ -28,6 +28,12 @@ Commands:
   list [--status S]          every campaign (S: DRAFT, ACTIVE, PAUSED, COMPLETED, FAILED)
   launch ID                  launch a campaign
   pause ID                   pause an active campaign
+  resume ID                  resume a paused campaign
+  delete ID [--yes]          delete a DRAFT or PAUSED campaign (asks first)
+  leads ID [--page N] [--limit N] [--status S] [--search TEXT]
+                             a campaign's leads (every page unless --page)
+  inboxes                    the sender accounts
+  inboxes add FILE           add the SMTP inboxes of FILE (passwords from the environment)
   upload ID CSV --map email=Email[,first_name=First,...] [--dry-run] [--restart]
                              upload a CSV of leads
   doctor                     check the setup (key, URL, proxy, TLS, scopes...)
@@ -106,6 +112,43 @@ not ready, prints what is missing (leads, inboxes, ...) and exits with 1.]],
 usage: coldsend pause ID
 
 Pauses the active campaign ID.]],
+  resume = [[
+usage: coldsend resume ID
+
+Resumes the paused campaign ID (POST /campaigns/ID/resume): it sends
+again. A campaign that lost what it needs (leads, inboxes) is refused,
+exit 1. With --json: the campaign's fields.]],
+  delete = [[
+usage: coldsend delete ID [--yes]
+
+Shows campaign ID, asks "Delete campaign ... ? [y/N]" and deletes it
+(DRAFT or PAUSED only; its leads go with it). When stdin is not a
+terminal --yes is needed (else exit 2, nothing sent); a declined prompt
+exits 1. With --json: {"id", "name", "deleted": true}.]],
+  leads = [[
+usage: coldsend leads ID [--page N] [--limit N] [--status S] [--search TEXT]
+
+Lists the leads of campaign ID: email, status, name and company, one per
+line, then the count on stderr. Every page by default (100 a request);
+--page N shows that page only (--limit a page, default 20).
+  --status S      only leads in status S (PENDING, CONTACTED, ...)
+  --search TEXT   only emails containing TEXT
+With --json: an array of the API's lead objects, or with --page
+{"leads": [...], "pagination": {...}}.]],
+  inboxes = [[
+usage: coldsend inboxes
+       coldsend inboxes add FILE
+
+Lists the sender accounts: id, email, type, daily limit, status (all pages).
+`add FILE` adds the SMTP inboxes of FILE, a Lua file returning a table of
+the fields of POST /sender-accounts/smtp (email_address, display_name,
+inbox_type, smtp_host, smtp_port, smtp_username, imap_host, imap_port,
+imap_username, daily_limit...) or a list of such tables. Passwords never
+go in the file: they come from $COLDSEND_SMTP_PASSWORD and
+$COLDSEND_IMAP_PASSWORD (IMAP falls back to the SMTP one), or from the
+variables that smtp_password_env / imap_password_env name. Every inbox is
+checked before the first is sent; the first failure stops the rest.
+With --json: an array of the API's sender accounts.]],
   upload = [[
 usage: coldsend upload ID CSV --map email=Email[,first_name=First,...] [--dry-run] [--restart]
 
@@ -146,11 +189,25 @@ local function default_isatty()
   return shell_ok("test -t 0")
 end
 
+-- stderr that flushes stdout before each write, so that output sent to one
+-- file (2>&1, a CI log) keeps the order a terminal shows.
+local function after_stdout(err, stdout)
+  return {
+    write = function(self, ...)
+      stdout:flush()
+      err:write(...)
+      return self
+    end,
+    flush = function() return err:flush() end,
+  }
+end
+
 local function world(io_)
   io_ = io_ or {}
+  local stdout = io_.stdout or io.stdout
   return {
-    stdout = io_.stdout or io.stdout,
-    stderr = io_.stderr or io.stderr,
+    stdout = stdout,
+    stderr = after_stdout(io_.stderr or io.stderr, stdout),
     stdin = io_.stdin or io.stdin,
     getenv = io_.getenv or os.getenv,
     isatty = io_.isatty or default_isatty,
@@ -297,13 +354,19 @@ local COMMAND_OPTIONS = {
   upload = { args = { "ID", "CSV" }, values = { ["--map"] = "map" },
     flags = { ["--dry-run"] = "dry_run", ["--restart"] = "restart" } },
   doctor = { args = {} },
+  resume = { args = { "ID" } },
+  delete = { args = { "ID" }, flags = { ["--yes"] = "yes", ["-y"] = "yes" } },
+  leads = { args = { "ID" }, values = { ["--page"] = "page", ["--limit"] = "limit",
+    ["--status"] = "status", ["--search"] = "search" } },
+  inboxes = { args = { "add", "FILE" }, min = 0, usage = "no arguments, or add FILE" },
   -- export ID [FILE], export --all DIR
   export = { args = { "ID", "FILE" }, min = 1, usage = "ID [FILE] (or --all DIR)",
     flags = { ["--all"] = "all", ["--force"] = "force" } },
 }
 
 -- The commands in the order the usage lists them.
-local COMMAND_NAMES = "plan, apply, export, status, list, launch, pause, upload, doctor"
+local COMMAND_NAMES = "plan, apply, export, status, list, launch, pause, resume, delete, "
+  .. "leads, inboxes, upload, doctor"
 
 --- Parses the command line: global options anywhere, then the command's
 -- own. Returns a table `{command=, args={...}, json=, base_url=, help=, ...}`
@@ -377,7 +440,7 @@ end
 -- you trust, like a Makefile.
 -- @string path the file
 -- @return the definition table, or nil and a message
-function M.load_file(path)
+function M.load_file(path, what)
   local env = setmetatable({}, { __index = _G })
   local chunk, err = loadfile(path, "t", env)
   if not chunk then return nil, err end -- "path:line: message"
@@ -388,7 +451,7 @@ function M.load_file(path)
     return nil, def:find(path, 1, true) and def or format("%s: %s", path, def)
   end
   if type(def) ~= "table" then
-    return nil, format("%s must return a table of campaign fields (got %s)", path, type(def))
+    return nil, format("%s must return a table of %s (got %s)", path, what or "campaign fields", type(def))
   end
   return def
 end
@@ -650,8 +713,8 @@ function commands.plan(w, o)
   return M.EXIT_OK
 end
 
-local function confirm(w)
-  w.stderr:write("Apply? [y/N] ")
+local function confirm(w, question)
+  w.stderr:write(question or "Apply? [y/N] ")
   w.stderr:flush()
   local line = w.stdin:read("*l")
   return line ~= nil and (line:match("^%s*[yY]%s*$") or line:match("^%s*[yY][eE][sS]%s*$")) ~= nil
@@ -686,13 +749,13 @@ local function not_launched(w, o, p, e, note)
 end
 
 -- Asks once (or takes --yes); false when declined (a message said so).
-local function confirmed(w, o)
+local function confirmed(w, o, question)
   if o.yes then return true end
   if not w.isatty() then
-    usage_error("apply asks for confirmation: pass --yes when stdin is not a terminal")
+    usage_error("%s asks for confirmation: pass --yes when stdin is not a terminal", o.command)
   end
-  if confirm(w) then return true end
-  err_line(w, "apply declined; nothing changed")
+  if confirm(w, question) then return true end
+  err_line(w, o.command .. " declined; nothing changed")
   return false
 end
 
@@ -923,6 +986,176 @@ end
 commands.launch = state_command("launch", "launched")
 -- coldsend pause ID
 commands.pause = state_command("pause", "paused")
+-- coldsend resume ID
+commands.resume = state_command("resume", "resumed")
+
+-- coldsend delete ID [--yes]: shows the campaign, asks, deletes.
+function commands.delete(w, o)
+  local cs = client(w, o)
+  local c, err = cs:get_campaign(check_id(o.args[1]))
+  if not c then return report(w, err) end
+  local shown = format("campaign %s %s (%s)", c.id, text(show_value(c.name), true), text(c.status, true))
+  if not confirmed(w, o, format("Delete %s? [y/N] ", shown)) then return M.EXIT_API end
+  local ok, derr = c:delete()
+  if not ok then return report(w, derr) end
+  if o.json then print_json(w, { id = c.id, name = c.name, deleted = true })
+  else out(w, "deleted " .. shown) end
+  return M.EXIT_OK
+end
+
+-- A positive integer option, or a usage error naming it.
+local function int_option(o, name, value, max)
+  if value == nil then return nil end
+  local n = tonumber(value)
+  if not n or n ~= math.floor(n) or n < 1 or (max and n > max) then
+    usage_error("bad --%s %q (an integer %s expected)", name, value, max and ("1.." .. max) or ">= 1")
+  end
+  return math.floor(n)
+end
+
+-- Every item of a paged list (GET path?page=N&limit=100), or one page
+-- when o.page is given. Returns the items and the last pagination.
+local function pages(cs, path, field, query, page)
+  local items, p = {}, page or 1
+  while true do
+    query.page = p
+    local data, err = cs:request("GET", path, nil, query)
+    if not data then return nil, err end
+    local list = type(data) == "table" and data[field]
+    if type(list) ~= "table" then
+      return nil, setmetatable({ code = "protocol", message = format("GET %s: no '%s' list in the answer", path, field) },
+        { __tostring = function(e) return "coldsend: protocol: " .. e.message end })
+    end
+    for _, x in ipairs(list) do items[#items + 1] = x end
+    local pg = type(data.pagination) == "table" and data.pagination or {}
+    if page or pg.has_next ~= true or #list == 0 then return items, pg end
+    p = p + 1
+  end
+end
+
+local function cell(v)
+  if v == nil or v == json().null then return "-" end
+  return text(v, true)
+end
+
+-- coldsend leads ID [--page N] [--limit N] [--status S] [--search TEXT]
+function commands.leads(w, o)
+  check_id(o.args[1])
+  local page = int_option(o, "page", o.page)
+  local limit = int_option(o, "limit", o.limit, 100)
+  local cs = client(w, o)
+  local query = { limit = limit or (page and 20 or 100), status = o.status, search = o.search }
+  local items, pg = pages(cs, "/campaigns/" .. o.args[1] .. "/leads", "leads", query, page)
+  if not items then return report(w, pg) end
+  if o.json then
+    print_json(w, page and { leads = json().array(items), pagination = pg } or json().array(items))
+    return M.EXIT_OK
+  end
+  for _, l in ipairs(items) do
+    local name = table.concat({ l.first_name ~= json().null and l.first_name or nil,
+      l.last_name ~= json().null and l.last_name or nil }, " ")
+    out(w, format("%-32s %-9s %-24s %s", cell(l.email), cell(l.status), name ~= "" and text(name, true) or "-",
+      cell(l.company)))
+  end
+  local total = tonumber(pg.total) or #items
+  if page then
+    w.stderr:write(format("page %d of %s: %d of %d leads\n", page, tostring(pg.pages or "?"), #items, total))
+  else
+    w.stderr:write(format("%d lead%s\n", #items, #items == 1 and "" or "s"))
+  end
+  return M.EXIT_OK
+end
+
+-- The password fields of an inbox and the variables they come from.
+local PASSWORDS = { smtp_password = "COLDSEND_SMTP_PASSWORD", imap_password = "COLDSEND_IMAP_PASSWORD" }
+
+-- The inboxes of an inbox file (one table of fields, or a list of them),
+-- passwords filled in from the environment: FIELD_env names the variable,
+-- else COLDSEND_SMTP_PASSWORD / COLDSEND_IMAP_PASSWORD (IMAP falls back to
+-- the SMTP one). A password written in the file is refused.
+local function inbox_file(w, path)
+  local t, lerr = M.load_file(path, "inbox fields")
+  if not t then usage_error("%s", lerr) end
+  local list = t[1] ~= nil and t or { t }
+  for i, ib in ipairs(list) do
+    local where = #list > 1 and format("%s: inbox %d", path, i) or path
+    if type(ib) ~= "table" then usage_error("%s: a table of inbox fields expected", where) end
+    for _, field in ipairs { "smtp_password", "imap_password" } do
+      local default = PASSWORDS[field]
+      if ib[field] ~= nil then
+        usage_error("%s: '%s' is in the file; put the password in the environment (%s, or the variable %s_env names)",
+          where, field, default, field)
+      end
+      local var = ib[field .. "_env"]
+      if var ~= nil and (type(var) ~= "string" or not var:match("^[%a_][%w_]*$")) then
+        usage_error("%s: bad value for '%s_env' (an environment variable name expected)", where, field)
+      end
+      ib[field .. "_env"] = nil
+      local value = var and w.getenv(var)
+      if not var then
+        value = w.getenv(default)
+        if (value == nil or value == "") and field == "imap_password" then
+          default, value = PASSWORDS.smtp_password, w.getenv(PASSWORDS.smtp_password)
+        end
+      end
+      if value == nil or value == "" then
+        usage_error("%s: %s is not set (the %s of %s)", where, var or default, field, tostring(ib.email_address))
+      end
+      ib[field] = value
+      hidden[#hidden + 1] = value
+    end
+  end
+  return list
+end
+
+-- coldsend inboxes | inboxes add FILE
+function commands.inboxes(w, o)
+  if #o.args > 0 and (o.args[1] ~= "add" or #o.args ~= 2) then
+    usage_error("'inboxes' takes no arguments, or add FILE; see coldsend inboxes --help")
+  end
+  if #o.args == 0 then
+    local cs = client(w, o)
+    local items, err = pages(cs, "/sender-accounts", "sender_accounts", { limit = 100 })
+    if not items then return report(w, err) end
+    if o.json then print_json(w, json().array(items)) return M.EXIT_OK end
+    for _, ib in ipairs(items) do
+      out(w, format("%s  %-32s %-16s %6s/day  %s", cell(ib.inbox_id), cell(ib.email_address),
+        cell(ib.inbox_type), cell(ib.daily_limit), cell(ib.overall_status)))
+    end
+    w.stderr:write(format("%d inbox%s\n", #items, #items == 1 and "" or "es"))
+    return M.EXIT_OK
+  end
+  local list = inbox_file(w, o.args[2])
+  local cs = client(w, o)
+  -- every inbox checked before the first is sent: add_smtp_inbox checks
+  -- the fields before its first request, which this client never sends
+  local checker = require("coldsend").client { api_key = "cs_test_checking_only",
+    base_url = "http://127.0.0.1/api/public/v1", rate_limit = false, max_retries = 0,
+    transport = function() return nil, "not sent", "network" end }
+  for i, ib in ipairs(list) do
+    local ok, why = pcall(checker.add_smtp_inbox, checker, ib)
+    if not ok then usage_error("%s%s: %s", o.args[2], #list > 1 and (": inbox " .. i) or "", clean(why)) end
+  end
+  local added = {}
+  for i, ib in ipairs(list) do
+    local data, err = cs:add_smtp_inbox(ib)
+    if not data then
+      if #list > 1 then
+        err_line(w, format("%s: inbox %d (%s) was not added", o.args[2], i, tostring(ib.email_address)))
+      end
+      local code = report(w, err)
+      if o.json then print_json(w, json().array(added)) end
+      return code
+    end
+    added[#added + 1] = data
+    if not o.json then
+      out(w, format("added inbox %s %s (%s, %s/day, %s)", cell(data.inbox_id), cell(data.email_address),
+        cell(data.inbox_type), cell(data.daily_limit), cell(data.overall_status)))
+    end
+  end
+  if o.json then print_json(w, json().array(added)) end
+  return M.EXIT_OK
+end
 
 --- Parses a --map value: `email=Email,first_name=First` -> {email="Email", ...}.
 -- @string spec the value
