@@ -86,6 +86,23 @@ return {
   return {}
 end
 
+-- Two ACTIVE campaigns, two weeks of simulated sending from a Monday.
+function SETUP.results(cs, sb)
+  local inbox = require("spec.helpers.cli").inbox(cs, "sender@example.com")
+  for i, name in ipairs { "Q1 Product Launch Outreach", "Partners in Europe" } do
+    local c = assert(cs:create_campaign { name = name, inbox_ids = { inbox.inbox_id },
+      daily_limit_per_inbox = 10 + 5 * i, enable_tracking = true,
+      variants = { { subject_template = "Hello", email_content = "Hi {{first_name}}, a note." } },
+      sequences = { { trigger_type = "NOT_REPLIED", wait_days = 3, variants = {
+        { subject_template = "Again", email_content = "Following up on my note." } } } } })
+    for j = 1, 100 * i do assert(c:add_lead { email = ("lead%03d@example.org"):format(j) }) end
+    assert(c:launch())
+  end
+  assert(cs:create_campaign { name = "Q2 draft, not launched" })
+  sb:control("POST", "/simulate", { days = 14, seed = 1, start = "2027-01-04" })
+  return {}
+end
+
 SETUP.__index = function(_, name) error("no setup for the transcript '" .. name .. "'") end
 setmetatable(SETUP, SETUP)
 

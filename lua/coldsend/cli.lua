@@ -11,7 +11,7 @@
 -- @module coldsend.cli
 local M = {}
 
-local format, concat = string.format, table.concat
+local format, concat, rep = string.format, table.concat, string.rep
 
 M.EXIT_OK, M.EXIT_API, M.EXIT_USAGE = 0, 1, 2
 
@@ -34,6 +34,10 @@ Commands:
                              a campaign's leads (every page unless --page)
   inboxes                    the sender accounts
   inboxes add FILE           add the SMTP inboxes of FILE (passwords from the environment)
+  stats [--status S] [--from D] [--to D]
+                             the workspace's KPIs and each campaign's rates
+  timeline [--from D] [--to D] [--width N]
+                             sent, opened and replied per day, as a chart
   upload ID CSV --map email=Email[,first_name=First,...] [--dry-run] [--restart]
                              upload a CSV of leads
   doctor                     check the setup (key, URL, proxy, TLS, scopes...)
@@ -149,6 +153,25 @@ $COLDSEND_IMAP_PASSWORD (IMAP falls back to the SMTP one), or from the
 variables that smtp_password_env / imap_password_env name. Every inbox is
 checked before the first is sent; the first failure stops the rest.
 With --json: an array of the API's sender accounts.]],
+  stats = [[
+usage: coldsend stats [--status S] [--from YYYY-MM-DD] [--to YYYY-MM-DD]
+
+The workspace's KPIs (campaigns, emails sent, average open, reply and
+bounce rates over the campaigns that sent) and a table of the campaigns:
+leads, sent, open/reply/bounce rates (GET /analytics/campaigns).
+  --status S   only campaigns in status S
+  --from D     only campaigns launched on or after D; --to: on or before
+With --json: the API's answer (rates as fractions 0..1).]],
+  timeline = [[
+usage: coldsend timeline [--from YYYY-MM-DD] [--to YYYY-MM-DD] [--width N]
+
+Sent, opened and replied per day (GET /analytics/campaigns/timeline; by
+default the 90 days to today) as three bar charts over one date axis,
+then the totals and rates. Unicode blocks when the locale is UTF-8
+(LC_ALL, LC_CTYPE, LANG), # and . otherwise. The chart fits the terminal:
+--width N, else $COLUMNS, else the terminal's width, else 80 (at least
+40); when the days outnumber the columns one column sums several days.
+With --json: the API's answer.]],
   upload = [[
 usage: coldsend upload ID CSV --map email=Email[,first_name=First,...] [--dry-run] [--restart]
 
@@ -211,6 +234,9 @@ local function world(io_)
     stdin = io_.stdin or io.stdin,
     getenv = io_.getenv or os.getenv,
     isatty = io_.isatty or default_isatty,
+    stdout_tty = io_.stdout_tty or function()
+      return io_.stdout == nil and require("coldsend.progress").detect_tty(1)
+    end,
     -- whether stderr is a terminal (the progress bar redraws one line)
     stderr_tty = io_.stderr_tty or function()
       return io_.stderr == nil and require("coldsend.progress").detect_tty(2)
@@ -359,6 +385,8 @@ local COMMAND_OPTIONS = {
   leads = { args = { "ID" }, values = { ["--page"] = "page", ["--limit"] = "limit",
     ["--status"] = "status", ["--search"] = "search" } },
   inboxes = { args = { "add", "FILE" }, min = 0, usage = "no arguments, or add FILE" },
+  stats = { args = {}, values = { ["--status"] = "status", ["--from"] = "from", ["--to"] = "to" } },
+  timeline = { args = {}, values = { ["--from"] = "from", ["--to"] = "to", ["--width"] = "width" } },
   -- export ID [FILE], export --all DIR
   export = { args = { "ID", "FILE" }, min = 1, usage = "ID [FILE] (or --all DIR)",
     flags = { ["--all"] = "all", ["--force"] = "force" } },
@@ -366,7 +394,7 @@ local COMMAND_OPTIONS = {
 
 -- The commands in the order the usage lists them.
 local COMMAND_NAMES = "plan, apply, export, status, list, launch, pause, resume, delete, "
-  .. "leads, inboxes, upload, doctor"
+  .. "leads, inboxes, stats, timeline, upload, doctor"
 
 --- Parses the command line: global options anywhere, then the command's
 -- own. Returns a table `{command=, args={...}, json=, base_url=, help=, ...}`
@@ -1227,6 +1255,93 @@ function commands.upload(w, o)
   else
     out(w, text(job, true))
   end
+  return M.EXIT_OK
+end
+
+-- ----------------------------------------------------------------------
+-- results
+
+-- A call whose bad argument raises (a date, a status): a usage error.
+local function checked_call(f, ...)
+  local ok, data, err = pcall(f, ...)
+  if not ok then usage_error("%s", clean(data):gsub("'from_date'", "--from"):gsub("'to_date'", "--to")
+    :gsub("'status'", "--status")) end
+  return data, err
+end
+
+local function date_query(o, with_status)
+  return { from_date = o.from, to_date = o.to, status = with_status and o.status or nil }
+end
+
+-- A fraction 0..1 as a percentage.
+local function rate(v)
+  v = tonumber(v)
+  if not v then return "-" end
+  return format("%.1f%%", v * 100)
+end
+
+-- s cut to n characters (UTF-8 aware), with "..." when cut.
+local function cut(s, n)
+  local chars = {}
+  for ch in s:gmatch("[%z\1-\127\194-\244][\128-\191]*") do chars[#chars + 1] = ch end
+  if #chars <= n then return s .. rep(" ", n - #chars) end
+  return concat(chars, "", 1, n - 3) .. "..."
+end
+
+-- coldsend stats [--status S] [--from D] [--to D]
+function commands.stats(w, o)
+  local cs = client(w, o)
+  local data, err = checked_call(cs.campaign_analytics, cs, date_query(o, true))
+  if not data then return report(w, err) end
+  if o.json then print_json(w, data) return M.EXIT_OK end
+  local k = type(data.workspace_kpis) == "table" and data.workspace_kpis or {}
+  local thousands = require("coldsend.chart").thousands
+  out(w, format("Workspace: %s campaign%s, %s sent; average open %s, reply %s, bounce %s",
+    thousands(tonumber(k.total_campaigns) or 0), k.total_campaigns == 1 and "" or "s",
+    thousands(tonumber(k.total_sends) or 0), rate(k.avg_open_rate), rate(k.avg_reply_rate),
+    rate(k.avg_bounce_rate)))
+  local list = type(data.campaigns) == "table" and data.campaigns or {}
+  if #list == 0 then
+    w.stderr:write("no campaigns\n")
+    return M.EXIT_OK
+  end
+  out(w, "")
+  out(w, format("%-30s %-9s %7s %7s %6s %6s %6s", "CAMPAIGN", "STATUS", "LEADS", "SENT", "OPEN",
+    "REPLY", "BOUNCE"))
+  for _, c in ipairs(list) do
+    out(w, format("%s %-9s %7s %7s %6s %6s %6s", cut(text(tostring(c.campaign_name), true), 30),
+      cell(c.status), thousands(tonumber(c.total_leads) or 0), thousands(tonumber(c.total_sent) or 0),
+      rate(c.open_rate), rate(c.reply_rate), rate(c.bounce_rate)))
+  end
+  return M.EXIT_OK
+end
+
+-- The terminal's width: --width, else $COLUMNS, else stty's when stdout
+-- is a terminal, else 80.
+local function terminal_width(w, o)
+  local n = tonumber(o.width or w.getenv("COLUMNS") or "")
+  if not n and w.stdout_tty() then
+    local p = io.popen("stty size </dev/tty 2>/dev/null")
+    local line = p and p:read("*l")
+    if p then p:close() end
+    n = tonumber(line and line:match("^%d+ (%d+)$") or "")
+  end
+  if o.width and (not n or n < 40 or n ~= math.floor(n)) then
+    usage_error("bad --width %q (an integer >= 40 expected)", o.width)
+  end
+  return n and math.max(40, math.floor(n)) or 80
+end
+
+-- coldsend timeline [--from D] [--to D] [--width N]
+function commands.timeline(w, o)
+  local width = terminal_width(w, o)
+  local cs = client(w, o)
+  local data, err = checked_call(cs.timeline, cs, date_query(o, false))
+  if not data then return report(w, err) end
+  if o.json then print_json(w, data) return M.EXIT_OK end
+  local points = type(data.timeline) == "table" and data.timeline or {}
+  local utf8 = require("coldsend.doctor").utf8_locale(w.getenv)
+  w.stdout:write(require("coldsend.chart").timeline(points, { width = width, utf8 = utf8 }))
   return M.EXIT_OK
 end
 
