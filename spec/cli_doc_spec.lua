@@ -67,7 +67,8 @@ function SETUP.lifecycle(cs)
   local inbox = require("spec.helpers.cli").inbox(cs, "sender@example.com")
   local c = assert(cs:create_campaign { name = "Q1 Product Launch Outreach", inbox_ids = { inbox.inbox_id },
     variants = { { subject_template = "Hello", email_content = "Hi {{first_name}}, a note." } } })
-  assert(c:add_lead { email = "ada@example.org", first_name = "Ada", last_name = "Lovelace", company = "Analytical Engines" })
+  assert(c:add_lead { email = "ada@example.org", first_name = "Ada", last_name = "Lovelace",
+    company = "Analytical Engines" })
   assert(c:add_lead { email = "grace@example.org", first_name = "Grace", last_name = "Hopper" })
   assert(c:add_lead { email = "linus@example.org", first_name = "Linus", company = "Kernel, Inc" })
   assert(c:launch())
@@ -148,7 +149,8 @@ describe("doc/cli.md transcripts", function()
       for _, step in ipairs(t.steps) do
         local cmd = step.cmd:gsub(UUID, to_real)
         local rc, out = util.run(string.format(
-          "( (cd %s && coldsend() { %s %s \"$@\"; } && export COLDSEND_API_KEY=%s COLDSEND_BASE_URL=%s LANG=C.UTF-8 && %s) 2>&1 )",
+          "( (cd %s && coldsend() { %s %s \"$@\"; } && export COLDSEND_API_KEY=%s COLDSEND_BASE_URL=%s"
+            .. " LANG=C.UTF-8 && %s) 2>&1 )",
           q(dir), LUA, q(ROOT .. "/bin/coldsend"), q(sb.key), q(sb.url), cmd))
         out = out:gsub(UUID, map):gsub(plain(sb.url), DOC_URL)
         assert.equal(step.expected, out, string.format("%s: $ %s (exit %s)", t.name, step.cmd, tostring(rc)))

@@ -11,6 +11,7 @@ local sandbox = require "spec.helpers.sandbox"
 local util = require "spec.helpers.util"
 
 local q = util.q
+local _ -- the values a test leaves out
 
 local tmpdir = os.tmpname()
 os.remove(tmpdir)
@@ -84,7 +85,9 @@ local function rand_campaign(rnd, inbox_ids)
     t.ramp_up_max_limit = rnd(t.ramp_up_increment, 10000)
   end
   if rnd(1, 2) == 1 then t.daily_limit_per_inbox = rnd(1, 100) end
-  if rnd(1, 2) == 1 then t.start_date = string.format("2027-%02d-%02dT%02d:%02d:00Z", rnd(1, 12), rnd(1, 28), rnd(0, 23), rnd(0, 59)) end
+  if rnd(1, 2) == 1 then
+    t.start_date = string.format("2027-%02d-%02dT%02d:%02d:00Z", rnd(1, 12), rnd(1, 28), rnd(0, 23), rnd(0, 59))
+  end
   local days, seen = {}, {}
   for _ = 1, rnd(1, 7) do
     local d = rnd(1, 7)

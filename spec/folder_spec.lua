@@ -11,6 +11,7 @@ local sandbox = require "spec.helpers.sandbox"
 local util = require "spec.helpers.util"
 
 local q = util.q
+local _ -- the values a test leaves out
 
 local function fresh_dir()
   local dir = os.tmpname()
@@ -56,7 +57,8 @@ describe("coldsend plan/apply DIR", function()
     util.write(d .. "/.hidden.lua", "error('never loaded')")
     local rc, out, err = run("plan " .. q(d), {})
     assert.equal(0, rc, err)
-    local a, b = out:find(d .. "/a.lua\n+ create campaign \"Folder campaign A\"\n", 1, true), out:find(d .. "/b.lua\n", 1, true)
+    local a = out:find(d .. "/a.lua\n+ create campaign \"Folder campaign A\"\n", 1, true)
+    local b = out:find(d .. "/b.lua\n", 1, true)
     assert.truthy(a and b and a < b, out)
     assert.matches("\nFolder: 2 to create, 0 to update, 0 unchanged %(2 campaign files%)%.\n$", out)
     rc, out = run("--json plan " .. q(d), {})
@@ -85,7 +87,8 @@ describe("coldsend plan/apply DIR", function()
     assert.equal(1, record.version)
     local id_a = record.ids["a.lua"]
     assert.truthy(require("coldsend.core").is_uuid(id_a))
-    assert.matches("created a.lua: campaign " .. id_a .. "\n  recorded the id of a.lua in " .. d .. "/.coldsend-ids.json", out, 1, true)
+    assert.matches("created a.lua: campaign " .. id_a .. "\n  recorded the id of a.lua in "
+      .. d .. "/.coldsend-ids.json", out, 1, true)
     assert.equal("Applied campaign A", assert(cs:get_campaign(id_a)).name)
     -- no hand edit: the next plan is "no changes", then an update
     rc, out = run("plan " .. q(d))
@@ -93,6 +96,7 @@ describe("coldsend plan/apply DIR", function()
     assert.matches("Folder: 0 to create, 0 to update, 2 unchanged", out, 1, true)
     campaign(d, "b.lua", "Applied campaign B", 25)
     rc, out = run("plan " .. q(d))
+    assert.equal(0, rc)
     assert.matches("~ daily_limit_per_inbox: 20 -> 25", out, 1, true)
     assert.matches("Folder: 0 to create, 1 to update, 1 unchanged", out, 1, true)
     -- one file of a recorded folder plans against the record too
@@ -147,6 +151,7 @@ describe("coldsend plan/apply DIR", function()
     os.remove(d .. "/c.lua")
     rc, out, err = run("plan " .. q(d))
     assert.equal(1, rc)
+    assert.equal("", out)
     assert.matches(d .. "/d.lua: the plan failed; nothing was sent", err, 1, true)
     assert.matches("not_found", err, 1, true)
     rc, _, err = run("apply --launch --yes " .. q(d))
@@ -173,13 +178,15 @@ describe("coldsend plan/apply DIR", function()
 
   it("--write-id puts the id into the file, keeping its mode", function()
     local d = dir()
-    local file = util.write(d .. "/one.lua", "-- a campaign\nlocal x = 5\nreturn {\n  name = \"Written id campaign\",\n  daily_limit_per_inbox = x,\n}\n")
+    local file = util.write(d .. "/one.lua",
+      "-- a campaign\nlocal x = 5\nreturn {\n  name = \"Written id campaign\",\n  daily_limit_per_inbox = x,\n}\n")
     os.execute("chmod 644 " .. q(file))
     local rc, out, err = run("apply --yes --write-id " .. q(file))
     assert.equal(0, rc, err)
     local id = out:match('wrote id = "([%x-]+)" into ')
     assert.truthy(id, out)
-    assert.equal("-- a campaign\nlocal x = 5\nreturn {\n  id = \"" .. id .. "\",\n  name = \"Written id campaign\",\n  daily_limit_per_inbox = x,\n}\n",
+    assert.equal("-- a campaign\nlocal x = 5\nreturn {\n  id = \"" .. id
+      .. "\",\n  name = \"Written id campaign\",\n  daily_limit_per_inbox = x,\n}\n",
       util.slurp(file))
     local p = io.popen("stat -c %a " .. q(file))
     assert.equal("644", p:read("*l"))

@@ -10,6 +10,7 @@ local clih = require "spec.helpers.cli"
 local sandbox = require "spec.helpers.sandbox"
 local util = require "spec.helpers.util"
 
+local _ -- the values a test leaves out
 local MISSING = "550e8400-e29b-41d4-a716-446655440000"
 local q = util.q
 
@@ -183,7 +184,8 @@ describe("coldsend lifecycle commands", function()
     assert.matches("conflict (HTTP 409)", err, 1, true)
     assert.is_nil((out .. err):find(secret, 1, true))
     -- a password in the file is refused; _env names another variable
-    file = util.write(tmpdir .. "/inline.lua", INBOX:format("bob@example.com", "smtp.gmail.com", '\n  smtp_password = "plain"'))
+    file = util.write(tmpdir .. "/inline.lua",
+      INBOX:format("bob@example.com", "smtp.gmail.com", '\n  smtp_password = "plain"'))
     rc, _, err = run("inboxes add " .. q(file), { COLDSEND_SMTP_PASSWORD = secret })
     assert.equal(2, rc)
     assert.matches("'smtp_password' is in the file; put the password in the environment", err, 1, true)
@@ -198,15 +200,16 @@ describe("coldsend lifecycle commands", function()
     assert.equal("bob-imap-pass", sb:log()[#sb:log()].body.imap_password)
     -- a list: every inbox checked before the first is sent
     before = sb:count("POST", "/sender%-accounts/smtp$")
-    file = util.write(tmpdir .. "/list.lua", "return { " .. INBOX:format("cy@example.com", "smtp.gmail.com", ""):gsub("^return ", "")
-      .. ", " .. INBOX:format("dee@example.com", "smtp.gmail.com", "\n  smtp_port = 70000,"):gsub("^return ", "") .. " }")
+    local function two(a, b) return "return { " .. a:gsub("^return ", "") .. ", " .. b:gsub("^return ", "") .. " }" end
+    file = util.write(tmpdir .. "/list.lua", two(INBOX:format("cy@example.com", "smtp.gmail.com", ""),
+      INBOX:format("dee@example.com", "smtp.gmail.com", "\n  smtp_port = 70000,")))
     rc, _, err = run("inboxes add " .. q(file), { COLDSEND_SMTP_PASSWORD = secret })
     assert.equal(2, rc)
     assert.matches("inbox 2: bad value for 'smtp_port'", err, 1, true)
     assert.equal(before, sb:count("POST", "/sender%-accounts/smtp$"))
     -- the first failure stops the rest
-    file = util.write(tmpdir .. "/fails.lua", "return { " .. INBOX:format("eve@example.com", "smtp.host.invalid", ""):gsub("^return ", "")
-      .. ", " .. INBOX:format("fay@example.com", "smtp.gmail.com", ""):gsub("^return ", "") .. " }")
+    file = util.write(tmpdir .. "/fails.lua", two(INBOX:format("eve@example.com", "smtp.host.invalid", ""),
+      INBOX:format("fay@example.com", "smtp.gmail.com", "")))
     rc, _, err = run("inboxes add " .. q(file), { COLDSEND_SMTP_PASSWORD = secret })
     assert.equal(1, rc)
     assert.matches("inbox 1 (eve@example.com) was not added", err, 1, true)

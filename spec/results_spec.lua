@@ -10,6 +10,7 @@ local clih = require "spec.helpers.cli"
 local sandbox = require "spec.helpers.sandbox"
 
 -- 2027-01-04 is a Monday.
+local _ -- the values a test leaves out
 local MONDAY = "2027-01-04"
 
 describe("simulated results", function()
@@ -139,7 +140,8 @@ describe("simulated results", function()
     local util = require "spec.helpers.util"
     local rc, out, err = util.run("cd " .. util.q(sandbox.root) .. " && sh scripts/demo.sh")
     assert.equal(0, rc, out .. err)
-    assert.matches("\ndemo: two weeks of simulated sending, then: coldsend stats\nWorkspace: 1 campaign, %d+ sent;", out)
+    assert.matches("\ndemo: two weeks of simulated sending, then: coldsend stats\n"
+      .. "Workspace: 1 campaign, %d+ sent;", out)
     assert.matches("\nQ1 Product Launch Outreach +ACTIVE +3 +%d+ +[%d.]+%% +[%d.]+%% +[%d.]+%%\n$", out)
   end)
 
@@ -154,7 +156,8 @@ describe("simulated results", function()
     it("stats prints the workspace and a table; --json the API's answer", function()
       local rc, out, err = clih.run(env, "stats")
       assert.equal(0, rc, err)
-      assert.matches("^Workspace: 3 campaigns, [%d,]+ sent; average open %d+%.%d%%, reply %d+%.%d%%, bounce %d+%.%d%%\n\n", out)
+      assert.matches("^Workspace: 3 campaigns, [%d,]+ sent; average open %d+%.%d%%, "
+        .. "reply %d+%.%d%%, bounce %d+%.%d%%\n\n", out)
       assert.matches("\nCAMPAIGN +STATUS +LEADS +SENT +OPEN +REPLY +BOUNCE\n", out)
       assert.matches("\nQ1 Product Launch Outreach +[A-Z]+ +120 +%d+ +%d+%.%d%% +%d+%.%d%% +%d+%.%d%%\n", out)
       assert.matches("\nPartners in Europe, a secon%.%.%. [A-Z]+ +60 ", out) -- cut to 30 characters

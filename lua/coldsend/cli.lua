@@ -1032,7 +1032,7 @@ function commands.delete(w, o)
 end
 
 -- A positive integer option, or a usage error naming it.
-local function int_option(o, name, value, max)
+local function int_option(name, value, max)
   if value == nil then return nil end
   local n = tonumber(value)
   if not n or n ~= math.floor(n) or n < 1 or (max and n > max) then
@@ -1051,7 +1051,8 @@ local function pages(cs, path, field, query, page)
     if not data then return nil, err end
     local list = type(data) == "table" and data[field]
     if type(list) ~= "table" then
-      return nil, setmetatable({ code = "protocol", message = format("GET %s: no '%s' list in the answer", path, field) },
+      local msg = format("GET %s: no '%s' list in the answer", path, field)
+      return nil, setmetatable({ code = "protocol", message = msg },
         { __tostring = function(e) return "coldsend: protocol: " .. e.message end })
     end
     for _, x in ipairs(list) do items[#items + 1] = x end
@@ -1069,8 +1070,8 @@ end
 -- coldsend leads ID [--page N] [--limit N] [--status S] [--search TEXT]
 function commands.leads(w, o)
   check_id(o.args[1])
-  local page = int_option(o, "page", o.page)
-  local limit = int_option(o, "limit", o.limit, 100)
+  local page = int_option("page", o.page)
+  local limit = int_option("limit", o.limit, 100)
   local cs = client(w, o)
   local query = { limit = limit or (page and 20 or 100), status = o.status, search = o.search }
   local items, pg = pages(cs, "/campaigns/" .. o.args[1] .. "/leads", "leads", query, page)
@@ -1106,17 +1107,17 @@ local function inbox_file(w, path)
   if not t then usage_error("%s", lerr) end
   local list = t[1] ~= nil and t or { t }
   for i, ib in ipairs(list) do
-    local where = #list > 1 and format("%s: inbox %d", path, i) or path
-    if type(ib) ~= "table" then usage_error("%s: a table of inbox fields expected", where) end
+    local at = #list > 1 and format("%s: inbox %d", path, i) or path
+    if type(ib) ~= "table" then usage_error("%s: a table of inbox fields expected", at) end
     for _, field in ipairs { "smtp_password", "imap_password" } do
       local default = PASSWORDS[field]
       if ib[field] ~= nil then
         usage_error("%s: '%s' is in the file; put the password in the environment (%s, or the variable %s_env names)",
-          where, field, default, field)
+          at, field, default, field)
       end
       local var = ib[field .. "_env"]
       if var ~= nil and (type(var) ~= "string" or not var:match("^[%a_][%w_]*$")) then
-        usage_error("%s: bad value for '%s_env' (an environment variable name expected)", where, field)
+        usage_error("%s: bad value for '%s_env' (an environment variable name expected)", at, field)
       end
       ib[field .. "_env"] = nil
       local value = var and w.getenv(var)
@@ -1127,7 +1128,7 @@ local function inbox_file(w, path)
         end
       end
       if value == nil or value == "" then
-        usage_error("%s: %s is not set (the %s of %s)", where, var or default, field, tostring(ib.email_address))
+        usage_error("%s: %s is not set (the %s of %s)", at, var or default, field, tostring(ib.email_address))
       end
       ib[field] = value
       hidden[#hidden + 1] = value
