@@ -15,6 +15,9 @@ local UUID = "%x%x%x%x%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%x%x%x%x%x
 local function plain(s) return (s:gsub("%p", "%%%0")) end
 -- The sandbox's URL as the docs show it (make sandbox's).
 local DOC_URL = "http://127.0.0.1:8089/api/public/v1"
+-- Times (created_at...) as the docs show them.
+local ISO_TIME = "%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%dZ"
+local DOC_TIME = "2027-01-04T09:30:00Z"
 
 -- The transcripts of a document: { {name=, text=, steps={ {cmd=, expected=} }} }
 local function transcripts(doc)
@@ -104,6 +107,52 @@ function SETUP.results(cs, sb)
   return {}
 end
 
+function SETUP.bad_value(_, _, dir)
+  util.write(dir .. "/campaign.lua", 'return { name = "Q1 Product Launch Outreach", daily_limit_per_inbox = 150 }\n')
+  return {}
+end
+SETUP["bad-value"] = SETUP.bad_value
+
+-- The server holds two variants and one follow-up; the file adds a third
+-- variant, a second follow-up and a higher limit.
+function SETUP.plan(cs, _, dir)
+  local function variant(name, pct)
+    return { variant_name = name, subject_template = "Subject " .. name,
+      email_content = "Hi {{first_name}}, body " .. name .. ".", distribution_percent = pct }
+  end
+  local function step(n)
+    return { step_number = n, trigger_type = "NOT_REPLIED", wait_days = 3,
+      variants = { { subject_template = "Follow-up " .. n, email_content = "Following up, step " .. n .. "." } } }
+  end
+  local c = assert(cs:create_campaign { name = "Q1 Product Launch Outreach", daily_limit_per_inbox = 20,
+    variants = { variant("A", 50), variant("B", 50) }, sequences = { step(2) } })
+  util.write(dir .. "/campaign.lua", ([[
+local function variant(name, pct)
+  return { variant_name = name, subject_template = "Subject " .. name,
+    email_content = "Hi {{first_name}}, body " .. name .. ".", distribution_percent = pct }
+end
+local function step(n)
+  return { step_number = n, trigger_type = "NOT_REPLIED", wait_days = 3,
+    variants = { { subject_template = "Follow-up " .. n, email_content = "Following up, step " .. n .. "." } } }
+end
+return {
+  id = "%s",
+  name = "Q1 Product Launch Outreach",
+  daily_limit_per_inbox = 30,
+  variants = { variant("A", 34), variant("B", 33), variant("C", 33) },
+  sequences = { step(2), step(3) },
+}
+]]):format(c.id))
+  return { c.id }
+end
+
+function SETUP.campaigns(cs)
+  local a = assert(cs:create_campaign { name = "Q1 Product Launch Outreach", daily_limit_per_inbox = 30,
+    variants = { { subject_template = "Quick question", email_content = "Hi {{first_name}}, a note." } } })
+  local b = assert(cs:create_campaign { name = "Partners in Europe" })
+  return { b.id, a.id } -- in the order the transcript first shows them (list: newest first)
+end
+
 SETUP.__index = function(_, name) error("no setup for the transcript '" .. name .. "'") end
 setmetatable(SETUP, SETUP)
 
@@ -152,12 +201,53 @@ describe("doc/cli.md transcripts", function()
           "( (cd %s && coldsend() { %s %s \"$@\"; } && export COLDSEND_API_KEY=%s COLDSEND_BASE_URL=%s"
             .. " LANG=C.UTF-8 && %s) 2>&1 )",
           q(dir), LUA, q(ROOT .. "/bin/coldsend"), q(sb.key), q(sb.url), cmd))
-        out = out:gsub(UUID, map):gsub(plain(sb.url), DOC_URL)
+        out = out:gsub(UUID, map):gsub(plain(sb.url), DOC_URL):gsub(ISO_TIME, DOC_TIME)
         assert.equal(step.expected, out, string.format("%s: $ %s (exit %s)", t.name, step.cmd, tostring(rc)))
       end
       os.execute("rm -rf " .. q(dir))
     end)
   end
+
+  -- the commands of `coldsend --help`
+  local function commands()
+    local list = {}
+    local usage = require("coldsend.cli").USAGE
+    for name in usage:match("Commands:\n(.-)\n\n"):gmatch("\n  (%l+)") do list[#list + 1] = name end
+    local first = usage:match("Commands:\n  (%l+)")
+    table.insert(list, 1, first)
+    return list
+  end
+
+  it("shows every command in a transcript a test runs", function()
+    local names = commands()
+    assert.truthy(#names >= 17, #names)
+    for _, name in ipairs(names) do
+      local shown = false
+      for _, t in ipairs(list) do
+        for _, step in ipairs(t.steps) do
+          if step.cmd:match("coldsend " .. name .. "%f[^%l]") then shown = true end
+        end
+      end
+      -- doctor and upload --dry-run have their own (doctor_spec, cli_spec)
+      shown = shown or (name == "doctor" and doc:find("<!-- doctor transcript -->", 1, true) ~= nil)
+        or (name == "upload" and doc:find("\n$ coldsend upload [^\n]+ %-%-dry%-run\n") ~= nil)
+      assert.is_true(shown, name)
+    end
+  end)
+
+  it("names only real commands in the README", function()
+    local readme = assert(util.slurp(ROOT .. "/README.md"))
+    local block = assert(readme:match("## Campaigns as code[^\n]*\n\n```\n(.-)```"))
+    local known = {}
+    for _, name in ipairs(commands()) do known[name] = true end
+    local n = 0
+    for name in block:gmatch("coldsend (%l+)") do
+      assert.is_true(known[name] == true, name)
+      n = n + 1
+    end
+    for name in block:gmatch("| (%l+) ") do assert.is_true(known[name] == true, name) end
+    assert.truthy(n >= 6)
+  end)
 
   it("keeps transcripts free of this machine's paths", function()
     for _, t in ipairs(list) do

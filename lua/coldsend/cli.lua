@@ -1,8 +1,10 @@
 --- coldsend.cli: the `coldsend` command-line tool (bin/coldsend).
 -- Campaigns as code: `coldsend plan FILE` shows what applying a campaign
 -- file would change, `coldsend apply FILE` does it, `coldsend export ID`
--- writes an existing campaign as such a file; plus status, list,
--- launch, pause and upload. The logic is here, with its input and output
+-- writes an existing campaign as such a file, `plan DIR`/`apply DIR` a folder
+-- of them; plus status, list, launch, pause, resume, delete, leads,
+-- inboxes, stats, timeline, upload and doctor.
+-- The logic is here, with its input and output
 -- injectable, so that the tests can run it in-process as well as through
 -- the script. See doc/cli.md.
 --
