@@ -145,6 +145,25 @@ describe("simulated results", function()
     assert.matches("\nQ1 Product Launch Outreach +ACTIVE +3 +%d+ +[%d.]+%% +[%d.]+%% +[%d.]+%%\n$", out)
   end)
 
+  it("escapes what a server puts in names and dates", function()
+    sb:fault { kind = "status", status = 200, path = "^/analytics/campaigns$", body = {
+      workspace_kpis = { total_campaigns = 1, total_sends = 1, avg_open_rate = 0, avg_reply_rate = 0,
+        avg_bounce_rate = 0 },
+      campaigns = { { campaign_id = "x", campaign_name = "Evil \27]0;owned\7 name", status = "ACTIVE",
+        total_leads = 1, total_sent = 1, open_rate = 0, reply_rate = 0, bounce_rate = 0 } } } }
+    local rc, out = clih.run(env, "stats")
+    assert.equal(0, rc)
+    assert.is_nil(out:find("\27", 1, true))
+    assert.matches("Evil \\x1B]0;owned\\x07 name", out, 1, true)
+    sb:fault { kind = "status", status = 200, path = "^/analytics/campaigns/timeline$", body = {
+      from_date = "2027-01-04", to_date = "2027-01-04",
+      timeline = { { date = "\27[2J2027-01-04", sent = 1, opened = 0, replied = 0, bounced = 0 } } } }
+    rc, out = clih.run(env, "timeline", { LANG = "C" })
+    assert.equal(0, rc)
+    assert.is_nil(out:find("\27", 1, true))
+    assert.matches("\\x1B[2J2027-01-04", out, 1, true)
+  end)
+
   describe("coldsend stats and timeline", function()
     before_each(function()
       active("Q1 Product Launch Outreach", 120)

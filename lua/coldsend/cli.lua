@@ -666,6 +666,17 @@ local function folder_plans(w, o)
     for _, msg in ipairs(problems) do err_line(w, msg) end
     usage_error("%d of %d campaign files have problems; nothing was sent", #problems, #paths)
   end
+  -- two files managing one campaign would overwrite each other's changes
+  local owner = {}
+  for _, e in ipairs(entries) do
+    local id = e.def.id
+    if id ~= nil and owner[id] then
+      problems[#problems + 1] = format("%s and %s both manage campaign %s%s", owner[id].file, e.file,
+        tostring(id), (e.recorded or owner[id].recorded) and (" (see " .. state.path .. ")") or "")
+    elseif id ~= nil then
+      owner[id] = e
+    end
+  end
   stop_on_problems()
   local needs_key = o.command == "apply"
   for _, e in ipairs(entries) do needs_key = needs_key or e.def.id ~= nil end
@@ -1344,7 +1355,8 @@ function commands.timeline(w, o)
   if o.json then print_json(w, data) return M.EXIT_OK end
   local points = type(data.timeline) == "table" and data.timeline or {}
   local utf8 = require("coldsend.doctor").utf8_locale(w.getenv)
-  w.stdout:write(require("coldsend.chart").timeline(points, { width = width, utf8 = utf8 }))
+  -- out() escapes what a server could put in the dates (control characters)
+  out(w, (require("coldsend.chart").timeline(points, { width = width, utf8 = utf8 }):gsub("\n$", "")))
   return M.EXIT_OK
 end
 
