@@ -850,14 +850,14 @@ local function apply_folder(w, o)
       local note, kerr
       if c and e.plan.action == "create" then note, kerr = keep_id(o, e, state, c.id) end
       if not c or kerr then
-        results[i] = "failed"
+        -- a create whose id could not be kept was applied all the same
+        results[i] = c and "created" or "failed"
         local applied, left = {}, {}
         for j, x in ipairs(entries) do
           if results[j] == "created" or results[j] == "updated" then applied[#applied + 1] = x.name
           elseif j > i and x.plan.action ~= "none" then left[#left + 1] = x.name end
         end
         if c then
-          results[i] = "created"
           err_line(w, format("%s: created campaign %s but could not record its id: %s; add  id = \"%s\"  to the file",
             e.file, c.id, kerr, c.id))
         else
