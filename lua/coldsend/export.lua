@@ -150,8 +150,10 @@ function M.campaign_file(c)
       body[#body + 1] = format("  -- %s: not set on the server", name)
     elseif RAMP[name] and c.ramp_up_enabled ~= true then
       -- the core refuses them without ramp-up (they would have no effect)
-      body[#body + 1] = format("  -- %s = %s,  (used only with ramp_up_enabled = true)", name,
-        value_text(v, "  "))
+      -- a comment is one line: never a long string there
+      local shown = type(v) == "string" and quoted(v) or type(v) == "number" and number_text(v)
+        or type(v) == "table" and "..." or tostring(v)
+      body[#body + 1] = format("  -- %s = %s,  (used only with ramp_up_enabled = true)", name, shown)
     elseif type(v) == "table" and next(v) == nil and NONEMPTY[name] then
       body[#body + 1] = format("  -- %s = {},  (none yet; set at least one to manage them)", name)
     else
