@@ -169,6 +169,27 @@ describe("coldsend export", function()
     assert.truthy(escaped >= 20, escaped)
   end)
 
+  it("writes a hostile server's values as data, never as code", function()
+    local id = "6ba7b810-9dad-41d1-80b4-00c04fd430c8"
+    local evil = 'x"]] error("injected") --[[\n]==] error("injected")'
+    sb:fault { kind = "status", status = 200, method = "GET", path = "/campaigns/" .. id, body = {
+      campaign_id = id, name = evil, status = "DRAFT", daily_limit_per_inbox = 30,
+      ramp_up_enabled = false, ramp_up_increment = "1\nerror('injected')",
+      lead_mapping = { email = "Email", ["x]]\nerror('injected')"] = evil },
+      variants = { { variant_name = "A", subject_template = evil, email_content = evil .. "\n\r",
+        distribution_percent = 100 } },
+      sequences = {}, inbox_ids = {}, sending_days = { 1 } } }
+    local rc, out, err = run(env, "export " .. id)
+    assert.equal(0, rc, err)
+    local file = util.write(tmpdir .. "/hostile.lua", out)
+    local def, lerr = cli.load_file(file)
+    assert.truthy(def, lerr)
+    assert.equal(evil, def.name)
+    assert.equal(evil .. "\n\r", def.variants[1].email_content)
+    assert.equal(evil, def.lead_mapping["x]]\nerror('injected')"])
+    assert.is_nil(def.ramp_up_increment) -- left as a comment, on one line
+  end)
+
   it("exports a file that plan shows unchanged, through the command", function()
     local c = assert(cs:create_campaign {
       name = "Export through the CLI", daily_limit_per_inbox = 25,
