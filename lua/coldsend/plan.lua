@@ -261,6 +261,11 @@ local function writable_fields()
   return names
 end
 
+--- The names of the campaign fields a definition can set, in the core's
+-- stable order (`core.campaign_fields()` without the read-only ones).
+-- @function writable_fields
+M.writable_fields = writable_fields
+
 local function is_campaign(v)
   local mt = getmetatable(v)
   return type(mt) == "table" and mt.__name == "coldsend.campaign"

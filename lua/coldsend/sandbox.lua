@@ -37,6 +37,7 @@ local DEFAULTS = {
   idle_exit = nil,          -- seconds without a request or connection: exit
   parent_pid = nil,         -- exit when this process is gone
   job_step_ms = 250,        -- an upload job moves one stage per poll or per this time
+  seed = nil,               -- the simulation's default seed (nil: 1)
   keepalive_s = 30,         -- idle keep-alive connections are closed after this
   max_connections = 900,    -- open connections; at the cap the longest idle one is closed
   max_body = 4 * 1024 * 1024,            -- JSON endpoints: 413 above
@@ -675,9 +676,23 @@ function Server:config_view()
     job_step_ms = o.job_step_ms, keepalive_s = o.keepalive_s }
 end
 
---- Adds sending activity to a campaign (for analytics): counts for today or
--- body.date.
+--- Adds sending activity: with body.days, that many days of every ACTIVE
+-- campaign (coldsend.sandbox.simulate, deterministic with body.seed);
+-- else body's counts to one campaign for today or body.date.
 function Server:simulate(b)
+  if b.days ~= nil then
+    local sim = require "coldsend.sandbox.simulate"
+    if not V.is_int(b.days) or b.days < 1 or b.days > sim.MAX_DAYS then
+      return control_error(422, "days must be an integer 1.." .. sim.MAX_DAYS)
+    end
+    if b.seed ~= nil and (not V.is_int(b.seed) or b.seed < 1) then
+      return control_error(422, "seed must be a positive integer")
+    end
+    if b.start ~= nil and not sim.is_date(b.start) then
+      return control_error(422, "start must be a date YYYY-MM-DD")
+    end
+    return json_response(200, sim.run(self, b.days, b.seed, b.start))
+  end
   local c = type(b.campaign_id) == "string" and self.state.campaigns[b.campaign_id:lower()]
   if not c then return control_error(404, "Campaign not found") end
   local date = b.date or os.date("!%Y-%m-%d")

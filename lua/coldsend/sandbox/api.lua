@@ -576,10 +576,13 @@ local function lead_view(l, full)
     lead_id = l.lead_id, batch_id = l.batch_id or null, email = l.email,
     first_name = l.first_name or null, last_name = l.last_name or null,
     company = l.company or null, status = l.status,
-    last_contacted_at = null, opened_at = null, replied_at = null,
+    -- what the simulation (coldsend.sandbox.simulate) records, else the defaults
+    last_contacted_at = l.last_contacted_at or null, opened_at = l.opened_at or null,
+    replied_at = l.replied_at or null,
     created_at = l.created_at, custom_fields = deepcopy(l.custom_fields),
-    sequence_step = 0, email_opened = false, email_replied = false,
-    unsubscribed = false, delivery_status = null,
+    sequence_step = l.sequence_step or 0, email_opened = l.email_opened or false,
+    email_replied = l.email_replied or false, unsubscribed = l.unsubscribed or false,
+    delivery_status = l.delivery_status or null,
   }
   if full then
     v.email_interactions = array()
@@ -1154,9 +1157,9 @@ function M.analytics_timeline(srv, req)
   local from = date_param(errs, q, "from_date")
   local to = date_param(errs, q, "to_date")
   if not errs:empty() then return unprocessable(errs) end
-  local now = os.time()
-  to = to or day_string(now)
-  from = from or day_string(now - 90 * 86400)
+  -- the sandbox's today: later than the real one after simulated days
+  to = to or require("coldsend.sandbox.simulate").today(srv)
+  from = from or day_string(day_time(to) - 90 * 86400)
   if from > to then
     return detail(400, "from_date must be on or before to_date")
   end
