@@ -175,7 +175,8 @@ describe("coldsend export", function()
     sb:fault { kind = "status", status = 200, method = "GET", path = "/campaigns/" .. id, body = {
       campaign_id = id, name = evil, status = "DRAFT", daily_limit_per_inbox = 30,
       ramp_up_enabled = false, ramp_up_increment = "1\nerror('injected')",
-      lead_mapping = { email = "Email", ["x]]\nerror('injected')"] = evil },
+      lead_mapping = { email = "Email", ["x]]\nerror('injected')"] = evil,
+        opener = "an opening [[ and no closing\nsecond line" }, -- Lua 5.1 refuses [[ in [[...]]
       variants = { { variant_name = "A", subject_template = evil, email_content = evil .. "\n\r",
         distribution_percent = 100 } },
       sequences = {}, inbox_ids = {}, sending_days = { 1 } } }
@@ -187,6 +188,7 @@ describe("coldsend export", function()
     assert.equal(evil, def.name)
     assert.equal(evil .. "\n\r", def.variants[1].email_content)
     assert.equal(evil, def.lead_mapping["x]]\nerror('injected')"])
+    assert.equal("an opening [[ and no closing\nsecond line", def.lead_mapping.opener)
     assert.is_nil(def.ramp_up_increment) -- left as a comment, on one line
   end)
 

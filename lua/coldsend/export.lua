@@ -29,10 +29,11 @@ end
 -- A long string keeps every byte except that the reader turns \r and \r\n
 -- into \n and drops a newline right after the opening bracket (we write
 -- one there). So: only for text with a newline and no control character
--- but \n and \t; the level is one no "]=*]" in the text can close.
+-- but \n and \t; the level is one no "]=*]" in the text can close. Lua
+-- 5.1 refuses "[[" inside a level-0 long string: such text starts at 1.
 local function long_string(s)
   if not s:find("\n", 1, true) or s:find("[%z\1-\8\11-\31\127]") then return nil end
-  local level = 0
+  local level = s:find("[[", 1, true) and 1 or 0
   while s:find("]" .. rep("=", level) .. "]", 1, true) or s:sub(-1 - level) == "]" .. rep("=", level) do
     level = level + 1
   end
