@@ -149,6 +149,19 @@ describe("C calls no function a user can replace", function()
       report.problems[1].message)
   end)
 
+  it("build_request orders a query itself when table.sort is replaced", function()
+    local real_sort = table.sort
+    table.sort = function() error("table.sort called") end
+    local touched = false
+    local query = setmetatable({ b = 1, a = "x y", c = true },
+      { __index = function() touched = true end })
+    local ok, req = pcall(core.build_request, "http://127.0.0.1:9/api", "GET", "/campaigns", nil, query)
+    table.sort = real_sort
+    assert(ok, req)
+    assert.equal("http://127.0.0.1:9/api/campaigns?a=x%20y&b=1&c=true", req.url)
+    assert.is_false(touched)
+  end)
+
   it("04: a mapping table's metamethods are not called", function()
     local path = util.write_tmp("Email\na@example.com\n")
     local touched = false

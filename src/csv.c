@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "core.h"
+#include "util.h"
 
 /* ---------------------------------------------------------------------- */
 /* The reader                                                              */
@@ -828,46 +829,6 @@ static int find_column(const cs_csv *r, const char *name, size_t nlen, int ci) {
   return -1;
 }
 
-/* Orders the n strings of the list at t byte-wise, in C: the global
- * table.sort is the user's to replace, and C calls no function a user can
- * replace. The strings stay anchored in the list while they are sorted. */
-typedef struct {
-  const char *s;
-  size_t len;
-  int at; /* the index it came from */
-} sort_key;
-
-static int compare_keys(const void *a, const void *b) {
-  const sort_key *x = (const sort_key *)a, *y = (const sort_key *)b;
-  int c = memcmp(x->s, y->s, x->len < y->len ? x->len : y->len);
-  if (c != 0) return c;
-  return x->len < y->len ? -1 : x->len > y->len;
-}
-
-static void sort_keys(lua_State *L, int t, int n) {
-  sort_key *keys;
-  int i;
-  if (n < 2) return;
-  keys = (sort_key *)lua_newuserdata(L, (size_t)n * sizeof *keys);
-  for (i = 0; i < n; i++) {
-    lua_rawgeti(L, t, i + 1);
-    keys[i].s = lua_tolstring(L, -1, &keys[i].len);
-    keys[i].at = i + 1;
-    lua_pop(L, 1); /* anchored in the list until it is rewritten */
-  }
-  qsort(keys, (size_t)n, sizeof *keys, compare_keys);
-  lua_createtable(L, n, 0); /* the sorted list, then moved over */
-  for (i = 0; i < n; i++) {
-    lua_rawgeti(L, t, keys[i].at);
-    lua_rawseti(L, -2, i + 1);
-  }
-  for (i = 1; i <= n; i++) {
-    lua_rawgeti(L, -1, i);
-    lua_rawseti(L, t, i);
-  }
-  lua_pop(L, 2);
-}
-
 /* Checks the header: repeated names, mapped columns present. A mapped
  * column is found by exact name, else ignoring case and surrounding spaces
  * (as the server does); report.mapping gets the header's own spelling, so
@@ -912,8 +873,8 @@ static int check_header(preflight *p) {
       lua_pushvalue(L, -1);
       lua_rawseti(L, -3, ++nkeys);
     }
-    sort_keys(L, lua_gettop(L), nkeys);
-    lua_newtable(L); /* keys, resolved */
+    cs_sort_strings(L, lua_gettop(L), nkeys); /* not table.sort */
+    lua_newtable(L);                          /* keys, resolved */
     for (k = 1; k <= nkeys; k++) {
       const char *key, *col;
       size_t clen;

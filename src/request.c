@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "core.h"
+#include "util.h"
 
 /* Registry key of our cjson instance (cjson.new(): the user's own cjson
  * settings are neither used nor changed). */
@@ -383,11 +384,7 @@ static void push_path_with_query(lua_State *L, const char *path, int idx) {
     lua_pushvalue(L, -1);
     lua_rawseti(L, -3, ++n);
   }
-  lua_getglobal(L, "table");
-  lua_getfield(L, -1, "sort");
-  lua_remove(L, -2);
-  lua_pushvalue(L, -2);
-  lua_call(L, 1, 0); /* names, sorted */
+  cs_sort_strings(L, lua_gettop(L), n); /* names, sorted */
   lua_pushstring(L, path);
   for (i = 1; i <= n; i++) {
     size_t klen, vlen;
@@ -399,7 +396,7 @@ static void push_path_with_query(lua_State *L, const char *path, int idx) {
     push_escaped(L, k, klen);
     lua_pushliteral(L, "=");
     lua_rawgeti(L, -6, i);
-    lua_gettable(L, idx);
+    lua_rawget(L, idx); /* as lua_next saw it: no metamethod */
     if (lua_type(L, -1) == LUA_TBOOLEAN) {
       v = lua_toboolean(L, -1) ? "true" : "false";
       vlen = strlen(v);
