@@ -180,7 +180,7 @@ describe("nesting and numbers from anywhere end in a clean result", function()
     local c = core.campaign()
     local ok, err = pcall(c._apply, c, { extra = cyc })
     assert.is_false(ok)
-    assert.matches("table nested deeper than 1000 levels (a cycle?)", err, 1, true)
+    assert.matches("table contains itself (a cycle)", err, 1, true)
     local deep = {}
     local t = deep
     for _ = 1, 900 do t.x = {}; t = t.x end
@@ -188,6 +188,39 @@ describe("nesting and numbers from anywhere end in a clean result", function()
     local n, v = 0, c.extra
     while type(v) == "table" and v.x do n, v = n + 1, v.x end
     assert.equal(900, n)
+  end)
+
+  it("a table chain past 1000 levels, and tables that share tables, copy or fail in linear time", function()
+    local c = core.campaign()
+    local deep = {}
+    local t = deep
+    for _ = 1, 1500 do t.x = {}; t = t.x end
+    local ok, err = pcall(c._apply, c, { extra = deep })
+    assert.is_false(ok)
+    assert.matches("table nested deeper than 1000 levels", err, 1, true)
+    -- 80 levels with two references each: 2^80 paths, 80 tables
+    local top = {}
+    t = top
+    for _ = 1, 80 do
+      local nxt = {}
+      t.a, t.b = nxt, nxt
+      t = nxt
+    end
+    c:_apply { extra = top }
+    local extra = c.extra
+    assert.equal(extra.a, extra.b)
+    ok, err = pcall(core.json_encode, top)
+    assert.is_false(ok)
+    assert.matches("(more than 200000 tables)", err, 1, true)
+  end)
+
+  it("json_encode refuses a table that contains itself, naming where", function()
+    local cyc = { list = {} }
+    cyc.list[1] = cyc
+    cyc.self = cyc
+    local ok, err = pcall(core.json_encode, { body = cyc })
+    assert.is_false(ok)
+    assert.matches("as JSON (a table that contains itself)", err, 1, true)
   end)
 
   it("05: a server's variant named \"1\" takes no letter; add_variant names the next A", function()
