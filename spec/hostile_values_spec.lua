@@ -96,6 +96,23 @@ describe("strings read from Lua values stay anchored while C uses them", functio
     http:close()
   end)
 
+  it("core.probe keeps the URL its request table's __index computes", function()
+    local n = 0
+    local req = setmetatable({}, { __index = function(_, k)
+      if k == "url" then
+        n = n + 1
+        return srv.base .. "/json?" .. ("p"):rep(3000) .. n
+      end
+      collectgarbage("collect")
+      for i = 1, 100 do local junk = ("J"):rep(3000 + i) end
+    end })
+    for _ = 1, 5 do
+      local r = core.probe(req)
+      assert.equal(200, r.status)
+      assert.equal('{"ok":true}', r.body)
+    end
+  end)
+
   it("02: parse_response reads headers a headers table's __index computes", function()
     local raw = { ["content-type"] = { "text/html", "charset=utf-8" }, ["retry-after"] = { "7" } }
     local headers = setmetatable({}, { __index = function(_, k)
