@@ -146,7 +146,7 @@ describe("hostile input", function()
 
     it("checks add_lead's call options", function()
       assert.has_error(function() c:add_lead({ email = "o@example.com" }, { timout = 1 }) end,
-        "unknown option 'timout' for call")
+        "unknown option 'timout' for call; did you mean 'timeout'?")
       assert.has_error(function() c:add_lead({ email = "o@example.com" }, { max_retries = -1 }) end)
       assert.has_error(function() c:add_lead({ email = "o@example.com" }, "fast") end)
     end)
