@@ -32,6 +32,11 @@
 
 int luaopen_coldsend_core(lua_State *L);
 
+/* the tree's fuzz/ (mk/fuzz.mk sets it) */
+#ifndef FUZZ_DIR
+#define FUZZ_DIR "fuzz"
+#endif
+
 typedef struct harness_alloc {
   size_t used, limit;
   long fail_after; /* < 0: never */
@@ -131,6 +136,11 @@ static int harness_run(const uint8_t *data, size_t size) {
   L = lua_newstate(harness_realloc, &a);
   if (L == NULL) abort();
   luaL_openlibs(L);
+  /* the drivers' shared helpers (fuzz/driver_input.lua) */
+  lua_getglobal(L, "package");
+  lua_pushliteral(L, FUZZ_DIR "/?.lua");
+  lua_setfield(L, -2, "path");
+  lua_pop(L, 1);
   luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
   lua_pushcfunction(L, luaopen_coldsend_core);
   lua_setfield(L, -2, "coldsend.core");
@@ -158,9 +168,6 @@ static int harness_run(const uint8_t *data, size_t size) {
 
 /* The libFuzzer entry points; the target file defines DRIVER (a file
  * name under FUZZ_DIR, which mk/fuzz.mk sets to the tree's fuzz/). */
-#ifndef FUZZ_DIR
-#define FUZZ_DIR "fuzz"
-#endif
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

@@ -43,24 +43,11 @@ local function hostile()
     __pairs = boom, __tostring = boom, __eq = boom, __lt = boom, __concat = boom })
 end
 
-return function(input, userdata)
-  local pos, n = 1, #input
-  local function byte()
-    local b = input:byte(pos) or 0
-    pos = pos + 1
-    return b
-  end
-  local function bytes(k)
-    local s = input:sub(pos, pos + k - 1)
-    pos = pos + k
-    return s .. string.rep("\0", k - #s)
-  end
+return function(data, userdata)
+  local input = require("driver_input")(data)
+  local byte, bytes, invariant = input.byte, input.bytes, input.invariant
 
   local campaigns = { core.campaign() }
-  local broken
-  local function invariant(cond, what)
-    if not cond and not broken then broken = what end
-  end
 
   local function value(depth)
     local t = byte() % 16
@@ -156,7 +143,7 @@ return function(input, userdata)
     function(c) c[value(0)] = value(0) end,
   }
 
-  while pos <= n do
+  while input.more() do
     local op = byte()
     local c = campaigns[byte() % #campaigns + 1]
     if op < 128 then
@@ -176,5 +163,5 @@ return function(input, userdata)
     local ok, a, b = pcall(c.validate, c)
     if ok then check_problems(a, b) end
   end
-  if broken then error(broken, 0) end
+  input.check()
 end

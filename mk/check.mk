@@ -1,6 +1,8 @@
 # mk/check.mk: `make check` = the busted suite against the C module built
 # with AddressSanitizer + UndefinedBehaviorSanitizer (`make asan`), then
-# the suite again under valgrind (`make valgrind`). Both must be clean.
+# the suite again under valgrind (`make valgrind`), then every fuzz
+# target over its corpus (`make fuzz-smoke`, ASan+UBSan too). All must be
+# clean.
 #
 # * Lua 5.4 only: the C module is the same source for LuaJIT, and
 #   LuaJIT's own allocator and JIT code confuse both tools.
@@ -36,7 +38,7 @@ CHECK_ENV = LUA_PATH_5_4="$(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;;" \
 
 .PHONY: check asan valgrind
 
-check: asan valgrind
+check: asan valgrind fuzz-smoke
 
 $(ASAN_SO54): $(SRCS) $(HDRS) mk/check.mk
 	@sh scripts/deps.sh build check

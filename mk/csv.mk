@@ -8,12 +8,12 @@ CSV_FUZZ = fuzz/build/csv_fuzz
 
 .PHONY: fuzz-csv bench-leads
 
-# Only csv.c and liblua5.4 are linked in: the target needs no libcurl.
-$(CSV_FUZZ): fuzz/csv_fuzz.c src/csv.c src/csv.h src/core.h src/compat.h
+# Only csv.c, util.c and liblua5.4 are linked in: the target needs no libcurl.
+$(CSV_FUZZ): fuzz/csv_fuzz.c src/csv.c src/csv.h src/util.c src/util.h src/core.h src/compat.h
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) -g -O1 -fsanitize=fuzzer,address,undefined \
 	  -fno-sanitize-recover=undefined -Isrc -I$(LUA54_INC) \
-	  -o $@ fuzz/csv_fuzz.c src/csv.c -llua5.4 -lm
+	  -o $@ fuzz/csv_fuzz.c src/csv.c src/util.c -llua5.4 -lm
 
 # New inputs go to fuzz/build/corpus-csv; the checked-in seeds stay as they are.
 fuzz-csv: $(CSV_FUZZ)

@@ -4,6 +4,8 @@
 #
 #   response  core.parse_response and error objects  fuzz/response_fuzz.c
 #   setters   campaign fields and methods            fuzz/setters_fuzz.c
+#   hostile   every C entry point reading Lua values fuzz/hostile_fuzz.c
+#             (tables whose metamethods run the collector, cycles, depth)
 #   csv       the CSV reader and pre-flight          fuzz/csv_fuzz.c (mk/csv.mk)
 #
 # The Lua-driven targets embed liblua5.4 and the whole C module (libcurl
@@ -15,7 +17,7 @@
 FUZZ_TIME ?= 60
 FUZZ_CC   ?= clang
 FUZZ_DIR   = fuzz/build
-FUZZ_LUA_TARGETS = response setters
+FUZZ_LUA_TARGETS = response setters hostile
 FUZZ_FLAGS = -g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined \
              -fno-sanitize-recover=undefined
 FUZZ_RUN   = -timeout=20 -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix=$(FUZZ_DIR)/
@@ -31,7 +33,7 @@ $(FUZZ_DIR)/%_fuzz: fuzz/%_fuzz.c fuzz/lua_harness.h $(SRCS) $(HDRS) mk/fuzz.mk
 	$(FUZZ_CC) $(FUZZ_FLAGS) -DFUZZ_DIR='"$(CURDIR)/fuzz"' -Isrc -I$(LUA54_INC) $(CURL_CFLAGS) \
 	  -o $@ $< $(SRCS) -llua5.4 $(CURL_LIBS) -lm
 
-fuzz-response fuzz-setters: fuzz-%: $(FUZZ_DIR)/%_fuzz
+fuzz-response fuzz-setters fuzz-hostile: fuzz-%: $(FUZZ_DIR)/%_fuzz
 	@mkdir -p $(FUZZ_DIR)/corpus-$*
 	$< $(FUZZ_RUN) -max_total_time=$(FUZZ_TIME) -max_len=16384 \
 	  $(FUZZ_DIR)/corpus-$* fuzz/corpus/$*

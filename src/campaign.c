@@ -299,9 +299,13 @@ static int campaign_add_sequence(lua_State *L) {
   lua_getfield(L, -1, "step_number");
   if (lua_isnil(L, -1)) {
     int step = n > 0 ? cs_next_step(L, arr, n) : 2;
-    if (step > 4) {
+    if (step > 4 && n >= 3) {
       lua_pushfstring(L, "%d", n + 1);
       cs_raise(L, &root, "at most 3 follow-ups", lua_tostring(L, -1));
+    } else if (step > 4) { /* the server gave a step past 4 */
+      lua_pushfstring(L, "%d", step);
+      cs_raise(L, &root, "a next step 2..4 (one past the highest)",
+               lua_tostring(L, -1));
     }
     lua_pop(L, 1);
     lua_pushinteger(L, step);

@@ -660,7 +660,9 @@ int cs_first_free_letter(lua_State *L, int variants) {
     lua_rawgeti(L, variants, (int)i);
     lua_getfield(L, -1, "variant_name");
     s = lua_tolstring(L, -1, &len);
-    if (s != NULL && len == 1) used |= 1ul << (s[0] - 'A');
+    /* server data may name a variant anything: only A..Z take a letter */
+    if (s != NULL && len == 1 && s[0] >= 'A' && s[0] < 'A' + MAX_LETTERS)
+      used |= 1ul << (s[0] - 'A');
     lua_pop(L, 2);
   }
   for (letter = 0; letter < MAX_LETTERS; letter++)
@@ -735,14 +737,18 @@ static void check_variants(lua_State *L, const cs_field *f, int idx,
 }
 
 /* The step a new follow-up gets: one past the highest of the first `upto`
- * (2 for the first), so steps follow the order they are added in. */
+ * (2 for the first), so steps follow the order they are added in. A step
+ * the server gave may be any integer: past STEP_CEILING the next step is
+ * STEP_CEILING + 1, which validate() refuses (2..4) without overflowing. */
+#define STEP_CEILING 1000000
 int cs_next_step(lua_State *L, int sequences, int upto) {
   int i, step = 1;
   for (i = 1; i <= upto; i++) {
     lua_Integer s;
     lua_rawgeti(L, sequences, i);
     lua_getfield(L, -1, "step_number");
-    if (cs_tointeger(L, -1, &s) && s > step) step = (int)s;
+    if (cs_tointeger(L, -1, &s) && s > step)
+      step = s > STEP_CEILING ? STEP_CEILING : (int)s;
     lua_pop(L, 2);
   }
   return step + 1;
@@ -818,14 +824,31 @@ void cs_check_field(lua_State *L, const cs_field *f, int idx,
 
 /* ---- copies ------------------------------------------------------------ */
 
-void cs_push_copy(lua_State *L, int idx) {
+/* A table that contains itself is refused, and copies nested deeper than
+ * this raise (a chain built to exhaust the C stack): an error, not a
+ * crash. A table met twice is copied once and shared, so the work stays
+ * linear however the tables refer to each other. JSON decoded by
+ * lua-cjson is at most 1000 deep, so a server's data always fits. */
+#define COPY_MAX_DEPTH 1000
+
+/* seen: stack index of {original = copy, or true while being copied} */
+static void push_copy(lua_State *L, int idx, int depth, int seen) {
   int out, n, keys = 0;
-  idx = lua_absindex(L, idx);
   if (lua_type(L, idx) != LUA_TTABLE) {
     lua_pushvalue(L, idx);
     return;
   }
-  luaL_checkstack(L, 4, "table too deep to copy");
+  if (depth > COPY_MAX_DEPTH)
+    luaL_error(L, "table nested deeper than %d levels", COPY_MAX_DEPTH);
+  luaL_checkstack(L, 6, "table too deep to copy");
+  lua_pushvalue(L, idx);
+  lua_rawget(L, seen);
+  if (lua_type(L, -1) == LUA_TTABLE) return; /* copied before: shared */
+  if (lua_toboolean(L, -1)) luaL_error(L, "table contains itself (a cycle)");
+  lua_pop(L, 1);
+  lua_pushvalue(L, idx);
+  lua_pushboolean(L, 1);
+  lua_rawset(L, seen);
   /* sized before filling: growing a record key by key rehashes it */
   n = (int)lua_rawlen(L, idx);
   lua_pushnil(L);
@@ -837,12 +860,26 @@ void cs_push_copy(lua_State *L, int idx) {
   out = lua_gettop(L);
   lua_pushnil(L);
   while (lua_next(L, idx) != 0) {
-    cs_push_copy(L, -1);
+    push_copy(L, lua_gettop(L), depth + 1, seen);
     lua_remove(L, -2);
     lua_pushvalue(L, -2);
     lua_insert(L, -2);
     lua_rawset(L, out);
   }
+  lua_pushvalue(L, idx);
+  lua_pushvalue(L, out);
+  lua_rawset(L, seen);
+}
+
+void cs_push_copy(lua_State *L, int idx) {
+  idx = lua_absindex(L, idx);
+  if (lua_type(L, idx) != LUA_TTABLE) {
+    lua_pushvalue(L, idx);
+    return;
+  }
+  lua_newtable(L); /* seen */
+  push_copy(L, idx, 1, lua_gettop(L));
+  lua_remove(L, -2);
 }
 
 /* Server data is the authority: keep what it says, in our shape, without

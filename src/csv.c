@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "core.h"
+#include "util.h"
 
 /* ---------------------------------------------------------------------- */
 /* The reader                                                              */
@@ -872,12 +873,8 @@ static int check_header(preflight *p) {
       lua_pushvalue(L, -1);
       lua_rawseti(L, -3, ++nkeys);
     }
-    lua_getglobal(L, "table");
-    lua_getfield(L, -1, "sort");
-    lua_remove(L, -2);
-    lua_pushvalue(L, -2);
-    lua_call(L, 1, 0);
-    lua_newtable(L); /* keys, resolved */
+    cs_sort_strings(L, lua_gettop(L), nkeys); /* not table.sort */
+    lua_newtable(L);                          /* keys, resolved */
     for (k = 1; k <= nkeys; k++) {
       const char *key, *col;
       size_t clen;
@@ -885,7 +882,7 @@ static int check_header(preflight *p) {
       lua_rawgeti(L, -2, k); /* keys, resolved, key */
       key = lua_tostring(L, -1);
       lua_pushvalue(L, -1);
-      lua_gettable(L, P_MAPPING); /* keys, resolved, key, col */
+      lua_rawget(L, P_MAPPING); /* keys, resolved, key, col */
       col = lua_tolstring(L, -1, &clen);
       idx = find_column(r, col, clen, 0);
       if (idx < 0) idx = find_column(r, col, clen, 1);
@@ -897,14 +894,16 @@ static int check_header(preflight *p) {
                 col, key);
       } else {
         const char *name = cs_csv_field(r, (size_t)idx, &len);
+        lua_pushvalue(L, -2);
         lua_pushlstring(L, name, len);
-        lua_setfield(L, -4, key);
+        lua_rawset(L, -5);
       }
       lua_pop(L, 2);
     }
     lua_setfield(L, P_REPORT, "mapping");
     lua_pop(L, 1); /* keys */
-    lua_getfield(L, P_MAPPING, "email");
+    lua_pushliteral(L, "email");
+    lua_rawget(L, P_MAPPING);
     if (lua_isnil(L, -1))
       problem(p, "mapping", 1, r->record_line, NULL,
               "the mapping has no 'email' entry: map the email column, "

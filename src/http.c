@@ -62,8 +62,8 @@ typedef struct {
   size_t len, cap;
 } cs_buf;
 
-/* A multipart part. Strings point into the request table, which stays on
- * the Lua stack for the whole transfer. */
+/* A multipart part. Strings point into Lua strings kept on the Lua stack
+ * for the whole transfer (see opt_string). */
 typedef struct {
   const char *name, *value, *path, *filename, *content_type, *prefix;
   size_t value_len, prefix_len;
@@ -73,8 +73,8 @@ typedef struct {
   int short_read; /* the file ended before offset + length */
 } cs_part;
 
-/* A request header: name and value point into Lua strings the stack
- * anchors (the headers table, or a converted number kept on the stack). */
+/* A request header: name and value point into copies of the name and the
+ * value (a number converted) kept on the Lua stack. */
 typedef struct {
   const char *name, *value;
   size_t name_len, value_len;
@@ -84,7 +84,7 @@ typedef struct {
  * lives on the C stack, so an error raised while reading leaks nothing.
  * Only the parts in use are initialised. */
 typedef struct {
-  const char *method, *url, *body, *ca_file;
+  const char *method, *url, *body, *ca_file, *proxy;
   size_t body_len, max_body;
   long timeout_ms, connect_ms;
   int has_type; /* the caller set Content-Type */
@@ -248,10 +248,12 @@ static int is_token_char(unsigned char c) {
          (c >= '0' && c <= '9') || (c != 0 && strchr("!#$%&'*+-.^_`|~", c));
 }
 
-/* An optional string field of the table at t, or def. */
+/* An optional string field of the table at t, or def. The string stays on
+ * the stack: a table's __index may compute a fresh one, and a later
+ * metamethod may clear the field, so the table is no anchor. */
 static const char *opt_string(lua_State *L, int t, const char *what,
                               const char *name, size_t *len, const char *def) {
-  const char *s;
+  luaL_checkstack(L, 2, "too many request fields");
   lua_getfield(L, t, name);
   if (lua_isnil(L, -1)) {
     lua_pop(L, 1);
@@ -261,9 +263,7 @@ static const char *opt_string(lua_State *L, int t, const char *what,
   if (lua_type(L, -1) != LUA_TSTRING)
     luaL_error(L, "bad %s field '%s' (string expected, got %s)", what, name,
                luaL_typename(L, -1));
-  s = lua_tolstring(L, -1, len);
-  lua_pop(L, 1); /* still anchored in the table */
-  return s;
+  return lua_tolstring(L, -1, len);
 }
 
 /* An optional positive number of seconds, converted to milliseconds. */
@@ -295,8 +295,10 @@ static lua_Integer opt_count(lua_State *L, int t, const char *what,
 /* Checks req.headers and records each header's name and value in r. A CR
  * or LF in a header would let a value inject headers of its own: that is
  * misuse, and raises before anything is sent. The value is never quoted
- * in the message (it may be a key). A number's string form stays on the
- * stack, above the headers table, for the rest of the call. */
+ * in the message (it may be a key). Copies of each name and value (a
+ * number as its string form) stay on the stack, below the headers table,
+ * for the rest of the call: the table itself may change under us (a
+ * finaliser run by the collector is Lua code). */
 static void read_headers(lua_State *L, int req, cs_request *r) {
   int headers;
   lua_getfield(L, req, "headers");
@@ -312,7 +314,6 @@ static void read_headers(lua_State *L, int req, cs_request *r) {
   while (lua_next(L, headers) != 0) { /* ..., name, value */
     size_t nlen, vlen, i;
     const char *name, *value;
-    int number;
     if (lua_type(L, -2) != LUA_TSTRING)
       luaL_error(L, "bad header name (string expected, got %s)",
                  luaL_typename(L, -2));
@@ -321,25 +322,23 @@ static void read_headers(lua_State *L, int req, cs_request *r) {
       if (!is_token_char((unsigned char)name[i])) break;
     if (nlen == 0 || i < nlen)
       luaL_error(L, "bad header name '%s' (not an HTTP token)", name);
-    number = lua_type(L, -1) == LUA_TNUMBER;
-    if (lua_type(L, -1) != LUA_TSTRING && !number)
+    if (lua_type(L, -1) != LUA_TSTRING && lua_type(L, -1) != LUA_TNUMBER)
       luaL_error(L, "bad header '%s' (string value expected, got %s)", name,
                  luaL_typename(L, -1));
-    if (number) {
-      /* its string form is kept below the table, out of lua_next's way */
-      luaL_checkstack(L, 3, "too many request headers");
-      lua_pushvalue(L, -1);
-      lua_insert(L, headers);
-      headers++;
-      value = lua_tolstring(L, headers - 1, &vlen);
-    } else {
-      value = lua_tolstring(L, -1, &vlen); /* anchored in headers */
-    }
+    if (r->nheaders == MAX_REQ_HEADERS)
+      luaL_error(L, "too many request headers (at most %d)", MAX_REQ_HEADERS);
+    /* name and value copied below the table, out of lua_next's way */
+    luaL_checkstack(L, 4, "too many request headers");
+    lua_pushvalue(L, -2);
+    lua_insert(L, headers);
+    lua_pushvalue(L, -1);
+    lua_insert(L, headers + 1);
+    headers += 2;
+    name = lua_tolstring(L, headers - 2, &nlen);
+    value = lua_tolstring(L, headers - 1, &vlen);
     for (i = 0; i < vlen; i++)
       if (value[i] == '\r' || value[i] == '\n' || value[i] == '\0')
         luaL_error(L, "bad header '%s' (value contains CR, LF or NUL)", name);
-    if (r->nheaders == MAX_REQ_HEADERS)
-      luaL_error(L, "too many request headers (at most %d)", MAX_REQ_HEADERS);
     if (nlen == 12 && strncasecmp(name, "content-type", 12) == 0)
       r->has_type = 1;
     r->headers[r->nheaders].name = name;
@@ -348,11 +347,10 @@ static void read_headers(lua_State *L, int req, cs_request *r) {
     r->headers[r->nheaders++].value = value;
     lua_pop(L, 1); /* value */
   }
-  /* the headers table stays on the stack: it anchors names and values */
 }
 
 static void read_parts(lua_State *L, int req, cs_request *r) {
-  int i, n;
+  int i, n, list;
   lua_getfield(L, req, "multipart");
   if (lua_isnil(L, -1)) {
     lua_pop(L, 1);
@@ -361,7 +359,8 @@ static void read_parts(lua_State *L, int req, cs_request *r) {
   if (!lua_istable(L, -1))
     luaL_error(L, "bad request field 'multipart' (table expected, got %s)",
                luaL_typename(L, -1));
-  n = (int)lua_rawlen(L, -1);
+  list = lua_gettop(L);
+  n = (int)lua_rawlen(L, list);
   if (n == 0) luaL_error(L, "bad request field 'multipart' (no parts)");
   if (n > MAX_PARTS)
     luaL_error(L, "bad request field 'multipart' (at most %d parts)",
@@ -369,7 +368,8 @@ static void read_parts(lua_State *L, int req, cs_request *r) {
   for (i = 1; i <= n; i++) {
     cs_part *p = &r->parts[i - 1];
     int t;
-    lua_rawgeti(L, -1, i);
+    luaL_checkstack(L, 2, "too many multipart parts");
+    lua_rawgeti(L, list, i);
     t = lua_gettop(L);
     if (!lua_istable(L, t))
       luaL_error(L, "bad multipart part #%d (table expected, got %s)", i,
@@ -389,10 +389,30 @@ static void read_parts(lua_State *L, int req, cs_request *r) {
     p->pos = 0;
     p->fp = NULL;
     p->short_read = 0;
-    lua_pop(L, 1);
-    r->nparts = i;
+    r->nparts = i; /* the part table and its strings stay on the stack */
   }
-  lua_pop(L, 1); /* the list stays anchored in req */
+}
+
+/* A proxy URL: "" (none) or scheme://host[:port] with a scheme libcurl
+ * tunnels through; spaces and controls refused. Raises naming what. */
+static void check_proxy(lua_State *L, const char *what, const char *proxy,
+                        size_t len) {
+  static const char *const schemes[] = {"http://", "https://", "socks5://",
+                                        "socks5h://", NULL};
+  size_t i;
+  int k;
+  if (proxy == NULL || len == 0) return;
+  for (i = 0; i < len; i++)
+    if ((unsigned char)proxy[i] <= 0x20 || proxy[i] == 0x7f)
+      luaL_error(L, "bad %s 'proxy' (contains a space or control)", what);
+  for (k = 0; schemes[k] != NULL; k++)
+    if (strncasecmp(proxy, schemes[k], strlen(schemes[k])) == 0 &&
+        len > strlen(schemes[k]))
+      return;
+  luaL_error(L,
+             "bad %s 'proxy' (http://, https://, socks5:// or socks5h:// "
+             "host[:port] expected)",
+             what);
 }
 
 /* ---- the C-only window: files, curl options, perform --------------------- */
@@ -416,8 +436,10 @@ static int open_files(cs_request *r, cs_xfer *x) {
                p->path);
       return 0;
     }
+    /* offset + length could overflow: compared one at a time */
     if (p->length < 0) p->length = (curl_off_t)st.st_size - p->offset;
-    if (p->length < 0 || p->offset + p->length > (curl_off_t)st.st_size) {
+    if (p->length < 0 || p->offset > (curl_off_t)st.st_size ||
+        p->length > (curl_off_t)st.st_size - p->offset) {
       snprintf(x->errbuf, sizeof x->errbuf,
                "file '%s' has %lld bytes, the part needs %lld from offset %lld",
                p->path, (long long)st.st_size, (long long)p->length,
@@ -483,6 +505,12 @@ static CURLcode set_invariant_options(CURL *curl, cs_xfer *x) {
   SETOPT(CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
 #endif
   SETOPT(CURLOPT_FOLLOWLOCATION, 0L); /* a redirect is an answer to report */
+  /* The environment's proxy variables are never read here: a request goes
+   * through the proxy it names (set_options), as a CONNECT tunnel, and
+   * the facade decides which applies (only to https://, never loopback). */
+  SETOPT(CURLOPT_PROXY, "");
+  SETOPT(CURLOPT_NOPROXY, "");
+  SETOPT(CURLOPT_HTTPPROXYTUNNEL, 1L);
   /* TLS verification is not an option of this module */
   SETOPT(CURLOPT_SSL_VERIFYPEER, 1L);
   SETOPT(CURLOPT_SSL_VERIFYHOST, 2L);
@@ -574,6 +602,7 @@ static CURLcode set_options(cs_http *h, cs_xfer *x, const cs_request *r) {
   CURLcode rc = CURLE_OK;
   int i;
   SETOPT(CURLOPT_URL, r->url);
+  SETOPT(CURLOPT_PROXY, r->proxy != NULL ? r->proxy : ""); /* copied */
   if (rc == CURLE_OK) rc = set_ca(h, r->ca_file);
   if (r->timeout_ms != h->timeout_ms) {
     long low_speed = r->timeout_ms / 1000;
@@ -791,15 +820,17 @@ static void end_transfer(cs_http *h, cs_request *r, cs_xfer *x, int nested) {
 }
 
 /* Performs the request at req on h; returns res or nil, msg, code, info.
- * def_ca applies when req does not say. */
-static int http_do(lua_State *L, cs_http *h, int req, const char *def_ca) {
+ * def_ca and def_proxy apply when req does not say. Every string r points
+ * to is kept on the Lua stack until the call returns. */
+static int http_do(lua_State *L, cs_http *h, int req, const char *def_ca,
+                   const char *def_proxy) {
   CURL *curl = h->curl;
   cs_request r;
   cs_xfer *x;
   CURLcode rc;
   long status = 0;
   int i, sent = 1, usable, nested;
-  size_t url_len;
+  size_t url_len, proxy_len;
   char message[CURL_ERROR_SIZE + 64];
 
   luaL_checktype(L, req, LUA_TTABLE);
@@ -828,6 +859,8 @@ static int http_do(lua_State *L, cs_http *h, int req, const char *def_ca) {
   r.timeout_ms = opt_millis(L, req, "timeout", DEFAULT_TIMEOUT);
   r.connect_ms = opt_millis(L, req, "connect_timeout", DEFAULT_CONNECT_TIMEOUT);
   r.ca_file = opt_string(L, req, "request", "ca_file", NULL, def_ca);
+  r.proxy = opt_string(L, req, "request", "proxy", &proxy_len, def_proxy);
+  check_proxy(L, "request field", r.proxy, proxy_len);
   r.max_body = (size_t)opt_count(L, req, "request", "max_body",
                                  (lua_Integer)h->max_body);
   read_headers(L, req, &r);
@@ -981,13 +1014,17 @@ static cs_http *new_http(lua_State *L, size_t max_body) {
   return h;
 }
 
-/* core.http{ca_file=, max_body=} -> a callable transport object. */
+/* core.http{ca_file=, max_body=, proxy=} -> a callable transport object.
+ * proxy: the one every request goes through (none when absent). */
 static int http_new(lua_State *L) {
-  const char *ca_file = NULL;
+  const char *ca_file = NULL, *proxy = NULL;
+  size_t proxy_len = 0;
   lua_Integer max_body = DEFAULT_MAX_BODY;
   if (!lua_isnoneornil(L, 1)) {
     luaL_checktype(L, 1, LUA_TTABLE);
     ca_file = opt_string(L, 1, "option", "ca_file", NULL, NULL);
+    proxy = opt_string(L, 1, "option", "proxy", &proxy_len, NULL);
+    check_proxy(L, "option", proxy, proxy_len);
     max_body = opt_count(L, 1, "option", "max_body", DEFAULT_MAX_BODY);
     if (ca_file != NULL) {
       /* a wrong path is a setup mistake: say so now, not as a TLS error
@@ -1000,10 +1037,14 @@ static int http_new(lua_State *L) {
     }
   }
   new_http(L, (size_t)max_body);
-  lua_createtable(L, 0, 1); /* the options the object keeps */
+  lua_createtable(L, 0, 2); /* the options the object keeps */
   if (ca_file != NULL) {
     lua_pushstring(L, ca_file);
     lua_setfield(L, -2, "ca_file");
+  }
+  if (proxy != NULL) {
+    lua_pushlstring(L, proxy, proxy_len);
+    lua_setfield(L, -2, "proxy");
   }
   cs_setuservalue(L, -2);
   return 1;
@@ -1012,15 +1053,16 @@ static int http_new(lua_State *L) {
 /* obj(req) -> res | nil, message, code, info */
 static int http_call(lua_State *L) {
   cs_http *h = check_open(L, 1);
-  const char *ca = NULL;
-  cs_getuservalue(L, 1);
+  const char *ca = NULL, *proxy = NULL;
+  lua_settop(L, 2);
+  cs_getuservalue(L, 1); /* the options; both strings stay on the stack */
   if (lua_istable(L, -1)) {
-    lua_getfield(L, -1, "ca_file");
-    ca = lua_tostring(L, -1); /* anchored in the object's options */
-    lua_pop(L, 1);
+    lua_getfield(L, 3, "ca_file");
+    ca = lua_tostring(L, -1);
+    lua_getfield(L, 3, "proxy");
+    proxy = lua_tostring(L, -1);
   }
-  lua_pop(L, 1);
-  return http_do(L, h, 2, ca);
+  return http_do(L, h, 2, ca, proxy);
 }
 
 /* Frees the easy handle and what the object keeps; idempotent. The
@@ -1068,7 +1110,7 @@ static int http_perform(lua_State *L) {
     lua_setfield(L, LUA_REGISTRYINDEX, PERFORM_KEY);
   }
   lua_pop(L, 1); /* the registry keeps it */
-  return http_do(L, h, 1, NULL);
+  return http_do(L, h, 1, NULL, NULL);
 }
 
 /* core.curl_version() -> "libcurl/7.88.1", for the User-Agent. */

@@ -78,10 +78,13 @@ static size_t probe_on_header(char *data, size_t size, size_t nitems,
   return probe_keep(&s->head, data, n);
 }
 
-/* An optional string field of the request table at 1, without NULs. */
+/* An optional string field of the request table at 1, without NULs. The
+ * string stays on the stack: __index may have made it, so the table is no
+ * anchor. */
 static const char *probe_string(lua_State *L, const char *name) {
   const char *v;
   size_t len;
+  luaL_checkstack(L, 2, "probe");
   lua_getfield(L, 1, name);
   if (lua_isnil(L, -1)) {
     lua_pop(L, 1);
@@ -91,7 +94,6 @@ static const char *probe_string(lua_State *L, const char *name) {
     luaL_error(L, "bad probe field '%s' (string expected, got %s)", name,
                luaL_typename(L, -1));
   v = lua_tolstring(L, -1, &len);
-  lua_pop(L, 1); /* anchored in the table */
   if (strlen(v) != len)
     luaL_error(L, "bad probe field '%s' (contains a NUL)", name);
   return v;

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "core.h"
+#include "util.h"
 
 /* Registry key of our cjson instance (cjson.new(): the user's own cjson
  * settings are neither used nor changed). */
@@ -61,9 +62,16 @@ static int is_lua_integer(lua_State *L, int idx) {
 #define MARKER_JSON "\"\\u0000coldsend:"
 #define MAX_DEPTH 1000 /* as cjson's encode_max_depth */
 
+/* A value may share tables (each one walked once per path to it) but not
+ * contain itself: a cycle is refused, and so is a walk past MAX_TABLES
+ * tables, so two references per level cannot make it exponential. */
+#define MAX_TABLES 200000
+
 typedef struct {
-  int side; /* stack index of the literals table */
-  int n;    /* literals so far */
+  int side;    /* stack index of the literals table */
+  int active;  /* stack index of {table = true} for the tables being walked */
+  int n;       /* literals so far */
+  long tables; /* tables walked */
   char path[200];
 } prep_state;
 
@@ -137,7 +145,19 @@ static int prepare_table(lua_State *L, int idx, prep_state *st, int depth) {
   if (depth > MAX_DEPTH)
     luaL_error(L, "cannot encode '%s' as JSON (nested deeper than %d)",
                st->path[0] ? st->path : "(value)", MAX_DEPTH);
+  if (++st->tables > MAX_TABLES)
+    luaL_error(L, "cannot encode '%s' as JSON (more than %d tables)",
+               st->path[0] ? st->path : "(value)", MAX_TABLES);
   luaL_checkstack(L, 8, "JSON encoding");
+  lua_pushvalue(L, idx);
+  lua_rawget(L, st->active);
+  if (lua_toboolean(L, -1))
+    luaL_error(L, "cannot encode '%s' as JSON (a table that contains itself)",
+               st->path[0] ? st->path : "(value)");
+  lua_pop(L, 1);
+  lua_pushvalue(L, idx);
+  lua_pushboolean(L, 1);
+  lua_rawset(L, st->active);
   lua_pushnil(L); /* the copy's slot, a table once a value is replaced */
   copy = lua_gettop(L);
   lua_pushnil(L);
@@ -169,6 +189,9 @@ static int prepare_table(lua_State *L, int idx, prep_state *st, int depth) {
     st->path[old] = '\0';
     lua_settop(L, top - 1); /* the key, for lua_next */
   }
+  lua_pushvalue(L, idx);
+  lua_pushnil(L);
+  lua_rawset(L, st->active);
   if (lua_isnil(L, copy)) {
     lua_pop(L, 1);
     return 0;
@@ -256,10 +279,14 @@ void cs_json_encode(lua_State *L, int idx) {
   int replaced, side;
   idx = lua_absindex(L, idx);
   st.n = 0;
+  st.tables = 0;
   st.path[0] = '\0';
   lua_newtable(L);
   side = st.side = lua_gettop(L);
+  lua_newtable(L);
+  st.active = lua_gettop(L);
   replaced = prepare(L, idx, &st, 0);
+  lua_remove(L, st.active); /* the copy, if any, moves to side + 1 */
   push_cjson(L);
   lua_getfield(L, -1, "encode");
   lua_remove(L, -2);
@@ -383,11 +410,7 @@ static void push_path_with_query(lua_State *L, const char *path, int idx) {
     lua_pushvalue(L, -1);
     lua_rawseti(L, -3, ++n);
   }
-  lua_getglobal(L, "table");
-  lua_getfield(L, -1, "sort");
-  lua_remove(L, -2);
-  lua_pushvalue(L, -2);
-  lua_call(L, 1, 0); /* names, sorted */
+  cs_sort_strings(L, lua_gettop(L), n); /* names, sorted */
   lua_pushstring(L, path);
   for (i = 1; i <= n; i++) {
     size_t klen, vlen;
@@ -399,7 +422,7 @@ static void push_path_with_query(lua_State *L, const char *path, int idx) {
     push_escaped(L, k, klen);
     lua_pushliteral(L, "=");
     lua_rawgeti(L, -6, i);
-    lua_gettable(L, idx);
+    lua_rawget(L, idx); /* as lua_next saw it: no metamethod */
     if (lua_type(L, -1) == LUA_TBOOLEAN) {
       v = lua_toboolean(L, -1) ? "true" : "false";
       vlen = strlen(v);

@@ -63,19 +63,22 @@ static const char *find_nocase(const char *s, size_t len, const char *needle) {
 
 /* A header value by its lower-case name, or NULL. Transports give
  * lower-case names; a user transport may not, so the canonical spelling is
- * tried as well. The string stays anchored in the headers table. */
+ * tried as well. The value is left on the stack (nil when absent), which
+ * anchors the string: a headers table may compute it in __index, so the
+ * table itself is no anchor. */
 static const char *header(lua_State *L, int hidx, const char *lname,
                           const char *canonical) {
-  const char *v = NULL;
-  if (hidx == 0) return NULL;
+  luaL_checkstack(L, 2, "headers");
+  if (hidx == 0) {
+    lua_pushnil(L);
+    return NULL;
+  }
   lua_getfield(L, hidx, lname);
   if (lua_type(L, -1) != LUA_TSTRING) {
     lua_pop(L, 1);
     lua_getfield(L, hidx, canonical);
   }
-  if (lua_type(L, -1) == LUA_TSTRING) v = lua_tostring(L, -1);
-  lua_pop(L, 1);
-  return v;
+  return lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
 }
 
 /* 1 when the media type of a Content-Type value is JSON: application/json
@@ -191,7 +194,8 @@ static const char *parse_number(const char *s, double *out) {
 
 /* Seconds to wait before retrying, from Retry-After (seconds or an
  * HTTP-date), else for a 429 from X-RateLimit-Reset or the "Retry after N
- * seconds" text ColdSend puts in its detail. Returns 0 when nothing says. */
+ * seconds" text ColdSend puts in its detail. Returns 0 when nothing says.
+ * Leaves the header values it read on the stack. */
 static int retry_after(lua_State *L, int hidx, lua_Integer status,
                        const char *message, double now, double *out) {
   const char *v = header(L, hidx, "retry-after", "Retry-After");
@@ -378,9 +382,15 @@ static int parse_success(lua_State *L, lua_Integer status, int hidx,
 
 /* Pushes the field named by a pydantic loc list, or nil: the leading
  * "body"/"query"/"path"/"header"/"cookie" says where, not what, and is
- * dropped; names are joined by "." and indexes written [n]. */
+ * dropped; names are joined by "." and indexes written [n]. A server may
+ * send any list: at most LOC_PIECES pieces and about LOC_BYTES bytes are
+ * kept, then "...", so a long one costs neither the stack nor memory. */
+#define LOC_PIECES 32
+#define LOC_BYTES 256
 static void push_field(lua_State *L, int loc) {
-  int i, n, pieces = 0;
+  char out[LOC_BYTES + 32]; /* room for the last piece's start and "..." */
+  size_t used = 0;
+  int i, n, pieces = 0, cut = 0;
   if (lua_type(L, loc) != LUA_TTABLE) {
     lua_pushnil(L);
     return;
@@ -388,44 +398,66 @@ static void push_field(lua_State *L, int loc) {
   n = (int)lua_rawlen(L, loc);
   for (i = 1; i <= n; i++) {
     lua_Integer k;
-    luaL_checkstack(L, 3, "loc too deep");
+    char num[32];
+    size_t len, room;
+    const char *s;
+    if (cut || pieces == LOC_PIECES || used >= LOC_BYTES) {
+      cut = 1;
+      break;
+    }
     lua_rawgeti(L, loc, i);
-    if (i == 1 && n > 1 && lua_type(L, -1) == LUA_TSTRING) {
-      const char *s = lua_tostring(L, -1);
-      if (!strcmp(s, "body") || !strcmp(s, "query") || !strcmp(s, "path") ||
-          !strcmp(s, "header") || !strcmp(s, "cookie")) {
+    if (lua_type(L, -1) == LUA_TNUMBER && cs_tointeger(L, -1, &k)) {
+      len = (size_t)snprintf(num, sizeof num, "[%lld]", (long long)k);
+      s = num;
+    } else if (lua_type(L, -1) == LUA_TSTRING) {
+      s = lua_tolstring(L, -1, &len);
+      if (i == 1 && n > 1 &&
+          (!strcmp(s, "body") || !strcmp(s, "query") || !strcmp(s, "path") ||
+           !strcmp(s, "header") || !strcmp(s, "cookie"))) {
         lua_pop(L, 1);
         continue;
       }
-    }
-    if (lua_type(L, -1) == LUA_TNUMBER && cs_tointeger(L, -1, &k)) {
-      lua_pop(L, 1);
-      lua_pushfstring(L, "[%d]", (int)k);
-      pieces++;
-    } else if (lua_type(L, -1) == LUA_TSTRING) {
-      if (pieces > 0) {
-        lua_pushliteral(L, ".");
-        lua_insert(L, -2);
-        pieces++;
-      }
-      pieces++;
+      if (pieces > 0) out[used++] = '.';
     } else {
       lua_pop(L, 1); /* pydantic never sends others; ignore them */
+      continue;
     }
+    room = LOC_BYTES + 1 - used; /* used <= LOC_BYTES here */
+    if (len > room) {            /* cut on a character; "..." follows */
+      len = utf8_cut(s, len, room);
+      cut = 1;
+    }
+    memcpy(out + used, s, len);
+    used += len;
+    lua_pop(L, 1);
+    pieces++;
+  }
+  if (cut) {
+    memcpy(out + used, "...", 3);
+    used += 3;
   }
   if (pieces == 0)
     lua_pushnil(L);
   else
-    lua_concat(L, pieces);
+    lua_pushlstring(L, out, used);
 }
 
-/* A string field of the table at idx, or NULL (anchored in the table). */
+/* A string field of the table at idx, or NULL, for tables the module
+ * made itself (decoded JSON, an error being built): no metatable, nothing
+ * else holds them, so the table anchors the string. */
 static const char *string_field(lua_State *L, int idx, const char *name) {
   const char *s = NULL;
   lua_getfield(L, idx, name);
   if (lua_type(L, -1) == LUA_TSTRING) s = lua_tostring(L, -1);
   lua_pop(L, 1);
   return s;
+}
+
+/* A string field of any table: the value is left on the stack, which
+ * anchors it; returns the string or NULL. */
+static const char *anchored_field(lua_State *L, int idx, const char *name) {
+  lua_getfield(L, idx, name);
+  return lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
 }
 
 /* Sets err.details from a pydantic detail list at didx (v1 or v2: extra
@@ -746,9 +778,12 @@ static int error_tostring(lua_State *L) {
   int top;
   luaL_checktype(L, 1, LUA_TTABLE);
   lua_settop(L, 1);
-  code = string_field(L, 1, "code");
-  message = string_field(L, 1, "message");
-  luaL_checkstack(L, 24, "tostring");
+  luaL_checkstack(L, 26, "tostring");
+  /* code and message stay on the stack (2, 3): the table may be any
+   * table, its fields computed by __index or changed by the metamethods
+   * read below */
+  code = anchored_field(L, 1, "code");
+  message = anchored_field(L, 1, "message");
   top = lua_gettop(L);
   lua_pushfstring(L, "coldsend: %s", code ? code : "error");
   lua_getfield(L, 1, "status");
@@ -758,11 +793,17 @@ static int error_tostring(lua_State *L) {
   } else {
     lua_pop(L, 1);
   }
-  if (string_field(L, 1, "method") != NULL) {
-    lua_pushfstring(L, " %s", string_field(L, 1, "method"));
+  if (anchored_field(L, 1, "method") != NULL) {
+    lua_pushfstring(L, " %s", lua_tostring(L, -1));
+    lua_replace(L, -2);
+  } else {
+    lua_pop(L, 1);
   }
-  if (string_field(L, 1, "url") != NULL) {
-    lua_pushfstring(L, " %s", string_field(L, 1, "url"));
+  if (anchored_field(L, 1, "url") != NULL) {
+    lua_pushfstring(L, " %s", lua_tostring(L, -1));
+    lua_replace(L, -2);
+  } else {
+    lua_pop(L, 1);
   }
   lua_pushliteral(L, ": ");
   push_one_line(L, message ? message : (code ? code : "error"));

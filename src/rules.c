@@ -43,7 +43,7 @@ static void push_step_field(lua_State *L, int seq) {
  * push_step_field names them). Percentages: all given and summing to 100,
  * or none given (then split evenly). */
 static void check_step(lua_State *L, int list, int arr, int seq) {
-  int i, n, given = 0;
+  int i, n, given = 0, out_of_range = 0;
   lua_Integer sum = 0;
   n = lua_type(L, arr) == LUA_TTABLE ? (int)lua_rawlen(L, arr) : 0;
   if (n == 0) {
@@ -63,7 +63,15 @@ static void check_step(lua_State *L, int list, int arr, int seq) {
     lua_rawgeti(L, arr, i);
     if (lua_type(L, -1) == LUA_TTABLE) {
       lua_getfield(L, -1, "distribution_percent");
-      if (cs_tointeger(L, -1, &pct)) given++, sum += pct;
+      /* a server's value may be any integer: summed only within 0..100,
+       * so the sum cannot overflow */
+      if (cs_tointeger(L, -1, &pct)) {
+        given++;
+        if (pct < 0 || pct > 100)
+          out_of_range++;
+        else
+          sum += pct;
+      }
       lua_pop(L, 1);
     }
     lua_pop(L, 1);
@@ -74,6 +82,13 @@ static void check_step(lua_State *L, int list, int arr, int seq) {
                     "distribution_percent given for %d of %d variants: "
                     "give all or none (none: split evenly)",
                     given, n);
+    add_problem(L, list);
+  } else if (out_of_range > 0) {
+    push_step_field(L, seq);
+    lua_pushfstring(L,
+                    "distribution_percent 0..100 expected, %d value%s "
+                    "outside",
+                    out_of_range, out_of_range == 1 ? " is" : "s are");
     add_problem(L, list);
   } else if (given == n && sum != 100) {
     push_step_field(L, seq);

@@ -1,10 +1,11 @@
-/* util.c: clock, sleep and UUID check, exposed to the Lua facade. */
+/* util.c: clock, sleep, UUID check and a string sort for the C files. */
 #define _POSIX_C_SOURCE 200809L
 #include "util.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -141,4 +142,44 @@ static const luaL_Reg util_funcs[] = {{"now", util_now},
 
 void cs_util_open(lua_State *L) {
   luaL_setfuncs(L, util_funcs, 0);
+}
+
+/* Orders the n strings of the list at t byte-wise, in C: the global
+ * table.sort is the user's to replace, and C calls no function a user can
+ * replace. The strings stay anchored in the list while they are sorted. */
+typedef struct {
+  const char *s;
+  size_t len;
+  int at; /* the index it came from */
+} sort_key;
+
+static int compare_keys(const void *a, const void *b) {
+  const sort_key *x = (const sort_key *)a, *y = (const sort_key *)b;
+  int c = memcmp(x->s, y->s, x->len < y->len ? x->len : y->len);
+  if (c != 0) return c;
+  return x->len < y->len ? -1 : x->len > y->len;
+}
+
+void cs_sort_strings(lua_State *L, int t, int n) {
+  sort_key *keys;
+  int i;
+  if (n < 2) return;
+  keys = (sort_key *)lua_newuserdata(L, (size_t)n * sizeof *keys);
+  for (i = 0; i < n; i++) {
+    lua_rawgeti(L, t, i + 1);
+    keys[i].s = lua_tolstring(L, -1, &keys[i].len);
+    keys[i].at = i + 1;
+    lua_pop(L, 1); /* anchored in the list until it is rewritten */
+  }
+  qsort(keys, (size_t)n, sizeof *keys, compare_keys);
+  lua_createtable(L, n, 0); /* the sorted list, then moved over */
+  for (i = 0; i < n; i++) {
+    lua_rawgeti(L, t, keys[i].at);
+    lua_rawseti(L, -2, i + 1);
+  }
+  for (i = 1; i <= n; i++) {
+    lua_rawgeti(L, -1, i);
+    lua_rawseti(L, t, i);
+  }
+  lua_pop(L, 2);
 }

@@ -54,8 +54,9 @@ function M.utf8_locale(getenv)
   return false
 end
 
--- Splits a URL into scheme, host, port and path; nil and a message when it
--- is not an http(s) URL the client would take.
+--- Splits a URL into scheme, host, port and path (and whether the host is
+-- loopback); nil and a message when it is not an http(s) URL the client
+-- would take.
 local function parse_url(url)
   if type(url) ~= "string" or url == "" then return nil, "no URL" end
   if url:find("[%s%c]") then return nil, "the URL contains a space or control character" end
@@ -87,7 +88,9 @@ local function parse_url(url)
   return u
 end
 
--- A URL (or a proxy's host:port) without its credentials.
+M.parse_url = parse_url
+
+--- A URL (or a proxy's host:port) without its credentials.
 local function mask_url(p)
   local pre, rest = p:match("^(%a[%w+.-]*://)(.*)$")
   if not pre then pre, rest = "", p end
@@ -106,6 +109,8 @@ local function no_proxy_matches(list, host)
   end
   return false
 end
+
+M.mask_url = mask_url
 
 local PROXY_VARS = { "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY",
   "http_proxy", "HTTP_PROXY", "no_proxy", "NO_PROXY" }

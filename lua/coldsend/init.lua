@@ -206,11 +206,47 @@ end
 local CLIENT_OPTIONS = {
   api_key = true, base_url = true, timeout = true, connect_timeout = true,
   max_retries = true, deadline = true, backoff_base = true, backoff_cap = true,
-  max_wait = true, rate_limit = true, ca_file = true, max_body = true,
+  max_wait = true, rate_limit = true, ca_file = true, max_body = true, proxy = true,
   on_request = true, on_response = true, on_retry = true,
   transport = true, thread_pool = true, shared_dict = true,
   clock = true, wall_clock = true, sleep = true, random = true,
 }
+
+-- The proxy the transport goes through, or nil. The key never crosses a
+-- proxy in cleartext: the environment's (https_proxy, else all_proxy) only
+-- for an https:// base URL, as a CONNECT tunnel, and never for loopback
+-- (coldsend.doctor's proxy_for, the rule `coldsend doctor` reports);
+-- http_proxy is never read. The option `proxy` (a URL, or false for none)
+-- chooses instead of the environment, and only for https://.
+local PROXY_SCHEMES = { http = true, https = true, socks5 = true, socks5h = true }
+local function choose_proxy(what, base_url, proxy)
+  local doctor = require "coldsend.doctor" -- here: it requires this module
+  local u = assert(doctor.parse_url(base_url))
+  local from = "option 'proxy'"
+  if proxy == false then return nil end
+  if proxy == nil then
+    local name
+    proxy, _, name = doctor.proxy_for(u, os.getenv)
+    if proxy == nil then return nil end
+    from = "the proxy in $" .. name
+  end
+  local shown = type(proxy) == "string" and doctor.mask_url(proxy) or proxy
+  local rule = "proxy URL http://host:port (also https://, socks5://, socks5h://) or false"
+  if type(proxy) ~= "string" then opt_error(what, "proxy", rule, proxy) end
+  local url = proxy:match("^%a[%w+.-]*://") and proxy or ("http://" .. proxy)
+  local scheme, host = url:match("^(%a[%w+.-]*)://([^/?#]+)/?$")
+  if not scheme or url:find("[%s%c]") or not PROXY_SCHEMES[scheme:lower()] then
+    if from ~= "option 'proxy'" then
+      raise(format("coldsend.client: %s is not usable (%s expected, got %q)", from, rule, shown))
+    end
+    opt_error(what, "proxy", rule, shown)
+  end
+  if u.scheme ~= "https" then
+    opt_error(what, "proxy", "no proxy for an http:// base URL (loopback, and the key would cross"
+      .. " the proxy in cleartext)", shown)
+  end
+  return url
+end
 
 --- Makes a client. See the README for the options.
 function M.client(opts)
@@ -243,6 +279,7 @@ function M.client(opts)
     opt_error(what, "max_body", "positive integer (bytes)", opts.max_body)
   end
   self.ca_file, self.max_body = opts.ca_file, opts.max_body
+  local proxy = choose_proxy(what, self.base_url, opts.proxy)
   self.on_request = check_function(what, opts, "on_request")
   self.on_response = check_function(what, opts, "on_response")
   self.on_retry = check_function(what, opts, "on_retry")
@@ -261,9 +298,18 @@ function M.client(opts)
   local transport = check_function(what, opts, "transport")
   if transport == nil then
     if host then
-      transport = host.new { pool = opts.thread_pool, max_body = opts.max_body }
+      if proxy and host.proxies == false then
+        -- HAProxy's httpclient connects directly: an explicit proxy is refused;
+        -- the environment's proxy variables do not apply there (doc/haproxy.md)
+        if opts.proxy ~= nil then
+          opt_error(what, "proxy", "no proxy inside HAProxy (its httpclient connects directly)",
+            type(opts.proxy) == "string" and require("coldsend.doctor").mask_url(opts.proxy) or opts.proxy)
+        end
+        proxy = nil
+      end
+      transport = host.new { pool = opts.thread_pool, max_body = opts.max_body, proxy = proxy }
     else
-      transport = core.http { ca_file = opts.ca_file, max_body = opts.max_body }
+      transport = core.http { ca_file = opts.ca_file, max_body = opts.max_body, proxy = proxy }
     end
   end
   self.transport = transport

@@ -25,6 +25,8 @@
 -- @module coldsend.transport.haproxy
 
 local M = { _NAME = "coldsend.transport.haproxy" }
+-- HAProxy's httpclient connects directly: the client refuses a proxy option here
+M.proxies = false
 
 local DEFAULT_MAX_BODY = 8 * 1024 * 1024
 local floor, format = math.floor, string.format

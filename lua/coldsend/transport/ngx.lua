@@ -132,13 +132,15 @@ end
 --- Returns a transport function `transport(req) -> res | nil, message, code, info`.
 -- opts.pool: the nginx thread_pool name (default "coldsend");
 -- opts.module / opts.func: the function run in the thread (default
--- `coldsend.core` / `http_perform`; tests point them at stand-ins).
+-- `coldsend.core` / `http_perform`; tests point them at stand-ins);
+-- opts.proxy: the proxy of every request that names none (the client's).
 function M.new(opts)
   opts = M.new_options(opts)
   local o = {
     pool = opts.pool or "coldsend",
     module = opts.module or "coldsend.core",
     func = opts.func or "http_perform",
+    proxy = opts.proxy,
   }
   for _, k in ipairs { "pool", "module", "func" } do
     if type(o[k]) ~= "string" or o[k] == "" then
@@ -159,7 +161,9 @@ function M.new(opts)
         .. " transport = require('coldsend.transport.resty').new() instead", 2)
     end
 
-    local ok, res, msg, code, info = run(o.pool, o.module, o.func, plain(req, 0))
+    local task = plain(req, 0)
+    if type(task) == "table" and task.proxy == nil then task.proxy = o.proxy end
+    local ok, res, msg, code, info = run(o.pool, o.module, o.func, task)
     if ok then
       if res ~= nil then return res end
       return nil, msg, code, info

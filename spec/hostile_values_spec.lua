@@ -1,0 +1,316 @@
+-- hostile_values_spec: the C core stays memory-safe whatever Lua values and
+-- server data it meets (issue 13; each test is one of the reproducers of
+-- ../shared/repro, numbered as there). Tables whose metamethods compute
+-- fresh strings while the collector runs, a replaced table.sort, cyclic
+-- tables, server numbers at the integer limits, a long pydantic loc list,
+-- a multipart range that overflows. Under `make asan` a use after free or
+-- an overflow here is a sanitizer report; the plain build sees most of
+-- them as wrong results. The transport cases go over loopback to
+-- spec/helpers/rawhttpd.lua with the real libcurl transport.
+local coldsend = require "coldsend"
+local core = require "coldsend.core"
+local cjson = require "cjson"
+local util = require "spec.helpers.util"
+
+local ID = "1b4e28ba-2fa1-41d2-883f-0016d3cca427"
+local KEY = "cs_test_abcdefgh"
+
+-- A client whose transport answers every request with status and body.
+local function client_answering(status, body, headers)
+  return coldsend.client { api_key = KEY, base_url = "http://127.0.0.1:9/api/public/v1",
+    rate_limit = false, max_retries = 0, transport = function()
+      return { status = status, headers = headers or { ["content-type"] = "application/json" },
+        body = body }
+    end }
+end
+
+-- Runs f with the collector as eager as it gets, then restores it.
+local function eager_gc(f)
+  collectgarbage("collect")
+  collectgarbage("setpause", 0)
+  local ok, err = pcall(f)
+  collectgarbage("setpause", 200)
+  collectgarbage("collect")
+  if not ok then error(err, 0) end
+end
+
+local srv = {}
+
+setup(function()
+  local f = assert(io.popen("lua5.4 spec/helpers/rawhttpd.lua 120", "r"))
+  srv.pipe = f
+  srv.base = "http://127.0.0.1:" .. assert(f:read("*l"):match("^(%d+)"))
+end)
+
+teardown(function()
+  if srv.pipe then
+    local h = core.http()
+    h { url = srv.base .. "/__quit", timeout = 5 }
+    h:close()
+    srv.pipe:close()
+  end
+  util.cleanup()
+end)
+
+describe("strings read from Lua values stay anchored while C uses them", function()
+  it("03: core.http sends exactly the body a request table's __index computes", function()
+    local http = core.http()
+    local n = 0
+    local req = setmetatable({ method = "POST", url = srv.base .. "/echo", timeout = 10 }, {
+      __index = function(_, k)
+        if k == "body" then
+          n = n + 1
+          return ("B"):rep(4000) .. ("%08d"):format(n)
+        end
+        if k == "ca_file" or k == "proxy" or k == "multipart" then
+          -- the body string is unreachable but from C: collect it, reuse its memory
+          collectgarbage("collect")
+          for i = 1, 200 do local junk = ("J"):rep(4000 + i) end
+        end
+      end })
+    for i = 1, 20 do
+      local res, msg = http(req)
+      assert(res, msg)
+      assert.equal(("B"):rep(4000) .. ("%08d"):format(i), cjson.decode(res.body).body)
+    end
+    http:close()
+  end)
+
+  it("03: header names and values stay whole when the collector runs mid-read", function()
+    local http = core.http()
+    local headers = {}
+    for i = 1, 40 do headers["X-H" .. i] = ("v%d-"):format(i):rep(50) end
+    local req = setmetatable({ url = srv.base .. "/echo", timeout = 10 }, {
+      __index = function(_, k)
+        if k == "headers" then
+          -- a fresh table each time: only the C stack holds it
+          local t = {}
+          for name, v in pairs(headers) do t[name] = v .. "" end
+          return t
+        end
+        collectgarbage("collect")
+      end })
+    local res = assert(http(req))
+    local got = cjson.decode(res.body).headers
+    for i = 1, 40 do assert.equal(headers["X-H" .. i], got["x-h" .. i]) end
+    http:close()
+  end)
+
+  it("core.probe keeps the URL its request table's __index computes", function()
+    local n = 0
+    local req = setmetatable({}, { __index = function(_, k)
+      if k == "url" then
+        n = n + 1
+        return srv.base .. "/json?" .. ("p"):rep(3000) .. n
+      end
+      collectgarbage("collect")
+      for i = 1, 100 do local junk = ("J"):rep(3000 + i) end
+    end })
+    for _ = 1, 5 do
+      local r = core.probe(req)
+      assert.equal(200, r.status)
+      assert.equal('{"ok":true}', r.body)
+    end
+  end)
+
+  it("02: parse_response reads headers a headers table's __index computes", function()
+    local raw = { ["content-type"] = { "text/html", "charset=utf-8" }, ["retry-after"] = { "7" } }
+    local headers = setmetatable({}, { __index = function(_, k)
+      local v = raw[k:lower()]
+      collectgarbage("step", 0)
+      if type(v) == "table" then return table.concat(v, "; ") .. (" "):rep(300) end
+    end })
+    eager_gc(function()
+      for i = 1, 2000 do
+        local pad = ("x"):rep(i % 257)
+        local data, err = core.parse_response(503, headers, "<html>bad gateway</html>")
+        assert.is_nil(data)
+        assert.equal("HTTP 503 (non-JSON body: text/html; charset=utf-8" .. (" "):rep(300) .. ")",
+          err.message)
+        assert.equal(7, err.retry_after)
+      end
+    end)
+  end)
+
+  it("01: the error type's __tostring holds the fields __index computes", function()
+    local tostr = getmetatable(core.error { code = "x", message = "m" }).__tostring
+    local evil = setmetatable({}, { __index = function(_, k)
+      if k == "code" or k == "message" or k == "method" or k == "url" then
+        return (k .. "-"):rep(200) .. tostring(math.random())
+      end
+    end })
+    eager_gc(function()
+      for _ = 1, 2000 do
+        local s = tostr(evil)
+        assert.truthy(s:find(("code-"):rep(200), 1, true))
+        assert.truthy(s:find(" " .. ("method-"):rep(200), 1, true))
+        assert.truthy(s:find(" " .. ("url-"):rep(200), 1, true))
+      end
+    end)
+  end)
+end)
+
+describe("C calls no function a user can replace", function()
+  it("04: csv_preflight sorts the mapping itself when table.sort is replaced", function()
+    local path = util.write_tmp("Email,Name,Zip\na@example.com,A,1\n")
+    local real_sort, calls = table.sort, 0
+    table.sort = function(t, cmp) calls = calls + 1; real_sort(t, cmp); t[1] = false end
+    local ok, report = pcall(core.csv_preflight, path,
+      { mapping = { zip = "Zip", email = "Email", first_name = "Name", city = "Nowhere" } })
+    table.sort = real_sort
+    assert(ok, report)
+    assert.equal(0, calls)
+    assert.same({ zip = "Zip", email = "Email", first_name = "Name" }, report.mapping)
+    -- problems in key order: the missing column is found and named
+    assert.equal("the header has no column 'Nowhere' (mapped from lead field 'city')",
+      report.problems[1].message)
+  end)
+
+  it("build_request orders a query itself when table.sort is replaced", function()
+    local real_sort = table.sort
+    table.sort = function() error("table.sort called") end
+    local touched = false
+    local query = setmetatable({ b = 1, a = "x y", c = true },
+      { __index = function() touched = true end })
+    local ok, req = pcall(core.build_request, "http://127.0.0.1:9/api", "GET", "/campaigns", nil, query)
+    table.sort = real_sort
+    assert(ok, req)
+    assert.equal("http://127.0.0.1:9/api/campaigns?a=x%20y&b=1&c=true", req.url)
+    assert.is_false(touched)
+  end)
+
+  it("04: a mapping table's metamethods are not called", function()
+    local path = util.write_tmp("Email\na@example.com\n")
+    local touched = false
+    local mapping = setmetatable({ email = "Email" }, {
+      __index = function() touched = true end, __pairs = function() touched = true end })
+    local report = assert(core.csv_preflight(path, { mapping = mapping }))
+    assert.is_false(touched)
+    assert.same({ email = "Email" }, report.mapping)
+  end)
+end)
+
+describe("nesting and numbers from anywhere end in a clean result", function()
+  it("14: _apply refuses a cyclic table with an error, and keeps deep server data", function()
+    local cyc = {}
+    cyc.self = cyc
+    local c = core.campaign()
+    local ok, err = pcall(c._apply, c, { extra = cyc })
+    assert.is_false(ok)
+    assert.matches("table contains itself (a cycle)", err, 1, true)
+    local deep = {}
+    local t = deep
+    for _ = 1, 900 do t.x = {}; t = t.x end
+    c:_apply { extra = deep }
+    local n, v = 0, c.extra
+    while type(v) == "table" and v.x do n, v = n + 1, v.x end
+    assert.equal(900, n)
+  end)
+
+  it("a table chain past 1000 levels, and tables that share tables, copy or fail in linear time", function()
+    local c = core.campaign()
+    local deep = {}
+    local t = deep
+    for _ = 1, 1500 do t.x = {}; t = t.x end
+    local ok, err = pcall(c._apply, c, { extra = deep })
+    assert.is_false(ok)
+    assert.matches("table nested deeper than 1000 levels", err, 1, true)
+    -- 80 levels with two references each: 2^80 paths, 80 tables
+    local top = {}
+    t = top
+    for _ = 1, 80 do
+      local nxt = {}
+      t.a, t.b = nxt, nxt
+      t = nxt
+    end
+    c:_apply { extra = top }
+    local extra = c.extra
+    assert.equal(extra.a, extra.b)
+    ok, err = pcall(core.json_encode, top)
+    assert.is_false(ok)
+    assert.matches("(more than 200000 tables)", err, 1, true)
+  end)
+
+  it("json_encode refuses a table that contains itself, naming where", function()
+    local cyc = { list = {} }
+    cyc.list[1] = cyc
+    cyc.self = cyc
+    local ok, err = pcall(core.json_encode, { body = cyc })
+    assert.is_false(ok)
+    assert.matches("as JSON (a table that contains itself)", err, 1, true)
+  end)
+
+  it("05: a server's variant named \"1\" takes no letter; add_variant names the next A", function()
+    local cs = client_answering(200, cjson.encode { campaign_id = ID, name = "n", status = "DRAFT",
+      variants = { { variant_name = "1", subject_template = "s", email_content = "0123456789" } } })
+    local c = assert(cs:get_campaign(ID))
+    assert.equal("A", c:add_variant { subject_template = "Hi", email_content = "Hello there" })
+  end)
+
+  it("05: a server's step_number 2147483647 gives the next follow-up no overflowed step", function()
+    local cs = client_answering(200, ('{"campaign_id":"%s","name":"n","status":"DRAFT","sequences":'
+      .. '[{"step_number":2147483647,"trigger_type":"NOT_REPLIED","wait_days":1}]}'):format(ID))
+    local c = assert(cs:get_campaign(ID))
+    local ok, err = pcall(c.add_sequence, c, { trigger_type = "NOT_OPENED", wait_days = 2 })
+    assert.is_false(ok)
+    assert.matches("bad value for 'sequences' (a next step 2..4 (one past the highest) expected,"
+      .. " got 1000001)", err, 1, true)
+  end)
+
+  it("06: server percentages at 2^53 are a problem, not an overflowing sum", function()
+    local v = {}
+    for i = 1, 3 do
+      v[i] = '{"distribution_percent":9007199254740992,"subject_template":"s","email_content":"0123456789"}'
+    end
+    local cs = client_answering(200, ('{"campaign_id":"%s","name":"n","status":"DRAFT","variants":[%s]}')
+      :format(ID, table.concat(v, ",")))
+    local c = assert(cs:get_campaign(ID))
+    local ok, err = c:validate()
+    assert.is_nil(ok)
+    assert.equal(1, #err.problems)
+    assert.equal("variants", err.problems[1].field)
+    assert.equal("distribution_percent 0..100 expected, 3 values are outside", err.problems[1].message)
+  end)
+
+  it("07: a long pydantic loc list gives nil, err with the field cut short", function()
+    local n = rawget(_G, "jit") and 40000 or 600000
+    local loc = {}
+    for i = 1, n do loc[i] = '"a"' end
+    local cs = client_answering(422, '{"detail":[{"loc":["body",' .. table.concat(loc, ",")
+      .. '],"msg":"bad","type":"x"},{"loc":["body","' .. ("é"):rep(400) .. '"],"msg":"long"}]}')
+    local ok, c, err = pcall(cs.get_campaign, cs, ID)
+    assert(ok, c)
+    assert.is_nil(c)
+    assert.equal("unprocessable", err.code)
+    local field = err.details[1].field
+    assert.equal(("a."):rep(32):sub(1, -2) .. "...", field)
+    -- one long name is cut on a character boundary
+    local long = err.details[2].field
+    assert.is_true(#long <= 259)
+    assert.equal("...", long:sub(-3))
+    assert.truthy(utf8 == nil or utf8.len(long))
+  end)
+
+  it("20: a multipart range whose offset + length overflows is refused, not sent", function()
+    local path = util.write_tmp("email\na@example.com\n")
+    local http = core.http()
+    local max = math.maxinteger or 2 ^ 53 -- LuaJIT: the largest exact integer
+    for _, r in ipairs { { 1, max }, { max, 1 }, { 21, nil } } do
+      local res, msg, code = http { method = "POST", url = srv.base .. "/echo", timeout = 10,
+        multipart = { { name = "file", file = path, filename = "x.csv", offset = r[1], length = r[2] } } }
+      assert.is_nil(res)
+      assert.equal("invalid", code)
+      assert.matches("has 20 bytes, the part needs", msg, 1, true)
+    end
+    http:close()
+  end)
+
+  it("21: a CSV header cell with a long run of blanks is read in linear time", function()
+    -- 400,000 blanks: a quadratic trim would take hours, so finishing is the check
+    local path = util.write_tmp("email,a" .. (" "):rep(400000) .. "b\na@example.com,1\n")
+    local cs = coldsend.client { api_key = KEY, base_url = "http://127.0.0.1:9/api/public/v1",
+      rate_limit = false, transport = function() error("dry_run sends nothing") end }
+    local report = assert(cs:campaign(ID):upload_leads { file = path, dry_run = true, state_file = false })
+    assert.equal(1, report.rows)
+  end)
+end)
