@@ -15,8 +15,18 @@ local busiest, lcg = windows.busiest, windows.lcg
 -- expire, and every operation first yields, so the scheduler may run
 -- another worker between any two. broken_lock: safe_add always succeeds
 -- (a lock that does not exclude), to show the test catches a race.
-local function fake_dict(sim, broken_lock)
+-- capacity: the most entries it holds; adding more fails with "no memory",
+-- as safe_set and safe_add do on a full dict.
+local function fake_dict(sim, broken_lock, capacity)
   local data = {}
+  local function full(key)
+    if not capacity or data[key] then return false end
+    local n = 0
+    for k, e in pairs(data) do
+      if e.exp and e.exp <= sim.now then data[k] = nil else n = n + 1 end
+    end
+    return n >= capacity
+  end
   local function live(key)
     local e = data[key]
     if e and e.exp and e.exp <= sim.now then data[key] = nil; e = nil end
@@ -31,12 +41,14 @@ local function fake_dict(sim, broken_lock)
   end
   function d.safe_set(_, key, v, exptime)
     step()
+    if full(key) then return false, "no memory" end
     data[key] = { v = v, exp = exptime and exptime > 0 and sim.now + exptime or nil }
     return true
   end
   function d.safe_add(_, key, v, exptime)
     step()
     if live(key) and not broken_lock then return false, "exists" end
+    if full(key) then return false, "no memory" end
     data[key] = { v = v, exp = exptime and exptime > 0 and sim.now + exptime or nil }
     return true
   end
@@ -54,7 +66,7 @@ end
 local function simulate(opts)
   local sim = { now = 0 }
   local rnd = lcg(opts.seed)
-  local dict = fake_dict(sim, opts.broken_lock)
+  local dict = fake_dict(sim, opts.broken_lock, opts.capacity)
   local saved = rawget(_G, "ngx")
   rawset(_G, "ngx", { shared = { coldsend = dict }, WARN = 5, log = function() end,
     now = function() return sim.now end })
@@ -136,6 +148,16 @@ describe("ratelimit_ngx over a shared dict, workers interleaved", function()
       worst = math.max(worst, busiest(seen, 6))
     end
     assert.is_true(worst > 10, worst)
+  end)
+
+  it("never overspends when the dict is too small for the rings: it sends less", function()
+    for seed = 1, 6 do
+      local seen = simulate { seed = seed, workers = 4, per_worker = 20, cfg = CFG, lease = 5,
+        latency = 1, capacity = 14 }
+      assert.is_true(busiest(seen, 6) <= 10, "seed " .. seed .. ": " .. busiest(seen, 6))
+      assert.is_true(busiest(seen, 40) <= 30, "seed " .. seed .. ": " .. busiest(seen, 40))
+      assert.equal(80, #seen)
+    end
   end)
 
   it("keeps only the rings' entries, each expiring once it no longer matters", function()

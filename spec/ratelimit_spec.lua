@@ -326,6 +326,42 @@ describe("ratelimit", function()
       assert.equal(0, lim:acquire(0))
       assert.equal(60, lim:acquire(0))
     end)
+
+    it("sends nothing on a reservation the store has no room for, nor without its lock", function()
+      local inner = ratelimit.memory_store()
+      local room, lock_room = true, true
+      local store = {
+        lock = function()
+          if lock_room then return true end
+          return nil, "no memory"
+        end,
+        unlock = function() end,
+      }
+      function store.ring(_, name)
+        local r = inner:ring(name)
+        return setmetatable({}, {
+          __index = r,
+          __newindex = function(_, k, v)
+            if room then r[k] = v else store.failed = true end
+          end,
+        })
+      end
+      local lim = ratelimit.new(new_key(), { per_minute = 1, per_hour = false }, { store = store })
+      room = false
+      assert.equal(1, lim:acquire(0))
+      lock_room = false
+      room = true
+      assert.equal(1, lim:acquire(0))
+      lock_room = true
+      local wait, ticket = lim:acquire(0, 10)
+      assert.equal(0, wait)
+      assert.equal(60, lim:acquire(0))
+      -- an answer's bookkeeping goes ahead without the lock
+      lock_room = false
+      assert.is_true(lim:done(ticket, 2))
+      lock_room = true
+      assert.equal(52, lim:acquire(10))
+    end)
   end)
 
   describe("server headers", function()

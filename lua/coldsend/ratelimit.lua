@@ -63,8 +63,11 @@
 --   s:ring(name)    -> a table-like ring: fields `head` (reservations so
 --                      far), 0 .. limit-1 (the instant each slot frees),
 --                      `till` and `left` (the server's hold); nil when unset
---   s:lock(name)    -> true, or nil when another process holds it
+--   s:lock(name)    -> true, nil when another process holds it, or nil
+--                      and a reason when it cannot be taken (no room)
 --   s:unlock(name)
+--   s.failed        set true by a ring write that could not be stored
+--                   (the limiter clears it before its writes)
 --   s.lockless      true: lock and unlock are not needed (one Lua state)
 --   s.resolution    seconds the users' clock may lag the true time
 --
@@ -73,7 +76,9 @@
 -- (the memory store, whose rings are plain tables);
 -- `coldsend.ratelimit_ngx` locks across nginx workers with the dict's
 -- atomic `safe_add`, and its rings read and write dict entries. A busy lock
--- makes `acquire` answer a wait of a millisecond. Slots are held
+-- makes `acquire` answer a wait of a millisecond; a lock or a reservation
+-- the store has no room for, a wait of a second (nothing is sent on a
+-- reservation that is not stored). Slots are held
 -- `resolution` longer (ngx.now() counts whole milliseconds). Ring names
 -- are "<fingerprint>:minute:<limit>:<period>", "<fingerprint>:hour:<limit>:<period>"
 -- and "<fingerprint>:hold"; every user of one store must pass the same
@@ -89,6 +94,8 @@ local floor, max, min = math.floor, math.max, math.min
 M.DEFAULTS = { per_minute = 100, per_hour = 1000 }
 
 local MIN_WAIT = 0.001
+-- the wait answered when the store has no room for a reservation
+local FULL_WAIT = 1
 -- how often `done` tries a lock another worker holds before it asks its
 -- caller to wait
 local DONE_TRIES = 10
@@ -248,7 +255,10 @@ function Limiter:acquire(now, lease)
   local n = self.n
   if n == 0 then return 0 end
   local locking = self.locking
-  if locking and not self.store:lock(self.fingerprint) then return MIN_WAIT end
+  if locking then
+    local locked, why = self.store:lock(self.fingerprint)
+    if not locked then return why and FULL_WAIT or MIN_WAIT end
+  end
   local wait = 0
   local till = self.hold.till
   if till and till > now then wait = till - now end
@@ -291,6 +301,10 @@ function Limiter:acquire(now, lease)
     return max(wait, MIN_WAIT)
   end
   local ends = now + (lease or 0) + self.resolution
+  local store = self.store
+  store.failed = nil
+  -- a slot is written before its head: one that fails to be stored leaves
+  -- the ring skipping a free slot or holding one for nothing, never short
   r1[h1 % b1.limit] = ends + b1.period
   r1.head = h1 + 1
   if l1 then r1.left = l1 - 1 end
@@ -299,7 +313,8 @@ function Limiter:acquire(now, lease)
     r2.head = h2 + 1
     if l2 then r2.left = l2 - 1 end
   end
-  if locking then self.store:unlock(self.fingerprint) end
+  if locking then store:unlock(self.fingerprint) end
+  if store.failed then return FULL_WAIT end
   return 0, { h1, h2, ends }
 end
 
@@ -366,12 +381,15 @@ function Limiter:done(ticket, now, headers, now_wall, stated)
   local locking = self.locking
   if locking then
     local store, fp = self.store, self.fingerprint
-    local locked = store:lock(fp)
+    local locked, why = store:lock(fp)
     for _ = 2, DONE_TRIES do
-      if locked then break end
-      locked = store:lock(fp)
+      if locked or why then break end
+      locked, why = store:lock(fp)
     end
-    if not locked then return false end
+    if not (locked or why) then return false end
+    -- no room for the lock: an answer's bookkeeping (its own slots, the
+    -- server's limits) goes ahead unlocked
+    locking = locked
   end
   if ticket then
     local ends, answered = ticket[3], now + self.resolution

@@ -30,8 +30,11 @@
 -- stays descheduled inside the section for that long.
 --
 -- Slots are written with `safe_set`, which fails rather than evicting
--- other entries: a full dict must not forget a live slot (a warning says
--- to make it larger). Give the limiter a dict of its own: a host's plain
+-- other entries: a full dict must not forget a live slot. A reservation
+-- that could not be stored (nor its lock) is not made: `acquire` answers
+-- a wait of a second (entries expire a second after they pass, which
+-- makes room) and a warning says to make the dict larger, so a dict too
+-- small for the rings sends less, never more. Give the limiter a dict of its own: a host's plain
 -- `set` into a full shared dict evicts the least recently used entries,
 -- slots included. A key's rings take up to 1,100 entries (some 150 KB:
 -- `lua_shared_dict coldsend 1m` holds six keys in use at once), each
@@ -83,8 +86,11 @@ local function ring(store, name)
       end
       local ok, err = dict:safe_set(prefix .. field, v, ttl)
       if not ok then
+        -- the limiter reads this and sends nothing on a reservation it
+        -- could not store
+        store.failed = true
         warn_once("set:" .. store.name, ("coldsend: rate-limit state could not be stored in"
-          .. " lua_shared_dict '%s' (%s); the budget is not held exactly until it is"
+          .. " lua_shared_dict '%s' (%s); requests wait until it has room: make it"
           .. " larger"):format(store.name, tostring(err)))
       end
     end,
@@ -99,10 +105,12 @@ local store_mt = {
       local ok, err = self.dict:safe_add(PREFIX .. name .. ":lock", true, M.LOCK_TTL)
       if ok then return true end
       if err == "exists" then return nil end
-      -- no memory even for the lock: counted without it rather than never
+      -- no memory even for the lock: no reservation is made without it
+      -- (an answer's bookkeeping goes ahead unlocked)
       warn_once("lock:" .. self.name, ("coldsend: rate-limit lock could not be stored in"
-        .. " lua_shared_dict '%s' (%s); make the dict larger"):format(self.name, tostring(err)))
-      return true
+        .. " lua_shared_dict '%s' (%s); requests wait until it has room: make it"
+        .. " larger"):format(self.name, tostring(err)))
+      return nil, tostring(err)
     end,
     unlock = function(self, name)
       self.dict:delete(PREFIX .. name .. ":lock")
