@@ -163,12 +163,25 @@ describe("ratelimit", function()
       assert.equal(0, lim:acquire(70))
     end)
 
-    it("an answer after the lease changes nothing", function()
+    it("an answer after the lease holds the slot a period after it", function()
+      -- a transport that overran its timeout: the server may have seen the
+      -- request as late as its answer
       local lim = ratelimit.new(new_key(), { per_minute = 1, per_hour = false })
       local _, a = lim:acquire(0, 10)
       lim:done(a, 15)
-      assert.equal(5, lim:acquire(65))
-      assert.equal(0, lim:acquire(70))
+      assert.equal(5, lim:acquire(70))
+      assert.equal(0, lim:acquire(75))
+    end)
+
+    it("an answer after the slot was taken again changes nothing", function()
+      local lim = ratelimit.new(new_key(), { per_minute = 1, per_hour = false })
+      local _, a = lim:acquire(0, 10)
+      local wait, b = lim:acquire(70, 10)
+      assert.equal(0, wait)
+      lim:done(a, 71)
+      assert.equal(60, lim:acquire(80)) -- b in flight: a's answer left b's slot alone
+      lim:done(b, 72)
+      assert.equal(52, lim:acquire(80))
     end)
 
     -- Requests with random latencies, answered out of order; the server

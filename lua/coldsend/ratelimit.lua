@@ -14,7 +14,8 @@
 -- holding `per_hour`) is a ring of `limit` slots. A request takes the
 -- ring's next slot, and only once that slot is free; it holds it from its
 -- reservation until one period after its answer arrived (after `now +
--- lease + period` when `done` never comes). So at any instant at most
+-- lease + period` when `done` never comes; an answer later than its lease
+-- still holds the slot a period after it, unless the slot was taken again). So at any instant at most
 -- `limit` requests are live, and a request the server saw at time a (its
 -- reservation <= a <= its answer) is live over all of [a, a + period): any
 -- `period`-long window of the server's clock holds at most `limit` of the
@@ -369,7 +370,8 @@ local function tighten(self, headers, now, now_wall, stated, ticket)
 end
 
 --- After the answer (or the failure) of a request `acquire` allowed:
--- its slots stay taken one period from `now` (not from its lease), and
+-- its slots stay taken one period from `now` (not from its lease, even
+-- when `now` is past it, unless the slot was taken again), and
 -- the server's headers tighten the budget (`stated`: the wait the server
 -- stated, see the header; `headers` nil after a transport failure).
 -- ticket may be nil (a request sent without a reservation). Returns true,
@@ -393,8 +395,10 @@ function Limiter:done(ticket, now, headers, now_wall, stated)
   end
   if ticket then
     local ends, answered = ticket[3], now + self.resolution
-    -- still ours (taken again only once the lease is over), and sooner
-    if answered < ends then
+    if answered ~= ends then
+      -- a period after the answer, sooner or (a transport that overran its
+      -- timeout) later, while the slot is still ours: taken again only a
+      -- period after its lease
       local windows = self.windows
       for i = 1, self.n do
         local b = windows[i]
