@@ -347,14 +347,15 @@ local function tighten(self, headers, now, now_wall, stated, ticket)
   end
   local remaining = tonumber(headers["x-ratelimit-remaining"]
     or retry.header(headers, "x-ratelimit-remaining"))
-  if not remaining or remaining ~= remaining or remaining < 0 then return end
+  -- a negative allowance (a server past its limit) is none
+  if not remaining or remaining ~= remaining then return end
   local i = target(self, headers)
   local b = self.windows[i]
   local r = b.ring
   local reset_in = retry.reset_in(headers, now_wall)
   local till = now + min(reset_in or b.period, b.period)
   if till <= now then return end
-  local left = floor(remaining)
+  local left = max(floor(remaining), 0)
   if ticket then
     -- reservations made after the answered one may not be counted yet
     local later = (r.head or 0) - ticket[i] - 1
