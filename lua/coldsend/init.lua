@@ -434,6 +434,7 @@ function Client:_send(req, opts)
   local write = req.method ~= "GET"
 
   local attempt, err, maybe_done = 0, nil, false
+  local limited = 0 -- seconds this call has waited for the limiter
   while true do
     attempt = attempt + 1
 
@@ -445,7 +446,7 @@ function Client:_send(req, opts)
       wait, ticket = limiter:acquire(clock(), timeout)
       while wait > 0 do
         local late = deadline_at and clock() + wait > deadline_at
-        if late or wait > max_wait then
+        if late or limited + wait > max_wait then
           err = err or new_error { code = "rate_limited",
             message = "client-side rate limit: the key's request budget is spent" }
           err.code = "rate_limited"
@@ -455,10 +456,12 @@ function Client:_send(req, opts)
             err.message = format("%s (next request allowed in %.1f s, after the deadline)",
               err.message, wait)
           else
-            too_long(err, wait, max_wait, "next request allowed in")
+            too_long(err, wait, max_wait, limited > 0 and format("already waited %.14g s, next"
+              .. " request allowed in", limited) or "next request allowed in")
           end
           return nil, decorate(err, req, attempt - 1)
         end
+        limited = limited + wait
         self.sleep(wait)
         wait, ticket = limiter:acquire(clock(), timeout)
       end
