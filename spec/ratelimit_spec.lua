@@ -225,6 +225,35 @@ describe("ratelimit", function()
       assert.is_true(a:acquire(0) > 0)
     end)
 
+    it("refuses limits other than those the key's other limiters use, naming the option", function()
+      local key = new_key()
+      -- in a function of their own, so no register keeps them once it returns
+      local function in_use()
+        local a = ratelimit.new(key, { per_minute = 3, per_hour = 10 })
+        local cases = {
+          { { per_minute = 5, per_hour = 10 }, "'rate_limit.per_minute' (3 per 60 s" },
+          { { per_minute = false, per_hour = 10 }, "'rate_limit.per_minute' (3 per 60 s" },
+          { { per_minute = 3, per_hour = 10, minute_seconds = 6 }, "'rate_limit.per_minute' (3 per 60 s" },
+          { { per_minute = 3 }, "'rate_limit.per_hour' (10 per 3600 s" },
+        }
+        for _, c in ipairs(cases) do
+          local ok, msg = pcall(ratelimit.new, key, c[1])
+          assert.is_false(ok)
+          assert.truthy(msg:find("bad value for " .. c[2], 1, true), msg)
+          assert.truthy(msg:find("one key has one budget", 1, true), msg)
+          assert.is_falsy(msg:find(key, 1, true))
+        end
+        -- the same limits share
+        local b = ratelimit.new(key, { per_minute = 3, per_hour = 10 })
+        for _ = 1, 3 do assert.equal(0, a:acquire(0)) end
+        assert.is_true(b:acquire(0) > 0)
+      end
+      in_use()
+      collectgarbage() -- LuaJIT still sees what in_use left on the stack without it
+      -- once the others are gone, new limits are taken
+      assert.equal(5, (drain(ratelimit.new(key, { per_minute = 5, per_hour = 10 }), 0)))
+    end)
+
     it("does not share between different keys", function()
       local a, b = ratelimit.new(new_key()), ratelimit.new(new_key())
       assert.equal(100, (drain(a, 0)))

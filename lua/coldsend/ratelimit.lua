@@ -33,8 +33,11 @@
 -- share among themselves) and a
 -- fingerprint of the key (two FNV-1a hashes, see `ratelimit.fingerprint`);
 -- the key itself is never stored, and appears in no `tostring` or error.
--- Limiters of one key must use the same limits to share a budget (a ring
--- is named by its size and period).
+-- Limiters of one key in the registry must use the same limits (a ring is
+-- named by its size and period, so other limits would be a budget of
+-- their own): other limits raise an error naming the option, until the
+-- key's earlier limiters are garbage. A store given in `opts.store` is
+-- not checked: its users must agree on the limits.
 --
 -- The server tightens the budget. A stated wait (`stated_wait`: the
 -- server's Retry-After / X-RateLimit-Reset / "Retry after N seconds" on a
@@ -184,6 +187,15 @@ local function check_length(name, v, default)
   return v
 end
 
+-- true, or the first option whose window differs between two limits
+-- tables (see M.new)
+local function same_limits(a, b)
+  for _, w in ipairs(WINDOWS) do
+    if a[w.option] ~= b[w.option] then return w.option end
+  end
+  return true
+end
+
 local Limiter = {}
 Limiter.__index = Limiter
 Limiter.__name = "coldsend.ratelimit"
@@ -211,9 +223,11 @@ function M.new(key, cfg, opts)
     Limiter)
   if cfg == false then return self end
   cfg = cfg or {}
+  local limits = {} -- option -> "<limit> per <period> s" or "off"
   for _, w in ipairs(WINDOWS) do
     local limit = check_limit(w.option, cfg[w.option])
     local period = check_length(w.length, cfg[w.length], w.period)
+    limits[w.option] = limit and string.format("%d per %.14g s", limit, period) or "off"
     if limit then
       self.windows[#self.windows + 1] = {
         name = string.format("%s%s%d:%.14g", fp, w.suffix, limit, period),
@@ -231,8 +245,24 @@ function M.new(key, cfg, opts)
       registry[clock] = stores
     end
     store = stores[fp]
-    if not store then
+    if store and same_limits(store.limits, limits) ~= true then
+      -- limiters no longer in use may still hold the store
+      store = nil
+      collectgarbage()
+      store = stores[fp]
+    end
+    if store then
+      -- rings are named by their limits: other limits would be a budget
+      -- of their own, and the key's clients together would overspend
+      local option = same_limits(store.limits, limits)
+      if option ~= true then
+        error(string.format("bad value for 'rate_limit.%s' (%s expected, as the key's other"
+          .. " clients in this process have it: one key has one budget; got %s)", option,
+          store.limits[option], limits[option]), 2)
+      end
+    else
       store = M.memory_store()
+      store.limits = limits
       stores[fp] = store
     end
   end
