@@ -275,14 +275,14 @@ function M.new(key, cfg, opts)
   return self
 end
 
---- Reserves a slot in every window and returns 0 and a ticket (for
+-- Reserves a slot in every window and returns 0 and a ticket (for
 -- `done`), or reserves nothing and returns the seconds to wait before
 -- asking again (never more than a window's period, unless the server's
 -- stated wait is longer: a slot whose request is still in flight is asked
 -- about again after a period). `lease` (default 0) is the longest the
 -- request can take (its timeout): the slots stay taken that long if
 -- `done` never comes.
-function Limiter:acquire(now, lease)
+local function reserve(self, now, lease)
   local n = self.n
   if n == 0 then return 0 end
   local locking = self.locking
@@ -400,7 +400,7 @@ local function tighten(self, headers, now, now_wall, stated, ticket)
   r.left = max(left, 0)
 end
 
---- After the answer (or the failure) of a request `acquire` allowed:
+-- After the answer (or the failure) of a request `acquire` allowed:
 -- its slots stay taken one period from `now` (not from its lease, even
 -- when `now` is past it, unless the slot was taken again), and
 -- the server's headers tighten the budget (`stated`: the wait the server
@@ -409,8 +409,7 @@ end
 -- or false when another process held the lock and nothing was done: the
 -- caller sleeps a millisecond and calls again (the slots meanwhile keep
 -- their lease: later, never sooner).
-function Limiter:done(ticket, now, headers, now_wall, stated)
-  if self.n == 0 then return true end
+local function settle(self, ticket, now, headers, now_wall, stated)
   local locking = self.locking
   if locking then
     local store, fp = self.store, self.fingerprint
@@ -441,6 +440,37 @@ function Limiter:done(ticket, now, headers, now_wall, stated)
   if headers then tighten(self, headers, now, now_wall, stated, ticket) end
   if locking then self.store:unlock(self.fingerprint) end
   return true
+end
+
+-- A host that preempts Lua code does so from a debug hook (HAProxy
+-- yields every `tune.lua.forced-yield` instructions), and another caller
+-- of the same Lua state could then run in the middle of a reservation.
+-- With a hook set, reservations and answers are made inside a call from C
+-- (string.gsub's replacement function), where no yield is possible.
+local gethook, gsub = debug and debug.gethook, string.gsub
+
+--- Reserves a slot in every window: 0 and a ticket, or the seconds to
+-- wait (see `reserve` above).
+function Limiter:acquire(now, lease)
+  if gethook and gethook() and self.n > 0 then
+    local wait, ticket
+    gsub("x", "x", function() wait, ticket = reserve(self, now, lease) end)
+    return wait, ticket
+  end
+  return reserve(self, now, lease)
+end
+
+--- After the answer (or the failure) of a request `acquire` allowed:
+-- true, or false to be called again after a millisecond (see `settle`
+-- above).
+function Limiter:done(ticket, now, headers, now_wall, stated)
+  if self.n == 0 then return true end
+  if gethook and gethook() then
+    local ok
+    gsub("x", "x", function() ok = settle(self, ticket, now, headers, now_wall, stated) end)
+    return ok
+  end
+  return settle(self, ticket, now, headers, now_wall, stated)
 end
 
 --- The server's headers of an answer to a request sent without a ticket
