@@ -160,6 +160,25 @@ describe("ratelimit_ngx over a shared dict, workers interleaved", function()
     end
   end)
 
+  it("expires entries by the limiter's clock, not nginx's", function()
+    local sim = { now = 1700000000 }
+    local dict = fake_dict(sim)
+    local saved = rawget(_G, "ngx")
+    rawset(_G, "ngx", { shared = { coldsend = dict }, WARN = 5, log = function() end,
+      now = function() return sim.now end })
+    local mono = 100 -- a monotonic clock far from ngx.now()
+    local ok, err = pcall(function()
+      local store = ratelimit_ngx.store("coldsend", function() return mono end)
+      local lim = ratelimit.new("cs_test_shared_dict_clock", { per_minute = 1, per_hour = false },
+        { store = store })
+      assert.equal(0, (lim:acquire(mono, 10)))
+      sim.now, mono = sim.now + 30, mono + 30
+      assert.is_true(lim:acquire(mono) > 0)
+    end)
+    rawset(_G, "ngx", saved)
+    assert(ok, err)
+  end)
+
   it("keeps only the rings' entries, each expiring once it no longer matters", function()
     local _, took, dict = simulate { seed = 5, workers = 3, per_worker = 5, cfg = CFG, lease = 5,
       latency = 1 }

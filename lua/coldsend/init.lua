@@ -274,7 +274,7 @@ function M.client(opts)
     end
     local store
     if nginx then
-      store = require("coldsend.ratelimit_ngx").store(opts.shared_dict)
+      store = require("coldsend.ratelimit_ngx").store(opts.shared_dict, self.clock)
     end
     self.limiter = ratelimit.new(key, opts.rate_limit or {}, { store = store, clock = self.clock })
   end

@@ -38,8 +38,10 @@
 -- `set` into a full shared dict evicts the least recently used entries,
 -- slots included. A key's rings take up to 1,100 entries (some 150 KB:
 -- `lua_shared_dict coldsend 1m` holds six keys in use at once), each
--- expiring once it no longer matters. The limiter's clock must be
--- ngx.now() (the client's default inside nginx): slots expire by it.
+-- expiring once it no longer matters. Slots expire by the limiter's
+-- clock (`store(name, clock)`; the facade passes the client's), which
+-- must be one clock for every worker: ngx.now(), the client's default
+-- inside nginx, or a system-wide one.
 -- @module coldsend.ratelimit_ngx
 
 local M = { _NAME = "coldsend.ratelimit_ngx" }
@@ -123,7 +125,8 @@ local store_mt = {
 
 --- A store over `ngx.shared[dict_name]` (default "coldsend"), or nil after
 -- one warning in the error log when there is no such dict (or no nginx).
-function M.store(dict_name)
+-- `clock` (default ngx.now) is the limiter's clock: entries expire by it.
+function M.store(dict_name, clock)
   dict_name = dict_name or M.DEFAULT_DICT
   if type(dict_name) ~= "string" or dict_name == "" then
     error(("bad value for 'shared_dict' (non-empty string expected, got %s)"):format(type(dict_name)), 2)
@@ -139,7 +142,8 @@ function M.store(dict_name)
     return nil
   end
   -- ngx.now() counts whole milliseconds: slots are held one more
-  return setmetatable({ dict = dict, name = dict_name, resolution = 0.001, now = n.now }, store_mt)
+  return setmetatable({ dict = dict, name = dict_name, resolution = 0.001, now = clock or n.now },
+    store_mt)
 end
 
 return M
