@@ -337,6 +337,33 @@ describe("ratelimit", function()
       assert.equal(100, (drain(ratelimit.new(key), 0)))
     end)
 
+    it("keeps a key's rings while a request they allowed is in a window, limiters gone", function()
+      local key, t = new_key(), 0
+      local function clock() return t end
+      local cfg = { per_minute = 2, per_hour = false }
+      -- a limiter made for one request and dropped, as a client per request
+      local function once()
+        return (ratelimit.new(key, cfg, { clock = clock }):acquire(t, 5))
+      end
+      local gone = setmetatable({}, { __mode = "k" })
+      gone[ratelimit.new(key, cfg, { clock = clock }).store] = true
+      assert.equal(0, once())
+      t = 10
+      assert.equal(0, once())
+      collectgarbage()
+      collectgarbage()
+      assert.equal(55, once())
+      t = 65
+      collectgarbage()
+      assert.equal(0, once())
+      -- once every request has left its window, the rings go with the limiters
+      t = 200
+      ratelimit.new(new_key(), cfg, { clock = clock })
+      collectgarbage()
+      collectgarbage()
+      assert.is_nil(next(gone))
+    end)
+
     it("keeps the key out of tostring and the limiter's fields", function()
       local key = "cs_live_" .. string.rep("k3y", 13) .. "z"
       local lim = ratelimit.new(key)

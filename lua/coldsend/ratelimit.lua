@@ -33,6 +33,9 @@
 -- share among themselves) and a
 -- fingerprint of the key (two FNV-1a hashes, see `ratelimit.fingerprint`);
 -- the key itself is never stored, and appears in no `tostring` or error.
+-- With a clock, a key's rings outlive its limiters until the last request
+-- they allowed has left its windows (read on the clock when a limiter is
+-- made), so limiters made and dropped one after another share a budget.
 -- Limiters of one key in the registry must use the same limits (a ring is
 -- named by its size and period, so other limits would be a budget of
 -- their own): other limits raise an error naming the option, until the
@@ -164,6 +167,31 @@ end
 -- do not share.
 local registry = setmetatable({}, { __mode = "k" })
 local DEFAULT_CLOCK = {}
+-- clock -> fingerprint -> memory store with a request still in one of its
+-- windows: kept even when no limiter of the key is left (a client made
+-- per request and dropped must not leave the next one a fresh budget).
+-- A reservation pins its store; `new` unpins the stores of its clock whose
+-- last window is over (`busy_until` on that clock).
+local pinned = setmetatable({}, { __mode = "k" })
+
+local function pin(clock)
+  local pins = pinned[clock]
+  if not pins then
+    pins = {}
+    pinned[clock] = pins
+  end
+  local now = clock()
+  for fp, s in pairs(pins) do
+    if not (s.busy_until and s.busy_until > now) then pins[fp] = nil end
+  end
+  return pins
+end
+
+-- Pins a registry store until `busy` (see `pinned`).
+local function keep(store, busy)
+  if not (store.busy_until and store.busy_until >= busy) then store.busy_until = busy end
+  store.pins[store.fp] = store
+end
 
 local function config_error(name, expected, v)
   local got = type(v) == "number" and string.format("%.14g", v) or type(v)
@@ -244,6 +272,7 @@ function M.new(key, cfg, opts)
       stores = setmetatable({}, { __mode = "v" })
       registry[clock] = stores
     end
+    local pins = clock ~= DEFAULT_CLOCK and pin(clock) or nil
     store = stores[fp]
     if store and same_limits(store.limits, limits) ~= true then
       -- limiters no longer in use may still hold the store
@@ -257,12 +286,13 @@ function M.new(key, cfg, opts)
       local option = same_limits(store.limits, limits)
       if option ~= true then
         error(string.format("bad value for 'rate_limit.%s' (%s expected, as the key's other"
-          .. " clients in this process have it: one key has one budget; got %s)", option,
+          .. " clients in this process have it, or had it for requests still in their window:"
+          .. " one key has one budget; got %s)", option,
           store.limits[option], limits[option]), 2)
       end
     else
       store = M.memory_store()
-      store.limits = limits
+      store.limits, store.pins, store.fp = limits, pins, fp
       stores[fp] = store
     end
   end
@@ -346,6 +376,7 @@ local function reserve(self, now, lease)
   end
   if locking then store:unlock(self.fingerprint) end
   if store.failed then return FULL_WAIT end
+  if store.pins then keep(store, ends + self.longest) end
   return 0, { h1, h2, ends }
 end
 
@@ -438,6 +469,8 @@ local function settle(self, ticket, now, headers, now_wall, stated)
     end
   end
   if headers then tighten(self, headers, now, now_wall, stated, ticket) end
+  -- a late answer or the server's hold: both end within the longest window
+  if self.store.pins then keep(self.store, now + self.resolution + self.longest) end
   if locking then self.store:unlock(self.fingerprint) end
   return true
 end
