@@ -182,15 +182,9 @@ local function pin(clock)
   end
   local now = clock()
   for fp, s in pairs(pins) do
-    if not (s.busy_until and s.busy_until > now) then pins[fp] = nil end
+    if s.busy_until <= now then pins[fp] = nil end
   end
   return pins
-end
-
--- Pins a registry store until `busy` (see `pinned`).
-local function keep(store, busy)
-  if not (store.busy_until and store.busy_until >= busy) then store.busy_until = busy end
-  store.pins[store.fp] = store
 end
 
 local function config_error(name, expected, v)
@@ -226,6 +220,7 @@ end
 
 local Limiter = {}
 Limiter.__index = Limiter
+local reserve, settle -- (below)
 Limiter.__name = "coldsend.ratelimit"
 
 function Limiter:__tostring()
@@ -292,10 +287,11 @@ function M.new(key, cfg, opts)
       end
     else
       store = M.memory_store()
-      store.limits, store.pins, store.fp = limits, pins, fp
+      store.limits, store.pins, store.fp, store.busy_until = limits, pins, fp, -math.huge
       stores[fp] = store
     end
   end
+  if not M.preempting() then self.acquire, self.done = reserve, settle end
   self.store = store -- a strong reference keeps the shared rings alive
   self.n = #self.windows
   self.locking = not store.lockless
@@ -312,7 +308,7 @@ end
 -- about again after a period). `lease` (default 0) is the longest the
 -- request can take (its timeout): the slots stay taken that long if
 -- `done` never comes.
-local function reserve(self, now, lease)
+function reserve(self, now, lease)
   local n = self.n
   if n == 0 then return 0 end
   local locking = self.locking
@@ -363,7 +359,7 @@ local function reserve(self, now, lease)
   end
   local ends = now + (lease or 0) + self.resolution
   local store = self.store
-  store.failed = nil
+  if locking then store.failed = nil end
   -- a slot is written before its head: one that fails to be stored leaves
   -- the ring skipping a free slot or holding one for nothing, never short
   r1[h1 % b1.limit] = ends + b1.period
@@ -375,8 +371,13 @@ local function reserve(self, now, lease)
     if l2 then r2.left = l2 - 1 end
   end
   if locking then store:unlock(self.fingerprint) end
-  if store.failed then return FULL_WAIT end
-  if store.pins then keep(store, ends + self.longest) end
+  if locking and store.failed then return FULL_WAIT end
+  local pins = store.pins
+  if pins then
+    -- pinned until its last window is over (unpinned only once it was)
+    local busy = ends + self.longest
+    if busy > store.busy_until then store.busy_until = busy; pins[store.fp] = store end
+  end
   return 0, { h1, h2, ends }
 end
 
@@ -440,7 +441,8 @@ end
 -- or false when another process held the lock and nothing was done: the
 -- caller sleeps a millisecond and calls again (the slots meanwhile keep
 -- their lease: later, never sooner).
-local function settle(self, ticket, now, headers, now_wall, stated)
+function settle(self, ticket, now, headers, now_wall, stated)
+  if self.n == 0 then return true end
   local locking = self.locking
   if locking then
     local store, fp = self.store, self.fingerprint
@@ -470,17 +472,30 @@ local function settle(self, ticket, now, headers, now_wall, stated)
   end
   if headers then tighten(self, headers, now, now_wall, stated, ticket) end
   -- a late answer or the server's hold: both end within the longest window
-  if self.store.pins then keep(self.store, now + self.resolution + self.longest) end
+  local store = self.store
+  if store.pins then
+    local busy = now + self.resolution + self.longest
+    if busy > store.busy_until then store.busy_until = busy; store.pins[store.fp] = store end
+  end
   if locking then self.store:unlock(self.fingerprint) end
   return true
 end
 
--- A host that preempts Lua code does so from a debug hook (HAProxy
--- yields every `tune.lua.forced-yield` instructions), and another caller
--- of the same Lua state could then run in the middle of a reservation.
--- With a hook set, reservations and answers are made inside a call from C
--- (string.gsub's replacement function), where no yield is possible.
+-- HAProxy preempts Lua code from a debug hook (it yields every
+-- `tune.lua.forced-yield` instructions wherever the code can yield), and
+-- another caller of the same Lua state could then run in the middle of a
+-- reservation. A limiter made inside HAProxy (`new` sets no instance
+-- methods) makes its reservations and answers, while a hook is set,
+-- inside a call from C (string.gsub's replacement function), where no
+-- yield is possible. Elsewhere `acquire` and `done` are `reserve` and
+-- `settle` themselves: nothing is added to the common path.
 local gethook, gsub = debug and debug.gethook, string.gsub
+
+--- True inside HAProxy (its `core` global), where Lua code is preempted.
+function M.preempting()
+  local c = rawget(_G, "core")
+  return type(c) == "table" and type(c.register_service) == "function"
+end
 
 --- Reserves a slot in every window: 0 and a ticket, or the seconds to
 -- wait (see `reserve` above).
@@ -497,8 +512,7 @@ end
 -- true, or false to be called again after a millisecond (see `settle`
 -- above).
 function Limiter:done(ticket, now, headers, now_wall, stated)
-  if self.n == 0 then return true end
-  if gethook and gethook() then
+  if gethook and gethook() and self.n > 0 then
     local ok
     gsub("x", "x", function() ok = settle(self, ticket, now, headers, now_wall, stated) end)
     return ok
