@@ -123,6 +123,9 @@ describe("ratelimit", function()
       { { hour_seconds = "1h" },
         "bad value for 'rate_limit.hour_seconds' (number of seconds > 0 expected, got string)" },
       { true, "bad value for 'rate_limit' (table or false expected, got boolean)" },
+      { { per_minut = 5 }, "unknown option 'per_minut' for rate_limit; did you mean 'per_minute'?" },
+      { { per_hour = 10, hour = 1 }, "unknown option 'hour' for rate_limit" },
+      { { 5 }, "unknown option 1 (a number) for rate_limit" },
     }
     for _, c in ipairs(cases) do
       local ok, msg = pcall(ratelimit.new, new_key(), c[1])

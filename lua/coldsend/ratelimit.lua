@@ -100,6 +100,9 @@ local floor, max, min = math.floor, math.max, math.min
 --- The limits used for a window `cfg` leaves out (or when `cfg` is nil): the API's 100 per minute and 1,000 per hour.
 M.DEFAULTS = { per_minute = 100, per_hour = 1000 }
 
+-- the options of `cfg`
+local KNOWN = { per_minute = true, per_hour = true, minute_seconds = true, hour_seconds = true }
+
 local MIN_WAIT = 0.001
 -- the wait answered when the store has no room for a reservation
 local FULL_WAIT = 1
@@ -246,6 +249,13 @@ function M.new(key, cfg, opts)
     Limiter)
   if cfg == false then return self end
   cfg = cfg or {}
+  for k in pairs(cfg) do
+    if not KNOWN[k] then
+      -- a misspelt option would otherwise leave the default in force
+      error(type(k) == "string" and require("coldsend.help").unknown_option(k, "rate_limit", KNOWN)
+        or string.format("unknown option %s (a %s) for rate_limit", tostring(k), type(k)), 2)
+    end
+  end
   local limits = {} -- option -> "<limit> per <period> s" or "off"
   for _, w in ipairs(WINDOWS) do
     local limit = check_limit(w.option, cfg[w.option])
