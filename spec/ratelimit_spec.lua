@@ -552,6 +552,13 @@ describe("ratelimit", function()
       assert.equal(100, (drain(lim, 0)))
     end)
 
+    it("take the smallest of a repeated Remaining (joined with commas)", function()
+      local lim = ratelimit.new(new_key())
+      lim:update(headers("7, 2, x", NOW_WALL + 20), 0, NOW_WALL)
+      assert.equal(2, (drain(lim, 0)))
+      assert.equal(20, lim:acquire(0))
+    end)
+
     it("take a negative Remaining as none left, a fractional one as its whole part", function()
       local lim = ratelimit.new(new_key())
       lim:update(headers(-3, NOW_WALL + 20), 0, NOW_WALL)

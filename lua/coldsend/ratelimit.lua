@@ -417,8 +417,15 @@ local function tighten(self, headers, now, now_wall, stated, ticket)
     if till > now and not (old and old >= till) then hold.till = till end
     return
   end
-  local remaining = tonumber(headers["x-ratelimit-remaining"]
-    or retry.header(headers, "x-ratelimit-remaining"))
+  local raw = headers["x-ratelimit-remaining"] or retry.header(headers, "x-ratelimit-remaining")
+  local remaining = tonumber(raw)
+  if not remaining and type(raw) == "string" then
+    -- a repeated header arrives joined with ", ": the smallest holds
+    for v in raw:gmatch("[^,]+") do
+      v = tonumber(v)
+      if v and v == v and not (remaining and remaining <= v) then remaining = v end
+    end
+  end
   -- a negative allowance (a server past its limit) is none
   if not remaining or remaining ~= remaining then return end
   local i = target(self, headers)
