@@ -278,13 +278,11 @@ function M.new(key, cfg, opts)
       registry[clock] = stores
     end
     local pins = clock ~= DEFAULT_CLOCK and pin(clock) or nil
-    store = stores[fp]
-    if store and same_limits(store.limits, limits) ~= true then
+    if stores[fp] and same_limits(stores[fp].limits, limits) ~= true then
       -- limiters no longer in use may still hold the store
-      store = nil
       collectgarbage()
-      store = stores[fp]
     end
+    store = stores[fp]
     if store then
       -- rings are named by their limits: other limits would be a budget
       -- of their own, and the key's clients together would overspend
