@@ -252,7 +252,10 @@ function M.client(opts)
   local host = (nginx and require("coldsend.transport.ngx"))
     or (in_haproxy() and require("coldsend.transport.haproxy")) or nil
   self.host = host
-  self.clock = check_function(what, opts, "clock") or (host and host.now) or core.now
+  -- inside nginx too, CLOCK_MONOTONIC: one clock for every worker (the
+  -- rate limiter's shared rings), which a step of the wall clock, and so
+  -- ngx.now(), does not move
+  self.clock = check_function(what, opts, "clock") or (host and not nginx and host.now) or core.now
   self.wall_clock = check_function(what, opts, "wall_clock")
     or (host and host.now) or core.time
   self.sleep = check_function(what, opts, "sleep") or (host and host.sleep) or core.sleep

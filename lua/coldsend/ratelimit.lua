@@ -7,8 +7,9 @@
 --   lim:done(ticket, now, res.headers, now_wall, stated_wait)
 --
 -- `now` is a monotonic clock in seconds and `now_wall` Unix seconds; both
--- are passed in (nothing here reads a clock or sleeps), so tests run on a
--- fake clock.
+-- are passed in (nothing here sleeps, nor reads a clock but `new`, which
+-- reads `opts.clock` to let go of rings whose windows are over), so tests
+-- run on a fake clock.
 --
 -- The guarantee. Each window (a minute holding `per_minute`, an hour
 -- holding `per_hour`) is a ring of `limit` slots. A request takes the
@@ -89,7 +90,7 @@
 -- `resolution` longer (ngx.now() counts whole milliseconds). Ring names
 -- are "<fingerprint>:minute:<limit>:<period>", "<fingerprint>:hour:<limit>:<period>"
 -- and "<fingerprint>:hold"; every user of one store must pass the same
--- clock (nginx workers share ngx.now()).
+-- clock (nginx workers share CLOCK_MONOTONIC, the facade's default).
 -- @module coldsend.ratelimit
 local retry = require "coldsend.retry"
 

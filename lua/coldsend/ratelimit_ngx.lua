@@ -40,8 +40,10 @@
 -- `lua_shared_dict coldsend 1m` holds six keys in use at once), each
 -- expiring once it no longer matters. Slots expire by the limiter's
 -- clock (`store(name, clock)`; the facade passes the client's), which
--- must be one clock for every worker: ngx.now(), the client's default
--- inside nginx, or a system-wide one.
+-- must be one clock for every worker: the client's default inside nginx
+-- is coldsend.core.now (CLOCK_MONOTONIC, system-wide, and not moved by a
+-- step of the wall clock, which would free every slot at once); ngx.now()
+-- is one too, but follows the wall clock.
 -- @module coldsend.ratelimit_ngx
 
 local M = { _NAME = "coldsend.ratelimit_ngx" }
@@ -70,7 +72,7 @@ local KEEP = 2 * 3600
 
 -- A ring (see coldsend.ratelimit, "Store interface") whose fields are
 -- dict entries "<PREFIX><ring name>:<field>". A slot or a hold's end (an
--- instant on ngx.now()'s clock) expires a second after it passes, when it
+-- instant on the limiter's clock) expires a second after it passes, when it
 -- no longer matters, never before: a live slot must not vanish (nor be
 -- evicted: `safe_set`), and a key unused for an hour leaves nothing.
 local function ring(store, name)
