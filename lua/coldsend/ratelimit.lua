@@ -15,10 +15,11 @@
 -- holding `per_hour`) is a ring of `limit` slots. A request takes the
 -- ring's next slot, and only once that slot is free; it holds it from its
 -- reservation until one period after its answer arrived (after `now +
--- lease + period` when `done` never comes; an answer later than its lease
--- still holds the slot a period after it, unless the slot was taken again). So at any instant at most
--- `limit` requests are live, and a request the server saw at time a (its
--- reservation <= a <= its answer) is live over all of [a, a + period): any
+-- lease + period` when `done` never comes; an answer later than its
+-- lease still holds the slot a period after it, unless the slot was taken
+-- again). So at any instant at most `limit` requests are live, and a
+-- request the server saw at time a (its reservation <= a <= its answer)
+-- is live over all of [a, a + period): any
 -- `period`-long window of the server's clock holds at most `limit` of the
 -- key's requests, whatever the latency, concurrency or interleaving. It is
 -- the sliding-window log, with the answer time standing in for the unknown
@@ -40,7 +41,8 @@
 -- Limiters of one key in the registry must use the same limits (a ring is
 -- named by its size and period, so other limits would be a budget of
 -- their own): other limits raise an error naming the option, until the
--- key's earlier limiters are garbage. A store given in `opts.store` is
+-- key's earlier limiters are garbage and their requests out of their
+-- windows. A store given in `opts.store` is
 -- not checked: its users must agree on the limits.
 --
 -- The server tightens the budget. A stated wait (`stated_wait`: the
