@@ -256,16 +256,18 @@ describe("HAProxy #once", function()
 end)
 
 describe("HAProxy with two threads #once", function()
-  it("draws every thread's calls from one rate-limit budget (lua-load: one Lua state)", function()
+  -- `n` requests at once to HAProxy with `cfg`, spread over its threads:
+  -- how many calls succeeded and were rate_limited, the threads that ran
+  -- them, and how many the sandbox saw
+  local function burst(cfg, n)
     local sb = sandbox.start { rate_limit = false, latency_ms = 300 }
-    local h2 = start_haproxy(sb, { "spec/fixtures/haproxy/ratelimit.cfg" })
+    local h2 = start_haproxy(sb, { cfg })
     finally(function()
       stop_haproxy(h2)
       sb:stop()
     end)
-    -- eight requests at once, spread over the threads by HAProxy
     local socks = {}
-    for i = 1, 8 do
+    for i = 1, n do
       local c = socket.tcp()
       c:settimeout(30)
       assert(c:connect("127.0.0.1", h2.port))
@@ -280,12 +282,24 @@ describe("HAProxy with two threads #once", function()
       threads[got.thread] = true
       if got.ok then ok = ok + 1 elseif got.code == "rate_limited" then limited = limited + 1 end
     end
+    return ok, limited, threads, sb:count("GET", "^/campaigns$")
+  end
+
+  it("draws every thread's calls from one rate-limit budget (lua-load: one Lua state)", function()
+    local ok, limited, threads, seen = burst("spec/fixtures/haproxy/ratelimit.cfg", 8)
     assert.equal(3, ok)
     assert.equal(5, limited)
-    assert.equal(3, sb:count("GET", "^/campaigns$"))
+    assert.equal(3, seen)
     local n = 0
     for _ in pairs(threads) do n = n + 1 end
     assert.is_true(n > 1, "all eight requests ran on one thread")
+  end)
+
+  it("holds the budget when HAProxy preempts a call in the middle of a reservation", function()
+    local ok, limited, _, seen = burst("spec/fixtures/haproxy/ratelimit_preempt.cfg", 24)
+    assert.equal(3, seen)
+    assert.equal(3, ok)
+    assert.equal(21, limited)
   end)
 end)
 

@@ -47,6 +47,20 @@ describe("the key's budget against the sandbox", function()
     return w
   end
 
+  -- Runs coroutine tasks ({ wake =, co = }) on w's clock: a sleep yields
+  -- the instant it ends, and whoever wakes first is resumed.
+  local function run(w, tasks)
+    while true do
+      table.sort(tasks, function(a, b) return a.wake < b.wake end)
+      local task = tasks[1]
+      if not task then break end
+      if task.wake > w.t then w.t = task.wake end
+      local ok, wake = coroutine.resume(task.co)
+      assert(ok, wake)
+      if coroutine.status(task.co) == "dead" then table.remove(tasks, 1) else task.wake = wake end
+    end
+  end
+
   -- The sandbox's view: the instants it saw API requests, and its 429s.
   local function seen()
     local at, refused = {}, 0
@@ -125,8 +139,6 @@ describe("the key's budget against the sandbox", function()
     local w = world()
     sb:config { rate_limit = 5, rate_window = 6, rate_limit_hour = 12, rate_window_hour = 40 }
     local cfg = { per_minute = 5, per_hour = 12, minute_seconds = 6, hour_seconds = 40 }
-    -- a coroutine's sleep yields to the scheduler, which resumes whoever
-    -- wakes first
     local tasks = {}
     local function sleep(s)
       w.slept = w.slept + s
@@ -140,21 +152,50 @@ describe("the key's budget against the sandbox", function()
         end) }
       end
     end
-    while true do
-      table.sort(tasks, function(a, b) return a.wake < b.wake end)
-      local task = tasks[1]
-      if not task then break end
-      if task.wake > w.t then w.t = task.wake end
-      local ok, wake = coroutine.resume(task.co)
-      assert(ok, wake)
-      if coroutine.status(task.co) == "dead" then table.remove(tasks, 1) else task.wake = wake end
-    end
+    run(w, tasks)
     local at, refused = seen()
     assert.equal(48, #at)
     assert.equal(0, refused)
     assert.equal(5, busiest(at, 6))
     assert.equal(12, busiest(at, 40))
     sb:config { rate_limit = true, rate_window = 60, rate_window_hour = 3600 }
+  end)
+
+  it("a call waits for the limiter no longer than max_wait in all, however many others wait", function()
+    local w = world()
+    sb:config { rate_limit = 1, rate_window = 6, rate_limit_hour = false }
+    finally(function() sb:config { rate_limit = true, rate_window = 60, rate_limit_hour = 1000 } end)
+    local cfg = { per_minute = 1, per_hour = false, minute_seconds = 6 }
+    local tasks, slept, errs = {}, {}, {}
+    local function sleep(s)
+      local co = coroutine.running()
+      slept[co] = (slept[co] or 0) + s
+      coroutine.yield(w.t + s)
+    end
+    for i = 1, 6 do
+      local cs = w.client { rate_limit = cfg, sleep = sleep, max_wait = 6 }
+      tasks[i] = { wake = i * 0.1, co = coroutine.create(function()
+        local ok, err = cs:list_campaigns { limit = 1 }
+        if not ok then errs[#errs + 1] = err end
+      end) }
+    end
+    local all = {}
+    for i, task in ipairs(tasks) do all[i] = task end
+    run(w, tasks)
+    for _, task in ipairs(all) do
+      assert.is_true((slept[task.co] or 0) <= 6, slept[task.co])
+    end
+    -- the first goes at once, the next after one window; the others are
+    -- told when to come back rather than kept waiting
+    local at, refused = seen()
+    assert.equal(2, #at)
+    assert.equal(0, refused)
+    assert.equal(4, #errs)
+    for _, err in ipairs(errs) do
+      assert.equal("rate_limited", err.code)
+      assert.is_true(err.retry_after > 0 and err.retry_after <= 6, err.retry_after)
+      assert.truthy(err.message:find("max_wait 6 s", 1, true), err.message)
+    end
   end)
 
   it("the sandbox enforces what it reports: a client without a limiter meets 429s", function()

@@ -15,21 +15,28 @@ local busiest, lcg = windows.busiest, windows.lcg
 -- expire, and every operation first yields, so the scheduler may run
 -- another worker between any two. broken_lock: safe_add always succeeds
 -- (a lock that does not exclude), to show the test catches a race.
--- coroutine.isyieldable is 5.3's; before it, a coroutine that is not the main one
-local function yieldable()
-  if coroutine.isyieldable then return coroutine.isyieldable() end
-  local co, main = coroutine.running()
-  return co ~= nil and not main
-end
-
-local function fake_dict(sim, broken_lock)
+-- capacity: the most entries it holds; adding more fails with "no memory",
+-- as safe_set and safe_add do on a full dict.
+local function fake_dict(sim, broken_lock, capacity)
   local data = {}
+  local function full(key)
+    if not capacity or data[key] then return false end
+    local n = 0
+    for k, e in pairs(data) do
+      if e.exp and e.exp <= sim.now then data[k] = nil else n = n + 1 end
+    end
+    return n >= capacity
+  end
   local function live(key)
     local e = data[key]
     if e and e.exp and e.exp <= sim.now then data[key] = nil; e = nil end
     return e
   end
-  local function step() if yieldable() then coroutine.yield("op") end end
+  local function step()
+    -- (Lua 5.1 and 5.2 have no coroutine.isyieldable)
+    local co, main = coroutine.running()
+    if co and not main then coroutine.yield("op") end
+  end
   local d = {}
   function d.get(_, key)
     step()
@@ -38,12 +45,14 @@ local function fake_dict(sim, broken_lock)
   end
   function d.safe_set(_, key, v, exptime)
     step()
+    if full(key) then return false, "no memory" end
     data[key] = { v = v, exp = exptime and exptime > 0 and sim.now + exptime or nil }
     return true
   end
   function d.safe_add(_, key, v, exptime)
     step()
     if live(key) and not broken_lock then return false, "exists" end
+    if full(key) then return false, "no memory" end
     data[key] = { v = v, exp = exptime and exptime > 0 and sim.now + exptime or nil }
     return true
   end
@@ -61,7 +70,7 @@ end
 local function simulate(opts)
   local sim = { now = 0 }
   local rnd = lcg(opts.seed)
-  local dict = fake_dict(sim, opts.broken_lock)
+  local dict = fake_dict(sim, opts.broken_lock, opts.capacity)
   local saved = rawget(_G, "ngx")
   rawset(_G, "ngx", { shared = { coldsend = dict }, WARN = 5, log = function() end,
     now = function() return sim.now end })
@@ -113,18 +122,14 @@ local function simulate(opts)
   return seen, sim.now, dict
 end
 
--- ratelimit_ngx runs inside nginx, on LuaJIT; the simulated workers yield
--- inside its metamethods, which PUC Lua 5.1 cannot do
-local PUC51 = _VERSION == "Lua 5.1" and not rawget(_G, "jit")
+-- A worker steps inside the rings' metamethods, which PUC Lua 5.1 cannot
+-- yield across: there the interleaved runs are pending.
+local interleaved = (_VERSION ~= "Lua 5.1" or rawget(_G, "jit")) and it or pending
 
 describe("ratelimit_ngx over a shared dict, workers interleaved", function()
-  if PUC51 then
-    it("runs on LuaJIT and Lua 5.2+ only", function() pending("PUC Lua 5.1 cannot yield across a metamethod") end)
-    return
-  end
   local CFG = { per_minute = 10, per_hour = 30, minute_seconds = 6, hour_seconds = 40 }
 
-  it("never lets the server see more than the limit in any window", function()
+  interleaved("never lets the server see more than the limit in any window", function()
     for seed = 1, 12 do
       local seen, took = simulate { seed = seed, workers = 6, per_worker = 12, cfg = CFG,
         lease = 5, latency = 3 }
@@ -136,14 +141,14 @@ describe("ratelimit_ngx over a shared dict, workers interleaved", function()
     end
   end)
 
-  it("holds with the real windows and 200 requests from 4 workers", function()
+  interleaved("holds with the real windows and 200 requests from 4 workers", function()
     local seen = simulate { seed = 99, workers = 4, per_worker = 50, cfg = {}, lease = 60,
       latency = 0.5 }
     assert.equal(200, #seen)
     assert.equal(100, busiest(seen, 60))
   end)
 
-  it("would overshoot without the lock: the interleaving is real", function()
+  interleaved("would overshoot without the lock: the interleaving is real", function()
     local worst = 0
     for seed = 1, 12 do
       local seen = simulate { seed = seed, workers = 6, per_worker = 12, cfg = CFG, lease = 5,
@@ -153,7 +158,36 @@ describe("ratelimit_ngx over a shared dict, workers interleaved", function()
     assert.is_true(worst > 10, worst)
   end)
 
-  it("keeps only the rings' entries, each expiring once it no longer matters", function()
+  interleaved("never overspends when the dict is too small for the rings: it sends less", function()
+    for seed = 1, 6 do
+      local seen = simulate { seed = seed, workers = 4, per_worker = 20, cfg = CFG, lease = 5,
+        latency = 1, capacity = 14 }
+      assert.is_true(busiest(seen, 6) <= 10, "seed " .. seed .. ": " .. busiest(seen, 6))
+      assert.is_true(busiest(seen, 40) <= 30, "seed " .. seed .. ": " .. busiest(seen, 40))
+      assert.equal(80, #seen)
+    end
+  end)
+
+  it("expires entries by the limiter's clock, not nginx's", function()
+    local sim = { now = 1700000000 }
+    local dict = fake_dict(sim)
+    local saved = rawget(_G, "ngx")
+    rawset(_G, "ngx", { shared = { coldsend = dict }, WARN = 5, log = function() end,
+      now = function() return sim.now end })
+    local mono = 100 -- a monotonic clock far from ngx.now()
+    local ok, err = pcall(function()
+      local store = ratelimit_ngx.store("coldsend", function() return mono end)
+      local lim = ratelimit.new("cs_test_shared_dict_clock", { per_minute = 1, per_hour = false },
+        { store = store })
+      assert.equal(0, (lim:acquire(mono, 10)))
+      sim.now, mono = sim.now + 30, mono + 30
+      assert.is_true(lim:acquire(mono) > 0)
+    end)
+    rawset(_G, "ngx", saved)
+    assert(ok, err)
+  end)
+
+  interleaved("keeps only the rings' entries, each expiring once it no longer matters", function()
     local _, took, dict = simulate { seed = 5, workers = 3, per_worker = 5, cfg = CFG, lease = 5,
       latency = 1 }
     local n = 0

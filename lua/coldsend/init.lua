@@ -289,7 +289,10 @@ function M.client(opts)
   local host = (nginx and require("coldsend.transport.ngx"))
     or (in_haproxy() and require("coldsend.transport.haproxy")) or nil
   self.host = host
-  self.clock = check_function(what, opts, "clock") or (host and host.now) or core.now
+  -- inside nginx too, CLOCK_MONOTONIC: one clock for every worker (the
+  -- rate limiter's shared rings), which a step of the wall clock, and so
+  -- ngx.now(), does not move
+  self.clock = check_function(what, opts, "clock") or (host and not nginx and host.now) or core.now
   self.wall_clock = check_function(what, opts, "wall_clock")
     or (host and host.now) or core.time
   self.sleep = check_function(what, opts, "sleep") or (host and host.sleep) or core.sleep
@@ -320,7 +323,7 @@ function M.client(opts)
     end
     local store
     if nginx then
-      store = require("coldsend.ratelimit_ngx").store(opts.shared_dict)
+      store = require("coldsend.ratelimit_ngx").store(opts.shared_dict, self.clock)
     end
     self.limiter = ratelimit.new(key, opts.rate_limit or {}, { store = store, clock = self.clock })
   end
@@ -480,6 +483,7 @@ function Client:_send(req, opts)
   local write = req.method ~= "GET"
 
   local attempt, err, maybe_done = 0, nil, false
+  local limited = 0 -- seconds this call has waited for the limiter
   while true do
     attempt = attempt + 1
 
@@ -491,7 +495,7 @@ function Client:_send(req, opts)
       wait, ticket = limiter:acquire(clock(), timeout)
       while wait > 0 do
         local late = deadline_at and clock() + wait > deadline_at
-        if late or wait > max_wait then
+        if late or limited + wait > max_wait then
           err = err or new_error { code = "rate_limited",
             message = "client-side rate limit: the key's request budget is spent" }
           err.code = "rate_limited"
@@ -501,10 +505,12 @@ function Client:_send(req, opts)
             err.message = format("%s (next request allowed in %.1f s, after the deadline)",
               err.message, wait)
           else
-            too_long(err, wait, max_wait, "next request allowed in")
+            too_long(err, wait, max_wait, limited > 0 and format("already waited %.14g s, next"
+              .. " request allowed in", limited) or "next request allowed in")
           end
           return nil, decorate(err, req, attempt - 1)
         end
+        limited = limited + wait
         self.sleep(wait)
         wait, ticket = limiter:acquire(clock(), timeout)
       end

@@ -7,16 +7,19 @@
 --   lim:done(ticket, now, res.headers, now_wall, stated_wait)
 --
 -- `now` is a monotonic clock in seconds and `now_wall` Unix seconds; both
--- are passed in (nothing here reads a clock or sleeps), so tests run on a
--- fake clock.
+-- are passed in (nothing here sleeps, nor reads a clock but `new`, which
+-- reads `opts.clock` to let go of rings whose windows are over), so tests
+-- run on a fake clock.
 --
 -- The guarantee. Each window (a minute holding `per_minute`, an hour
 -- holding `per_hour`) is a ring of `limit` slots. A request takes the
 -- ring's next slot, and only once that slot is free; it holds it from its
 -- reservation until one period after its answer arrived (after `now +
--- lease + period` when `done` never comes). So at any instant at most
--- `limit` requests are live, and a request the server saw at time a (its
--- reservation <= a <= its answer) is live over all of [a, a + period): any
+-- lease + period` when `done` never comes; an answer later than its
+-- lease still holds the slot a period after it, unless the slot was taken
+-- again). So at any instant at most `limit` requests are live, and a
+-- request the server saw at time a (its reservation <= a <= its answer)
+-- is live over all of [a, a + period): any
 -- `period`-long window of the server's clock holds at most `limit` of the
 -- key's requests, whatever the latency, concurrency or interleaving. It is
 -- the sliding-window log, with the answer time standing in for the unknown
@@ -32,8 +35,15 @@
 -- share among themselves) and a
 -- fingerprint of the key (two FNV-1a hashes, see `ratelimit.fingerprint`);
 -- the key itself is never stored, and appears in no `tostring` or error.
--- Limiters of one key must use the same limits to share a budget (a ring
--- is named by its size and period).
+-- With a clock, a key's rings outlive its limiters until the last request
+-- they allowed has left its windows (read on the clock when a limiter is
+-- made), so limiters made and dropped one after another share a budget.
+-- Limiters of one key in the registry must use the same limits (a ring is
+-- named by its size and period, so other limits would be a budget of
+-- their own): other limits raise an error naming the option, until the
+-- key's earlier limiters are garbage and their requests out of their
+-- windows. A store given in `opts.store` is
+-- not checked: its users must agree on the limits.
 --
 -- The server tightens the budget. A stated wait (`stated_wait`: the
 -- server's Retry-After / X-RateLimit-Reset / "Retry after N seconds" on a
@@ -63,8 +73,11 @@
 --   s:ring(name)    -> a table-like ring: fields `head` (reservations so
 --                      far), 0 .. limit-1 (the instant each slot frees),
 --                      `till` and `left` (the server's hold); nil when unset
---   s:lock(name)    -> true, or nil when another process holds it
+--   s:lock(name)    -> true, nil when another process holds it, or nil
+--                      and a reason when it cannot be taken (no room)
 --   s:unlock(name)
+--   s.failed        set true by a ring write that could not be stored
+--                   (the limiter clears it before its writes)
 --   s.lockless      true: lock and unlock are not needed (one Lua state)
 --   s.resolution    seconds the users' clock may lag the true time
 --
@@ -73,11 +86,13 @@
 -- (the memory store, whose rings are plain tables);
 -- `coldsend.ratelimit_ngx` locks across nginx workers with the dict's
 -- atomic `safe_add`, and its rings read and write dict entries. A busy lock
--- makes `acquire` answer a wait of a millisecond. Slots are held
+-- makes `acquire` answer a wait of a millisecond; a lock or a reservation
+-- the store has no room for, a wait of a second (nothing is sent on a
+-- reservation that is not stored). Slots are held
 -- `resolution` longer (ngx.now() counts whole milliseconds). Ring names
 -- are "<fingerprint>:minute:<limit>:<period>", "<fingerprint>:hour:<limit>:<period>"
 -- and "<fingerprint>:hold"; every user of one store must pass the same
--- clock (nginx workers share ngx.now()).
+-- clock (nginx workers share CLOCK_MONOTONIC, the facade's default).
 -- @module coldsend.ratelimit
 local retry = require "coldsend.retry"
 
@@ -88,7 +103,12 @@ local floor, max, min = math.floor, math.max, math.min
 --- The limits used for a window `cfg` leaves out (or when `cfg` is nil): the API's 100 per minute and 1,000 per hour.
 M.DEFAULTS = { per_minute = 100, per_hour = 1000 }
 
+-- the options of `cfg`
+local KNOWN = { per_minute = true, per_hour = true, minute_seconds = true, hour_seconds = true }
+
 local MIN_WAIT = 0.001
+-- the wait answered when the store has no room for a reservation
+local FULL_WAIT = 1
 -- how often `done` tries a lock another worker holds before it asks its
 -- caller to wait
 local DONE_TRIES = 10
@@ -153,6 +173,25 @@ end
 -- do not share.
 local registry = setmetatable({}, { __mode = "k" })
 local DEFAULT_CLOCK = {}
+-- clock -> fingerprint -> memory store with a request still in one of its
+-- windows: kept even when no limiter of the key is left (a client made
+-- per request and dropped must not leave the next one a fresh budget).
+-- A reservation pins its store; `new` unpins the stores of its clock whose
+-- last window is over (`busy_until` on that clock).
+local pinned = setmetatable({}, { __mode = "k" })
+
+local function pin(clock)
+  local pins = pinned[clock]
+  if not pins then
+    pins = {}
+    pinned[clock] = pins
+  end
+  local now = clock()
+  for fp, s in pairs(pins) do
+    if s.busy_until <= now then pins[fp] = nil end
+  end
+  return pins
+end
 
 local function config_error(name, expected, v)
   local got = type(v) == "number" and string.format("%.14g", v) or type(v)
@@ -176,8 +215,18 @@ local function check_length(name, v, default)
   return v
 end
 
+-- true, or the first option whose window differs between two limits
+-- tables (see M.new)
+local function same_limits(a, b)
+  for _, w in ipairs(WINDOWS) do
+    if a[w.option] ~= b[w.option] then return w.option end
+  end
+  return true
+end
+
 local Limiter = {}
 Limiter.__index = Limiter
+local reserve, settle -- (below)
 Limiter.__name = "coldsend.ratelimit"
 
 function Limiter:__tostring()
@@ -203,9 +252,18 @@ function M.new(key, cfg, opts)
     Limiter)
   if cfg == false then return self end
   cfg = cfg or {}
+  for k in pairs(cfg) do
+    if not KNOWN[k] then
+      -- a misspelt option would otherwise leave the default in force
+      error(type(k) == "string" and require("coldsend.help").unknown_option(k, "rate_limit", KNOWN)
+        or string.format("unknown option %s (a %s) for rate_limit", tostring(k), type(k)), 2)
+    end
+  end
+  local limits = {} -- option -> "<limit> per <period> s" or "off"
   for _, w in ipairs(WINDOWS) do
     local limit = check_limit(w.option, cfg[w.option])
     local period = check_length(w.length, cfg[w.length], w.period)
+    limits[w.option] = limit and string.format("%d per %.14g s", limit, period) or "off"
     if limit then
       self.windows[#self.windows + 1] = {
         name = string.format("%s%s%d:%.14g", fp, w.suffix, limit, period),
@@ -222,12 +280,29 @@ function M.new(key, cfg, opts)
       stores = setmetatable({}, { __mode = "v" })
       registry[clock] = stores
     end
+    local pins = clock ~= DEFAULT_CLOCK and pin(clock) or nil
+    if stores[fp] and same_limits(stores[fp].limits, limits) ~= true then
+      -- limiters no longer in use may still hold the store
+      collectgarbage()
+    end
     store = stores[fp]
-    if not store then
+    if store then
+      -- rings are named by their limits: other limits would be a budget
+      -- of their own, and the key's clients together would overspend
+      local option = same_limits(store.limits, limits)
+      if option ~= true then
+        error(string.format("bad value for 'rate_limit.%s' (%s expected, as the key's other"
+          .. " clients in this process have it, or had it for requests still in their window:"
+          .. " one key has one budget; got %s)", option,
+          store.limits[option], limits[option]), 2)
+      end
+    else
       store = M.memory_store()
+      store.limits, store.pins, store.fp, store.busy_until = limits, pins, fp, -math.huge
       stores[fp] = store
     end
   end
+  if not M.preempting() then self.acquire, self.done = reserve, settle end
   self.store = store -- a strong reference keeps the shared rings alive
   self.n = #self.windows
   self.locking = not store.lockless
@@ -237,18 +312,21 @@ function M.new(key, cfg, opts)
   return self
 end
 
---- Reserves a slot in every window and returns 0 and a ticket (for
+-- Reserves a slot in every window and returns 0 and a ticket (for
 -- `done`), or reserves nothing and returns the seconds to wait before
 -- asking again (never more than a window's period, unless the server's
 -- stated wait is longer: a slot whose request is still in flight is asked
 -- about again after a period). `lease` (default 0) is the longest the
 -- request can take (its timeout): the slots stay taken that long if
 -- `done` never comes.
-function Limiter:acquire(now, lease)
+function reserve(self, now, lease)
   local n = self.n
   if n == 0 then return 0 end
   local locking = self.locking
-  if locking and not self.store:lock(self.fingerprint) then return MIN_WAIT end
+  if locking then
+    local locked, why = self.store:lock(self.fingerprint)
+    if not locked then return why and FULL_WAIT or MIN_WAIT end
+  end
   local wait = 0
   local till = self.hold.till
   if till and till > now then wait = till - now end
@@ -291,6 +369,10 @@ function Limiter:acquire(now, lease)
     return max(wait, MIN_WAIT)
   end
   local ends = now + (lease or 0) + self.resolution
+  local store = self.store
+  if locking then store.failed = nil end
+  -- a slot is written before its head: one that fails to be stored leaves
+  -- the ring skipping a free slot or holding one for nothing, never short
   r1[h1 % b1.limit] = ends + b1.period
   r1.head = h1 + 1
   if l1 then r1.left = l1 - 1 end
@@ -299,7 +381,14 @@ function Limiter:acquire(now, lease)
     r2.head = h2 + 1
     if l2 then r2.left = l2 - 1 end
   end
-  if locking then self.store:unlock(self.fingerprint) end
+  if locking then store:unlock(self.fingerprint) end
+  if locking and store.failed then return FULL_WAIT end
+  local pins = store.pins
+  if pins then
+    -- pinned until its last window is over (unpinned only once it was)
+    local busy = ends + self.longest
+    if busy > store.busy_until then store.busy_until = busy; pins[store.fp] = store end
+  end
   return 0, { h1, h2, ends }
 end
 
@@ -329,16 +418,24 @@ local function tighten(self, headers, now, now_wall, stated, ticket)
     if till > now and not (old and old >= till) then hold.till = till end
     return
   end
-  local remaining = tonumber(headers["x-ratelimit-remaining"]
-    or retry.header(headers, "x-ratelimit-remaining"))
-  if not remaining or remaining ~= remaining or remaining < 0 then return end
+  local raw = headers["x-ratelimit-remaining"] or retry.header(headers, "x-ratelimit-remaining")
+  local remaining = tonumber(raw)
+  if not remaining and type(raw) == "string" then
+    -- a repeated header arrives joined with ", ": the smallest holds
+    for v in raw:gmatch("[^,]+") do
+      v = tonumber(v)
+      if v and v == v and not (remaining and remaining <= v) then remaining = v end
+    end
+  end
+  -- a negative allowance (a server past its limit) is none
+  if not remaining or remaining ~= remaining then return end
   local i = target(self, headers)
   local b = self.windows[i]
   local r = b.ring
   local reset_in = retry.reset_in(headers, now_wall)
   local till = now + min(reset_in or b.period, b.period)
   if till <= now then return end
-  local left = floor(remaining)
+  local left = max(floor(remaining), 0)
   if ticket then
     -- reservations made after the answered one may not be counted yet
     local later = (r.head or 0) - ticket[i] - 1
@@ -353,30 +450,36 @@ local function tighten(self, headers, now, now_wall, stated, ticket)
   r.left = max(left, 0)
 end
 
---- After the answer (or the failure) of a request `acquire` allowed:
--- its slots stay taken one period from `now` (not from its lease), and
+-- After the answer (or the failure) of a request `acquire` allowed:
+-- its slots stay taken one period from `now` (not from its lease, even
+-- when `now` is past it, unless the slot was taken again), and
 -- the server's headers tighten the budget (`stated`: the wait the server
 -- stated, see the header; `headers` nil after a transport failure).
 -- ticket may be nil (a request sent without a reservation). Returns true,
 -- or false when another process held the lock and nothing was done: the
 -- caller sleeps a millisecond and calls again (the slots meanwhile keep
 -- their lease: later, never sooner).
-function Limiter:done(ticket, now, headers, now_wall, stated)
+function settle(self, ticket, now, headers, now_wall, stated)
   if self.n == 0 then return true end
   local locking = self.locking
   if locking then
     local store, fp = self.store, self.fingerprint
-    local locked = store:lock(fp)
+    local locked, why = store:lock(fp)
     for _ = 2, DONE_TRIES do
-      if locked then break end
-      locked = store:lock(fp)
+      if locked or why then break end
+      locked, why = store:lock(fp)
     end
-    if not locked then return false end
+    if not (locked or why) then return false end
+    -- no room for the lock: an answer's bookkeeping (its own slots, the
+    -- server's limits) goes ahead unlocked
+    locking = locked
   end
   if ticket then
     local ends, answered = ticket[3], now + self.resolution
-    -- still ours (taken again only once the lease is over), and sooner
-    if answered < ends then
+    if answered ~= ends then
+      -- a period after the answer, sooner or (a transport that overran its
+      -- timeout) later, while the slot is still ours: taken again only a
+      -- period after its lease
       local windows = self.windows
       for i = 1, self.n do
         local b = windows[i]
@@ -386,8 +489,53 @@ function Limiter:done(ticket, now, headers, now_wall, stated)
     end
   end
   if headers then tighten(self, headers, now, now_wall, stated, ticket) end
+  -- a late answer or the server's hold: both end within the longest window
+  local store = self.store
+  if store.pins then
+    local busy = now + self.resolution + self.longest
+    if busy > store.busy_until then store.busy_until = busy; store.pins[store.fp] = store end
+  end
   if locking then self.store:unlock(self.fingerprint) end
   return true
+end
+
+-- HAProxy preempts Lua code from a debug hook (it yields every
+-- `tune.lua.forced-yield` instructions wherever the code can yield), and
+-- another caller of the same Lua state could then run in the middle of a
+-- reservation. A limiter made inside HAProxy (`new` sets no instance
+-- methods) makes its reservations and answers, while a hook is set,
+-- inside a call from C (string.gsub's replacement function), where no
+-- yield is possible. Elsewhere `acquire` and `done` are `reserve` and
+-- `settle` themselves: nothing is added to the common path.
+local gethook, gsub = debug and debug.gethook, string.gsub
+
+--- True inside HAProxy (its `core` global), where Lua code is preempted.
+function M.preempting()
+  local c = rawget(_G, "core")
+  return type(c) == "table" and type(c.register_service) == "function"
+end
+
+--- Reserves a slot in every window: 0 and a ticket, or the seconds to
+-- wait (see `reserve` above).
+function Limiter:acquire(now, lease)
+  if gethook and gethook() and self.n > 0 then
+    local wait, ticket
+    gsub("x", "x", function() wait, ticket = reserve(self, now, lease) end)
+    return wait, ticket
+  end
+  return reserve(self, now, lease)
+end
+
+--- After the answer (or the failure) of a request `acquire` allowed:
+-- true, or false to be called again after a millisecond (see `settle`
+-- above).
+function Limiter:done(ticket, now, headers, now_wall, stated)
+  if gethook and gethook() and self.n > 0 then
+    local ok
+    gsub("x", "x", function() ok = settle(self, ticket, now, headers, now_wall, stated) end)
+    return ok
+  end
+  return settle(self, ticket, now, headers, now_wall, stated)
 end
 
 --- The server's headers of an answer to a request sent without a ticket

@@ -30,13 +30,20 @@
 -- stays descheduled inside the section for that long.
 --
 -- Slots are written with `safe_set`, which fails rather than evicting
--- other entries: a full dict must not forget a live slot (a warning says
--- to make it larger). Give the limiter a dict of its own: a host's plain
+-- other entries: a full dict must not forget a live slot. A reservation
+-- that could not be stored (nor its lock) is not made: `acquire` answers
+-- a wait of a second (entries expire a second after they pass, which
+-- makes room) and a warning says to make the dict larger, so a dict too
+-- small for the rings sends less, never more. Give the limiter a dict of its own: a host's plain
 -- `set` into a full shared dict evicts the least recently used entries,
 -- slots included. A key's rings take up to 1,100 entries (some 150 KB:
 -- `lua_shared_dict coldsend 1m` holds six keys in use at once), each
--- expiring once it no longer matters. The limiter's clock must be
--- ngx.now() (the client's default inside nginx): slots expire by it.
+-- expiring once it no longer matters. Slots expire by the limiter's
+-- clock (`store(name, clock)`; the facade passes the client's), which
+-- must be one clock for every worker: the client's default inside nginx
+-- is coldsend.core.now (CLOCK_MONOTONIC, system-wide, and not moved by a
+-- step of the wall clock, which would free every slot at once); ngx.now()
+-- is one too, but follows the wall clock.
 -- @module coldsend.ratelimit_ngx
 
 local M = { _NAME = "coldsend.ratelimit_ngx" }
@@ -65,7 +72,7 @@ local KEEP = 2 * 3600
 
 -- A ring (see coldsend.ratelimit, "Store interface") whose fields are
 -- dict entries "<PREFIX><ring name>:<field>". A slot or a hold's end (an
--- instant on ngx.now()'s clock) expires a second after it passes, when it
+-- instant on the limiter's clock) expires a second after it passes, when it
 -- no longer matters, never before: a live slot must not vanish (nor be
 -- evicted: `safe_set`), and a key unused for an hour leaves nothing.
 local function ring(store, name)
@@ -83,8 +90,11 @@ local function ring(store, name)
       end
       local ok, err = dict:safe_set(prefix .. field, v, ttl)
       if not ok then
+        -- the limiter reads this and sends nothing on a reservation it
+        -- could not store
+        store.failed = true
         warn_once("set:" .. store.name, ("coldsend: rate-limit state could not be stored in"
-          .. " lua_shared_dict '%s' (%s); the budget is not held exactly until it is"
+          .. " lua_shared_dict '%s' (%s); requests wait until it has room: make it"
           .. " larger"):format(store.name, tostring(err)))
       end
     end,
@@ -99,10 +109,12 @@ local store_mt = {
       local ok, err = self.dict:safe_add(PREFIX .. name .. ":lock", true, M.LOCK_TTL)
       if ok then return true end
       if err == "exists" then return nil end
-      -- no memory even for the lock: counted without it rather than never
+      -- no memory even for the lock: no reservation is made without it
+      -- (an answer's bookkeeping goes ahead unlocked)
       warn_once("lock:" .. self.name, ("coldsend: rate-limit lock could not be stored in"
-        .. " lua_shared_dict '%s' (%s); make the dict larger"):format(self.name, tostring(err)))
-      return true
+        .. " lua_shared_dict '%s' (%s); requests wait until it has room: make it"
+        .. " larger"):format(self.name, tostring(err)))
+      return nil, tostring(err)
     end,
     unlock = function(self, name)
       self.dict:delete(PREFIX .. name .. ":lock")
@@ -115,7 +127,8 @@ local store_mt = {
 
 --- A store over `ngx.shared[dict_name]` (default "coldsend"), or nil after
 -- one warning in the error log when there is no such dict (or no nginx).
-function M.store(dict_name)
+-- `clock` (default ngx.now) is the limiter's clock: entries expire by it.
+function M.store(dict_name, clock)
   dict_name = dict_name or M.DEFAULT_DICT
   if type(dict_name) ~= "string" or dict_name == "" then
     error(("bad value for 'shared_dict' (non-empty string expected, got %s)"):format(type(dict_name)), 2)
@@ -131,7 +144,8 @@ function M.store(dict_name)
     return nil
   end
   -- ngx.now() counts whole milliseconds: slots are held one more
-  return setmetatable({ dict = dict, name = dict_name, resolution = 0.001, now = n.now }, store_mt)
+  return setmetatable({ dict = dict, name = dict_name, resolution = 0.001, now = clock or n.now },
+    store_mt)
 end
 
 return M

@@ -24,6 +24,16 @@ local SERVER = [[
         ngx.say(lim:acquire(ngx.now()) == 0 and "ok" or "wait", " ", ngx.worker.id())
       }
     }
+    location = /clock {
+      content_by_lua_block {
+        -- the client's clock: CLOCK_MONOTONIC, not ngx.now()'s wall clock
+        local core = require "coldsend.core"
+        local cs = require("coldsend").client { api_key = "cs_live_" .. string.rep("a", 32),
+          base_url = "http://127.0.0.1:9" }
+        ngx.update_time()
+        ngx.say(string.format("%.3f %.3f %.3f", cs.clock(), core.now(), ngx.now()))
+      }
+    }
     location = /keys {
       content_by_lua_block {
         for _, k in ipairs(ngx.shared.coldsend:get_keys(0)) do ngx.say(k) end
@@ -49,6 +59,14 @@ describe("ratelimit_ngx in nginx #once", function()
 
   teardown(function()
     if srv then srv:stop() end
+  end)
+
+  it("gives the client a clock a step of the wall clock does not move", function()
+    local status, body = srv:get("/clock")
+    assert.are.equal(200, status, body)
+    local client, mono, wall = body:match("^(%S+) (%S+) (%S+)")
+    assert.is_true(math.abs(tonumber(client) - tonumber(mono)) < 1, body)
+    assert.is_true(math.abs(tonumber(client) - tonumber(wall)) > 1000, body)
   end)
 
   it("gives all workers one budget per key", function()
