@@ -164,6 +164,38 @@ describe("simulated results", function()
     assert.matches("\\x1B[2J2027-01-04", out, 1, true)
   end)
 
+  it("shows a server's NaN, Infinity, huge and fractional numbers without failing; --json stays JSON", function()
+    -- lua-cjson reads NaN and Infinity, which JSON has not
+    sb:fault { kind = "status", status = 200, path = "^/analytics/campaigns$", times = 2, body =
+      '{"workspace_kpis": {"total_campaigns": NaN, "total_sends": 1e20, "avg_open_rate": NaN, '
+      .. '"avg_reply_rate": -Infinity, "avg_bounce_rate": 0.5}, "campaigns": [{"campaign_id": "x", '
+      .. '"campaign_name": "Odd numbers campaign", "status": "ACTIVE", "total_leads": 2.5, '
+      .. '"total_sent": 1e300, "open_rate": Infinity, "reply_rate": 0.25, "bounce_rate": NaN}]}' }
+    local rc, out, err = clih.run(env, "stats")
+    assert.equal(0, rc, err)
+    assert.equal("", err)
+    assert.matches("^Workspace: %? campaigns, 100,000,000,000,000,000,000 sent; average open %-, "
+      .. "reply %-, bounce 50%.0%%\n", out)
+    assert.matches("\nOdd numbers campaign +ACTIVE +3 +1,000,[%d,]+ +%- +25%.0%% +%-\n$", out)
+    rc, out, err = clih.run(env, "--json stats")
+    assert.equal(0, rc, err)
+    local t = cjson.decode(out)
+    assert.equal(cjson.null, t.workspace_kpis.total_campaigns)
+    assert.equal(1e20, t.workspace_kpis.total_sends)
+    assert.equal(0.25, t.campaigns[1].reply_rate)
+    assert.equal(cjson.null, t.campaigns[1].open_rate)
+    sb:fault { kind = "status", status = 200, path = "^/analytics/campaigns/timeline$", times = 2, body =
+      '{"from_date": "2027-01-04", "to_date": "2027-01-05", "timeline": [{"date": "2027-01-04", '
+      .. '"sent": 1.5, "opened": NaN, "replied": 1e300, "bounced": -Infinity}, {"sent": 3}]}' }
+    rc, out, err = clih.run(env, "timeline --width 40", { LANG = "C" })
+    assert.equal(0, rc, err)
+    assert.matches("2027%-01%-04 to %? %(2 days%)", out)
+    assert.matches("\n5 sent, 0 opened %(0%.0%%%), 0 replied\n", out)
+    rc, out, err = clih.run(env, "--json timeline")
+    assert.equal(0, rc, err)
+    assert.equal(cjson.null, cjson.decode(out).timeline[1].opened)
+  end)
+
   describe("coldsend stats and timeline", function()
     before_each(function()
       active("Q1 Product Launch Outreach", 120)

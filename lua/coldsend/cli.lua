@@ -293,8 +293,11 @@ local function json()
   return require "coldsend.json"
 end
 
--- A table ready for JSON: empty tables as [], functions and userdata dropped.
+-- A table ready for JSON: empty tables as [], functions and userdata
+-- dropped, NaN and infinities (which lua-cjson reads from a server, and
+-- JSON has not) as null.
 local function jsonable(v)
+  if type(v) == "number" and (v ~= v or v == math.huge or v == -math.huge) then return json().null end
   if type(v) ~= "table" then
     if type(v) == "function" or type(v) == "userdata" and v ~= json().null then return nil end
     return v
@@ -1289,10 +1292,10 @@ local function date_query(o, with_status)
   return { from_date = o.from, to_date = o.to, status = with_status and o.status or nil }
 end
 
--- A fraction 0..1 as a percentage.
+-- A fraction 0..1 as a percentage; "-" for what is not a finite number.
 local function rate(v)
   v = tonumber(v)
-  if not v then return "-" end
+  if not v or v ~= v or v == math.huge or v == -math.huge then return "-" end
   return format("%.1f%%", v * 100)
 end
 
