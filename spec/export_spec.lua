@@ -192,6 +192,27 @@ describe("coldsend export", function()
     assert.is_nil(def.ramp_up_increment) -- left as a comment, on one line
   end)
 
+  it("writes NaN and infinities as numbers the file loads (never as the names nan and inf)", function()
+    local nan, inf = 0 / 0, 1 / 0
+    local text = export.campaign_file { id = "6ba7b810-9dad-41d1-80b4-00c04fd430c8", name = "Odd numbers",
+      daily_limit_per_inbox = nan, sending_window_start = inf, sending_window_end = -inf,
+      lead_mapping = { a = nan, b = inf, c = -inf, d = 1e300, e = -2.5e-300, f = 2 ^ 53 + 2 } }
+    local file = util.write(tmpdir .. "/odd-numbers.lua", text)
+    local def, lerr = cli.load_file(file)
+    assert(def, tostring(lerr) .. "\n" .. text)
+    assert.is_nil(text:find("nan", 1, true), text)
+    assert.is_nil(text:find("inf", 1, true), text)
+    assert.truthy(def.daily_limit_per_inbox ~= def.daily_limit_per_inbox)
+    assert.equal(inf, def.sending_window_start)
+    assert.equal(-inf, def.sending_window_end)
+    assert.truthy(def.lead_mapping.a ~= def.lead_mapping.a)
+    assert.equal(inf, def.lead_mapping.b)
+    assert.equal(-inf, def.lead_mapping.c)
+    assert.equal(1e300, def.lead_mapping.d)
+    assert.equal(-2.5e-300, def.lead_mapping.e)
+    assert.equal(2 ^ 53 + 2, def.lead_mapping.f)
+  end)
+
   it("exports a file that plan shows unchanged, through the command", function()
     local c = assert(cs:create_campaign {
       name = "Export through the CLI", daily_limit_per_inbox = 25,
