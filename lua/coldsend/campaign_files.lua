@@ -37,12 +37,17 @@ local function shell_word(s)
   return "'" .. s:gsub("'", "'\\''") .. "'"
 end
 
+-- The first line a shell command prints, or nil.
+local function first_line(cmd)
+  local p = io.popen(cmd)
+  local line = p and p:read("*l")
+  if p then p:close() end
+  return line
+end
+
 --- Whether path is a folder.
 function M.is_dir(path)
-  local p = io.popen("test -d " .. shell_word(path) .. " && echo yes")
-  local yes = p and p:read("*l")
-  if p then p:close() end
-  return yes == "yes"
+  return first_line("test -d " .. shell_word(path) .. " && echo yes") == "yes"
 end
 
 --- The campaign files of a folder: its `*.lua` files (not those starting
@@ -92,12 +97,22 @@ function M.record(state, name, id)
   return true
 end
 
---- Inserts `id = "UUID",` into a campaign file after its last `return {`,
--- then loads the file again (with `load`, a function path -> definition)
--- to check that it now returns that id; puts the old text back when not.
+--- Inserts `id = "UUID",` into a campaign file after its last `return {`
+-- (ending the line as the file's lines end), then loads the file again
+-- (with `load`, a function path -> definition) to check that it now
+-- returns that id; puts the old text back when not. A symlink is written
+-- through (its target gets the id, the link stays); a file without the
+-- owner's write permission is left alone.
 -- @return true, or nil and a message
 function M.write_id(path, id, load)
-  local text = read_all(path)
+  local real = first_line("readlink -f -- " .. shell_word(path) .. " 2>/dev/null")
+  if real == nil or real == "" then real = path end
+  local mode = first_line("stat -c %a -- " .. shell_word(real) .. " 2>/dev/null")
+  local owner = mode and tonumber(mode:sub(-3, -3))
+  if owner and math.floor(owner / 2) % 2 == 0 then
+    return nil, format("%s is read-only (mode %s); the id was not written into it", path, mode)
+  end
+  local text = read_all(real)
   if not text then return nil, format("cannot read %s", path) end
   local at
   local init = 1
@@ -107,17 +122,19 @@ function M.write_id(path, id, load)
     at, init = e, e + 1
   end
   if not at then return nil, format("%s has no 'return {' to put the id after", path) end
-  local new = text:sub(1, at) .. format('\n  id = "%s",', id) .. text:sub(at + 1)
+  local nl = text:find("\r\n", 1, true) and "\r\n" or "\n"
+  local new = text:sub(1, at) .. format('%s  id = "%s",', nl, id) .. text:sub(at + 1)
   -- written whole and renamed into place (mode 0600), then given back its mode
-  local p = io.popen("stat -c %a -- " .. shell_word(path) .. " 2>/dev/null")
-  local mode = p and p:read("*l")
-  if p then p:close() end
-  local ok, err = core.write_private(path, new)
+  local function put(data)
+    local ok, err = core.write_private(real, data)
+    if ok and mode and mode:match("^[0-7]+$") then os.execute("chmod " .. mode .. " -- " .. shell_word(real)) end
+    return ok, err
+  end
+  local ok, err = put(new)
   if not ok then return nil, format("cannot write %s: %s", path, tostring(err)) end
-  if mode and mode:match("^[0-7]+$") then os.execute("chmod " .. mode .. " -- " .. shell_word(path)) end
   local def = load(path)
   if type(def) ~= "table" or def.id ~= id then
-    core.write_private(path, text)
+    put(text)
     return nil, format("%s does not return the id once it is inserted; left as it was", path)
   end
   return true

@@ -901,7 +901,7 @@ function commands.apply(w, o)
   local created = p.action == "create" and (c or (type(aerr) == "table" and aerr.campaign))
   local note, kerr
   if created then note, kerr = keep_id(o, e, state, created.id) end
-  if kerr then err_line(w, kerr) end
+  if kerr then err_line(w, format('%s; add  id = "%s"  to %s', kerr, created.id, e.file)) end
   if not c and o.launch and type(aerr) == "table" and aerr.code == "not_ready" then
     return not_launched(w, o, p, aerr, note)
   end
