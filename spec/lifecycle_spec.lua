@@ -86,11 +86,13 @@ describe("coldsend lifecycle commands", function()
 
   it("delete asks, refuses without a terminal, and deletes with --yes", function()
     local c = assert(cs:create_campaign { name = "Deleted campaign" })
+    local requests = #sb:log()
     local rc, out, err = run("delete " .. c.id)
     assert.equal(2, rc)
     assert.equal("", out)
     assert.matches("delete asks for confirmation: pass --yes when stdin is not a terminal", err, 1, true)
-    assert.equal(0, sb:count("DELETE"))
+    -- refused before any request: not even the GET that shows the campaign
+    assert.equal(requests, #sb:log())
     -- on a terminal: declined, then accepted
     local io_, _, errs = clih.fake_io(env, "n")
     assert.equal(1, cli.main({ "delete", c.id }, io_))

@@ -1037,6 +1037,9 @@ commands.resume = state_command("resume", "resumed")
 
 -- coldsend delete ID [--yes]: shows the campaign, asks, deletes.
 function commands.delete(w, o)
+  -- refused without a terminal before any request (not even the GET)
+  check_id(o.args[1])
+  if not o.yes and not w.isatty() then confirmed(w, o) end
   local cs = client(w, o)
   local c, err = cs:get_campaign(check_id(o.args[1]))
   if not c then return report(w, err) end
