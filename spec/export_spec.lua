@@ -280,8 +280,20 @@ describe("coldsend export", function()
     -- again: the files exist
     rc, _, err = run(env, "export --all " .. q(dir))
     assert.equal(2, rc)
-    assert.matches("exists; --force replaces it (0 of 3 campaigns exported)", err, 1, true)
+    assert.matches("exists; --force replaces it (nothing exported)", err, 1, true)
     rc = run(env, "export --all --force " .. q(dir))
     assert.equal(0, rc)
+    -- one file of three exists: nothing is written, whichever it is
+    for _, keep in ipairs(list) do
+      for _, item in ipairs(list) do os.remove(item.file) end
+      util.write(keep.file, "-- mine\n")
+      rc, out, err = run(env, "export --all " .. q(dir))
+      assert.equal(2, rc)
+      assert.equal("", out)
+      assert.matches(keep.file .. " exists; --force replaces it (nothing exported)", err, 1, true)
+      for _, item in ipairs(list) do
+        assert.equal(item == keep and "-- mine\n" or nil, util.slurp(item.file))
+      end
+    end
   end)
 end)

@@ -951,16 +951,18 @@ local function export_all(w, o, cs)
     for item in cs:each_campaign() do items[#items + 1] = item end
   end)
   if not ok then return report(w, err) end
-  local taken, written = {}, {}
+  -- every file name first: one that exists stops the export before any write
+  local taken, written, paths = {}, {}, {}
+  for i, item in ipairs(items) do
+    paths[i] = dir .. "/" .. ex.file_name(item.name, taken)
+    if exists(paths[i]) and not o.force then
+      usage_error("%s exists; --force replaces it (nothing exported)", paths[i])
+    end
+  end
   local count = counter(w, "exporting", #items)
   for i, item in ipairs(items) do
     count:step(i, item.name)
-    local name = ex.file_name(item.name, taken)
-    local path = dir .. "/" .. name
-    if exists(path) and not o.force then
-      count:done()
-      usage_error("%s exists; --force replaces it (%d of %d campaigns exported)", path, i - 1, #items)
-    end
+    local path = paths[i]
     local c, gerr = cs:get_campaign(item.campaign_id)
     if not c then count:done() return report(w, gerr) end
     write_whole(path, require("coldsend.redact").string(ex.campaign_file(c), hidden))
