@@ -271,9 +271,15 @@ describe("simulated results", function()
       rc, _, err = clih.run(env, "timeline --width 20")
       assert.equal(2, rc)
       assert.matches('bad --width "20" (an integer >= 40 expected)', err, 1, true)
-      rc, _, err = clih.run(env, "timeline --from 2027-01-17 --to 2027-01-04")
-      assert.equal(1, rc)
-      assert.matches("from_date must be on or before to_date", err, 1, true)
+      -- a range that ends before it starts: refused before any request
+      for _, cmd in ipairs { "timeline", "stats" } do
+        local before = #sb:log()
+        rc, out, err = clih.run(env, cmd .. " --from 2027-01-17 --to 2027-01-04")
+        assert.equal(2, rc, cmd)
+        assert.equal("", out)
+        assert.matches("--from 2027-01-17 is after --to 2027-01-04", err, 1, true)
+        assert.equal(before, #sb:log())
+      end
     end)
   end)
 end)

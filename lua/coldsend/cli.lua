@@ -1294,6 +1294,13 @@ local function checked_call(f, ...)
 end
 
 local function date_query(o, with_status)
+  -- (the call checks each date; a range that ends before it starts is
+  -- refused here, for stats as for timeline, before any request)
+  local day = "^%d%d%d%d%-%d%d%-%d%d$"
+  if type(o.from) == "string" and type(o.to) == "string" and o.from:match(day) and o.to:match(day)
+      and o.from > o.to then
+    usage_error("--from %s is after --to %s", o.from, o.to)
+  end
   return { from_date = o.from, to_date = o.to, status = with_status and o.status or nil }
 end
 
