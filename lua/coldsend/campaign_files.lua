@@ -53,12 +53,15 @@ end
 --- The campaign files of a folder: its `*.lua` files (not those starting
 -- with a dot), sorted by name, as paths `dir/name` (the bare name for ".").
 function M.list(dir)
-  local p = io.popen("ls -1A -- " .. shell_word(dir) .. " 2>/dev/null")
-  local names = {}
-  for name in p:lines() do
-    if name:match("%.lua$") and name:sub(1, 1) ~= "." then names[#names + 1] = name end
-  end
+  -- NUL-separated: a name may hold a newline
+  local p = io.popen("cd -- " .. shell_word(dir) .. " 2>/dev/null && for f in *.lua; do "
+    .. "if [ -e \"$f\" ] || [ -L \"$f\" ]; then printf '%s\\0' \"$f\"; fi; done")
+  local out = p:read("*a") or ""
   p:close()
+  local names = {}
+  for name in out:gmatch("([^%z]+)%z") do
+    if name:sub(1, 1) ~= "." then names[#names + 1] = name end
+  end
   table.sort(names)
   if dir ~= "." then
     for i, name in ipairs(names) do names[i] = dir .. "/" .. name end

@@ -482,7 +482,8 @@ function M.load_file(path, what)
   if setfenv then setfenv(chunk, env) end -- LuaJIT: 5.1 environments
   local ok, def = pcall(chunk, path)
   if not ok then
-    def = tostring(def)
+    local shown, text_of = pcall(tostring, def)
+    def = shown and type(text_of) == "string" and text_of or "an error object that cannot be shown"
     return nil, def:find(path, 1, true) and def or format("%s: %s", path, def)
   end
   if type(def) ~= "table" then
