@@ -134,6 +134,20 @@ describe("simulated results", function()
     simulate { days = 5, start = MONDAY }
     local _, row = daily(draft.id)
     assert.equal(0, row.total_sent)
+    -- the counts form: a refused call changes nothing; no body at all is
+    -- a 422 saying what is expected
+    for _, body in ipairs { { campaign_id = draft.id, sent = 5, opened = -1 },
+      { campaign_id = draft.id, sent = 5, replied = 1.5 }, { campaign_id = draft.id, sent = 1e300 },
+      { days = 1, seed = 1e300 }, {} } do
+      local status, res = sb:request("POST", "/__sandbox/simulate", body, { ["X-API-Key"] = sb.key })
+      assert.equal(422, status, cjson.encode(body))
+      assert.truthy(res.detail)
+    end
+    local status, res = sb:request("POST", "/__sandbox/simulate", {}, { ["X-API-Key"] = sb.key })
+    assert.equal(422, status)
+    assert.matches("days or campaign_id", res.detail, 1, true)
+    _, row = daily(draft.id)
+    assert.equal(0, row.total_sent)
   end)
 
   it("make demo ends with the stats of the campaign it launched", function()
