@@ -164,6 +164,27 @@ describe("coldsend lifecycle commands", function()
     assert.matches("not_found", err, 1, true)
   end)
 
+  it("leads and inboxes stop when a server repeats a page that says it has a next", function()
+    local c = ready_campaign("Repeated pages campaign")
+    local page = { success = true, pagination = { page = 1, limit = 100, has_next = true },
+      leads = { { lead_id = "l1", email = "ada@example.org", status = "PENDING" } } }
+    sb:fault { kind = "status", status = 200, method = "GET", path = "/leads$", times = -1, body = page }
+    local rc, out, err = util.run(("cd %s && env COLDSEND_API_KEY=%s COLDSEND_BASE_URL=%s timeout 60 %s bin/coldsend leads %s"
+      .. " </dev/null"):format(q(sandbox.root), q(sb.key), q(sb.url), os.getenv("COLDSEND_TEST_LUA") or "lua5.4", c.id))
+    assert.equal(1, rc, err)
+    assert.equal("", out)
+    assert.matches("page 2 repeats what the server sent before", err, 1, true)
+    sb:reset()
+    sb:fault { kind = "status", status = 200, method = "GET", path = "^/sender%-accounts$", times = -1, body = {
+      success = true, pagination = { page = 1, limit = 100, has_next = true },
+      sender_accounts = { { inbox_id = "i1", email_address = "a@example.com" } } } }
+    rc, out, err = run("--json inboxes")
+    sb:reset() -- the fault hits every request until cleared
+    assert.equal(1, rc, err)
+    assert.equal("", out)
+    assert.matches("page 2 repeats what the server sent before", err, 1, true)
+  end)
+
   it("inboxes add takes the fields from a file and the passwords from the environment", function()
     local file = util.write(tmpdir .. "/inbox.lua", INBOX:format("ada@example.com", "smtp.gmail.com", ""))
     local before = sb:count("POST", "/sender%-accounts/smtp$")

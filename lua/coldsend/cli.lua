@@ -1067,17 +1067,36 @@ end
 
 -- Every item of a paged list (GET path?page=N&limit=100), or one page
 -- when o.page is given. Returns the items and the last pagination.
+local function protocol_error(msg)
+  return setmetatable({ code = "protocol", message = msg },
+    { __tostring = function(e) return "coldsend: protocol: " .. e.message end })
+end
+
+-- The identity of a list item (a lead, an inbox) for spotting a repeat.
+local function item_key(x)
+  if type(x) ~= "table" then return tostring(x) end
+  return tostring(x.lead_id or x.inbox_id or x.campaign_id or x.id or x.email or x.email_address)
+end
+
 local function pages(cs, path, field, query, page)
-  local items, p = {}, page or 1
+  local items, p, seen = {}, page or 1, {}
   while true do
     query.page = p
     local data, err = cs:request("GET", path, nil, query)
     if not data then return nil, err end
     local list = type(data) == "table" and data[field]
     if type(list) ~= "table" then
-      local msg = format("GET %s: no '%s' list in the answer", path, field)
-      return nil, setmetatable({ code = "protocol", message = msg },
-        { __tostring = function(e) return "coldsend: protocol: " .. e.message end })
+      return nil, protocol_error(format("GET %s: no '%s' list in the answer", path, field))
+    end
+    -- a server that says has_next and sends what it sent before would
+    -- keep this loop going for ever
+    local new = false
+    for _, x in ipairs(list) do
+      local k = item_key(x)
+      if not seen[k] then seen[k], new = true, true end
+    end
+    if not new and #list > 0 then
+      return nil, protocol_error(format("GET %s: page %d repeats what the server sent before", path, p))
     end
     for _, x in ipairs(list) do items[#items + 1] = x end
     local pg = type(data.pagination) == "table" and data.pagination or {}
