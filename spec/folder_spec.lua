@@ -275,6 +275,14 @@ describe("coldsend plan/apply DIR", function()
     assert.equal(0, rc, err)
     id = assert(out:match('wrote id = "([%x-]+)" into '), out)
     assert.equal('return {\r\n  id = "' .. id .. '",\r\n  name = "CRLF campaign file",\r\n}\r\n', util.slurp(crlf))
+    -- a `return {` in a comment after the file's own is passed over
+    local commented = util.write(d .. "/commented.lua",
+      'return {\n  name = "Commented campaign file",\n}\n-- e.g. return { name = "Other" }\n')
+    rc, out, err = run("apply --yes --write-id " .. q(commented))
+    assert.equal(0, rc, err)
+    id = assert(out:match('wrote id = "([%x-]+)" into '), out)
+    assert.equal('return {\n  id = "' .. id .. '",\n  name = "Commented campaign file",\n}\n'
+      .. '-- e.g. return { name = "Other" }\n', util.slurp(commented))
     -- read-only: created, the file untouched, the id printed, exit 1
     local ro = util.write(d .. "/ro.lua", "return {\n  name = \"Read-only campaign file\",\n}\n")
     os.execute("chmod 444 " .. q(ro))

@@ -117,30 +117,34 @@ function M.write_id(path, id, load)
   end
   local text = read_all(real)
   if not text then return nil, format("cannot read %s", path) end
-  local at
-  local init = 1
+  -- every `return {`, the last first (one in a comment or a string after
+  -- the file's own is tried, found wrong by the load, and passed over)
+  local candidates, init = {}, 1
   while true do
     local s, e = text:find("%f[%w_]return%s*{", init)
     if not s then break end
-    at, init = e, e + 1
+    table.insert(candidates, 1, e)
+    init = e + 1
   end
-  if not at then return nil, format("%s has no 'return {' to put the id after", path) end
+  if #candidates == 0 then return nil, format("%s has no 'return {' to put the id after", path) end
   local nl = text:find("\r\n", 1, true) and "\r\n" or "\n"
-  local new = text:sub(1, at) .. format('%s  id = "%s",', nl, id) .. text:sub(at + 1)
   -- written whole and renamed into place (mode 0600), then given back its mode
   local function put(data)
     local ok, err = core.write_private(real, data)
     if ok and mode and mode:match("^[0-7]+$") then os.execute("chmod " .. mode .. " -- " .. shell_word(real)) end
     return ok, err
   end
-  local ok, err = put(new)
-  if not ok then return nil, format("cannot write %s: %s", path, tostring(err)) end
-  local def = load(path)
-  if type(def) ~= "table" or def.id ~= id then
-    put(text)
-    return nil, format("%s does not return the id once it is inserted; left as it was", path)
+  for _, at in ipairs(candidates) do
+    local ok, err = put(text:sub(1, at) .. format('%s  id = "%s",', nl, id) .. text:sub(at + 1))
+    if not ok then
+      put(text)
+      return nil, format("cannot write %s: %s", path, tostring(err))
+    end
+    local def = load(path)
+    if type(def) == "table" and def.id == id then return true end
   end
-  return true
+  put(text)
+  return nil, format("%s does not return the id once it is inserted; left as it was", path)
 end
 
 return M
