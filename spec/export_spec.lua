@@ -283,6 +283,16 @@ describe("coldsend export", function()
     assert.matches("exists; --force replaces it (nothing exported)", err, 1, true)
     rc = run(env, "export --all --force " .. q(dir))
     assert.equal(0, rc)
+    -- a list item without a UUID: a protocol error, exit 1, nothing written
+    local bad_dir = tmpdir .. "/bad-ids"
+    sb:fault { kind = "status", status = 200, method = "GET", path = "^/campaigns$", body = {
+      success = true, pagination = { page = 1, limit = 100, has_next = false },
+      campaigns = { { campaign_id = list[1].id, name = "Fine" }, { campaign_id = "../../x", name = "Bad id" } } } }
+    rc, out, err = run(env, "export --all " .. q(bad_dir))
+    assert.equal(1, rc)
+    assert.equal("", out)
+    assert.matches('campaign 2 of the list has no UUID ("../../x"); nothing exported', err, 1, true)
+    assert.is_nil(util.slurp(bad_dir .. "/fine.lua"))
     -- one file of three exists: nothing is written, whichever it is
     for _, keep in ipairs(list) do
       for _, item in ipairs(list) do os.remove(item.file) end

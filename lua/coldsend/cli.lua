@@ -363,6 +363,12 @@ local function report(w, e)
   return e.code == "invalid" and M.EXIT_USAGE or M.EXIT_API
 end
 
+-- An error object for an answer the server should not have sent (exit 1).
+local function protocol_error(msg)
+  return setmetatable({ code = "protocol", message = msg },
+    { __tostring = function(e) return "coldsend: protocol: " .. e.message end })
+end
+
 -- A usage error: raised inside a command, turned into exit 2.
 local Usage = {}
 local function usage_error(fmt, ...)
@@ -955,6 +961,10 @@ local function export_all(w, o, cs)
   -- every file name first: one that exists stops the export before any write
   local taken, written, paths = {}, {}, {}
   for i, item in ipairs(items) do
+    if not require("coldsend.core").is_uuid(item.campaign_id) then
+      return report(w, protocol_error(format("GET /campaigns: campaign %d of the list has no UUID (%s); nothing exported",
+        i, text(require("coldsend.plan").show(item.campaign_id), true))))
+    end
     paths[i] = dir .. "/" .. ex.file_name(item.name, taken)
     if exists(paths[i]) and not o.force then
       usage_error("%s exists; --force replaces it (nothing exported)", paths[i])
@@ -1067,11 +1077,6 @@ end
 
 -- Every item of a paged list (GET path?page=N&limit=100), or one page
 -- when o.page is given. Returns the items and the last pagination.
-local function protocol_error(msg)
-  return setmetatable({ code = "protocol", message = msg },
-    { __tostring = function(e) return "coldsend: protocol: " .. e.message end })
-end
-
 -- The identity of a list item (a lead, an inbox) for spotting a repeat.
 local function item_key(x)
   if type(x) ~= "table" then return tostring(x) end
