@@ -152,6 +152,8 @@ describe("coldsend lifecycle commands", function()
     for args, msg in pairs {
       ["leads " .. c.id .. " --limit 0"] = 'bad --limit "0" (an integer 1..100 expected)',
       ["leads " .. c.id .. " --page x"] = 'bad --page "x" (an integer >= 1 expected)',
+      ["leads " .. c.id .. " --page 0x2"] = 'bad --page "0x2" (an integer >= 1 expected)',
+      ["leads " .. c.id .. " --limit 1e1"] = 'bad --limit "1e1" (an integer 1..100 expected)',
       ["leads nope"] = "bad campaign id",
     } do
       local rc2, out2, err2 = run(args)

@@ -282,9 +282,11 @@ describe("simulated results", function()
       rc, out = clih.run(env, "--json timeline")
       assert.equal(0, rc)
       assert.equal("2027-01-17", cjson.decode(out).to_date)
-      rc, _, err = clih.run(env, "timeline --width 20")
-      assert.equal(2, rc)
-      assert.matches('bad --width "20" (an integer >= 40 expected)', err, 1, true)
+      for _, width in ipairs { "20", "0x40", "1e2", "50.0", "inf" } do
+        rc, _, err = clih.run(env, "timeline --width " .. width)
+        assert.equal(2, rc, width)
+        assert.matches('bad --width "' .. width .. '" (an integer >= 40 expected)', err, 1, true)
+      end
       -- a range that ends before it starts: refused before any request
       for _, cmd in ipairs { "timeline", "stats" } do
         local before = #sb:log()

@@ -1068,7 +1068,8 @@ end
 -- A positive integer option, or a usage error naming it.
 local function int_option(name, value, max)
   if value == nil then return nil end
-  local n = tonumber(value)
+  -- digits only: tonumber would also take 0x10, 1e1 and " 5"
+  local n = tostring(value):match("^%d+$") and tonumber(value)
   if not n or n ~= math.floor(n) or n < 1 or (max and n > max) then
     usage_error("bad --%s %q (an integer %s expected)", name, value, max and ("1.." .. max) or ">= 1")
   end
@@ -1382,7 +1383,7 @@ local function terminal_width(w, o)
     if p then p:close() end
     n = tonumber(line and line:match("^%d+ (%d+)$") or "")
   end
-  if o.width and (not n or n < 40 or n ~= math.floor(n)) then
+  if o.width and (not n or n < 40 or n ~= math.floor(n) or not o.width:match("^%d+$")) then
     usage_error("bad --width %q (an integer >= 40 expected)", o.width)
   end
   return n and math.max(40, math.floor(n)) or 80
