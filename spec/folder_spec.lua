@@ -219,6 +219,15 @@ describe("coldsend plan/apply DIR", function()
     local rc, _, err = run("plan " .. q(d))
     assert.equal(1, rc)
     assert.matches("the id of a.lua comes from " .. d .. "/.coldsend-ids.json; remove its entry", err, 1, true)
+    -- a recorded file that is gone (renamed?): a warning naming it
+    os.rename(d .. "/a.lua", d .. "/a-renamed.lua")
+    local out
+    rc, out, err = run("plan " .. q(d))
+    assert.equal(0, rc, err)
+    assert.matches("create campaign", out, 1, true)
+    assert.matches("coldsend: warning: " .. d .. "/.coldsend-ids.json records a.lua (campaign "
+      .. "550e8400-e29b-41d4-a716-446655440000), which is not in the folder; if it was renamed, "
+      .. "move its entry to the new name", err, 1, true)
     util.write(d .. "/.coldsend-ids.json", '{"ids": []}')
     rc, _, err = run("plan " .. q(d))
     assert.equal(2, rc)

@@ -690,6 +690,20 @@ local function folder_plans(w, o)
     end
   end
   stop_on_problems()
+  -- a recorded name without its file: most likely a file renamed, whose
+  -- campaign the plan would create a second time
+  local present = {}
+  for _, e in ipairs(entries) do present[e.name] = true end
+  local stale = {}
+  for name in pairs(state.ids) do
+    if not present[name] then stale[#stale + 1] = name end
+  end
+  table.sort(stale)
+  for _, name in ipairs(stale) do
+    err_line(w, format("warning: %s records %s (campaign %s), which is not in the folder; if it was renamed, "
+      .. "move its entry to the new name, else its campaign is created again", state.path, name,
+      tostring(state.ids[name])))
+  end
   local needs_key = o.command == "apply"
   for _, e in ipairs(entries) do needs_key = needs_key or e.def.id ~= nil end
   local cs = needs_key and client(w, o) or nil
