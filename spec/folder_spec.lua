@@ -209,6 +209,14 @@ describe("coldsend plan/apply DIR", function()
     assert.matches(d .. "/a.lua and " .. d .. "/b.lua both manage campaign " .. c.id .. " (see "
       .. d .. "/.coldsend-ids.json)", err, 1, true)
     assert.equal(before, #sb:log())
+    -- the same UUID in upper case is the same campaign
+    util.write(d .. "/.coldsend-ids.json", ('{"version": 1, "ids": {"b.lua": "%s"}}'):format(c.id))
+    campaign(d, "a.lua", "Managed twice campaign", 10, ("id = %q,\n  "):format(c.id:upper()))
+    rc, out, err = run("apply --yes " .. q(d))
+    assert.equal(2, rc)
+    assert.equal("", out)
+    assert.matches(d .. "/a.lua and " .. d .. "/b.lua both manage campaign " .. c.id, err, 1, true)
+    assert.equal(before, #sb:log())
   end)
 
   it("names the record when a recorded campaign is gone, and refuses a bad record", function()

@@ -679,9 +679,10 @@ local function folder_plans(w, o)
     usage_error("%d of %d campaign files have problems; nothing was sent", #problems, #paths)
   end
   -- two files managing one campaign would overwrite each other's changes
+  -- (a UUID in upper case names the same campaign)
   local owner = {}
   for _, e in ipairs(entries) do
-    local id = e.def.id
+    local id = type(e.def.id) == "string" and e.def.id:lower() or e.def.id
     if id ~= nil and owner[id] then
       problems[#problems + 1] = format("%s and %s both manage campaign %s%s", owner[id].file, e.file,
         tostring(id), (e.recorded or owner[id].recorded) and (" (see " .. state.path .. ")") or "")
