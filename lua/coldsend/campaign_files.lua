@@ -91,9 +91,17 @@ end
 
 --- Records `id` for file `name` and writes the record whole.
 -- @return true, or nil and a message
+-- The file a path names, through symlinks (the path itself when it names
+-- none yet).
+local function resolved(path)
+  local real = first_line("readlink -f -- " .. shell_word(path) .. " 2>/dev/null")
+  return (real ~= nil and real ~= "") and real or path
+end
+
 function M.record(state, name, id)
   state.ids[name] = id
-  local ok, err = core.write_private(state.path,
+  -- a symlinked record is written through: the link stays
+  local ok, err = core.write_private(resolved(state.path),
     json.encode_sorted { version = M.STATE_VERSION, ids = state.ids } .. "\n")
   if not ok then return nil, format("cannot write %s: %s", state.path, tostring(err)) end
   state.exists = true
@@ -108,8 +116,7 @@ end
 -- owner's write permission is left alone.
 -- @return true, or nil and a message
 function M.write_id(path, id, load)
-  local real = first_line("readlink -f -- " .. shell_word(path) .. " 2>/dev/null")
-  if real == nil or real == "" then real = path end
+  local real = resolved(path)
   local mode = first_line("stat -c %a -- " .. shell_word(real) .. " 2>/dev/null")
   local owner = mode and tonumber(mode:sub(-3, -3))
   if owner and math.floor(owner / 2) % 2 == 0 then
