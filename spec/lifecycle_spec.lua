@@ -185,6 +185,18 @@ describe("coldsend lifecycle commands", function()
     assert.equal(1, rc, err)
     assert.equal("", out)
     assert.matches("page 2 repeats what the server sent before", err, 1, true)
+    -- items that are not objects: shown as nothing, never a failure
+    sb:fault { kind = "status", status = 200, method = "GET", path = "/leads$", body = {
+      success = true, pagination = { page = 1, limit = 100, has_next = false },
+      leads = { 5, "text", { lead_id = "l1", email = "ada@example.org", status = "PENDING" } } } }
+    rc, out, err = run("leads " .. c.id)
+    assert.equal(0, rc, err)
+    assert.equal("ada@example.org                  PENDING   -                        -\n", out)
+    sb:fault { kind = "status", status = 200, method = "GET", path = "^/sender%-accounts$", body = {
+      success = true, pagination = { page = 1, limit = 100, has_next = false }, sender_accounts = { 7, false } } }
+    rc, out, err = run("inboxes")
+    assert.equal(0, rc, err)
+    assert.equal("", out)
   end)
 
   it("inboxes add takes the fields from a file and the passwords from the environment", function()

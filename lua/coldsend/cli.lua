@@ -1126,6 +1126,16 @@ local function pages(cs, path, field, query, page)
   end
 end
 
+-- The items of a server's list that are objects (a number or a string
+-- there has no fields to show; --json still prints the list as sent).
+local function objects(list)
+  local t = {}
+  for _, x in ipairs(list) do
+    if type(x) == "table" then t[#t + 1] = x end
+  end
+  return t
+end
+
 local function cell(v)
   if v == nil or v == json().null then return "-" end
   return text(v, true)
@@ -1144,7 +1154,7 @@ function commands.leads(w, o)
     print_json(w, page and { leads = json().array(items), pagination = pg } or json().array(items))
     return M.EXIT_OK
   end
-  for _, l in ipairs(items) do
+  for _, l in ipairs(objects(items)) do
     local name = table.concat({ l.first_name ~= json().null and l.first_name or nil,
       l.last_name ~= json().null and l.last_name or nil }, " ")
     out(w, format("%-32s %-9s %-24s %s", cell(l.email), cell(l.status), name ~= "" and text(name, true) or "-",
@@ -1211,7 +1221,7 @@ function commands.inboxes(w, o)
     local items, err = pages(cs, "/sender-accounts", "sender_accounts", { limit = 100 })
     if not items then return report(w, err) end
     if o.json then print_json(w, json().array(items)) return M.EXIT_OK end
-    for _, ib in ipairs(items) do
+    for _, ib in ipairs(objects(items)) do
       out(w, format("%s  %-32s %-16s %6s/day  %s", cell(ib.inbox_id), cell(ib.email_address),
         cell(ib.inbox_type), cell(ib.daily_limit), cell(ib.overall_status)))
     end
@@ -1380,7 +1390,7 @@ function commands.stats(w, o)
   out(w, "")
   out(w, format("%-30s %-9s %7s %7s %6s %6s %6s", "CAMPAIGN", "STATUS", "LEADS", "SENT", "OPEN",
     "REPLY", "BOUNCE"))
-  for _, c in ipairs(list) do
+  for _, c in ipairs(objects(list)) do
     out(w, format("%s %-9s %7s %7s %6s %6s %6s", cut(text(tostring(c.campaign_name), true), 30),
       cell(c.status), thousands(tonumber(c.total_leads) or 0), thousands(tonumber(c.total_sent) or 0),
       rate(c.open_rate), rate(c.reply_rate), rate(c.bounce_rate)))
