@@ -244,6 +244,17 @@ describe("coldsend lifecycle commands", function()
     assert.equal(2, rc)
     assert.matches("inbox 2: bad value for 'smtp_port'", err, 1, true)
     assert.equal(before, sb:count("POST", "/sender%-accounts/smtp$"))
+    -- a list with a gap or with fields beside it: refused, nothing sent
+    for _, shape in ipairs { { "[3] = ", "3" }, { "extra = ", '"extra"' } } do
+      file = util.write(tmpdir .. "/shape.lua", "return { " .. INBOX:format("cy@example.com", "smtp.gmail.com", "")
+        :gsub("^return ", "") .. ", " .. shape[1] .. INBOX:format("dee@example.com", "smtp.gmail.com", "")
+        :gsub("^return ", "") .. " }")
+      rc, _, err = run("inboxes add " .. q(file), { COLDSEND_SMTP_PASSWORD = secret })
+      assert.equal(2, rc, err)
+      assert.matches("a table of inbox fields, or a list of them, expected (the list has a key " .. shape[2] .. ")",
+        err, 1, true)
+      assert.equal(before, sb:count("POST", "/sender%-accounts/smtp$"))
+    end
     -- the first failure stops the rest
     file = util.write(tmpdir .. "/fails.lua", two(INBOX:format("eve@example.com", "smtp.host.invalid", ""),
       INBOX:format("fay@example.com", "smtp.gmail.com", "")))

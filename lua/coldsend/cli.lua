@@ -1180,6 +1180,14 @@ local function inbox_file(w, path)
   local t, lerr = M.load_file(path, "inbox fields")
   if not t then usage_error("%s", lerr) end
   local list = t[1] ~= nil and t or { t }
+  -- a list is 1..n and nothing else: an inbox past a gap, or fields beside
+  -- the list, would be left out without a word
+  for k in pairs(list) do
+    if type(k) ~= "number" or k < 1 or k > #list or k ~= math.floor(k) then
+      usage_error("%s: a table of inbox fields, or a list of them, expected (the list has a key %s)",
+        path, type(k) == "string" and format("%q", k) or tostring(k))
+    end
+  end
   for i, ib in ipairs(list) do
     local at = #list > 1 and format("%s: inbox %d", path, i) or path
     if type(ib) ~= "table" then usage_error("%s: a table of inbox fields expected", at) end
