@@ -76,4 +76,34 @@ describe("coldsend.chart.timeline", function()
     assert.matches("\n15 sent, 5 opened (33.3%), 1 replied\n  (6.7%), 2 bounced (11.8%)\n", text, 1, true)
     assert.equal("no days in the range\n", chart.timeline({}, { width = 80 }))
   end)
+
+  it("draws whatever numbers a server sends: fractions, huge, negative, NaN, no date", function()
+    local huge, nan = 1e300, 0 / 0
+    for _, utf8 in ipairs { true, false } do
+      for _, width in ipairs { 40, 80 } do
+        local text = chart.timeline({
+          { date = "2027-01-04", sent = 1.5, opened = 0.25, replied = nan, bounced = 1 / 0 },
+          { date = "2027-01-05", sent = huge, opened = -3, replied = 2, bounced = -1 / 0 },
+          { sent = 4, opened = "x", replied = {}, bounced = nan }, -- no date
+          { date = 20270107, sent = 1e16, opened = 1, replied = 1, bounced = 0 },
+          "not a day",
+        }, { width = width, utf8 = utf8 })
+        for line in text:gmatch("[^\n]*") do
+          assert.truthy(columns(line) <= width, ("%d: %q"):format(width, line))
+          assert.is_nil(line:find("nan", 1, true), line)
+          assert.is_nil(line:find("inf", 1, true), line)
+        end
+        -- a count that is not a number from 0 to 2^53 counts as 0; 1.5
+        -- rounds to 2; an entry that is not a table is no day
+        assert.matches("\n6 sent, 1 opened %(16%.7%%%), 3 replied", text)
+        assert.matches("(4 days)", text, 1, true)
+      end
+    end
+    assert.equal("1,234,567", chart.thousands(1234567))
+    assert.equal("-1,234", chart.thousands(-1234))
+    assert.equal("2", chart.thousands(1.5))
+    assert.equal("?", chart.thousands(0 / 0))
+    assert.equal("?", chart.thousands(1 / 0))
+    assert.equal("100,000,000,000,000,000,000", chart.thousands(1e20))
+  end)
 end)

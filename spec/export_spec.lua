@@ -192,6 +192,27 @@ describe("coldsend export", function()
     assert.is_nil(def.ramp_up_increment) -- left as a comment, on one line
   end)
 
+  it("writes NaN and infinities as numbers the file loads (never as the names nan and inf)", function()
+    local nan, inf = 0 / 0, 1 / 0
+    local text = export.campaign_file { id = "6ba7b810-9dad-41d1-80b4-00c04fd430c8", name = "Odd numbers",
+      daily_limit_per_inbox = nan, sending_window_start = inf, sending_window_end = -inf,
+      lead_mapping = { a = nan, b = inf, c = -inf, d = 1e300, e = -2.5e-300, f = 2 ^ 53 + 2 } }
+    local file = util.write(tmpdir .. "/odd-numbers.lua", text)
+    local def, lerr = cli.load_file(file)
+    assert(def, tostring(lerr) .. "\n" .. text)
+    assert.is_nil(text:find("nan", 1, true), text)
+    assert.is_nil(text:find("inf", 1, true), text)
+    assert.truthy(def.daily_limit_per_inbox ~= def.daily_limit_per_inbox)
+    assert.equal(inf, def.sending_window_start)
+    assert.equal(-inf, def.sending_window_end)
+    assert.truthy(def.lead_mapping.a ~= def.lead_mapping.a)
+    assert.equal(inf, def.lead_mapping.b)
+    assert.equal(-inf, def.lead_mapping.c)
+    assert.equal(1e300, def.lead_mapping.d)
+    assert.equal(-2.5e-300, def.lead_mapping.e)
+    assert.equal(2 ^ 53 + 2, def.lead_mapping.f)
+  end)
+
   it("exports a file that plan shows unchanged, through the command", function()
     local c = assert(cs:create_campaign {
       name = "Export through the CLI", daily_limit_per_inbox = 25,
@@ -259,8 +280,30 @@ describe("coldsend export", function()
     -- again: the files exist
     rc, _, err = run(env, "export --all " .. q(dir))
     assert.equal(2, rc)
-    assert.matches("exists; --force replaces it (0 of 3 campaigns exported)", err, 1, true)
+    assert.matches("exists; --force replaces it (nothing exported)", err, 1, true)
     rc = run(env, "export --all --force " .. q(dir))
     assert.equal(0, rc)
+    -- a list item without a UUID: a protocol error, exit 1, nothing written
+    local bad_dir = tmpdir .. "/bad-ids"
+    sb:fault { kind = "status", status = 200, method = "GET", path = "^/campaigns$", body = {
+      success = true, pagination = { page = 1, limit = 100, has_next = false },
+      campaigns = { { campaign_id = list[1].id, name = "Fine" }, { campaign_id = "../../x", name = "Bad id" } } } }
+    rc, out, err = run(env, "export --all " .. q(bad_dir))
+    assert.equal(1, rc)
+    assert.equal("", out)
+    assert.matches('campaign 2 of the list has no UUID ("../../x"); nothing exported', err, 1, true)
+    assert.is_nil(util.slurp(bad_dir .. "/fine.lua"))
+    -- one file of three exists: nothing is written, whichever it is
+    for _, keep in ipairs(list) do
+      for _, item in ipairs(list) do os.remove(item.file) end
+      util.write(keep.file, "-- mine\n")
+      rc, out, err = run(env, "export --all " .. q(dir))
+      assert.equal(2, rc)
+      assert.equal("", out)
+      assert.matches(keep.file .. " exists; --force replaces it (nothing exported)", err, 1, true)
+      for _, item in ipairs(list) do
+        assert.equal(item == keep and "-- mine\n" or nil, util.slurp(item.file))
+      end
+    end
   end)
 end)

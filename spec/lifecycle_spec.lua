@@ -86,11 +86,13 @@ describe("coldsend lifecycle commands", function()
 
   it("delete asks, refuses without a terminal, and deletes with --yes", function()
     local c = assert(cs:create_campaign { name = "Deleted campaign" })
+    local requests = #sb:log()
     local rc, out, err = run("delete " .. c.id)
     assert.equal(2, rc)
     assert.equal("", out)
     assert.matches("delete asks for confirmation: pass --yes when stdin is not a terminal", err, 1, true)
-    assert.equal(0, sb:count("DELETE"))
+    -- refused before any request: not even the GET that shows the campaign
+    assert.equal(requests, #sb:log())
     -- on a terminal: declined, then accepted
     local io_, _, errs = clih.fake_io(env, "n")
     assert.equal(1, cli.main({ "delete", c.id }, io_))
@@ -150,6 +152,8 @@ describe("coldsend lifecycle commands", function()
     for args, msg in pairs {
       ["leads " .. c.id .. " --limit 0"] = 'bad --limit "0" (an integer 1..100 expected)',
       ["leads " .. c.id .. " --page x"] = 'bad --page "x" (an integer >= 1 expected)',
+      ["leads " .. c.id .. " --page 0x2"] = 'bad --page "0x2" (an integer >= 1 expected)',
+      ["leads " .. c.id .. " --limit 1e1"] = 'bad --limit "1e1" (an integer 1..100 expected)',
       ["leads nope"] = "bad campaign id",
     } do
       local rc2, out2, err2 = run(args)
@@ -160,6 +164,39 @@ describe("coldsend lifecycle commands", function()
     rc, _, err = run("leads " .. MISSING)
     assert.equal(1, rc)
     assert.matches("not_found", err, 1, true)
+  end)
+
+  it("leads and inboxes stop when a server repeats a page that says it has a next", function()
+    local c = ready_campaign("Repeated pages campaign")
+    local page = { success = true, pagination = { page = 1, limit = 100, has_next = true },
+      leads = { { lead_id = "l1", email = "ada@example.org", status = "PENDING" } } }
+    sb:fault { kind = "status", status = 200, method = "GET", path = "/leads$", times = -1, body = page }
+    local rc, out, err = util.run(("cd %s && env COLDSEND_API_KEY=%s COLDSEND_BASE_URL=%s timeout 60 %s bin/coldsend leads %s"
+      .. " </dev/null"):format(q(sandbox.root), q(sb.key), q(sb.url), os.getenv("COLDSEND_TEST_LUA") or "lua5.4", c.id))
+    assert.equal(1, rc, err)
+    assert.equal("", out)
+    assert.matches("page 2 repeats what the server sent before", err, 1, true)
+    sb:reset()
+    sb:fault { kind = "status", status = 200, method = "GET", path = "^/sender%-accounts$", times = -1, body = {
+      success = true, pagination = { page = 1, limit = 100, has_next = true },
+      sender_accounts = { { inbox_id = "i1", email_address = "a@example.com" } } } }
+    rc, out, err = run("--json inboxes")
+    sb:reset() -- the fault hits every request until cleared
+    assert.equal(1, rc, err)
+    assert.equal("", out)
+    assert.matches("page 2 repeats what the server sent before", err, 1, true)
+    -- items that are not objects: shown as nothing, never a failure
+    sb:fault { kind = "status", status = 200, method = "GET", path = "/leads$", body = {
+      success = true, pagination = { page = 1, limit = 100, has_next = false },
+      leads = { 5, "text", { lead_id = "l1", email = "ada@example.org", status = "PENDING" } } } }
+    rc, out, err = run("leads " .. c.id)
+    assert.equal(0, rc, err)
+    assert.equal("ada@example.org                  PENDING   -                        -\n", out)
+    sb:fault { kind = "status", status = 200, method = "GET", path = "^/sender%-accounts$", body = {
+      success = true, pagination = { page = 1, limit = 100, has_next = false }, sender_accounts = { 7, false } } }
+    rc, out, err = run("inboxes")
+    assert.equal(0, rc, err)
+    assert.equal("", out)
   end)
 
   it("inboxes add takes the fields from a file and the passwords from the environment", function()
@@ -207,6 +244,17 @@ describe("coldsend lifecycle commands", function()
     assert.equal(2, rc)
     assert.matches("inbox 2: bad value for 'smtp_port'", err, 1, true)
     assert.equal(before, sb:count("POST", "/sender%-accounts/smtp$"))
+    -- a list with a gap or with fields beside it: refused, nothing sent
+    for _, shape in ipairs { { "[3] = ", "3" }, { "extra = ", '"extra"' } } do
+      file = util.write(tmpdir .. "/shape.lua", "return { " .. INBOX:format("cy@example.com", "smtp.gmail.com", "")
+        :gsub("^return ", "") .. ", " .. shape[1] .. INBOX:format("dee@example.com", "smtp.gmail.com", "")
+        :gsub("^return ", "") .. " }")
+      rc, _, err = run("inboxes add " .. q(file), { COLDSEND_SMTP_PASSWORD = secret })
+      assert.equal(2, rc, err)
+      assert.matches("a table of inbox fields, or a list of them, expected (the list has a key " .. shape[2] .. ")",
+        err, 1, true)
+      assert.equal(before, sb:count("POST", "/sender%-accounts/smtp$"))
+    end
     -- the first failure stops the rest
     file = util.write(tmpdir .. "/fails.lua", two(INBOX:format("eve@example.com", "smtp.host.invalid", ""),
       INBOX:format("fay@example.com", "smtp.gmail.com", "")))

@@ -134,6 +134,20 @@ describe("simulated results", function()
     simulate { days = 5, start = MONDAY }
     local _, row = daily(draft.id)
     assert.equal(0, row.total_sent)
+    -- the counts form: a refused call changes nothing; no body at all is
+    -- a 422 saying what is expected
+    for _, body in ipairs { { campaign_id = draft.id, sent = 5, opened = -1 },
+      { campaign_id = draft.id, sent = 5, replied = 1.5 }, { campaign_id = draft.id, sent = 1e300 },
+      { days = 1, seed = 1e300 }, {} } do
+      local status, res = sb:request("POST", "/__sandbox/simulate", body, { ["X-API-Key"] = sb.key })
+      assert.equal(422, status, cjson.encode(body))
+      assert.truthy(res.detail)
+    end
+    local status, res = sb:request("POST", "/__sandbox/simulate", {}, { ["X-API-Key"] = sb.key })
+    assert.equal(422, status)
+    assert.matches("days or campaign_id", res.detail, 1, true)
+    _, row = daily(draft.id)
+    assert.equal(0, row.total_sent)
   end)
 
   it("make demo ends with the stats of the campaign it launched", function()
@@ -162,6 +176,39 @@ describe("simulated results", function()
     assert.equal(0, rc)
     assert.is_nil(out:find("\27", 1, true))
     assert.matches("\\x1B[2J2027-01-04", out, 1, true)
+  end)
+
+  it("shows a server's NaN, Infinity, huge and fractional numbers without failing; --json stays JSON", function()
+    -- lua-cjson reads NaN and Infinity, which JSON has not
+    sb:fault { kind = "status", status = 200, path = "^/analytics/campaigns$", times = 2, body =
+      '{"workspace_kpis": {"total_campaigns": NaN, "total_sends": 1e20, "avg_open_rate": NaN, '
+      .. '"avg_reply_rate": -Infinity, "avg_bounce_rate": 0.5}, "campaigns": [5, {"campaign_id": "x", '
+      .. '"campaign_name": "Odd numbers campaign", "status": "ACTIVE", "total_leads": 2.5, '
+      .. '"total_sent": 1e300, "open_rate": Infinity, "reply_rate": 0.25, "bounce_rate": NaN}]}' }
+    local rc, out, err = clih.run(env, "stats")
+    assert.equal(0, rc, err)
+    assert.equal("", err)
+    assert.matches("^Workspace: %? campaigns, 100,000,000,000,000,000,000 sent; average open %-, "
+      .. "reply %-, bounce 50%.0%%\n", out)
+    assert.matches("\nOdd numbers campaign +ACTIVE +3 +1,000,[%d,]+ +%- +25%.0%% +%-\n$", out)
+    rc, out, err = clih.run(env, "--json stats")
+    assert.equal(0, rc, err)
+    local t = cjson.decode(out)
+    assert.equal(cjson.null, t.workspace_kpis.total_campaigns)
+    assert.equal(1e20, t.workspace_kpis.total_sends)
+    assert.equal(5, t.campaigns[1]) -- not an object: --json prints it as sent, the table skips it
+    assert.equal(0.25, t.campaigns[2].reply_rate)
+    assert.equal(cjson.null, t.campaigns[2].open_rate)
+    sb:fault { kind = "status", status = 200, path = "^/analytics/campaigns/timeline$", times = 2, body =
+      '{"from_date": "2027-01-04", "to_date": "2027-01-05", "timeline": [{"date": "2027-01-04", '
+      .. '"sent": 1.5, "opened": NaN, "replied": 1e300, "bounced": -Infinity}, {"sent": 3}]}' }
+    rc, out, err = clih.run(env, "timeline --width 40", { LANG = "C" })
+    assert.equal(0, rc, err)
+    assert.matches("2027%-01%-04 to %? %(2 days%)", out)
+    assert.matches("\n5 sent, 0 opened %(0%.0%%%), 0 replied\n", out)
+    rc, out, err = clih.run(env, "--json timeline")
+    assert.equal(0, rc, err)
+    assert.equal(cjson.null, cjson.decode(out).timeline[1].opened)
   end)
 
   describe("coldsend stats and timeline", function()
@@ -236,12 +283,20 @@ describe("simulated results", function()
       rc, out = clih.run(env, "--json timeline")
       assert.equal(0, rc)
       assert.equal("2027-01-17", cjson.decode(out).to_date)
-      rc, _, err = clih.run(env, "timeline --width 20")
-      assert.equal(2, rc)
-      assert.matches('bad --width "20" (an integer >= 40 expected)', err, 1, true)
-      rc, _, err = clih.run(env, "timeline --from 2027-01-17 --to 2027-01-04")
-      assert.equal(1, rc)
-      assert.matches("from_date must be on or before to_date", err, 1, true)
+      for _, width in ipairs { "20", "0x40", "1e2", "50.0", "inf" } do
+        rc, _, err = clih.run(env, "timeline --width " .. width)
+        assert.equal(2, rc, width)
+        assert.matches('bad --width "' .. width .. '" (an integer >= 40 expected)', err, 1, true)
+      end
+      -- a range that ends before it starts: refused before any request
+      for _, cmd in ipairs { "timeline", "stats" } do
+        local before = #sb:log()
+        rc, out, err = clih.run(env, cmd .. " --from 2027-01-17 --to 2027-01-04")
+        assert.equal(2, rc, cmd)
+        assert.equal("", out)
+        assert.matches("--from 2027-01-17 is after --to 2027-01-04", err, 1, true)
+        assert.equal(before, #sb:log())
+      end
     end)
   end)
 end)

@@ -37,23 +37,31 @@ local function shell_word(s)
   return "'" .. s:gsub("'", "'\\''") .. "'"
 end
 
+-- The first line a shell command prints, or nil.
+local function first_line(cmd)
+  local p = io.popen(cmd)
+  local line = p and p:read("*l")
+  if p then p:close() end
+  return line
+end
+
 --- Whether path is a folder.
 function M.is_dir(path)
-  local p = io.popen("test -d " .. shell_word(path) .. " && echo yes")
-  local yes = p and p:read("*l")
-  if p then p:close() end
-  return yes == "yes"
+  return first_line("test -d " .. shell_word(path) .. " && echo yes") == "yes"
 end
 
 --- The campaign files of a folder: its `*.lua` files (not those starting
 -- with a dot), sorted by name, as paths `dir/name` (the bare name for ".").
 function M.list(dir)
-  local p = io.popen("ls -1A -- " .. shell_word(dir) .. " 2>/dev/null")
-  local names = {}
-  for name in p:lines() do
-    if name:match("%.lua$") and name:sub(1, 1) ~= "." then names[#names + 1] = name end
-  end
+  -- NUL-separated: a name may hold a newline
+  local p = io.popen("cd -- " .. shell_word(dir) .. " 2>/dev/null && for f in *.lua; do "
+    .. "if [ -e \"$f\" ] || [ -L \"$f\" ]; then printf '%s\\0' \"$f\"; fi; done")
+  local out = p:read("*a") or ""
   p:close()
+  local names = {}
+  for name in out:gmatch("([^%z]+)%z") do
+    if name:sub(1, 1) ~= "." then names[#names + 1] = name end
+  end
   table.sort(names)
   if dir ~= "." then
     for i, name in ipairs(names) do names[i] = dir .. "/" .. name end
@@ -83,44 +91,67 @@ end
 
 --- Records `id` for file `name` and writes the record whole.
 -- @return true, or nil and a message
+-- The file a path names, through symlinks (the path itself when it names
+-- none yet).
+local function resolved(path)
+  local real = first_line("readlink -f -- " .. shell_word(path) .. " 2>/dev/null")
+  return (real ~= nil and real ~= "") and real or path
+end
+
 function M.record(state, name, id)
   state.ids[name] = id
-  local ok, err = core.write_private(state.path,
+  -- a symlinked record is written through: the link stays
+  local ok, err = core.write_private(resolved(state.path),
     json.encode_sorted { version = M.STATE_VERSION, ids = state.ids } .. "\n")
   if not ok then return nil, format("cannot write %s: %s", state.path, tostring(err)) end
   state.exists = true
   return true
 end
 
---- Inserts `id = "UUID",` into a campaign file after its last `return {`,
--- then loads the file again (with `load`, a function path -> definition)
--- to check that it now returns that id; puts the old text back when not.
+--- Inserts `id = "UUID",` into a campaign file after its last `return {`
+-- (ending the line as the file's lines end), then loads the file again
+-- (with `load`, a function path -> definition) to check that it now
+-- returns that id; puts the old text back when not. A symlink is written
+-- through (its target gets the id, the link stays); a file without the
+-- owner's write permission is left alone.
 -- @return true, or nil and a message
 function M.write_id(path, id, load)
-  local text = read_all(path)
+  local real = resolved(path)
+  local mode = first_line("stat -c %a -- " .. shell_word(real) .. " 2>/dev/null")
+  local owner = mode and tonumber(mode:sub(-3, -3))
+  if owner and math.floor(owner / 2) % 2 == 0 then
+    return nil, format("%s is read-only (mode %s); the id was not written into it", path, mode)
+  end
+  local text = read_all(real)
   if not text then return nil, format("cannot read %s", path) end
-  local at
-  local init = 1
+  -- every `return {`, the last first (one in a comment or a string after
+  -- the file's own is tried, found wrong by the load, and passed over)
+  local candidates, init = {}, 1
   while true do
     local s, e = text:find("%f[%w_]return%s*{", init)
     if not s then break end
-    at, init = e, e + 1
+    table.insert(candidates, 1, e)
+    init = e + 1
   end
-  if not at then return nil, format("%s has no 'return {' to put the id after", path) end
-  local new = text:sub(1, at) .. format('\n  id = "%s",', id) .. text:sub(at + 1)
+  if #candidates == 0 then return nil, format("%s has no 'return {' to put the id after", path) end
+  local nl = text:find("\r\n", 1, true) and "\r\n" or "\n"
   -- written whole and renamed into place (mode 0600), then given back its mode
-  local p = io.popen("stat -c %a -- " .. shell_word(path) .. " 2>/dev/null")
-  local mode = p and p:read("*l")
-  if p then p:close() end
-  local ok, err = core.write_private(path, new)
-  if not ok then return nil, format("cannot write %s: %s", path, tostring(err)) end
-  if mode and mode:match("^[0-7]+$") then os.execute("chmod " .. mode .. " -- " .. shell_word(path)) end
-  local def = load(path)
-  if type(def) ~= "table" or def.id ~= id then
-    core.write_private(path, text)
-    return nil, format("%s does not return the id once it is inserted; left as it was", path)
+  local function put(data)
+    local ok, err = core.write_private(real, data)
+    if ok and mode and mode:match("^[0-7]+$") then os.execute("chmod " .. mode .. " -- " .. shell_word(real)) end
+    return ok, err
   end
-  return true
+  for _, at in ipairs(candidates) do
+    local ok, err = put(text:sub(1, at) .. format('%s  id = "%s",', nl, id) .. text:sub(at + 1))
+    if not ok then
+      put(text)
+      return nil, format("cannot write %s: %s", path, tostring(err))
+    end
+    local def = load(path)
+    if type(def) == "table" and def.id == id then return true end
+  end
+  put(text)
+  return nil, format("%s does not return the id once it is inserted; left as it was", path)
 end
 
 return M

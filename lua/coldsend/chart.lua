@@ -19,12 +19,31 @@ local GLYPHS = {
   ascii = { axis = "|", corner = "+", line = "-", full = "#" },
 }
 
---- 1234567 -> "1,234,567".
+--- 1234567 -> "1,234,567"; a fraction rounded, "?" for what is not a
+-- finite number (a server's NaN or Infinity).
 local function thousands(n)
-  local s = format("%d", n)
+  n = tonumber(n)
+  if not n or n ~= n or n == math.huge or n == -math.huge then return "?" end
+  -- %.0f: "%d" refuses (5.3+) or garbles (5.1) what is not a small integer
+  local s = format("%.0f", floor(n + 0.5))
+  if s == "-0" then s = "0" end
   return (s:reverse():gsub("(%d%d%d)", "%1,"):reverse():gsub("^(-?),", "%1"))
 end
 M.thousands = thousands
+
+-- A day's count as the chart uses it: a number from 0 to 2^53, rounded;
+-- anything else a server might send (a string, NaN, Infinity, a negative
+-- or absurd number) counts as 0.
+local function count(v)
+  v = tonumber(v)
+  if not v or v ~= v or v < 0 or v > 2 ^ 53 then return 0 end
+  return floor(v + 0.5)
+end
+
+-- A day's date as shown: the server's string, "?" when it sent none.
+local function date_of(p)
+  return type(p.date) == "string" and p.date or "?"
+end
 
 local function percent(a, b)
   if b == 0 then return "-" end
@@ -60,7 +79,7 @@ local function buckets(points, plot)
     local b = {}
     for _, s in ipairs(SERIES) do
       local sum = 0
-      for j = i, math.min(i + per - 1, n) do sum = sum + (tonumber(points[j][s]) or 0) end
+      for j = i, math.min(i + per - 1, n) do sum = sum + count(points[j][s]) end
       b[s] = sum
     end
     cols[#cols + 1] = b
@@ -74,13 +93,18 @@ end
 -- @treturn string the lines, each at most `width` columns, ending in a newline
 function M.timeline(points, opts)
   opts = opts or {}
+  local days = {}
+  for _, p in ipairs(type(points) == "table" and points or {}) do
+    if type(p) == "table" then days[#days + 1] = p end
+  end
+  points = days
   local width = max(40, floor(tonumber(opts.width) or 80))
   local utf8 = opts.utf8 and true or false
   local g = GLYPHS[utf8 and "utf8" or "ascii"]
   local lines = {}
   local totals = { sent = 0, opened = 0, replied = 0, bounced = 0 }
   for _, p in ipairs(points) do
-    for k in pairs(totals) do totals[k] = totals[k] + (tonumber(p[k]) or 0) end
+    for k in pairs(totals) do totals[k] = totals[k] + count(p[k]) end
   end
   local n = #points
   if n == 0 then return "no days in the range\n" end
@@ -102,7 +126,7 @@ function M.timeline(points, opts)
   local bar = cw > 1 and cw - 1 or 1
   local used = #cols * cw
   wrap(format("Sent, opened and replied %s, %s to %s (%d day%s)",
-    per > 1 and format("per %d days", per) or "per day", points[1].date, points[n].date, n,
+    per > 1 and format("per %d days", per) or "per day", date_of(points[1]), date_of(points[n]), n,
     n == 1 and "" or "s"), width, lines)
   for _, s in ipairs(SERIES) do
     local most = 0
@@ -121,7 +145,7 @@ function M.timeline(points, opts)
     lines[#lines + 1] = format("%-7s %" .. label_w .. "s%s%s", "", "0", g.corner, rep(g.line, used))
   end
   -- the dates under the last axis: the first at the left, the last at the right
-  local first, last = points[1].date, points[n].date
+  local first, last = date_of(points[1]), date_of(points[n])
   local pad = rep(" ", gutter + 1)
   if used >= #first + #last + 2 then
     lines[#lines + 1] = pad .. first .. rep(" ", used - #first - #last) .. last

@@ -293,8 +293,11 @@ local function json()
   return require "coldsend.json"
 end
 
--- A table ready for JSON: empty tables as [], functions and userdata dropped.
+-- A table ready for JSON: empty tables as [], functions and userdata
+-- dropped, NaN and infinities (which lua-cjson reads from a server, and
+-- JSON has not) as null.
 local function jsonable(v)
+  if type(v) == "number" and (v ~= v or v == math.huge or v == -math.huge) then return json().null end
   if type(v) ~= "table" then
     if type(v) == "function" or type(v) == "userdata" and v ~= json().null then return nil end
     return v
@@ -358,6 +361,12 @@ local function report(w, e)
       tostring(e.state_file)))
   end
   return e.code == "invalid" and M.EXIT_USAGE or M.EXIT_API
+end
+
+-- An error object for an answer the server should not have sent (exit 1).
+local function protocol_error(msg)
+  return setmetatable({ code = "protocol", message = msg },
+    { __tostring = function(e) return "coldsend: protocol: " .. e.message end })
 end
 
 -- A usage error: raised inside a command, turned into exit 2.
@@ -479,7 +488,8 @@ function M.load_file(path, what)
   if setfenv then setfenv(chunk, env) end -- LuaJIT: 5.1 environments
   local ok, def = pcall(chunk, path)
   if not ok then
-    def = tostring(def)
+    local shown, text_of = pcall(tostring, def)
+    def = shown and type(text_of) == "string" and text_of or "an error object that cannot be shown"
     return nil, def:find(path, 1, true) and def or format("%s: %s", path, def)
   end
   if type(def) ~= "table" then
@@ -669,9 +679,10 @@ local function folder_plans(w, o)
     usage_error("%d of %d campaign files have problems; nothing was sent", #problems, #paths)
   end
   -- two files managing one campaign would overwrite each other's changes
+  -- (a UUID in upper case names the same campaign)
   local owner = {}
   for _, e in ipairs(entries) do
-    local id = e.def.id
+    local id = type(e.def.id) == "string" and e.def.id:lower() or e.def.id
     if id ~= nil and owner[id] then
       problems[#problems + 1] = format("%s and %s both manage campaign %s%s", owner[id].file, e.file,
         tostring(id), (e.recorded or owner[id].recorded) and (" (see " .. state.path .. ")") or "")
@@ -680,6 +691,20 @@ local function folder_plans(w, o)
     end
   end
   stop_on_problems()
+  -- a recorded name without its file: most likely a file renamed, whose
+  -- campaign the plan would create a second time
+  local present = {}
+  for _, e in ipairs(entries) do present[e.name] = true end
+  local stale = {}
+  for name in pairs(state.ids) do
+    if not present[name] then stale[#stale + 1] = name end
+  end
+  table.sort(stale)
+  for _, name in ipairs(stale) do
+    err_line(w, format("warning: %s records %s (campaign %s), which is not in the folder; if it was renamed, "
+      .. "move its entry to the new name, else its campaign is created again", state.path, name,
+      tostring(state.ids[name])))
+  end
   local needs_key = o.command == "apply"
   for _, e in ipairs(entries) do needs_key = needs_key or e.def.id ~= nil end
   local cs = needs_key and client(w, o) or nil
@@ -898,7 +923,7 @@ function commands.apply(w, o)
   local created = p.action == "create" and (c or (type(aerr) == "table" and aerr.campaign))
   local note, kerr
   if created then note, kerr = keep_id(o, e, state, created.id) end
-  if kerr then err_line(w, kerr) end
+  if kerr then err_line(w, format('%s; add  id = "%s"  to %s', kerr, created.id, e.file)) end
   if not c and o.launch and type(aerr) == "table" and aerr.code == "not_ready" then
     return not_launched(w, o, p, aerr, note)
   end
@@ -948,16 +973,22 @@ local function export_all(w, o, cs)
     for item in cs:each_campaign() do items[#items + 1] = item end
   end)
   if not ok then return report(w, err) end
-  local taken, written = {}, {}
+  -- every file name first: one that exists stops the export before any write
+  local taken, written, paths = {}, {}, {}
+  for i, item in ipairs(items) do
+    if not require("coldsend.core").is_uuid(item.campaign_id) then
+      return report(w, protocol_error(format("GET /campaigns: campaign %d of the list has no UUID (%s); nothing exported",
+        i, text(require("coldsend.plan").show(item.campaign_id), true))))
+    end
+    paths[i] = dir .. "/" .. ex.file_name(item.name, taken)
+    if exists(paths[i]) and not o.force then
+      usage_error("%s exists; --force replaces it (nothing exported)", paths[i])
+    end
+  end
   local count = counter(w, "exporting", #items)
   for i, item in ipairs(items) do
     count:step(i, item.name)
-    local name = ex.file_name(item.name, taken)
-    local path = dir .. "/" .. name
-    if exists(path) and not o.force then
-      count:done()
-      usage_error("%s exists; --force replaces it (%d of %d campaigns exported)", path, i - 1, #items)
-    end
+    local path = paths[i]
     local c, gerr = cs:get_campaign(item.campaign_id)
     if not c then count:done() return report(w, gerr) end
     write_whole(path, require("coldsend.redact").string(ex.campaign_file(c), hidden))
@@ -1034,6 +1065,9 @@ commands.resume = state_command("resume", "resumed")
 
 -- coldsend delete ID [--yes]: shows the campaign, asks, deletes.
 function commands.delete(w, o)
+  -- refused without a terminal before any request (not even the GET)
+  check_id(o.args[1])
+  if not o.yes and not w.isatty() then confirmed(w, o) end
   local cs = client(w, o)
   local c, err = cs:get_campaign(check_id(o.args[1]))
   if not c then return report(w, err) end
@@ -1049,7 +1083,8 @@ end
 -- A positive integer option, or a usage error naming it.
 local function int_option(name, value, max)
   if value == nil then return nil end
-  local n = tonumber(value)
+  -- digits only: tonumber would also take 0x10, 1e1 and " 5"
+  local n = tostring(value):match("^%d+$") and tonumber(value)
   if not n or n ~= math.floor(n) or n < 1 or (max and n > max) then
     usage_error("bad --%s %q (an integer %s expected)", name, value, max and ("1.." .. max) or ">= 1")
   end
@@ -1058,23 +1093,47 @@ end
 
 -- Every item of a paged list (GET path?page=N&limit=100), or one page
 -- when o.page is given. Returns the items and the last pagination.
+-- The identity of a list item (a lead, an inbox) for spotting a repeat.
+local function item_key(x)
+  if type(x) ~= "table" then return tostring(x) end
+  return tostring(x.lead_id or x.inbox_id or x.campaign_id or x.id or x.email or x.email_address)
+end
+
 local function pages(cs, path, field, query, page)
-  local items, p = {}, page or 1
+  local items, p, seen = {}, page or 1, {}
   while true do
     query.page = p
     local data, err = cs:request("GET", path, nil, query)
     if not data then return nil, err end
     local list = type(data) == "table" and data[field]
     if type(list) ~= "table" then
-      local msg = format("GET %s: no '%s' list in the answer", path, field)
-      return nil, setmetatable({ code = "protocol", message = msg },
-        { __tostring = function(e) return "coldsend: protocol: " .. e.message end })
+      return nil, protocol_error(format("GET %s: no '%s' list in the answer", path, field))
+    end
+    -- a server that says has_next and sends what it sent before would
+    -- keep this loop going for ever
+    local new = false
+    for _, x in ipairs(list) do
+      local k = item_key(x)
+      if not seen[k] then seen[k], new = true, true end
+    end
+    if not new and #list > 0 then
+      return nil, protocol_error(format("GET %s: page %d repeats what the server sent before", path, p))
     end
     for _, x in ipairs(list) do items[#items + 1] = x end
     local pg = type(data.pagination) == "table" and data.pagination or {}
     if page or pg.has_next ~= true or #list == 0 then return items, pg end
     p = p + 1
   end
+end
+
+-- The items of a server's list that are objects (a number or a string
+-- there has no fields to show; --json still prints the list as sent).
+local function objects(list)
+  local t = {}
+  for _, x in ipairs(list) do
+    if type(x) == "table" then t[#t + 1] = x end
+  end
+  return t
 end
 
 local function cell(v)
@@ -1095,7 +1154,7 @@ function commands.leads(w, o)
     print_json(w, page and { leads = json().array(items), pagination = pg } or json().array(items))
     return M.EXIT_OK
   end
-  for _, l in ipairs(items) do
+  for _, l in ipairs(objects(items)) do
     local name = table.concat({ l.first_name ~= json().null and l.first_name or nil,
       l.last_name ~= json().null and l.last_name or nil }, " ")
     out(w, format("%-32s %-9s %-24s %s", cell(l.email), cell(l.status), name ~= "" and text(name, true) or "-",
@@ -1121,6 +1180,14 @@ local function inbox_file(w, path)
   local t, lerr = M.load_file(path, "inbox fields")
   if not t then usage_error("%s", lerr) end
   local list = t[1] ~= nil and t or { t }
+  -- a list is 1..n and nothing else: an inbox past a gap, or fields beside
+  -- the list, would be left out without a word
+  for k in pairs(list) do
+    if type(k) ~= "number" or k < 1 or k > #list or k ~= math.floor(k) then
+      usage_error("%s: a table of inbox fields, or a list of them, expected (the list has a key %s)",
+        path, type(k) == "string" and format("%q", k) or tostring(k))
+    end
+  end
   for i, ib in ipairs(list) do
     local at = #list > 1 and format("%s: inbox %d", path, i) or path
     if type(ib) ~= "table" then usage_error("%s: a table of inbox fields expected", at) end
@@ -1162,7 +1229,7 @@ function commands.inboxes(w, o)
     local items, err = pages(cs, "/sender-accounts", "sender_accounts", { limit = 100 })
     if not items then return report(w, err) end
     if o.json then print_json(w, json().array(items)) return M.EXIT_OK end
-    for _, ib in ipairs(items) do
+    for _, ib in ipairs(objects(items)) do
       out(w, format("%s  %-32s %-16s %6s/day  %s", cell(ib.inbox_id), cell(ib.email_address),
         cell(ib.inbox_type), cell(ib.daily_limit), cell(ib.overall_status)))
     end
@@ -1286,13 +1353,20 @@ local function checked_call(f, ...)
 end
 
 local function date_query(o, with_status)
+  -- (the call checks each date; a range that ends before it starts is
+  -- refused here, for stats as for timeline, before any request)
+  local day = "^%d%d%d%d%-%d%d%-%d%d$"
+  if type(o.from) == "string" and type(o.to) == "string" and o.from:match(day) and o.to:match(day)
+      and o.from > o.to then
+    usage_error("--from %s is after --to %s", o.from, o.to)
+  end
   return { from_date = o.from, to_date = o.to, status = with_status and o.status or nil }
 end
 
--- A fraction 0..1 as a percentage.
+-- A fraction 0..1 as a percentage; "-" for what is not a finite number.
 local function rate(v)
   v = tonumber(v)
-  if not v then return "-" end
+  if not v or v ~= v or v == math.huge or v == -math.huge then return "-" end
   return format("%.1f%%", v * 100)
 end
 
@@ -1324,7 +1398,7 @@ function commands.stats(w, o)
   out(w, "")
   out(w, format("%-30s %-9s %7s %7s %6s %6s %6s", "CAMPAIGN", "STATUS", "LEADS", "SENT", "OPEN",
     "REPLY", "BOUNCE"))
-  for _, c in ipairs(list) do
+  for _, c in ipairs(objects(list)) do
     out(w, format("%s %-9s %7s %7s %6s %6s %6s", cut(text(tostring(c.campaign_name), true), 30),
       cell(c.status), thousands(tonumber(c.total_leads) or 0), thousands(tonumber(c.total_sent) or 0),
       rate(c.open_rate), rate(c.reply_rate), rate(c.bounce_rate)))
@@ -1342,7 +1416,7 @@ local function terminal_width(w, o)
     if p then p:close() end
     n = tonumber(line and line:match("^%d+ (%d+)$") or "")
   end
-  if o.width and (not n or n < 40 or n ~= math.floor(n)) then
+  if o.width and (not n or n < 40 or n ~= math.floor(n) or not o.width:match("^%d+$")) then
     usage_error("bad --width %q (an integer >= 40 expected)", o.width)
   end
   return n and math.max(40, math.floor(n)) or 80

@@ -51,7 +51,11 @@ local function key_text(k)
   return "[" .. (type(k) == "string" and quoted(k) or tostring(k)) .. "]"
 end
 
+-- NaN and the infinities (lua-cjson reads them from a server) as
+-- expressions: "%.17g" would write nan or inf, names that load as nil.
 local function number_text(v)
+  if v ~= v then return "0/0" end
+  if v == math.huge or v == -math.huge then return v > 0 and "1/0" or "-1/0" end
   if v == math.floor(v) and v > -2 ^ 53 and v < 2 ^ 53 then return format("%d", v) end
   return format("%.17g", v)
 end

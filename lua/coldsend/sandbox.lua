@@ -679,14 +679,22 @@ end
 --- Adds sending activity: with body.days, that many days of every ACTIVE
 -- campaign (coldsend.sandbox.simulate, deterministic with body.seed);
 -- else body's counts to one campaign for today or body.date.
+-- An integer a double holds exactly (counts and seeds up to 2^53).
+local function exact_count(n, min)
+  return V.is_int(n) and n >= min and n <= 2 ^ 53
+end
+
 function Server:simulate(b)
+  if b.days == nil and b.campaign_id == nil then
+    return control_error(422, "days or campaign_id expected (days of sending, or counts for one campaign)")
+  end
   if b.days ~= nil then
     local sim = require "coldsend.sandbox.simulate"
     if not V.is_int(b.days) or b.days < 1 or b.days > sim.MAX_DAYS then
       return control_error(422, "days must be an integer 1.." .. sim.MAX_DAYS)
     end
-    if b.seed ~= nil and (not V.is_int(b.seed) or b.seed < 1) then
-      return control_error(422, "seed must be a positive integer")
+    if b.seed ~= nil and not exact_count(b.seed, 1) then
+      return control_error(422, "seed must be a positive integer (at most 2^53)")
     end
     if b.start ~= nil and not sim.is_date(b.start) then
       return control_error(422, "start must be a date YYYY-MM-DD")
@@ -697,11 +705,17 @@ function Server:simulate(b)
   if not c then return control_error(404, "Campaign not found") end
   local date = b.date or os.date("!%Y-%m-%d")
   if not V.parse_date(date) then return control_error(422, "date must be YYYY-MM-DD") end
+  local kinds = { "sent", "opened", "replied", "bounced", "unsubscribed" }
+  -- every count checked before any is added: a refused call changes nothing
+  for _, k in ipairs(kinds) do
+    if not exact_count(b[k] or 0, 0) then
+      return control_error(422, k .. " must be a non-negative integer (at most 2^53)")
+    end
+  end
   local d = c.daily[date] or { sent = 0, opened = 0, replied = 0, bounced = 0, unsubscribed = 0 }
   c.daily[date] = d
-  for _, k in ipairs { "sent", "opened", "replied", "bounced", "unsubscribed" } do
+  for _, k in ipairs(kinds) do
     local n = b[k] or 0
-    if not V.is_int(n) or n < 0 then return control_error(422, k .. " must be a non-negative integer") end
     d[k] = d[k] + n
     c.stats[k] = c.stats[k] + n
   end
