@@ -93,6 +93,9 @@ static int cjson_exact(lua_State *L, int idx) {
 #endif
   v = lua_tonumber(L, idx);
   snprintf(buf, sizeof buf, "%.14g", v);
+  /* an integral 10^15 is exact as 1e+15 but goes out as digits: before 5.3
+   * it is how an integer is held, and a server may read 1e+15 as a float */
+  if (strchr(buf, 'e') != NULL && v == floor(v) && fabs(v) < 9.2e18) return 0;
   return strtod(buf, NULL) == v;
 }
 
