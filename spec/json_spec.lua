@@ -60,4 +60,24 @@ describe("JSON", function()
     assert.equal('{"n":1e+300}', core.json_encode { n = 1e300 })
     assert.equal('{"n":0.5}', json.encode { n = 0.5 })
   end)
+
+  it("decodes every integer a response holds exactly on Lua 5.3+", function()
+    local data = assert(core.parse_response(200, { ["content-type"] = "application/json" },
+      '{"id": 123456789012345678, "neg": -9007199254740993, "list": [9223372036854775807],'
+        .. ' "s": "123456789012345678", "f": 12345678901234567.5, "e": 1234567890123456e3}'))
+    assert.equal("123456789012345678", data.s)
+    if math.type then
+      assert.equal("integer", math.type(data.id))
+      assert.equal(math.tointeger("123456789012345678"), data.id)
+      assert.equal(math.tointeger("-9007199254740993"), data.neg)
+      assert.equal(math.maxinteger, data.list[1])
+      assert.equal("float", math.type(data.f))
+      assert.equal("float", math.type(data.e))
+    end
+    -- a string that spells the marker stays a string
+    local forged = assert(core.parse_response(200, { ["content-type"] = "application/json" },
+      '{"s": "\\u0000coldsend:int:5", "id": 1234567890123456789}'))
+    assert.equal("string", type(forged.s))
+    assert.equal(":int:5", forged.s:sub(-6))
+  end)
 end)
