@@ -63,6 +63,22 @@ describe("hostile input", function()
       assert.equal(before, after)
     end)
 
+    it("refuses a float 2^53, which 2^53 + 1 also reads as, and sends 2^53 - 1", function()
+      -- Lua 5.1, 5.2 and LuaJIT read 9007199254740993 as 2^53: only values
+      -- below 2^53 are known to be the number written
+      local _, before = last()
+      local lead, err = c:add_lead { email = "edge@example.com",
+        custom_fields = { crm_id = 2 ^ 53 + 0.0 } }
+      assert.is_nil(lead)
+      assert.equal("invalid", err.code)
+      assert.matches("custom_fields.crm_id", err.message, 1, true)
+      assert.matches("9007199254740992", err.message, 1, true)
+      local _, after = last()
+      assert.equal(before, after)
+      assert(c:add_lead { email = "edge@example.com", custom_fields = { crm_id = 2 ^ 53 - 1 } })
+      assert.equal(2 ^ 53 - 1, last().body.custom_fields.crm_id)
+    end)
+
     it("sends a float page or limit as an integer", function()
       assert(cs:list_campaigns { page = 2.0, limit = 10.0 })
       local e = last()

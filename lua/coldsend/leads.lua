@@ -734,14 +734,14 @@ local function valid_utf8(s)
 end
 M.valid_utf8 = valid_utf8
 
--- The largest integer a float holds exactly: a float integer beyond it has
--- already lost digits (a 17-digit id read by LuaJIT, say).
+-- Float integers from 2^53 on may have lost digits (a 17-digit id read by
+-- LuaJIT, say; 2^53 + 1 reads as 2^53): only those below it are exact.
 local EXACT_FLOAT = 2 ^ 53
 local mtype = math.type or function() return "float" end
 
 --- What is wrong with a lead's custom_fields table, or nil: keys are
 -- non-empty UTF-8 strings, values UTF-8 strings, booleans or numbers that go
--- out exactly (finite; an integral float at most 2^53). Returns the message
+-- out exactly (finite; an integral float below 2^53). Returns the message
 -- and "type" (misuse: raise) or "value" (a bad datum: nil, err).
 -- allow_null: cjson.null is a value too (update_lead's merge-patch removal).
 function M.custom_fields_problem(v, allow_null)
@@ -763,8 +763,8 @@ function M.custom_fields_problem(v, allow_null)
     elseif t == "number" then
       if cv ~= cv or cv == math.huge or cv == -math.huge then
         rule = "string, number or boolean"
-      elseif mtype(cv) ~= "integer" and cv == floor(cv) and math.abs(cv) > EXACT_FLOAT then
-        rule, kind = "a number JSON carries exactly: an integer beyond 2^53 held as a float has "
+      elseif mtype(cv) ~= "integer" and cv == floor(cv) and math.abs(cv) >= EXACT_FLOAT then
+        rule, kind = "a number JSON carries exactly: an integer of 2^53 or more held as a float has "
           .. "lost digits, pass it as a string or a Lua integer", "value"
       end
     elseif t ~= "boolean" and not (allow_null and cv == json.null) then
