@@ -1,7 +1,8 @@
 -- haproxy_spec.lua: examples/haproxy/ in a real HAProxy (Debian's, with Lua
 -- 5.3 inside, loading build/5.3) on free loopback ports, against a sandbox:
 -- the launch service, the status action, the error path without the key,
--- the body-of-lua-load refusal, TLS, one rate-limit budget for two
+-- the body-of-lua-load refusal, TLS, bodies cut short by a hostile server
+-- (spec/helpers/rawhttpd.lua), one rate-limit budget for two
 -- threads, and responsiveness proven by order: with
 -- one thread, a ping answers while four slow API calls are in flight, and
 -- does not over the blocking libcurl transport.
@@ -235,6 +236,36 @@ describe("HAProxy #once", function()
     for _, l in ipairs(leads.leads or leads.data or {}) do emails[#emails + 1] = l.email end
     table.sort(emails)
     assert.same({ "ada@example.org", "grace@example.org" }, emails)
+  end)
+
+  it("never takes a body cut short for an answer: a reset or a stall half-way is an error, possibly sent", function()
+    local pipe = assert(io.popen("lua5.4 spec/helpers/rawhttpd.lua 60", "r"))
+    local port = assert(pipe:read("*l"):match("^(%d+) "))
+    finally(function()
+      sandbox.http { url = "http://127.0.0.1:" .. port .. "/__quit" }
+      pipe:close()
+    end)
+    local function probe(method, path)
+      local status, body = get(h.blocking_port, ("/probe/raw?port=%s&method=%s&path=%s"):format(port, method,
+        path:gsub("[^%w/]", function(ch) return ("%%%02X"):format(ch:byte()) end)))
+      assert.equal(200, status, body)
+      return json.decode(body)
+    end
+    for _, method in ipairs { "GET", "POST" } do
+      -- 100 of 1000 bytes, then a reset
+      local got = probe(method, "/reset-mid")
+      assert.is_nil(got.status, got.body)
+      assert.same({ code = "network", sent = true,
+        message = "the answer ended after 100 of its 1000 bytes (the connection closed)" }, got)
+      -- 9 of 20 bytes, then nothing past the 2 s timeout
+      got = probe(method, "/stall?ms=4000")
+      assert.is_nil(got.status, got.body)
+      assert.same({ code = "timeout", sent = true,
+        message = "the answer ended after 9 of its 20 bytes (the server did not send the rest in time)" }, got)
+      -- whole answers still pass, sized or chunked
+      assert.same({ status = 200, body = '{"ok":true}' }, probe(method, "/json"))
+      assert.equal('{"chunks": ["a", "b", "c"]}', probe(method, "/chunked").body)
+    end
   end)
 
   it("with one thread, answers a ping while four slow API calls are in flight", function()

@@ -171,6 +171,7 @@ function M.new(opts)
       headers["Content-Length"] = { tostring(#(body or "")) }
     end
 
+    local started = M.now()
     local hc = core.httpclient()
     if not hc then error(format(WHERE, ""), 2) end -- check_phase should have said so
     local args = { url = req.url, headers = headers, body = body }
@@ -195,6 +196,15 @@ function M.new(opts)
     end
     local cap = req.max_body or max_body
     local rbody = res.body or ""
+    -- HAProxy's client hands over what it got when the connection breaks
+    -- or its timeout fires half-way through the body, as a full answer
+    local length = tonumber(rheaders["content-length"] or "")
+    if length and #rbody < length and method ~= "head" and res.status ~= 204 and res.status ~= 304 then
+      local timed_out = req.timeout and M.now() - started >= req.timeout * 0.9
+      return nil, format("the answer ended after %d of its %d bytes (%s)", #rbody, length,
+        timed_out and "the server did not send the rest in time" or "the connection closed"),
+        timed_out and "timeout" or "network", { sent = true }
+    end
     if #rbody > cap then
       return nil, format("response body of %d bytes is over the %d-byte cap", #rbody, cap), "protocol",
         { sent = true, too_large = true }
