@@ -2,7 +2,8 @@
 -- 5.3 inside, loading build/5.3) on free loopback ports, against a sandbox:
 -- the launch service, the status action, the error path without the key,
 -- the body-of-lua-load refusal, TLS, bodies cut short by a hostile server
--- (spec/helpers/rawhttpd.lua), one rate-limit budget for two
+-- (spec/helpers/rawhttpd.lua), Lua timeouts that waits do not count
+-- against, one rate-limit budget for two
 -- threads, and responsiveness proven by order: with
 -- one thread, a ping answers while four slow API calls are in flight, and
 -- does not over the blocking libcurl transport.
@@ -266,6 +267,23 @@ describe("HAProxy #once", function()
       assert.same({ status = 200, body = '{"ok":true}' }, probe(method, "/json"))
       assert.equal('{"chunks": ["a", "b", "c"]}', probe(method, "/chunked").body)
     end
+  end)
+
+  it("does not count waiting on the API against tune.lua.service-timeout or session-timeout", function()
+    local short = start_haproxy(sb, { "examples/haproxy/haproxy.cfg", "spec/fixtures/haproxy/test.cfg",
+      "spec/fixtures/haproxy/short_timeouts.cfg" })
+    finally(function() stop_haproxy(short) end)
+    local st, made = sb:request("POST", "/campaigns", { name = "Waited on through HAProxy" })
+    assert.equal(201, st)
+    sb:config { latency_ms = 1500 }
+    finally(function() sb:config { latency_ms = 0 } end)
+    -- the service and the action each wait 1.5 s on the API under 1 s limits
+    local status, body = get(short.port, "/campaigns")
+    assert.equal(200, status, body)
+    assert.is_true(json.decode(body).count >= 1)
+    status, body = get(short.port, "/status/" .. (made.campaign_id or made.id))
+    assert.equal(200, status, body)
+    assert.equal("DRAFT", json.decode(body).status, body)
   end)
 
   it("with one thread, answers a ping while four slow API calls are in flight", function()
