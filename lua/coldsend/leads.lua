@@ -208,12 +208,19 @@ local FINAL = { COMPLETED = true, FAILED = true }
 local int = math.tointeger or function(v) return v end
 local COUNTS = { "processed_count", "success_count", "duplicate_count", "error_count" }
 
+-- A count as digits; whatever else a server sent (1.5) as Lua shows it,
+-- where %d would raise (5.3+) or cut it (5.1).
+local function count(v)
+  v = v or 0
+  return type(v) == "number" and v == floor(v) and math.abs(v) < 2 ^ 53 and format("%d", v) or tostring(v)
+end
+
 --- One line: `coldsend.upload_job <id> IN_PROGRESS 45% (4500/10000 rows, 12 errors)`.
 function Job:__tostring()
   local n = #self.chunks
-  return format("coldsend.upload_job %s %s %d%% (%d/%d rows, %d error%s%s)",
-    tostring(self.job_id), tostring(self.status), self.progress_percentage or 0,
-    self.processed_count or 0, self.total_count or 0, self.error_count or 0,
+  return format("coldsend.upload_job %s %s %s%% (%s/%s rows, %s error%s%s)",
+    tostring(self.job_id), tostring(self.status), count(self.progress_percentage),
+    count(self.processed_count), count(self.total_count), count(self.error_count),
     self.error_count == 1 and "" or "s", n > 1 and format(", %d chunks", n) or "")
 end
 
