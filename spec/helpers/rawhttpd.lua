@@ -152,7 +152,8 @@ end
 
 routes["/__stats"] = function(c) json(c, 200, stats) end
 
--- /h/MODE/...: a hostile answer to any path under it (hostile_server_spec),
+-- /h/MODE/...: a hostile answer to any path under it (hostile_server_spec,
+-- doctor_spec),
 -- so that a client with base URL /h/MODE meets it on every call.
 local hostile = {
   -- the key of the request, echoed in the error body and in a header
@@ -222,6 +223,12 @@ local hostile = {
       "{}")
   end,
   status_999 = function(c) respond(c, 999, { { "Content-Type", "application/json" } }, "{}") end,
+  -- rate-limit headers that are numbers, but no counts
+  odd_ratelimit = function(c)
+    respond(c, 200, { { "Content-Type", "application/json" }, { "X-RateLimit-Limit", "100.5" },
+      { "X-RateLimit-Remaining", "1e999" }, { "X-RateLimit-Reset", "-0x10" } },
+      '{"campaigns": [], "pagination": {"page": 1, "limit": 1, "total": 0, "pages": 0}}')
+  end,
 }
 
 local function hostile_route(c, req)
