@@ -101,7 +101,7 @@ describe("hostile input", function()
     it("checks list_inboxes' query", function()
       local _, before = last()
       for _, case in ipairs {
-          { { page = 0 / 0 }, "bad value for 'page' (integer >= 1 expected, got " },
+          { { page = 0 / 0 }, "bad value for 'page' (integer >= 1 expected, got nan)" },
           { { limit = 1e9 }, "bad value for 'limit' (integer 1..100 expected, got 1" },
           { { page = 0 }, "bad value for 'page' (integer >= 1 expected, got 0)" },
           { { bogus = "x\r\n" }, "unknown query field 'bogus' for list_inboxes" },
