@@ -1,7 +1,7 @@
 -- haproxy_spec.lua: examples/haproxy/ in a real HAProxy (Debian's, with Lua
 -- 5.3 inside, loading build/5.3) on free loopback ports, against a sandbox:
 -- the launch service, the status action, the error path without the key,
--- the body-of-lua-load refusal, TLS, bodies cut short by a hostile server
+-- the body-of-lua-load refusal, calls in a fetch and a converter, TLS, bodies cut short by a hostile server
 -- (spec/helpers/rawhttpd.lua), Lua timeouts that waits do not count
 -- against, one rate-limit budget for two
 -- threads, and responsiveness proven by order: with
@@ -350,6 +350,28 @@ describe("HAProxy, the body of a lua-load'ed file #once", function()
     assert.are_not.equal(0, rc, out)
     assert.matches("HAProxy's HTTP client works only in a Lua action, service or task", out, 1, true)
     assert.matches("core.register_task", out, 1, true)
+  end)
+end)
+
+describe("HAProxy, a sample fetch or a converter #once", function()
+  it("is stopped by HAProxy at the call's first wait: an empty sample, an alert, no request", function()
+    local sb = sandbox.start { rate_limit = false }
+    local h = start_haproxy(sb, { "spec/fixtures/haproxy/fetch.cfg" })
+    local log
+    finally(function()
+      log = log or stop_haproxy(h)
+      sb:stop()
+    end)
+    for _, path in ipairs { "/fetch", "/conv" } do
+      local status, body = get(h.port, path)
+      assert.equal(200, status)
+      assert.equal("[]", body) -- the Lua function did not return
+    end
+    assert.equal(0, sb:count("GET", "^/campaigns"))
+    log = stop_haproxy(h)
+    assert.matches("Lua sample-fetch 'coldsend_fetch': yield not allowed", log, 1, true)
+    assert.matches("Lua converter 'coldsend_conv': yield functions like core.tcp() or core.sleep() are not "
+      .. "allowed", log, 1, true)
   end)
 end)
 
