@@ -243,7 +243,7 @@ describe("HAProxy #once", function()
     assert.same({ "ada@example.org", "grace@example.org" }, emails)
   end)
 
-  it("never takes a body cut short for an answer: a reset or a stall half-way is an error, possibly sent", function()
+  it("never takes a body cut short for an answer, nor a server's empty 503 for one never sent", function()
     local pipe = assert(io.popen("lua5.4 spec/helpers/rawhttpd.lua 60", "r"))
     local port = assert(pipe:read("*l"):match("^(%d+) "))
     finally(function()
@@ -267,6 +267,11 @@ describe("HAProxy #once", function()
       assert.is_nil(got.status, got.body)
       assert.same({ code = "timeout", sent = true,
         message = "the answer ended after 9 of its 20 bytes (the server did not send the rest in time)" }, got)
+      -- a bare 503 from the server (which may have acted) looks like
+      -- HAProxy's answer to a name it cannot resolve: possibly sent
+      assert.same({ code = "network", sent = true, message = "an empty 503: the server's, or HAProxy could "
+        .. "not resolve the host name (its resolvers read /etc/resolv.conf, not /etc/hosts)" },
+        probe(method, "/bare?code=503"))
       -- whole answers still pass, sized or chunked
       assert.same({ status = 200, body = '{"ok":true}' }, probe(method, "/json"))
       assert.equal('{"chunks": ["a", "b", "c"]}', probe(method, "/chunked").body)

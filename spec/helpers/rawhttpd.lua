@@ -21,6 +21,7 @@
 --   /chunked              a chunked body, mixed-case and repeated headers
 --   /garbage              an answer that is not HTTP/1.x, then a close
 --   /status?code=N&type=T&body=B&location=L   any status, type and body
+--   /bare?code=N          status N with an empty body and no header but Content-Length
 --   /__stats              {"connections": N, "requests": N}
 --   /__quit               answers, then exits
 local socket = require "socket"
@@ -142,6 +143,10 @@ routes["/garbage"] = function(c)
   send_all(c, "HELLO THERE\r\n\r\n")
   c.sock:close()
   conns[c.sock] = nil
+end
+
+routes["/bare"] = function(c, req)
+  send_all(c, ("HTTP/1.1 %d X\r\nContent-Length: 0\r\n\r\n"):format(tonumber(req.args.code) or 200))
 end
 
 routes["/status"] = function(c, req)

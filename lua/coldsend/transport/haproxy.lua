@@ -87,8 +87,9 @@ end
 -- HAProxy's client answers failures it met itself with its own error
 -- pages, not with an error: tell them from the server's answers. A 503
 -- page means no connection was made (refused, unreachable), so the
--- request was not sent; a 503 with no body and no headers, that the name
--- did not resolve.
+-- request was not sent. A name that did not resolve gives a 503 with an
+-- empty body and only Content-Length: 0, as a server may answer after
+-- acting on the request: that one may have been sent.
 local OWN = {
   [502] = { "<html><body><h1>502 Bad Gateway</h1>\n", "network", true,
     "the server closed the connection or sent an invalid response" },
@@ -108,8 +109,8 @@ local function own_failure(res, headers)
   end
   if res.status == 503 and body == "" and next(headers, next(headers)) == nil
       and (headers["content-length"] == nil or headers["content-length"] == "0") then
-    return { nil, "network", false, "could not resolve the host name or connect (HAProxy's"
-      .. " resolvers read /etc/resolv.conf, not /etc/hosts)" }
+    return { nil, "network", true, "an empty 503: the server's, or HAProxy could not resolve the"
+      .. " host name (its resolvers read /etc/resolv.conf, not /etc/hosts)" }
   end
   return nil
 end
