@@ -513,6 +513,20 @@ describe("coldsend doctor", function()
       sb:config { rate_limit = false }
     end)
 
+    it("rate-limit headers that are no counts (100.5, 1e999) are not read as a budget", function()
+      local f = assert(io.popen("lua5.4 spec/helpers/rawhttpd.lua 30", "r"))
+      local port = assert(f:read("*l")):match("^(%d+)")
+      local ok, r = pcall(coldsend.doctor, { api_key = KEY,
+        base_url = "http://127.0.0.1:" .. port .. "/h/odd_ratelimit/api/public/v1", timeout = 10 })
+      core.probe { url = "http://127.0.0.1:" .. port .. "/__quit", proxy = "" }
+      f:close()
+      assert.is_true(ok, r)
+      local c = check_of(r, "rate_limit")
+      assert.equal("warn", c.status)
+      assert.equal("unreadable X-RateLimit-* headers in the answer (limit 100.5, remaining 1e999)",
+        c.summary)
+    end)
+
     it("warns past 30 s of skew against the Date header, in either direction", function()
       for _, off in ipairs { 120, -120 } do
         local r = coldsend.doctor { api_key = KEY, base_url = sb.url,

@@ -1,7 +1,9 @@
 -- haproxy_spec.lua: examples/haproxy/ in a real HAProxy (Debian's, with Lua
 -- 5.3 inside, loading build/5.3) on free loopback ports, against a sandbox:
 -- the launch service, the status action, the error path without the key,
--- the body-of-lua-load refusal, TLS, one rate-limit budget for two
+-- the body-of-lua-load refusal, calls in a fetch and a converter, TLS, bodies cut short by a hostile server
+-- (spec/helpers/rawhttpd.lua), Lua timeouts that waits do not count
+-- against, one rate-limit budget for two
 -- threads, and responsiveness proven by order: with
 -- one thread, a ping answers while four slow API calls are in flight, and
 -- does not over the blocking libcurl transport.
@@ -160,6 +162,10 @@ describe("HAProxy #once", function()
     assert.equal(422, status, body)
     assert.equal("invalid", json.decode(body).error)
     assert.matches("name", json.decode(body).message)
+    -- ?rename= is not ?name=
+    status, body = get(h.port, "/campaigns/launch?rename=Renamed%20campaign", "POST")
+    assert.equal(400, status, body)
+    assert.equal("want ?name=<campaign name>", json.decode(body).error)
     local log = util.slurp(h.log, "")
     assert.matches("coldsend: ", log, 1, true)
     assert.is_nil(log:find(sb.key, 1, true))
@@ -237,6 +243,58 @@ describe("HAProxy #once", function()
     assert.same({ "ada@example.org", "grace@example.org" }, emails)
   end)
 
+  it("never takes a body cut short for an answer, nor a server's empty 503 for one never sent", function()
+    local pipe = assert(io.popen("lua5.4 spec/helpers/rawhttpd.lua 60", "r"))
+    local port = assert(pipe:read("*l"):match("^(%d+) "))
+    finally(function()
+      sandbox.http { url = "http://127.0.0.1:" .. port .. "/__quit" }
+      pipe:close()
+    end)
+    local function probe(method, path)
+      local status, body = get(h.blocking_port, ("/probe/raw?port=%s&method=%s&path=%s"):format(port, method,
+        path:gsub("[^%w/]", function(ch) return ("%%%02X"):format(ch:byte()) end)))
+      assert.equal(200, status, body)
+      return json.decode(body)
+    end
+    for _, method in ipairs { "GET", "POST" } do
+      -- 100 of 1000 bytes, then a reset
+      local got = probe(method, "/reset-mid")
+      assert.is_nil(got.status, got.body)
+      assert.same({ code = "network", sent = true,
+        message = "the answer ended after 100 of its 1000 bytes (the connection closed)" }, got)
+      -- 9 of 20 bytes, then nothing past the 2 s timeout
+      got = probe(method, "/stall?ms=4000")
+      assert.is_nil(got.status, got.body)
+      assert.same({ code = "timeout", sent = true,
+        message = "the answer ended after 9 of its 20 bytes (the server did not send the rest in time)" }, got)
+      -- a bare 503 from the server (which may have acted) looks like
+      -- HAProxy's answer to a name it cannot resolve: possibly sent
+      assert.same({ code = "network", sent = true, message = "an empty 503: the server's, or HAProxy could "
+        .. "not resolve the host name (its resolvers read /etc/resolv.conf, not /etc/hosts)" },
+        probe(method, "/bare?code=503"))
+      -- whole answers still pass, sized or chunked
+      assert.same({ status = 200, body = '{"ok":true}' }, probe(method, "/json"))
+      assert.equal('{"chunks": ["a", "b", "c"]}', probe(method, "/chunked").body)
+    end
+  end)
+
+  it("does not count waiting on the API against tune.lua.service-timeout or session-timeout", function()
+    local short = start_haproxy(sb, { "examples/haproxy/haproxy.cfg", "spec/fixtures/haproxy/test.cfg",
+      "spec/fixtures/haproxy/short_timeouts.cfg" })
+    finally(function() stop_haproxy(short) end)
+    local st, made = sb:request("POST", "/campaigns", { name = "Waited on through HAProxy" })
+    assert.equal(201, st)
+    sb:config { latency_ms = 1500 }
+    finally(function() sb:config { latency_ms = 0 } end)
+    -- the service and the action each wait 1.5 s on the API under 1 s limits
+    local status, body = get(short.port, "/campaigns")
+    assert.equal(200, status, body)
+    assert.is_true(json.decode(body).count >= 1)
+    status, body = get(short.port, "/status/" .. (made.campaign_id or made.id))
+    assert.equal(200, status, body)
+    assert.equal("DRAFT", json.decode(body).status, body)
+  end)
+
   it("with one thread, answers a ping while four slow API calls are in flight", function()
     sb:config { latency_ms = 1500 }
     finally(function() sb:config { latency_ms = 0 } end)
@@ -311,6 +369,28 @@ describe("HAProxy, the body of a lua-load'ed file #once", function()
     assert.are_not.equal(0, rc, out)
     assert.matches("HAProxy's HTTP client works only in a Lua action, service or task", out, 1, true)
     assert.matches("core.register_task", out, 1, true)
+  end)
+end)
+
+describe("HAProxy, a sample fetch or a converter #once", function()
+  it("is stopped by HAProxy at the call's first wait: an empty sample, an alert, no request", function()
+    local sb = sandbox.start { rate_limit = false }
+    local h = start_haproxy(sb, { "spec/fixtures/haproxy/fetch.cfg" })
+    local log
+    finally(function()
+      log = log or stop_haproxy(h)
+      sb:stop()
+    end)
+    for _, path in ipairs { "/fetch", "/conv" } do
+      local status, body = get(h.port, path)
+      assert.equal(200, status)
+      assert.equal("[]", body) -- the Lua function did not return
+    end
+    assert.equal(0, sb:count("GET", "^/campaigns"))
+    log = stop_haproxy(h)
+    assert.matches("Lua sample-fetch 'coldsend_fetch': yield not allowed", log, 1, true)
+    assert.matches("Lua converter 'coldsend_conv': yield functions like core.tcp() or core.sleep() are not "
+      .. "allowed", log, 1, true)
   end)
 end)
 

@@ -1,5 +1,6 @@
 -- json_spec.lua: JSON through lua-cjson on both sides: empty arrays encode
--- as [], and decoded integral numbers are integers again on Lua 5.3+.
+-- as [], decoded integral numbers are integers again on Lua 5.3+, and
+-- integral numbers go out as digits on every Lua.
 local core = require "coldsend.core"
 local json = require "coldsend.json"
 
@@ -46,5 +47,37 @@ describe("JSON", function()
     local ok, err = pcall(core.build_request, "https://x.test", "GET", "/c", nil, { bad = {} })
     assert.is_false(ok)
     assert.matches("bad query value for 'bad'", err, 1, true)
+  end)
+  it("writes an integral number as digits on every Lua, from C and from Lua", function()
+    -- Lua 5.1, 5.2 and LuaJIT hold 10^15 as a double: it goes out as an
+    -- integer, as the same literal does from an integer under 5.3 and 5.4
+    for _, n in ipairs { 100000000000000, 1000000000000000, 1e15, -4915112345678901, 2 ^ 52 } do
+      local digits = string.format("%.0f", n)
+      assert.equal('{"n":' .. digits .. '}', core.json_encode { n = n })
+      assert.equal('{"n":' .. digits .. '}', json.encode { n = n })
+      assert.equal('{"n":' .. digits .. '}', json.encode_sorted { n = n })
+    end
+    assert.equal('{"n":1e+300}', core.json_encode { n = 1e300 })
+    assert.equal('{"n":0.5}', json.encode { n = 0.5 })
+  end)
+
+  it("decodes every integer a response holds exactly on Lua 5.3+", function()
+    local data = assert(core.parse_response(200, { ["content-type"] = "application/json" },
+      '{"id": 123456789012345678, "neg": -9007199254740993, "list": [9223372036854775807],'
+        .. ' "s": "123456789012345678", "f": 12345678901234567.5, "e": 1234567890123456e3}'))
+    assert.equal("123456789012345678", data.s)
+    if math.type then
+      assert.equal("integer", math.type(data.id))
+      assert.equal(math.tointeger("123456789012345678"), data.id)
+      assert.equal(math.tointeger("-9007199254740993"), data.neg)
+      assert.equal(math.maxinteger, data.list[1])
+      assert.equal("float", math.type(data.f))
+      assert.equal("float", math.type(data.e))
+    end
+    -- a string that spells the marker stays a string
+    local forged = assert(core.parse_response(200, { ["content-type"] = "application/json" },
+      '{"s": "\\u0000coldsend:int:5", "id": 1234567890123456789}'))
+    assert.equal("string", type(forged.s))
+    assert.equal(":int:5", forged.s:sub(-6))
   end)
 end)

@@ -325,9 +325,21 @@ describe("c:upload_leads", function()
   end)
 end)
 
+-- Uploads csv through a stand-in transport: answer(req) scripts the
+-- server's JSON answers, so the combination of chunk results can be checked
+-- exactly. Returns the job.
+local function scripted_upload(answer, csv, opts)
+  local cs = coldsend.client { api_key = "cs_test_abcdefgh", base_url = "http://127.0.0.1:9/api/public/v1",
+    rate_limit = false, transport = function(req)
+      return { status = 200, headers = { ["content-type"] = "application/json" }, body = cjson.encode(answer(req)) }
+    end }
+  local c = cs:campaign("33333333-3333-4333-8333-333333333333")
+  local up = { file = write(tmp_path(), csv), poll_interval = 0.001, state_file = false }
+  for k, v in pairs(opts or {}) do up[k] = v end
+  return assert(c:upload_leads(up))
+end
+
 describe("upload job results", function()
-  -- A stand-in transport: the server's answers are scripted here, so the
-  -- combination of chunk results can be checked exactly.
   it("gives per-row server errors their row in the whole file", function()
     local ids = { "11111111-1111-4111-8111-111111111111", "22222222-2222-4222-8222-222222222222" }
     local posts = 0
@@ -342,17 +354,28 @@ describe("upload job results", function()
           duplicate_count = 0, error_count = 1, total_count = 2,
           errors = { { row = 2, email = "x", message = "invalid email address" } } }
       end
-      return { status = 200, headers = { ["content-type"] = "application/json" }, body = cjson.encode(body) }
+      return body
     end
-    local cs = coldsend.client { api_key = "cs_test_abcdefgh", base_url = "http://127.0.0.1:9/api/public/v1",
-      transport = transport, rate_limit = false }
-    local c = cs:campaign("33333333-3333-4333-8333-333333333333")
-    local path = write(tmp_path(), "email\na@example.com\nb@example.com\nc@example.com\nd@example.com\n")
-    local job = assert(c:upload_leads { file = path, chunk_rows = 2, poll_interval = 0.001, state_file = false })
+    local job = scripted_upload(transport, "email\na@example.com\nb@example.com\nc@example.com\nd@example.com\n",
+      { chunk_rows = 2 })
     assert.equals(2, posts)
     assert.same({ 4, 2, 2 }, { job.processed_count, job.success_count, job.error_count })
     assert.same({ { row = 3, chunk = 1, email = "x", message = "invalid email address" },
                   { row = 5, chunk = 2, email = "x", message = "invalid email address" } }, job.errors)
+  end)
+end)
+
+describe("an upload job's tostring", function()
+  it("shows counts a server sent as fractions on every Lua (5.3+ would raise on %d)", function()
+    local function transport(req)
+      local body = { job_id = "11111111-1111-4111-8111-111111111111", status = "COMPLETED",
+        processed_count = 1.5, success_count = 1, duplicate_count = 0, error_count = 0.5, total_count = 2 }
+      if req.method == "POST" then body = { job_id = body.job_id, status = "PENDING", total_count = 2 } end
+      return body
+    end
+    local job = scripted_upload(transport, "email\na@example.com\nb@example.com\n")
+    assert.equals(("coldsend.upload_job %s COMPLETED 100%% (1.5/2 rows, 0.5 errors)"):format(job.job_id),
+      tostring(job))
   end)
 end)
 

@@ -148,6 +148,11 @@ void cs_push_described(lua_State *L, int idx) {
   const char *s;
   switch (lua_type(L, idx)) {
     case LUA_TNUMBER:
+      /* NaN as "nan" on every Lua (PUC Lua prints 0/0 as "-nan") */
+      if (lua_tonumber(L, idx) != lua_tonumber(L, idx)) {
+        lua_pushliteral(L, "nan");
+        break;
+      }
       /* lua_tolstring on a copy: 150, 1.5, 1e+100 as Lua prints them */
       lua_pushvalue(L, idx);
       lua_tolstring(L, -1, NULL);

@@ -85,9 +85,9 @@ static inline void cs_newmetatable(lua_State *L, const char *name) {
 }
 
 /* An integral number on every version: 5.3+ integers, or floats with no
- * fractional part within +-2^53 (5.1, 5.2 and LuaJIT would silently
- * truncate 1.5). Before 5.3 every number is a double, so an integer above
- * 2^53 cannot even be written: 2^53 + 1 reads as 2^53. Rather than accept
+ * fractional part below 2^53 in magnitude (5.1, 5.2 and LuaJIT would
+ * silently truncate 1.5). Before 5.3 every number is a double, so an integer
+ * above 2^53 cannot even be written: 2^53 + 1 reads as 2^53. Rather than accept
  * a value that may already have been rounded, such numbers are refused as
  * not integral, with the field's usual error. */
 static inline int cs_tointeger(lua_State *L, int idx, lua_Integer *out) {
@@ -100,7 +100,7 @@ static inline int cs_tointeger(lua_State *L, int idx, lua_Integer *out) {
 #endif
   {
     lua_Number n = lua_tonumber(L, idx);
-    if (n != floor(n) || n < -9007199254740992.0 || n > 9007199254740992.0)
+    if (n != floor(n) || n <= -9007199254740992.0 || n >= 9007199254740992.0)
       return 0;
     *out = (lua_Integer)n;
     return 1;

@@ -101,6 +101,9 @@ static int cjson_exact(lua_State *L, int idx) {
 #endif
   v = lua_tonumber(L, idx);
   snprintf(buf, sizeof buf, "%.14g", v);
+  /* an integral 10^15 is exact as 1e+15 but goes out as digits: before 5.3
+   * it is how an integer is held, and a server may read 1e+15 as a float */
+  if (strchr(buf, 'e') != NULL && v == floor(v) && fabs(v) < 9.2e18) return 0;
   return strtod(buf, NULL) == v;
 }
 
@@ -299,22 +302,101 @@ void cs_json_encode(lua_State *L, int idx) {
 
 #if LUA_VERSION_NUM >= 503
 /* cjson 2.1 decodes every number as a float: 3 would show as 3.0 and fail
- * math.type checks. Integral values that a double holds exactly become
- * integers again, all through the decoded value at the top. */
-static void integers_back(lua_State *L, int depth) {
+ * math.type checks, and an integer of 16 digits or more (a CRM id in
+ * custom_fields) could lose digits. Integers of 16 digits or more that fit
+ * a lua_Integer are quoted with a marker before decoding; after it, each
+ * marker, and each integral value a double holds exactly, is an integer
+ * again, all through the decoded value at the top. */
+#define INT_MARKER "\\u0000coldsend:int:"
+#define INT_MARKER_TEXT MARKER_PREFIX "int:"
+#define INT_MARKER_TEXT_LEN (MARKER_PREFIX_LEN + 4)
+
+/* Pushes s with its big integers quoted and returns 1, or returns 0
+ * (nothing pushed) when it has none, or holds a \u0000 escape (a decoded
+ * string could then pass for a marker). */
+static int quote_big_integers(lua_State *L, const char *s, size_t len) {
+  size_t i = 0, last = 0;
+  int quoted = 0;
+  luaL_Buffer b;
+  for (i = 0; i + 6 <= len; i++)
+    if (memcmp(s + i, "\\u0000", 6) == 0) return 0;
+  luaL_buffinit(L, &b);
+  i = 0;
+  while (i < len) {
+    if (s[i] == '"') { /* a string: to its closing quote */
+      for (i++; i < len && s[i] != '"'; i++)
+        if (s[i] == '\\') i++;
+      i++;
+    } else if (s[i] >= '0' && s[i] <= '9') {
+      size_t start = (i > 0 && s[i - 1] == '-') ? i - 1 : i, end = i;
+      int digits_only = 1;
+      while (end < len && strchr("0123456789.eE+-", s[end]) != NULL) {
+        if (s[end] < '0' || s[end] > '9') digits_only = 0;
+        end++;
+      }
+      /* at most 19 digits: a lua_Integer holds every 18-digit one */
+      if (digits_only && end - i >= 16 &&
+          (end - i < 19 ||
+           (end - i == 19 && memcmp(s + i, s[start] == '-'
+                                               ? "9223372036854775808"
+                                               : "9223372036854775807",
+                                    19) <= 0))) {
+        luaL_addlstring(&b, s + last, start - last);
+        luaL_addstring(&b, "\"" INT_MARKER);
+        luaL_addlstring(&b, s + start, end - start);
+        luaL_addchar(&b, '"');
+        last = end;
+        quoted = 1;
+      }
+      i = end;
+    } else {
+      i++;
+    }
+  }
+  if (!quoted) {
+    luaL_pushresult(&b);
+    lua_pop(L, 1);
+    return 0;
+  }
+  luaL_addlstring(&b, s + last, len - last);
+  luaL_pushresult(&b);
+  return 1;
+}
+
+/* Replaces the value at the top by its integer and returns 1 when it is a
+ * marker (when markers) or an integral float a double holds exactly (below 2^53). */
+static int integer_back(lua_State *L, int markers) {
+  lua_Integer i;
+  if (markers && lua_type(L, -1) == LUA_TSTRING) {
+    size_t len;
+    const char *v = lua_tolstring(L, -1, &len);
+    if (len <= INT_MARKER_TEXT_LEN ||
+        memcmp(v, INT_MARKER_TEXT, INT_MARKER_TEXT_LEN) != 0)
+      return 0;
+    i = (lua_Integer)strtoll(v + INT_MARKER_TEXT_LEN, NULL, 10);
+  } else if (lua_type(L, -1) == LUA_TNUMBER && !lua_isinteger(L, -1)) {
+    lua_Number n = lua_tonumber(L, -1);
+    if (n != floor(n) || n <= -9007199254740992.0 || n >= 9007199254740992.0)
+      return 0;
+    i = (lua_Integer)n;
+  } else {
+    return 0;
+  }
+  lua_pop(L, 1);
+  lua_pushinteger(L, i);
+  return 1;
+}
+
+static void integers_back(lua_State *L, int markers, int depth) {
   if (depth > 1000) return; /* cjson refuses deeper nesting anyway */
   lua_pushnil(L);
   while (lua_next(L, -2) != 0) {
-    if (lua_type(L, -1) == LUA_TNUMBER && !lua_isinteger(L, -1)) {
-      lua_Number n = lua_tonumber(L, -1);
-      if (n == floor(n) && n >= -9007199254740992.0 &&
-          n <= 9007199254740992.0) {
-        lua_pushvalue(L, -2);
-        lua_pushinteger(L, (lua_Integer)n);
-        lua_rawset(L, -5); /* replacing a key's value keeps next valid */
-      }
-    } else if (lua_type(L, -1) == LUA_TTABLE) {
-      integers_back(L, depth + 1);
+    if (lua_type(L, -1) == LUA_TTABLE) {
+      integers_back(L, markers, depth + 1);
+    } else if (integer_back(L, markers)) {
+      lua_pushvalue(L, -2);
+      lua_pushvalue(L, -2);
+      lua_rawset(L, -5); /* replacing a key's value keeps next valid */
     }
     lua_pop(L, 1);
   }
@@ -322,10 +404,17 @@ static void integers_back(lua_State *L, int depth) {
 #endif
 
 int cs_json_decode(lua_State *L, const char *s, size_t len) {
+#if LUA_VERSION_NUM >= 503
+  int markers;
+#endif
   push_cjson(L);
   lua_getfield(L, -1, "decode");
   lua_remove(L, -2);
-  lua_pushlstring(L, s, len);
+#if LUA_VERSION_NUM >= 503
+  markers = quote_big_integers(L, s, len);
+  if (!markers)
+#endif
+    lua_pushlstring(L, s, len);
   if (lua_pcall(L, 1, 1, 0) != 0) {
     if (!lua_isstring(L, -1)) {
       lua_pop(L, 1);
@@ -334,7 +423,10 @@ int cs_json_decode(lua_State *L, const char *s, size_t len) {
     return 0;
   }
 #if LUA_VERSION_NUM >= 503
-  if (lua_type(L, -1) == LUA_TTABLE) integers_back(L, 0);
+  if (lua_type(L, -1) == LUA_TTABLE)
+    integers_back(L, markers, 0);
+  else
+    (void)integer_back(L, markers);
 #endif
   return 1;
 }

@@ -37,7 +37,7 @@ local function failed(applet, err)
 end
 
 local function query_param(qs, name)
-  local v = (qs or ""):match("[?&]?" .. name .. "=([^&]*)")
+  local v = ("&" .. (qs or "")):match("&" .. name .. "=([^&]*)") -- not ?rename=
   if not v then return nil end
   return (v:gsub("+", " "):gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end))
 end

@@ -514,9 +514,22 @@ local function scope_result(r, name, path, need, p)
       details = { status = p.status } })
 end
 
+-- A header's count: a whole number 0 <= n < 2^53, else nil (%d would
+-- raise on 100.5 under Lua 5.3+ and print nonsense for 1e999 under 5.1).
+local function header_count(v)
+  local n = tonumber(v)
+  return n and n >= 0 and n < 2 ^ 53 and n == floor(n) and n or nil
+end
+
 local function check_rate_limit(r, h, now)
-  local limit, left, reset = tonumber(h["x-ratelimit-limit"]), tonumber(h["x-ratelimit-remaining"]),
-    tonumber(h["x-ratelimit-reset"])
+  local limit, left = header_count(h["x-ratelimit-limit"]), header_count(h["x-ratelimit-remaining"])
+  local reset = tonumber(h["x-ratelimit-reset"])
+  if reset and not (reset > -2 ^ 53 and reset < 2 ^ 53) then reset = nil end
+  if (h["x-ratelimit-limit"] or h["x-ratelimit-remaining"]) and not (limit and left) then
+    return add(r, "rate_limit", "warn", format("unreadable X-RateLimit-* headers in the answer (limit %s, "
+      .. "remaining %s)", tostring(h["x-ratelimit-limit"]), tostring(h["x-ratelimit-remaining"])),
+      "the client then paces itself")
+  end
   if not limit or not left then
     return add(r, "rate_limit", "warn", "no X-RateLimit-* headers in the answer",
       "the client then paces itself; a proxy may strip the headers")

@@ -56,8 +56,14 @@ local function raise(msg)
 end
 M._raise = raise
 
+-- A value for a message; NaN as "nan" on every Lua (PUC Lua prints 0/0 as "-nan").
+local function shown_value(v)
+  if v ~= v then return "nan" end
+  return type(v) == "string" and format("%q", v) or tostring(v)
+end
+
 local function opt_error(what, name, rule, value)
-  local shown = type(value) == "string" and format("%q", value) or tostring(value)
+  local shown = shown_value(value)
   if type(value) == "table" or type(value) == "function" then shown = type(value) end
   raise(format("bad option '%s' for %s (%s expected, got %s)", name, what, rule, shown))
 end
@@ -764,7 +770,8 @@ local function check_list_query(what, query, allowed)
     local t = (allowed or LIST_QUERY)[k]
     if not t then error(format("unknown query field '%s' for %s", tostring(k), what), 3) end
     if t == "integer" and (type(v) ~= "number" or v ~= math.floor(v) or v < 1) then
-      error(format("bad value for '%s' (integer >= 1 expected, got %s)", k, tostring(v)), 3)
+      error(format("bad value for '%s' (integer >= 1 expected, got %s)", k,
+        v ~= v and "nan" or tostring(v)), 3)
     elseif t == "string" and type(v) ~= "string" then
       error(format("bad value for '%s' (string expected, got %s)", k, type(v)), 3)
     end
@@ -1113,8 +1120,7 @@ local function check_inbox(fields)
     end
     if bad then
       -- passwords are secrets too: their value is never shown
-      local shown = kind == "secret" and type(v) or
-        (type(v) == "string" and format("%q", v) or tostring(v))
+      local shown = kind == "secret" and type(v) or shown_value(v)
       error(format("bad value for '%s' (%s, got %s)", k, bad, shown), 3)
     end
   end

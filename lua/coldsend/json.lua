@@ -38,8 +38,11 @@ local function number_text(n)
     return format("%d", n)
   end
   if n ~= n or n == math.huge or n == -math.huge then return nil end -- cjson refuses
+  -- an integral 10^15 goes out as digits, not 1e+15 (see request.c)
+  if n == floor(n) and abs(n) < 9.2e18 then
+    return n > -1e14 and n < 1e14 and nil or format("%.0f", n)
+  end
   if tonumber(format("%.14g", n)) == n then return nil end
-  if n == floor(n) and abs(n) < 9.2e18 then return format("%.0f", n) end
   for p = 15, 17 do
     local t = format("%." .. p .. "g", n)
     if tonumber(t) == n then return t end

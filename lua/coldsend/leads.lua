@@ -208,12 +208,19 @@ local FINAL = { COMPLETED = true, FAILED = true }
 local int = math.tointeger or function(v) return v end
 local COUNTS = { "processed_count", "success_count", "duplicate_count", "error_count" }
 
+-- A count as digits; whatever else a server sent (1.5) as Lua shows it,
+-- where %d would raise (5.3+) or cut it (5.1).
+local function count(v)
+  v = v or 0
+  return type(v) == "number" and v == floor(v) and math.abs(v) < 2 ^ 53 and format("%d", v) or tostring(v)
+end
+
 --- One line: `coldsend.upload_job <id> IN_PROGRESS 45% (4500/10000 rows, 12 errors)`.
 function Job:__tostring()
   local n = #self.chunks
-  return format("coldsend.upload_job %s %s %d%% (%d/%d rows, %d error%s%s)",
-    tostring(self.job_id), tostring(self.status), self.progress_percentage or 0,
-    self.processed_count or 0, self.total_count or 0, self.error_count or 0,
+  return format("coldsend.upload_job %s %s %s%% (%s/%s rows, %s error%s%s)",
+    tostring(self.job_id), tostring(self.status), count(self.progress_percentage),
+    count(self.processed_count), count(self.total_count), count(self.error_count),
     self.error_count == 1 and "" or "s", n > 1 and format(", %d chunks", n) or "")
 end
 
@@ -734,14 +741,14 @@ local function valid_utf8(s)
 end
 M.valid_utf8 = valid_utf8
 
--- The largest integer a float holds exactly: a float integer beyond it has
--- already lost digits (a 17-digit id read by LuaJIT, say).
+-- Float integers from 2^53 on may have lost digits (a 17-digit id read by
+-- LuaJIT, say; 2^53 + 1 reads as 2^53): only those below it are exact.
 local EXACT_FLOAT = 2 ^ 53
 local mtype = math.type or function() return "float" end
 
 --- What is wrong with a lead's custom_fields table, or nil: keys are
 -- non-empty UTF-8 strings, values UTF-8 strings, booleans or numbers that go
--- out exactly (finite; an integral float at most 2^53). Returns the message
+-- out exactly (finite; an integral float below 2^53). Returns the message
 -- and "type" (misuse: raise) or "value" (a bad datum: nil, err).
 -- allow_null: cjson.null is a value too (update_lead's merge-patch removal).
 function M.custom_fields_problem(v, allow_null)
@@ -763,8 +770,8 @@ function M.custom_fields_problem(v, allow_null)
     elseif t == "number" then
       if cv ~= cv or cv == math.huge or cv == -math.huge then
         rule = "string, number or boolean"
-      elseif mtype(cv) ~= "integer" and cv == floor(cv) and math.abs(cv) > EXACT_FLOAT then
-        rule, kind = "a number JSON carries exactly: an integer beyond 2^53 held as a float has "
+      elseif mtype(cv) ~= "integer" and cv == floor(cv) and math.abs(cv) >= EXACT_FLOAT then
+        rule, kind = "a number JSON carries exactly: an integer of 2^53 or more held as a float has "
           .. "lost digits, pass it as a string or a Lua integer", "value"
       end
     elseif t ~= "boolean" and not (allow_null and cv == json.null) then

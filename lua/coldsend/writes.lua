@@ -34,6 +34,24 @@ local M = {}
 local format, concat = string.format, table.concat
 local type, pairs, ipairs, tostring = type, pairs, ipairs, tostring
 
+-- pcall that a transport may yield across. PUC Lua 5.1 cannot yield across
+-- pcall (5.2+ and LuaJIT can): there, inside a coroutine, f runs in a
+-- coroutine of its own whose yields are passed on to the caller's, and the
+-- values resumed with passed back in (as coxpcall does).
+local yieldable_pcall = pcall
+if _VERSION == "Lua 5.1" and not rawget(_G, "jit") then
+  local function pass(co, ok, ...)
+    if not ok then return false, ... end
+    if coroutine.status(co) == "dead" then return true, ... end
+    return pass(co, coroutine.resume(co, coroutine.yield(...)))
+  end
+  yieldable_pcall = function(f, ...)
+    if coroutine.running() == nil then return pcall(f, ...) end -- nothing to yield to
+    local co = coroutine.create(f)
+    return pass(co, coroutine.resume(co, ...))
+  end
+end
+
 --- Per-call options for a call that makes several requests: its deadline
 -- (client or per-call) becomes one instant, `_deadline_at`, that every
 -- request of the call shares. Returns opts itself when no deadline applies.
@@ -340,7 +358,7 @@ function M.create_campaign(client, c, opts)
   end
   creating[c] = true
   opts = M.call_options(client, opts)
-  local ok, res, err = pcall(create, client, c, opts)
+  local ok, res, err = yieldable_pcall(create, client, c, opts)
   creating[c] = nil
   if not ok then error(res, 0) end
   return res, err

@@ -21,6 +21,7 @@
 --   /chunked              a chunked body, mixed-case and repeated headers
 --   /garbage              an answer that is not HTTP/1.x, then a close
 --   /status?code=N&type=T&body=B&location=L   any status, type and body
+--   /bare?code=N          status N with an empty body and no header but Content-Length
 --   /__stats              {"connections": N, "requests": N}
 --   /__quit               answers, then exits
 local socket = require "socket"
@@ -144,6 +145,10 @@ routes["/garbage"] = function(c)
   conns[c.sock] = nil
 end
 
+routes["/bare"] = function(c, req)
+  send_all(c, ("HTTP/1.1 %d X\r\nContent-Length: 0\r\n\r\n"):format(tonumber(req.args.code) or 200))
+end
+
 routes["/status"] = function(c, req)
   local h = { { "Content-Type", req.args.type or "application/json" } }
   if req.args.location then h[#h + 1] = { "Location", req.args.location } end
@@ -152,7 +157,8 @@ end
 
 routes["/__stats"] = function(c) json(c, 200, stats) end
 
--- /h/MODE/...: a hostile answer to any path under it (hostile_server_spec),
+-- /h/MODE/...: a hostile answer to any path under it (hostile_server_spec,
+-- doctor_spec),
 -- so that a client with base URL /h/MODE meets it on every call.
 local hostile = {
   -- the key of the request, echoed in the error body and in a header
@@ -222,6 +228,12 @@ local hostile = {
       "{}")
   end,
   status_999 = function(c) respond(c, 999, { { "Content-Type", "application/json" } }, "{}") end,
+  -- rate-limit headers that are numbers, but no counts
+  odd_ratelimit = function(c)
+    respond(c, 200, { { "Content-Type", "application/json" }, { "X-RateLimit-Limit", "100.5" },
+      { "X-RateLimit-Remaining", "1e999" }, { "X-RateLimit-Reset", "-0x10" } },
+      '{"campaigns": [], "pagination": {"page": 1, "limit": 1, "total": 0, "pages": 0}}')
+  end,
 }
 
 local function hostile_route(c, req)

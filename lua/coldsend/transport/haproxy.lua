@@ -89,8 +89,9 @@ end
 -- HAProxy's client answers failures it met itself with its own error
 -- pages, not with an error: tell them from the server's answers. A 503
 -- page means no connection was made (refused, unreachable), so the
--- request was not sent; a 503 with no body and no headers, that the name
--- did not resolve.
+-- request was not sent. A name that did not resolve gives a 503 with an
+-- empty body and only Content-Length: 0, as a server may answer after
+-- acting on the request: that one may have been sent.
 local OWN = {
   [502] = { "<html><body><h1>502 Bad Gateway</h1>\n", "network", true,
     "the server closed the connection or sent an invalid response" },
@@ -110,8 +111,8 @@ local function own_failure(res, headers)
   end
   if res.status == 503 and body == "" and next(headers, next(headers)) == nil
       and (headers["content-length"] == nil or headers["content-length"] == "0") then
-    return { nil, "network", false, "could not resolve the host name or connect (HAProxy's"
-      .. " resolvers read /etc/resolv.conf, not /etc/hosts)" }
+    return { nil, "network", true, "an empty 503: the server's, or HAProxy could not resolve the"
+      .. " host name (its resolvers read /etc/resolv.conf, not /etc/hosts)" }
   end
   return nil
 end
@@ -173,6 +174,7 @@ function M.new(opts)
       headers["Content-Length"] = { tostring(#(body or "")) }
     end
 
+    local started = M.now()
     local hc = core.httpclient()
     if not hc then error(format(WHERE, ""), 2) end -- check_phase should have said so
     local args = { url = req.url, headers = headers, body = body }
@@ -197,6 +199,15 @@ function M.new(opts)
     end
     local cap = req.max_body or max_body
     local rbody = res.body or ""
+    -- HAProxy's client hands over what it got when the connection breaks
+    -- or its timeout fires half-way through the body, as a full answer
+    local length = tonumber(rheaders["content-length"] or "")
+    if length and #rbody < length and method ~= "head" and res.status ~= 204 and res.status ~= 304 then
+      local timed_out = req.timeout and M.now() - started >= req.timeout * 0.9
+      return nil, format("the answer ended after %d of its %d bytes (%s)", #rbody, length,
+        timed_out and "the server did not send the rest in time" or "the connection closed"),
+        timed_out and "timeout" or "network", { sent = true }
+    end
     if #rbody > cap then
       return nil, format("response body of %d bytes is over the %d-byte cap", #rbody, cap), "protocol",
         { sent = true, too_large = true }
