@@ -68,6 +68,9 @@ local function parse_url(url)
   if authority:find("@", 1, true) then
     return nil, "credentials in the URL are not allowed"
   end
+  if rest:find("[?#]") then
+    return nil, "a query or fragment is not allowed in the base URL (the client adds the paths)"
+  end
   local host, port = authority:match("^(%[[^%]]*%])(.*)$")
   if not host then host, port = authority:match("^([^:]*)(.*)$") end
   if host == "" then return nil, "no host in the URL" end
@@ -77,8 +80,10 @@ local function parse_url(url)
       return nil, "bad port in the URL"
     end
   end
-  local u = { scheme = scheme, host = host:lower(), path = rest:match("^[^?#]*"),
-    port = tonumber(port) or (scheme == "https" and 443 or 80) }
+  local u = { scheme = scheme, host = host:lower(), path = rest,
+    port = tonumber(port) or (scheme == "https" and 443 or 80),
+    -- what the probes request: the scheme in lower case, as the client sends it
+    base = (scheme .. "://" .. authority .. rest):gsub("/+$", "") }
   u.path = u.path:gsub("/+$", "")
   u.loopback = is_loopback(u.host)
   if scheme == "http" and not u.loopback then
@@ -176,11 +181,18 @@ local function decode(body)
   return nil
 end
 
+-- A string the server sent, as a report may show it: on one line, its
+-- control characters and stray bytes escaped, at most 200 characters.
+local function server_text(s)
+  s = require("coldsend.text").escape(tostring(s), true)
+  return #s > 200 and s:sub(1, 200) .. "..." or s
+end
+
 local function list_of(v)
   if type(v) ~= "table" then return nil end
   local t = {}
   for _, x in ipairs(v) do
-    if type(x) == "string" then t[#t + 1] = x end
+    if type(x) == "string" then t[#t + 1] = server_text(x) end
   end
   return concat(t, ", ")
 end
@@ -192,7 +204,16 @@ local Report = {}
 Report.__index = Report
 Report.__name = "coldsend.doctor.report"
 
+-- The key's forms to cut out of what the server says (a report's own key:
+-- not a string field, so never in its JSON).
+local SECRETS = {}
+
 local function add(r, name, status, summary, advice, extra)
+  local secrets = r[SECRETS]
+  if secrets then
+    local redact = require "coldsend.redact"
+    summary, advice = redact.string(summary, secrets), redact.string(advice, secrets)
+  end
   local c = { name = name, status = status, summary = summary, advice = advice }
   for k, v in pairs(extra or {}) do c[k] = v end
   r.checks[#r.checks + 1] = c
@@ -430,7 +451,7 @@ local function api_result(r, u, p, path)
   end
   if st == 401 then
     return add(r, "api", "fail", format("%s: the key is revoked or wrong (%s)", line,
-      body and type(body.detail) == "string" and body.detail or "no detail"),
+      body and type(body.detail) == "string" and server_text(body.detail) or "no detail"),
       "create a new key in the ColdSend dashboard (Settings > API keys) and set COLDSEND_API_KEY",
       { time = t, details = { status = st } })
   end
@@ -449,7 +470,7 @@ local function api_result(r, u, p, path)
   if st == 429 then
     return add(r, "api", "fail", format("%s: rate limited", line),
       format("wait %s s and try again; another script may use the same key",
-        parse_head(p.head)["retry-after"] or "a few"), { time = t, details = { status = st } })
+        server_text(parse_head(p.head)["retry-after"] or "a few")), { time = t, details = { status = st } })
   end
   if st >= 500 then
     return add(r, "api", "fail", format("%s: the server failed", line),
@@ -457,7 +478,7 @@ local function api_result(r, u, p, path)
   end
   if st >= 300 and st < 400 then
     return add(r, "api", "fail", format("%s: a redirect to %s", line,
-      tostring(parse_head(p.head).location)), "use the URL the redirect names as base URL",
+      server_text(parse_head(p.head).location)), "use the URL the redirect names as base URL",
       { time = t, details = { status = st } })
   end
   return add(r, "api", "fail", format("%s: not an answer of the ColdSend API%s", line,
@@ -530,7 +551,7 @@ end
 local function check_clock(r, h, now)
   local server = M.parse_http_date(h["date"])
   if not server then
-    return add(r, "clock", "warn", h["date"] and format("unreadable Date header %q", h["date"])
+    return add(r, "clock", "warn", h["date"] and format("unreadable Date header \"%s\"", server_text(h["date"]))
       or "no Date header in the answer", "the clock cannot be compared")
   end
   local skew = now - server
@@ -617,10 +638,13 @@ function M.doctor(opts)
     return r
   end
 
-  local base = url:gsub("/+$", "")
+  local base = u.base
   local headers = { ["Accept"] = "application/json",
     ["User-Agent"] = format("lua-coldsend/%s doctor", core._VERSION) }
-  if key_ok then headers["X-API-Key"] = key end
+  if key_ok then
+    headers["X-API-Key"] = key
+    r[SECRETS] = require("coldsend.redact").secrets_of { headers = { ["X-API-Key"] = key } }
+  end
   local function get(path)
     return core.probe { url = base .. path, headers = headers, proxy = proxy, ca_file = opts.ca_file,
       timeout = timeout, connect_timeout = math.min(timeout, 10) }
