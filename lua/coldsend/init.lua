@@ -167,7 +167,18 @@ local function check_base_url(url)
   if host:find("@", 1, true) then
     error("bad option 'base_url' for coldsend.client (credentials in the URL are not allowed)", 3)
   end
+  if url:find("[?#]") then
+    error(format("bad option 'base_url' for coldsend.client (no query or fragment expected, got %q)", url), 3)
+  end
   local hostname = host:match("^(%[.-%])") or host:match("^([^:]+)")
+  if not hostname then
+    error(format("bad option 'base_url' for coldsend.client (a host expected, got %q)", url), 3)
+  end
+  local port = host:sub(#hostname + 1)
+  if port ~= "" and not (port:match("^:%d+$") and tonumber(port:sub(2)) >= 1
+      and tonumber(port:sub(2)) <= 65535) then
+    error(format("bad option 'base_url' for coldsend.client (port 1..65535 expected, got %q)", url), 3)
+  end
   if scheme == "http" then
     if not is_loopback(hostname) then
       error(format("bad option 'base_url' for coldsend.client (https:// required; "
