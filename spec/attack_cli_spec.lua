@@ -133,6 +133,68 @@ describe("the CLI attacked", function()
     end)
   end)
 
+  describe("doctor against a server of chosen headers", function()
+    -- A child on a free 127.0.0.1 port that answers every GET with 200, an
+    -- empty campaign list and the given extra header lines; it serves at
+    -- most 8 connections and lives at most 20 s.
+    local SERVER = [[
+local socket = require "socket"
+local s = assert(socket.bind("127.0.0.1", 0))
+io.stdout:write((select(2, s:getsockname())), "\n") io.stdout:flush()
+local extra = arg[1]:gsub("|", "\r\n")
+s:settimeout(20)
+for _ = 1, 8 do
+  local c = s:accept()
+  if not c then break end
+  c:settimeout(5)
+  repeat local l = c:receive("*l") until not l or l == ""
+  local body = '{"campaigns":[],"pagination":{}}'
+  c:send("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: "
+    .. #body .. "\r\n" .. extra .. "\r\n\r\n" .. body)
+  c:close()
+end
+]]
+    local script = util.write_tmp(SERVER)
+
+    local function doctor_with(headers)
+      local f = assert(io.popen(("lua5.4 %s %s"):format(q(script), q(headers))))
+      local port = assert(tonumber(f:read("*l")))
+      local r = coldsend.doctor { api_key = "cs_live_" .. ("h"):rep(16),
+        base_url = ("http://127.0.0.1:%d/api/public/v1"):format(port), now = function() return 1796277600 end }
+      f:close()
+      return r, r.checks[12], r.checks[13]
+    end
+
+    teardown(function() util.cleanup() end)
+
+    it("numbers that are not whole in X-RateLimit-* are a warning, not a crash", function()
+      for _, h in ipairs { "X-RateLimit-Limit: 1e999|X-RateLimit-Remaining: 5",
+        "X-RateLimit-Limit: 100|X-RateLimit-Remaining: 2.5",
+        "X-RateLimit-Limit: 0x10|X-RateLimit-Remaining: 5",
+        "X-RateLimit-Limit: 99999999999999999999|X-RateLimit-Remaining: 5" } do
+        local r, rate = doctor_with(h .. "|Date: Thu, 03 Dec 2026 06:00:00 GMT")
+        assert.equal("rate_limit", rate.name)
+        assert.equal("warn", rate.status, h)
+        assert.matches("^unreadable X%-RateLimit%-%* headers %(limit \"", rate.summary)
+        assert.is_true(r.ok)
+        assert.truthy(cjson.decode(r:json()))
+      end
+      local _, rate = doctor_with("X-RateLimit-Limit: 100|X-RateLimit-Remaining: 5|X-RateLimit-Reset: 1e999")
+      assert.equal("ok", rate.status)
+      assert.equal("100 requests per window, 5 left", rate.summary)
+    end)
+
+    it("a Date that does not exist is unreadable, not a skew", function()
+      local _, _, clock = doctor_with("X-RateLimit-Limit: 100|X-RateLimit-Remaining: 5"
+        .. "|Date: Thu, 31 Feb 2026 06:00:00 GMT")
+      assert.equal("clock", clock.name)
+      assert.equal("warn", clock.status)
+      assert.equal('unreadable Date header "Thu, 31 Feb 2026 06:00:00 GMT"', clock.summary)
+      assert.is_nil(require("coldsend.doctor").parse_http_date("Sun, 29 Feb 2100 06:00:00 GMT"))
+      assert.equal(1961647200, require("coldsend.doctor").parse_http_date("Sun, 29 Feb 2032 06:00:00 GMT"))
+    end)
+  end)
+
   describe("odd keys and base URLs", function()
     it("a key that is blank or only the prefix garbles no message", function()
       for _, key in ipairs { " ", "  ", "cs_live_", "cs_test_" } do

@@ -151,7 +151,9 @@ function M.parse_http_date(s)
   local m = mon and MONTHS[mon:lower()]
   if not m then return nil end
   d, y, h, mi, sec = tonumber(d), tonumber(y), tonumber(h), tonumber(mi), tonumber(sec)
-  if d < 1 or d > 31 or h > 23 or mi > 59 or sec > 60 then return nil end
+  local mdays = m == 2 and ((y % 4 == 0 and y % 100 ~= 0 or y % 400 == 0) and 29 or 28)
+    or (m == 4 or m == 6 or m == 9 or m == 11) and 30 or 31
+  if d < 1 or d > mdays or h > 23 or mi > 59 or sec > 60 then return nil end
   -- days from civil (Howard Hinnant's algorithm)
   y = m <= 2 and y - 1 or y
   local era = floor(y / 400)
@@ -530,11 +532,19 @@ local function scope_result(r, name, path, need, p)
       details = { status = p.status } })
 end
 
+-- A header's whole number (decimal digits only: not 0x10, 2.5 or 1e999).
+local function header_int(v)
+  return type(v) == "string" and v:match("^%d+$") and #v <= 15 and tonumber(v) or nil
+end
+
 local function check_rate_limit(r, h, now)
-  local limit, left, reset = tonumber(h["x-ratelimit-limit"]), tonumber(h["x-ratelimit-remaining"]),
-    tonumber(h["x-ratelimit-reset"])
+  local limit, left, reset = header_int(h["x-ratelimit-limit"]), header_int(h["x-ratelimit-remaining"]),
+    header_int(h["x-ratelimit-reset"])
   if not limit or not left then
-    return add(r, "rate_limit", "warn", "no X-RateLimit-* headers in the answer",
+    local given = h["x-ratelimit-limit"] or h["x-ratelimit-remaining"]
+    return add(r, "rate_limit", "warn", given and format("unreadable X-RateLimit-* headers (limit \"%s\", "
+      .. "remaining \"%s\"; whole numbers expected)", server_text(h["x-ratelimit-limit"] or ""),
+      server_text(h["x-ratelimit-remaining"] or "")) or "no X-RateLimit-* headers in the answer",
       "the client then paces itself; a proxy may strip the headers")
   end
   local resets = reset and (reset > 1e9 and reset - now or reset) or nil
