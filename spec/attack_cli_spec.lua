@@ -263,6 +263,21 @@ end
       util.cleanup()
     end)
 
+    it("an upload's progress shows a file name's escape sequences escaped", function()
+      local cs = coldsend.client { api_key = sb.key, base_url = sb.url, max_retries = 0 }
+      local c = assert(cs:create_campaign { name = "Attack CLI upload" })
+      local dir = os.tmpname()
+      os.remove(dir)
+      assert.equal(0, (util.run("mkdir -p " .. q(dir))))
+      local csv = util.write(dir .. "/evil\27]0;pwned\7\27[2J.csv", "Email\nada@example.org\n")
+      local rc, _, err = main({ "upload", c.id, csv, "--map", "email=Email" },
+        { COLDSEND_API_KEY = sb.key, COLDSEND_BASE_URL = sb.url })
+      os.execute("rm -rf " .. q(dir))
+      assert.equal(0, rc, err)
+      assert.is_nil(err:find("\27", 1, true), err)
+      assert.matches("evil\\x1B]0;pwned\\x07\\x1B[2J.csv  100%", err, 1, true)
+    end)
+
     it("a misspelt command suggests the one meant", function()
       for typo, meant in pairs { lsit = "list", stauts = "status", doctr = "doctor", aply = "apply",
         uplod = "upload" } do

@@ -629,7 +629,8 @@ function commands.upload(w, o)
   local c = cs:campaign(check_id(o.args[1]))
   -- the bar is labelled with the file's name as the user gave it
   local progress = not o.json and not o.dry_run and require("coldsend.progress").new {
-    out = w.stderr, label = o.args[2]:match("[^/]+$") or o.args[2],
+    -- a file name may hold escape sequences too
+    out = w.stderr, label = text(o.args[2]:match("[^/]+$") or o.args[2], true),
     is_tty = w.stderr_tty() and true or false,
   } or nil
   local ok, job, err = pcall(c.upload_leads, c, {
