@@ -278,6 +278,17 @@ end
       assert.matches("evil\\x1B]0;pwned\\x07\\x1B[2J.csv  100%", err, 1, true)
     end)
 
+    it("an empty option value is a usage error, not the default URL", function()
+      for _, args in ipairs { { "--base-url", "", "list" }, { "--base-url=", "doctor" },
+        { "list", "--status", "" }, { "upload", "x", "y", "--map=" } } do
+        local rc, out, err = main(args, { COLDSEND_API_KEY = sb.key })
+        assert.equal(2, rc, table.concat(args, " "))
+        assert.equal("", out)
+        assert.matches("^coldsend: option %-%-[%w-]+ needs a value %(got an empty string%)\n$", err)
+      end
+      assert.equal(0, #sb:log())
+    end)
+
     it("a misspelt command suggests the one meant", function()
       for typo, meant in pairs { lsit = "list", stauts = "status", doctr = "doctor", aply = "apply",
         uplod = "upload" } do

@@ -302,6 +302,8 @@ function M.parse(argv)
         v = argv[i]
         if v == nil then usage_error("option %s needs a value", name) end
       end
+      -- `--base-url "$UNSET"` must not fall back to another URL
+      if v == "" then usage_error("option %s needs a value (got an empty string)", name) end
       o[key] = v
     elseif a:sub(1, 1) == "-" and a ~= "-" then
       local known = { "--help" }
