@@ -289,6 +289,19 @@ end
       assert.equal(0, #sb:log())
     end)
 
+    it("pause, resume, delete and refresh of an unsaved handle raise at the caller's line", function()
+      local cs = coldsend.client { api_key = sb.key, base_url = sb.url }
+      for _, op in ipairs { "pause", "resume", "delete", "refresh" } do
+        local c = cs:campaign()
+        local line = debug.getinfo(1, "l").currentline + 1
+        local ok, why = pcall(function() return c[op](c) end)
+        assert.is_false(ok)
+        assert.equal(("spec/attack_cli_spec.lua:%d: %s: the campaign has no id yet (save it first)")
+          :format(line, op), tostring(why):match("spec/attack_cli_spec%.lua:.*$"))
+      end
+      assert.equal(0, #sb:log())
+    end)
+
     it("a misspelt command suggests the one meant", function()
       for typo, meant in pairs { lsit = "list", stauts = "status", doctr = "doctor", aply = "apply",
         uplod = "upload" } do

@@ -629,9 +629,16 @@ function methods.validate(c)
   return nil, invalid_error(problems)
 end
 
+-- A handle that save() has not created yet cannot be refreshed, deleted,
+-- paused or resumed: misuse, raised at the caller's line as add_lead does.
+local function need_id(c, what)
+  if c.id == nil then raise(format("%s: the campaign has no id yet (save it first)", what)) end
+end
+
 local function run_campaign_op(c, op, opts, needs_validation)
   local client = client_of(c)
   check_call_options(opts)
+  if op == "get" or op == "delete" then need_id(c, op == "get" and "refresh" or op) end
   if needs_validation then
     local ok, err = c:validate()
     if not ok then return nil, err end
@@ -901,6 +908,7 @@ local function state_op(op)
   return function(c, opts)
     local client = client_of(c)
     check_call_options(opts)
+    need_id(c, op)
     local data, err = writes.state_change(client, c, op, opts)
     if not data then return nil, err end
     if next(data) == nil then -- an empty 200 is not a campaign
