@@ -206,6 +206,20 @@ end
       end
     end)
 
+    it("doctor shows no part of a short key's token", function()
+      for _, key in ipairs { "cs_live_abcdEFGH", "cs_live_0123456789abWXYZ" } do
+        local r = coldsend.doctor { api_key = key, base_url = sb.url }
+        local c = r.checks[2]
+        assert.equal("key", c.name)
+        if #key < 24 then
+          assert.is_nil((tostring(r) .. r:json()):find("EFGH", 1, true))
+          assert.matches("ending in ...????", c.summary, 1, true)
+        else
+          assert.matches("ending in ...WXYZ", c.summary, 1, true)
+        end
+      end
+    end)
+
     it("doctor takes an upper-case scheme as the client does", function()
       local url = sb.url:gsub("^http:", "HTTP:")
       assert.truthy(coldsend.client { api_key = sb.key, base_url = url })

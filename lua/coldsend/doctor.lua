@@ -257,7 +257,9 @@ local function check_key(r, key, source)
   if type(key) ~= "string" then
     return add(r, "key", "fail", format("the API key is a %s, not a string", type(key)), advice_new)
   end
-  local tail = #key >= 12 and key:sub(-4):gsub("[^%w_%-]", "?") or "????"
+  -- the last 4 only when most of the token stays hidden (a cs_live_ key of
+  -- 12 would show all its token)
+  local tail = #key >= 24 and key:sub(-4):gsub("[^%w_%-]", "?") or "????"
   local shown = format("ending in ...%s, %d characters, from %s", tail, #key, source)
   local problem
   if key:find("[%s%c]") then
