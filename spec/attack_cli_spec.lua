@@ -316,6 +316,19 @@ end
       assert.equal(0, #sb:log())
     end)
 
+    it("plan of a create breaking a rule across fields lists it and exits 2, offline", function()
+      -- a child process: in-process, the spec's own require "coldsend" hides it
+      local file = util.write_tmp('return { name = "Hello world campaign", variants = { { variant_name = "A", '
+        .. 'subject_template = "Hi", email_content = "Hello {{first_name}}", distribution_percent = 60 } } }\n')
+      local rc, out, err = util.run(("cd %s && env -u COLDSEND_API_KEY %s bin/coldsend plan %s"):format(q(ROOT),
+        LUA, q(file)))
+      util.cleanup()
+      assert.equal(2, rc, err)
+      assert.equal("", out)
+      assert.equal("coldsend: invalid: campaign is not valid: 1 problem   variants: distribution_percent values "
+        .. "sum to 60, 100 expected\n", err)
+    end)
+
     it("a misspelt command suggests the one meant", function()
       for typo, meant in pairs { lsit = "list", stauts = "status", doctr = "doctor", aply = "apply",
         uplod = "upload" } do
