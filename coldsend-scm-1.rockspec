@@ -64,6 +64,7 @@ build = {
       ["coldsend.ratelimit_ngx"] = "lua/coldsend/ratelimit_ngx.lua",
       ["coldsend.redact"] = "lua/coldsend/redact.lua",
       ["coldsend.retry"] = "lua/coldsend/retry.lua",
+      ["coldsend.text"] = "lua/coldsend/text.lua",
       ["coldsend.writes"] = "lua/coldsend/writes.lua",
       ["coldsend.sandbox"] = "lua/coldsend/sandbox.lua",
       ["coldsend.sandbox.api"] = "lua/coldsend/sandbox/api.lua",

@@ -523,7 +523,7 @@ describe("coldsend doctor", function()
       assert.is_true(ok, r)
       local c = check_of(r, "rate_limit")
       assert.equal("warn", c.status)
-      assert.equal("unreadable X-RateLimit-* headers in the answer (limit 100.5, remaining 1e999)",
+      assert.equal('unreadable X-RateLimit-* headers (limit "100.5", remaining "1e999"; whole numbers expected)',
         c.summary)
     end)
 

@@ -178,7 +178,7 @@ describe("coldsend plan/apply DIR", function()
     rc, out, err = run("plan " .. q(d))
     assert.equal(2, rc)
     assert.equal("", out)
-    assert.matches(d .. "/bad.lua: an error object that cannot be shown", err, 1, true)
+    assert.matches(d .. "/bad.lua: an error whose __tostring failed (no text)", err, 1, true)
     assert.matches("1 of 4 campaign files have problems", err, 1, true)
   end)
 

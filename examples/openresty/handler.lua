@@ -30,6 +30,10 @@ function M.new_lead()
   if type(id) ~= "string" or type(lead) ~= "table" or type(lead.email) ~= "string" then
     return reply(400, { error = "want ?campaign=<id> and a JSON body with an email" })
   end
+  if lead.name == cjson.null then lead.name = nil end  -- a form's empty name
+  if lead.name ~= nil and type(lead.name) ~= "string" then
+    return reply(400, { error = "name, when given, must be a string" })
+  end
   local ok, c = pcall(cs.campaign, cs, id)   -- a bad id raises: no I/O
   if not ok then return reply(400, { error = "campaign must be a UUID" }) end
 

@@ -258,10 +258,8 @@ end
 local hidden = {}
 
 local function text(s, one_line)
-  s = require("coldsend.redact").string(tostring(s), hidden)
-  s = s:gsub(one_line and "[%z\1-\31\127]" or "[%z\1-\8\11-\31\127]",
-    function(c) return format("\\x%02X", c:byte()) end)
-  return (s:gsub("\194([\128-\159])", function(c) return format("\\u{%X}", c:byte()) end))
+  return require("coldsend.text").escape(require("coldsend.redact").string(tostring(s), hidden),
+    one_line)
 end
 M._text = text
 
@@ -308,9 +306,15 @@ local function jsonable(v)
   return t
 end
 
+-- JSON text as written: the key cut out, and UTF-8 whatever bytes the
+-- server sent (each stray byte becomes U+FFFD).
+local function write_json(w, s)
+  w.stdout:write(require("coldsend.text").utf8(require("coldsend.redact").string(s, hidden)), "\n")
+end
+
 local function print_json(w, v)
   -- sorted keys: the same answer prints the same text on every run
-  w.stdout:write(require("coldsend.redact").string(json().encode_sorted(jsonable(v)), hidden), "\n")
+  write_json(w, json().encode_sorted(jsonable(v)))
 end
 
 -- Where a problem is: "row 3, column Email", "variants[2].subject_template"
@@ -438,6 +442,8 @@ function M.parse(argv)
         v = argv[i]
         if v == nil then usage_error("option %s needs a value", name) end
       end
+      -- `--base-url "$UNSET"` must not fall back to another URL
+      if v == "" then usage_error("option %s needs a value (got an empty string)", name) end
       o[key] = v
     elseif a:sub(1, 1) == "-" and a ~= "-" then
       local known = { "--help" }
@@ -451,7 +457,9 @@ function M.parse(argv)
       if a == "help" then
         o.help = true
       elseif not COMMAND_OPTIONS[a] then
-        usage_error("unknown command '%s' (%s)", a, COMMAND_NAMES)
+        local close = require("coldsend.help").closest(a, COMMAND_OPTIONS)
+        usage_error("unknown command '%s' (%s)%s", a, COMMAND_NAMES,
+          close and ("; did you mean '" .. close .. "'?") or "")
       else
         o.command, spec = a, COMMAND_OPTIONS[a]
       end
@@ -488,8 +496,13 @@ function M.load_file(path, what)
   if setfenv then setfenv(chunk, env) end -- LuaJIT: 5.1 environments
   local ok, def = pcall(chunk, path)
   if not ok then
-    local shown, text_of = pcall(tostring, def)
-    def = shown and type(text_of) == "string" and text_of or "an error object that cannot be shown"
+    -- error({}) or error(42): the value, not a table's address
+    local mt = getmetatable(def)
+    if type(def) ~= "string" and type(def) ~= "number" and not (mt and mt.__tostring) then
+      return nil, format("%s: the file raised an error (a %s value)", path, type(def))
+    end
+    local sok, msg = pcall(tostring, def)
+    def = sok and msg or format("an error whose __tostring failed (%s)", clean(msg))
     return nil, def:find(path, 1, true) and def or format("%s: %s", path, def)
   end
   if type(def) ~= "table" then
@@ -508,9 +521,11 @@ local function client(w, o)
   end
   local base = o.base_url or w.getenv("COLDSEND_BASE_URL")
   if base == "" then base = nil end
-  hidden[1] = key
   local ok, cs = pcall(require("coldsend").client, { api_key = key, base_url = base })
   if not ok then usage_error("%s", clean(cs)) end
+  -- hidden from now on; a key the client refused is in no message, and
+  -- hiding " " or "cs_live_" would garble every line
+  hidden[1] = key
   return cs
 end
 
@@ -1320,7 +1335,8 @@ function commands.upload(w, o)
   local c = cs:campaign(check_id(o.args[1]))
   -- the bar is labelled with the file's name as the user gave it
   local progress = not o.json and not o.dry_run and require("coldsend.progress").new {
-    out = w.stderr, label = o.args[2]:match("[^/]+$") or o.args[2],
+    -- a file name may hold escape sequences too
+    out = w.stderr, label = text(o.args[2]:match("[^/]+$") or o.args[2], true),
     is_tty = w.stderr_tty() and true or false,
   } or nil
   local ok, job, err = pcall(c.upload_leads, c, {
@@ -1440,7 +1456,7 @@ end
 function commands.doctor(w, o)
   local doctor = require "coldsend.doctor"
   local r = doctor.doctor { base_url = o.base_url, getenv = w.getenv }
-  out(w, o.json and r:json() or r:text(doctor.utf8_locale(w.getenv)))
+  if o.json then write_json(w, r:json()) else out(w, r:text(doctor.utf8_locale(w.getenv))) end
   return r.ok and M.EXIT_OK or M.EXIT_API
 end
 
@@ -1453,6 +1469,7 @@ end
 -- @treturn int the exit code: 0 ok, 1 API error, 2 usage or validation error
 function M.main(argv, io_)
   local w = world(io_)
+  hidden[1] = nil -- the key of an earlier call in this process is not this one's
   local ok, code = pcall(function()
     local o = M.parse(argv or {})
     if o.help then

@@ -69,6 +69,9 @@ local function parse_url(url)
   if authority:find("@", 1, true) then
     return nil, "credentials in the URL are not allowed"
   end
+  if rest:find("[?#]") then
+    return nil, "a query or fragment is not allowed in the base URL (the client adds the paths)"
+  end
   local host, port = authority:match("^(%[[^%]]*%])(.*)$")
   if not host then host, port = authority:match("^([^:]*)(.*)$") end
   if host == "" then return nil, "no host in the URL" end
@@ -78,8 +81,10 @@ local function parse_url(url)
       return nil, "bad port in the URL"
     end
   end
-  local u = { scheme = scheme, host = host:lower(), path = rest:match("^[^?#]*"),
-    port = tonumber(port) or (scheme == "https" and 443 or 80) }
+  local u = { scheme = scheme, host = host:lower(), path = rest,
+    port = tonumber(port) or (scheme == "https" and 443 or 80),
+    -- what the probes request: the scheme in lower case, as the client sends it
+    base = (scheme .. "://" .. authority .. rest):gsub("/+$", "") }
   u.path = u.path:gsub("/+$", "")
   u.loopback = is_loopback(u.host)
   if scheme == "http" and not u.loopback then
@@ -151,7 +156,9 @@ function M.parse_http_date(s)
   local m = mon and MONTHS[mon:lower()]
   if not m then return nil end
   d, y, h, mi, sec = tonumber(d), tonumber(y), tonumber(h), tonumber(mi), tonumber(sec)
-  if d < 1 or d > 31 or h > 23 or mi > 59 or sec > 60 then return nil end
+  local mdays = m == 2 and ((y % 4 == 0 and y % 100 ~= 0 or y % 400 == 0) and 29 or 28)
+    or (m == 4 or m == 6 or m == 9 or m == 11) and 30 or 31
+  if d < 1 or d > mdays or h > 23 or mi > 59 or sec > 60 then return nil end
   -- days from civil (Howard Hinnant's algorithm)
   y = m <= 2 and y - 1 or y
   local era = floor(y / 400)
@@ -181,11 +188,18 @@ local function decode(body)
   return nil
 end
 
+-- A string the server sent, as a report may show it: on one line, its
+-- control characters and stray bytes escaped, at most 200 characters.
+local function server_text(s)
+  s = require("coldsend.text").escape(tostring(s), true)
+  return #s > 200 and s:sub(1, 200) .. "..." or s
+end
+
 local function list_of(v)
   if type(v) ~= "table" then return nil end
   local t = {}
   for _, x in ipairs(v) do
-    if type(x) == "string" then t[#t + 1] = x end
+    if type(x) == "string" then t[#t + 1] = server_text(x) end
   end
   return concat(t, ", ")
 end
@@ -197,7 +211,16 @@ local Report = {}
 Report.__index = Report
 Report.__name = "coldsend.doctor.report"
 
+-- The key's forms to cut out of what the server says (a report's own key:
+-- not a string field, so never in its JSON).
+local SECRETS = {}
+
 local function add(r, name, status, summary, advice, extra)
+  local secrets = r[SECRETS]
+  if secrets then
+    local redact = require "coldsend.redact"
+    summary, advice = redact.string(summary, secrets), redact.string(advice, secrets)
+  end
   local c = { name = name, status = status, summary = summary, advice = advice }
   for k, v in pairs(extra or {}) do c[k] = v end
   r.checks[#r.checks + 1] = c
@@ -239,7 +262,9 @@ local function check_key(r, key, source)
   if type(key) ~= "string" then
     return add(r, "key", "fail", format("the API key is a %s, not a string", type(key)), advice_new)
   end
-  local tail = #key >= 12 and key:sub(-4):gsub("[^%w_%-]", "?") or "????"
+  -- the last 4 only when most of the token stays hidden (a cs_live_ key of
+  -- 12 would show all its token)
+  local tail = #key >= 24 and key:sub(-4):gsub("[^%w_%-]", "?") or "????"
   local shown = format("ending in ...%s, %d characters, from %s", tail, #key, source)
   local problem
   if key:find("[%s%c]") then
@@ -435,7 +460,7 @@ local function api_result(r, u, p, path)
   end
   if st == 401 then
     return add(r, "api", "fail", format("%s: the key is revoked or wrong (%s)", line,
-      body and type(body.detail) == "string" and body.detail or "no detail"),
+      body and type(body.detail) == "string" and server_text(body.detail) or "no detail"),
       "create a new key in the ColdSend dashboard (Settings > API keys) and set COLDSEND_API_KEY",
       { time = t, details = { status = st } })
   end
@@ -454,7 +479,7 @@ local function api_result(r, u, p, path)
   if st == 429 then
     return add(r, "api", "fail", format("%s: rate limited", line),
       format("wait %s s and try again; another script may use the same key",
-        parse_head(p.head)["retry-after"] or "a few"), { time = t, details = { status = st } })
+        server_text(parse_head(p.head)["retry-after"] or "a few")), { time = t, details = { status = st } })
   end
   if st >= 500 then
     return add(r, "api", "fail", format("%s: the server failed", line),
@@ -462,7 +487,7 @@ local function api_result(r, u, p, path)
   end
   if st >= 300 and st < 400 then
     return add(r, "api", "fail", format("%s: a redirect to %s", line,
-      tostring(parse_head(p.head).location)), "use the URL the redirect names as base URL",
+      server_text(parse_head(p.head).location)), "use the URL the redirect names as base URL",
       { time = t, details = { status = st } })
   end
   return add(r, "api", "fail", format("%s: not an answer of the ColdSend API%s", line,
@@ -514,24 +539,19 @@ local function scope_result(r, name, path, need, p)
       details = { status = p.status } })
 end
 
--- A header's count: a whole number 0 <= n < 2^53, else nil (%d would
--- raise on 100.5 under Lua 5.3+ and print nonsense for 1e999 under 5.1).
-local function header_count(v)
-  local n = tonumber(v)
-  return n and n >= 0 and n < 2 ^ 53 and n == floor(n) and n or nil
+-- A header's whole number (decimal digits only: not 0x10, 2.5 or 1e999).
+local function header_int(v)
+  return type(v) == "string" and v:match("^%d+$") and #v <= 15 and tonumber(v) or nil
 end
 
 local function check_rate_limit(r, h, now)
-  local limit, left = header_count(h["x-ratelimit-limit"]), header_count(h["x-ratelimit-remaining"])
-  local reset = tonumber(h["x-ratelimit-reset"])
-  if reset and not (reset > -2 ^ 53 and reset < 2 ^ 53) then reset = nil end
-  if (h["x-ratelimit-limit"] or h["x-ratelimit-remaining"]) and not (limit and left) then
-    return add(r, "rate_limit", "warn", format("unreadable X-RateLimit-* headers in the answer (limit %s, "
-      .. "remaining %s)", tostring(h["x-ratelimit-limit"]), tostring(h["x-ratelimit-remaining"])),
-      "the client then paces itself")
-  end
+  local limit, left, reset = header_int(h["x-ratelimit-limit"]), header_int(h["x-ratelimit-remaining"]),
+    header_int(h["x-ratelimit-reset"])
   if not limit or not left then
-    return add(r, "rate_limit", "warn", "no X-RateLimit-* headers in the answer",
+    local given = h["x-ratelimit-limit"] or h["x-ratelimit-remaining"]
+    return add(r, "rate_limit", "warn", given and format("unreadable X-RateLimit-* headers (limit \"%s\", "
+      .. "remaining \"%s\"; whole numbers expected)", server_text(h["x-ratelimit-limit"] or ""),
+      server_text(h["x-ratelimit-remaining"] or "")) or "no X-RateLimit-* headers in the answer",
       "the client then paces itself; a proxy may strip the headers")
   end
   local resets = reset and (reset > 1e9 and reset - now or reset) or nil
@@ -548,7 +568,7 @@ end
 local function check_clock(r, h, now)
   local server = M.parse_http_date(h["date"])
   if not server then
-    return add(r, "clock", "warn", h["date"] and format("unreadable Date header %q", h["date"])
+    return add(r, "clock", "warn", h["date"] and format("unreadable Date header \"%s\"", server_text(h["date"]))
       or "no Date header in the answer", "the clock cannot be compared")
   end
   local skew = now - server
@@ -635,10 +655,13 @@ function M.doctor(opts)
     return r
   end
 
-  local base = url:gsub("/+$", "")
+  local base = u.base
   local headers = { ["Accept"] = "application/json",
     ["User-Agent"] = format("lua-coldsend/%s doctor", core._VERSION) }
-  if key_ok then headers["X-API-Key"] = key end
+  if key_ok then
+    headers["X-API-Key"] = key
+    r[SECRETS] = require("coldsend.redact").secrets_of { headers = { ["X-API-Key"] = key } }
+  end
   local function get(path)
     return core.probe { url = base .. path, headers = headers, proxy = proxy, ca_file = opts.ca_file,
       timeout = timeout, connect_timeout = math.min(timeout, 10) }

@@ -173,7 +173,18 @@ local function check_base_url(url)
   if host:find("@", 1, true) then
     error("bad option 'base_url' for coldsend.client (credentials in the URL are not allowed)", 3)
   end
+  if url:find("[?#]") then
+    error(format("bad option 'base_url' for coldsend.client (no query or fragment expected, got %q)", url), 3)
+  end
   local hostname = host:match("^(%[.-%])") or host:match("^([^:]+)")
+  if not hostname then
+    error(format("bad option 'base_url' for coldsend.client (a host expected, got %q)", url), 3)
+  end
+  local port = host:sub(#hostname + 1)
+  if port ~= "" and not (port:match("^:%d+$") and tonumber(port:sub(2)) >= 1
+      and tonumber(port:sub(2)) <= 65535) then
+    error(format("bad option 'base_url' for coldsend.client (port 1..65535 expected, got %q)", url), 3)
+  end
   if scheme == "http" then
     if not is_loopback(hostname) then
       error(format("bad option 'base_url' for coldsend.client (https:// required; "
@@ -693,9 +704,16 @@ function methods.validate(c)
   return nil, invalid_error(problems)
 end
 
+-- A handle that save() has not created yet cannot be refreshed, deleted,
+-- paused or resumed: misuse, raised at the caller's line as add_lead does.
+local function need_id(c, what)
+  if c.id == nil then raise(format("%s: the campaign has no id yet (save it first)", what)) end
+end
+
 local function run_campaign_op(c, op, opts, needs_validation)
   local client = client_of(c)
   check_call_options(opts)
+  if op == "get" or op == "delete" then need_id(c, op == "get" and "refresh" or op) end
   if needs_validation then
     local ok, err = c:validate()
     if not ok then return nil, err end
@@ -966,6 +984,7 @@ local function state_op(op)
   return function(c, opts)
     local client = client_of(c)
     check_call_options(opts)
+    need_id(c, op)
     local data, err = writes.state_change(client, c, op, opts)
     if not data then return nil, err end
     if next(data) == nil then -- an empty 200 is not a campaign

@@ -275,6 +275,9 @@ end
 -- checked (a bad one raises naming the field) and normalised the way the
 -- core reads it back. Returns the campaign and the set of fields given.
 local function load_definition(def, level)
+  -- the facade gives campaigns their validate() with an error object (a
+  -- bare core campaign's is a list): `coldsend plan` of a create has no client
+  require "coldsend"
   local c, given = core.campaign(), {}
   for k, v in pairs(def) do
     if k ~= "id" then

@@ -41,6 +41,18 @@ describe("examples/openresty in nginx #once", function()
     assert.are.equal(1, sb:count("POST", "/leads/manual$"))
   end)
 
+  it("takes a null name as none and answers 400 for a name that is not a string", function()
+    -- a bad value raises in add_lead: unchecked, it was a 500 and a traceback
+    local status, out = hook("campaign=" .. campaign_id, { email = "nul@example.org", name = cjson.null })
+    assert.are.equal(200, status)
+    assert.are.equal("nul@example.org", out.email)
+    for _, name in ipairs { 5, { "x" }, true } do
+      status, out = hook("campaign=" .. campaign_id, { email = "num@example.org", name = name })
+      assert.are.equal(400, status)
+      assert.are.equal("name, when given, must be a string", out.error)
+    end
+  end)
+
   it("answers 400 for a bad id and 404 for an unknown campaign", function()
     local status, out = hook("campaign=nope", { email = "b@example.org" })
     assert.are.equal(400, status)
