@@ -231,6 +231,21 @@ describe("nesting and numbers from anywhere end in a clean result", function()
     assert.matches("(more than 200000 tables)", err, 1, true)
   end)
 
+  it("server JSON nested 999 deep decodes whole, every level's numbers made integers", function()
+    -- cjson takes up to 1000 levels; the walk that gives integers back
+    -- holds two stack slots per level, past the 20 a C function starts with
+    for _, open in ipairs { "[", '{"x":' } do
+      local close = open == "[" and "]" or "}"
+      local body = '{"campaign_id":"' .. ID .. '","x":' .. open:rep(998) .. "7" .. close:rep(998) .. "}"
+      local data = assert(core.parse_response(200, { ["content-type"] = "application/json" }, body))
+      local n, v = 0, data.x
+      while type(v) == "table" do n, v = n + 1, v[1] or v.x end
+      assert.equal(998, n)
+      assert.equal(7, v)
+      if math.type then assert.equal("integer", math.type(v)) end
+    end
+  end)
+
   it("json_encode refuses a table that contains itself, naming where", function()
     local cyc = { list = {} }
     cyc.list[1] = cyc

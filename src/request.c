@@ -303,6 +303,8 @@ void cs_json_encode(lua_State *L, int idx) {
  * integers again, all through the decoded value at the top. */
 static void integers_back(lua_State *L, int depth) {
   if (depth > 1000) return; /* cjson refuses deeper nesting anyway */
+  /* a key and a value per level: 1000 levels outgrow a C function's 20 */
+  luaL_checkstack(L, 3, "JSON nested too deep");
   lua_pushnil(L);
   while (lua_next(L, -2) != 0) {
     if (lua_type(L, -1) == LUA_TNUMBER && !lua_isinteger(L, -1)) {
