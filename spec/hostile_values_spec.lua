@@ -179,6 +179,25 @@ describe("C calls no function a user can replace", function()
     assert.is_false(touched)
   end)
 
+  it("a cjson that package.loaded or require hands over is checked, not trusted", function()
+    -- the core loads its cjson instance on first use; whatever stands in
+    -- for it there, a wrong answer is an error, never a crash
+    local lua = os.getenv("COLDSEND_TEST_LUA") or "lua5.4"
+    for answer, type_name in pairs { ["nil"] = "nil", ["{}"] = "table", ["true"] = "boolean" } do
+      local script = util.write_tmp(([[
+        local core = require "coldsend.core"
+        package.loaded.cjson = { new = function() return { encode_number_precision = function() end,
+          encode = function() return %s end, decode = function() return %s end } end }
+        local ok, err = pcall(core.json_encode, { a = 1 })
+        print(ok, err)
+        print(pcall(core.parse_response, 200, nil, '{"a":1}'))
+      ]]):format(answer, answer))
+      local rc, out, err = util.run(lua .. " " .. util.q(script))
+      assert.equal(0, rc, err)
+      assert.matches("^false\t[^\n]*cjson.encode returned " .. type_name .. " %(a string expected%)\n", out)
+    end
+  end)
+
   it("04: a mapping table's metamethods are not called", function()
     local path = util.write_tmp("Email\na@example.com\n")
     local touched = false

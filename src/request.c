@@ -265,6 +265,8 @@ static void replace_markers(lua_State *L, int side) {
       n = n * 10 + (*p++ - '0');
     /* every marker in the text is ours: the walk replaced the others */
     lua_rawgeti(L, side, (lua_Integer)n);
+    if (lua_type(L, -1) != LUA_TSTRING) /* only a stand-in cjson writes one */
+      luaL_error(L, "cjson.encode wrote a marker it was not given");
     luaL_addvalue(&b);
     s = p + 1; /* past the closing quote */
     hit = strstr(s, MARKER_JSON);
@@ -292,6 +294,10 @@ void cs_json_encode(lua_State *L, int idx) {
   lua_remove(L, -2);
   lua_pushvalue(L, replaced ? side + 1 : idx);
   lua_call(L, 1, 1);
+  /* the instance is whatever require gave: its answer is checked */
+  if (lua_type(L, -1) != LUA_TSTRING)
+    luaL_error(L, "cjson.encode returned %s (a string expected)",
+               luaL_typename(L, -1));
   replace_markers(L, side);
   lua_replace(L, side);
   lua_settop(L, side);
