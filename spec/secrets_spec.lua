@@ -121,6 +121,44 @@ describe("secrets", function()
     assert_hidden(err, "the error")
   end)
 
+  it("hides a secret the server echoes URL-encoded or in base64", function()
+    local function b64(data)
+      local A = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+      return (data:gsub("..?.?", function(g)
+        local a, b, c = g:byte(1, 3)
+        local n = a * 65536 + (b or 0) * 256 + (c or 0)
+        local out = ""
+        for i = 3, 0, -1 do
+          local k = math.floor(n / 64 ^ i) % 64
+          out = out .. A:sub(k + 1, k + 1)
+        end
+        return out:sub(1, #g + 1) .. ("="):rep(3 - #g)
+      end))
+    end
+    local function urlenc(v)
+      return (v:gsub("[^%w%-_%.~]", function(c) return ("%%%02X"):format(c:byte()) end))
+    end
+    local echoes = { urlenc(SMTP_PW), (urlenc(SMTP_PW):gsub("%%%x%x", string.lower)), b64(SMTP_PW), b64(IMAP_PW),
+      -- a Basic credential: the key after a user name, at each alignment
+      b64("u:" .. KEY), b64("us:" .. KEY), b64("use:" .. KEY),
+      (b64("x" .. SMTP_PW):gsub("[+/=]", { ["+"] = "-", ["/"] = "_", ["="] = "" })) }
+    for _, echo in ipairs(echoes) do
+      sb:fault { kind = "status", status = 400, times = 1, method = "POST",
+        body = { detail = "smtp login refused for credential " .. echo .. " at smtp.example.com" } }
+      local _, err = cs:add_smtp_inbox(INBOX)
+      assert.equal("bad_request", err.code)
+      local text = tostring(err)
+      assert.matches("at smtp.example.com", text, 1, true)
+      -- what stays of a base64 echo is at most the group at each edge
+      local plain = echo:gsub("=+$", "")
+      local left = text:match("credential (.-) at ")
+      assert(#left < #plain, ("the echo %s shows whole: %s"):format(echo, text))
+      assert.is_nil(text:find(plain:sub(5, -5), 1, true), text)
+      assert.is_nil(err.body:find(plain:sub(5, -5), 1, true), err.body)
+    end
+    assert_hidden(events, "hook events")
+  end)
+
   it("hides anything shaped like a key, and nothing else", function()
     assert.equal("key [redacted], ok", redact.string("key cs_test_abc123XYZ, ok", {}))
     assert.equal("docs_page_1 cs_live_<token> cs_live_...",

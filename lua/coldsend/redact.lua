@@ -34,17 +34,57 @@ local is_secret_name = M.is_secret_name
 
 local codec = cjson.new()
 
--- Adds s (and its JSON-escaped form, as a server echoes it) to the list.
+local B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+
+-- Base64 of s, whose length is a multiple of 3 (no padding).
+local function b64(s)
+  local out = {}
+  for i = 1, #s - 2, 3 do
+    local a, b, c = s:byte(i, i + 2)
+    local n = a * 65536 + b * 256 + c
+    for shift = 18, 0, -6 do
+      local k = math.floor(n / 2 ^ shift) % 64
+      out[#out + 1] = B64:sub(k + 1, k + 1)
+    end
+  end
+  return table.concat(out)
+end
+
+-- A base64 core shorter than this could turn up by chance.
+local MIN_B64 = 8
+
+-- The forms in which a server may echo s: JSON-escaped; URL-encoded
+-- (upper- or lower-case hex, a space as %20 or +); in base64 or base64url,
+-- as the groups that hold only s's bytes, at each of the three alignments
+-- s can have inside an encoded text (a Basic credential "user:secret").
+local function echo_forms(s)
+  local forms = {}
+  local ok, j = pcall(codec.encode, s)
+  if ok then forms[#forms + 1] = j:sub(2, -2) end
+  local upper = s:gsub("[^%w%-_%.~]", function(c) return ("%%%02X"):format(c:byte()) end)
+  forms[#forms + 1] = upper
+  forms[#forms + 1] = (upper:gsub("%%%x%x", string.lower))
+  forms[#forms + 1] = (upper:gsub("%%20", "+"))
+  for skip = 0, 2 do
+    local part = s:sub(skip + 1)
+    local core = b64(part:sub(1, #part - #part % 3))
+    if #core >= MIN_B64 then
+      forms[#forms + 1] = core
+      forms[#forms + 1] = (core:gsub("[+/]", { ["+"] = "-", ["/"] = "_" }))
+    end
+  end
+  return forms
+end
+
+-- Adds s and the forms in which a server may echo it to the list.
 local function add_secret(list, s)
   if type(s) ~= "string" or #s < MIN_SECRET or list[s] then return end
   list[s] = true
   list[#list + 1] = s
-  local ok, j = pcall(codec.encode, s)
-  if ok then
-    j = j:sub(2, -2)
-    if j ~= s and not list[j] then
-      list[j] = true
-      list[#list + 1] = j
+  for _, f in ipairs(echo_forms(s)) do
+    if #f >= MIN_SECRET and not list[f] then
+      list[f] = true
+      list[#list + 1] = f
     end
   end
 end
