@@ -113,6 +113,35 @@ describe("strings read from Lua values stay anchored while C uses them", functio
     end
   end)
 
+  it("core.probe sends the headers it checked, whatever a finaliser adds to the table", function()
+    -- the headers table was checked, then walked again to build the list:
+    -- a finaliser run in between could add a CR LF value or a table. Run
+    -- in a fresh interpreter, whose collector paces the finalisers into
+    -- that window often enough; 127.0.0.1:1 refuses at once.
+    local lua = os.getenv("COLDSEND_TEST_LUA") or "lua5.4"
+    local script = util.write_tmp([[
+      local core = require "coldsend.core"
+      local function on_gc(f) -- Lua 5.1 and LuaJIT finalise userdata only
+        if newproxy then getmetatable(newproxy(true)).__gc = f
+        else setmetatable({}, { __gc = f }) end
+      end
+      if not rawget(_G, "jit") and _VERSION == "Lua 5.4" then collectgarbage("generational") end
+      local odd = {}
+      for _ = 1, 3000 do
+        local h = { ["X-A"] = "v", ["X-B"] = "w" }
+        for _ = 1, 5 do on_gc(function() h["X-C"] = "a\r\nInjected: 1"; h[7] = {} end) end
+        local ok, r = pcall(core.probe, { url = "http://127.0.0.1:1/", headers = h,
+          timeout = 5, connect_timeout = 5 })
+        if not ok and not tostring(r):find("bad probe", 1, true) then odd[tostring(r)] = true end
+      end
+      for k in pairs(odd) do print(k) end
+      print("done")
+    ]])
+    local rc, out, err = util.run(lua .. " " .. util.q(script))
+    assert.equal(0, rc, err)
+    assert.equal("done\n", out)
+  end)
+
   it("02: parse_response reads headers a headers table's __index computes", function()
     local raw = { ["content-type"] = { "text/html", "charset=utf-8" }, ["retry-after"] = { "7" } }
     local headers = setmetatable({}, { __index = function(_, k)
