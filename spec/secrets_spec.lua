@@ -169,11 +169,12 @@ describe("secrets", function()
   end)
 
   describe("the CLI", function()
-    local function run(args)
-      return util.run(("cd %s && env COLDSEND_API_KEY=%s COLDSEND_BASE_URL=%s %s bin/coldsend %s </dev/null")
-        :format(util.q(sandbox.root), util.q(KEY), util.q(sb.url),
+    local function run_env(env, args)
+      return util.run(("cd %s && env COLDSEND_API_KEY=%s COLDSEND_BASE_URL=%s %s %s bin/coldsend %s </dev/null")
+        :format(util.q(sandbox.root), util.q(KEY), util.q(sb.url), env,
           os.getenv("COLDSEND_TEST_LUA") or "lua5.4", args))
     end
+    local function run(args) return run_env("", args) end
 
     local EVIL = "Harmless\27]52;c;Y3VybA==\7\27]0;pwned\7\27[2K\rACTIVE\n\194\155fake " .. KEY
 
@@ -196,6 +197,36 @@ describe("secrets", function()
       local items = cjson.decode(out)
       assert.equal(EVIL:sub(1, -#KEY - 1) .. "[redacted]", items[1].name)
       assert.equal("DRAFT\27[31m", items[1].status)
+    end)
+
+    it("hides a password the server echoes in an answer that --json prints JSON-escaped", function()
+      local fields = {}
+      for k, v in pairs(INBOX) do
+        if not k:find("password", 1, true) then
+          fields[#fields + 1] = ("%s = %s"):format(k, type(v) == "string" and ("%q"):format(v) or v)
+        end
+      end
+      local file = util.write_tmp("return { " .. table.concat(fields, ", ") .. " }")
+      sb:fault { kind = "status", status = 201, times = 1, method = "POST",
+        body = { inbox_id = "1b4e28ba-2fa1-41d2-883f-0016d3cca427", email_address = INBOX.email_address,
+          inbox_type = "CUSTOM_SMTP", smtp_password = "echo:" .. SMTP_PW, note = "imap " .. IMAP_PW } }
+      local function add(args)
+        return run_env(("COLDSEND_SMTP_PASSWORD=%s COLDSEND_IMAP_PASSWORD=%s"):format(util.q(SMTP_PW),
+          util.q(IMAP_PW)), args .. " inboxes add " .. util.q(file))
+      end
+      local rc, out, err = add("--json")
+      assert.equal(0, rc, err)
+      assert.matches("CUSTOM_SMTP", out, 1, true)
+      assert_hidden(out, "--json output")
+      assert.is_nil(out:find(SMTP_PW:gsub("[/\"]", "\\%0"), 1, true), out)
+      -- text output: the first password stays hidden once the key is known
+      sb:fault { kind = "status", status = 201, times = 1, method = "POST",
+        body = { inbox_id = "1b4e28ba-2fa1-41d2-883f-0016d3cca427", email_address = INBOX.email_address,
+          inbox_type = "CUSTOM_SMTP", overall_status = SMTP_PW } }
+      rc, out, err = add("")
+      assert.equal(0, rc, err)
+      assert.matches("added inbox", out, 1, true)
+      assert_hidden(out, "text output")
     end)
 
     it("escapes what status prints and hides an echoed key in errors", function()

@@ -253,8 +253,8 @@ end
 -- a terminal may read as CSI) shown as \xNN / \u{NN}, so a server string
 -- cannot move the cursor, retitle the window or hide a line. Newlines and
 -- tabs of the text itself stay. --json output is written exact instead.
--- The key of the command, never printed (coldsend.redact also hides
--- anything shaped like a key).
+-- The key and the passwords of the command, never printed, in every form
+-- (coldsend.redact also hides anything shaped like a key).
 local hidden = {}
 
 local function text(s, one_line)
@@ -498,7 +498,7 @@ local function client(w, o)
   end
   local base = o.base_url or w.getenv("COLDSEND_BASE_URL")
   if base == "" then base = nil end
-  hidden[1] = key
+  require("coldsend.redact").add(hidden, key)
   local ok, cs = pcall(require("coldsend").client, { api_key = key, base_url = base })
   if not ok then usage_error("%s", clean(cs)) end
   return cs
@@ -1146,7 +1146,7 @@ local function inbox_file(w, path)
         usage_error("%s: %s is not set (the %s of %s)", at, var or default, field, tostring(ib.email_address))
       end
       ib[field] = value
-      hidden[#hidden + 1] = value
+      require("coldsend.redact").add(hidden, value)
     end
   end
   return list

@@ -89,6 +89,10 @@ local function add_secret(list, s)
   end
 end
 
+--- Adds the secret s to list (for M.string), with the forms in which it
+-- may be echoed or printed: JSON-escaped, URL-encoded, base64.
+M.add = add_secret
+
 -- Collects the values of secret fields in v.
 local function collect(v, list, depth)
   if type(v) ~= "table" or depth > MAX_DEPTH then return end
