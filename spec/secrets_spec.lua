@@ -159,6 +159,25 @@ describe("secrets", function()
     assert_hidden(events, "hook events")
   end)
 
+  it("hides a key the server echoes split in parts, in the body and a header", function()
+    local cut = 14
+    sb:fault { kind = "status", status = 401, times = 1,
+      content_type = "application/json; echo=" .. KEY:sub(cut + 1),
+      body = { detail = "key starts " .. KEY:sub(1, cut) .. " and ends " .. KEY:sub(cut + 1) } }
+    events = {}
+    local _, err = cs:list_campaigns()
+    assert.equal("auth", err.code)
+    assert.matches("key starts [redacted] and ends [redacted]", tostring(err), 1, true)
+    assert_hidden(err, "the error")
+    assert_hidden(events, "hook events")
+    for _, s in ipairs(util.strings { err, events }) do
+      assert.is_nil(s:find(KEY:sub(-10), 1, true), s)
+    end
+    -- a piece shorter than 10 characters, or text merely like the key, stays
+    assert.equal("id 1b4e28ba-2fa1 and " .. KEY:sub(-9), redact.string("id 1b4e28ba-2fa1 and " .. KEY:sub(-9),
+      redact.secrets_of { headers = { ["X-API-Key"] = KEY } }))
+  end)
+
   it("hides anything shaped like a key, and nothing else", function()
     assert.equal("key [redacted], ok", redact.string("key cs_test_abc123XYZ, ok", {}))
     assert.equal("docs_page_1 cs_live_<token> cs_live_...",

@@ -498,7 +498,7 @@ local function client(w, o)
   end
   local base = o.base_url or w.getenv("COLDSEND_BASE_URL")
   if base == "" then base = nil end
-  require("coldsend.redact").add(hidden, key)
+  require("coldsend.redact").add(hidden, key, true)
   local ok, cs = pcall(require("coldsend").client, { api_key = key, base_url = base })
   if not ok then usage_error("%s", clean(cs)) end
   return cs

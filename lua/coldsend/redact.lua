@@ -76,11 +76,21 @@ local function echo_forms(s)
   return forms
 end
 
--- Adds s and the forms in which a server may echo it to the list.
-local function add_secret(list, s)
+-- A piece of a key at least this long is hidden too (a server may echo a
+-- key split in parts, say across two headers); shorter ones could occur
+-- by chance.
+local PIECE = 10
+
+-- Adds s and the forms in which a server may echo it to the list; with
+-- pieces, every run of PIECE or more of its characters is hidden as well.
+local function add_secret(list, s, pieces)
   if type(s) ~= "string" or #s < MIN_SECRET or list[s] then return end
   list[s] = true
   list[#list + 1] = s
+  if pieces and #s >= 2 * PIECE then
+    list.pieces = list.pieces or {}
+    list.pieces[#list.pieces + 1] = s
+  end
   for _, f in ipairs(echo_forms(s)) do
     if #f >= MIN_SECRET and not list[f] then
       list[f] = true
@@ -90,7 +100,8 @@ local function add_secret(list, s)
 end
 
 --- Adds the secret s to list (for M.string), with the forms in which it
--- may be echoed or printed: JSON-escaped, URL-encoded, base64.
+-- may be echoed or printed: JSON-escaped, URL-encoded, base64; with
+-- pieces (for a key), any run of 10 or more of its characters too.
 M.add = add_secret
 
 -- Collects the values of secret fields in v.
@@ -139,7 +150,7 @@ function M.secrets_of(req)
   local headers = type(req.headers) == "table" and req.headers
   if headers then
     for k, v in pairs(headers) do
-      if is_secret_name(k) then add_secret(list, v) end
+      if is_secret_name(k) then add_secret(list, v, true) end
     end
   end
   local body = req.body
@@ -159,10 +170,43 @@ local function plain(s)
   return (s:gsub("[%^%$%(%)%%%.%[%]%*%+%-%?]", "%%%0"))
 end
 
+-- s with every run of PIECE or more characters of secret replaced: each
+-- piece of that length is looked for, and overlapping hits make one run.
+local function cut_pieces(s, secret)
+  local hits = {}
+  for o = 1, #secret - PIECE + 1 do
+    local piece = secret:sub(o, o + PIECE - 1)
+    local p = s:find(piece, 1, true)
+    while p do
+      hits[#hits + 1] = p
+      p = s:find(piece, p + 1, true)
+    end
+  end
+  if #hits == 0 then return s end
+  table.sort(hits)
+  local out, from, run_start, run_end = {}, 1, hits[1], hits[1] + PIECE - 1
+  for i = 2, #hits + 1 do
+    local p = hits[i]
+    if p and p <= run_end + 1 then
+      if p + PIECE - 1 > run_end then run_end = p + PIECE - 1 end
+    else
+      out[#out + 1] = s:sub(from, run_start - 1)
+      out[#out + 1] = M.MARK
+      from = run_end + 1
+      if p then run_start, run_end = p, p + PIECE - 1 end
+    end
+  end
+  out[#out + 1] = s:sub(from)
+  return table.concat(out)
+end
+
 --- s with every secret of list (and anything shaped like a ColdSend key)
 -- replaced; a secret cut off at the end of s (a capped body) is replaced too.
 function M.string(s, list)
   if type(s) ~= "string" then return s end
+  for _, secret in ipairs(list and list.pieces or {}) do
+    s = cut_pieces(s, secret)
+  end
   for _, secret in ipairs(list or {}) do
     if s:find(secret, 1, true) then s = s:gsub(plain(secret), M.MARK) end
     -- the start of a secret at the very end: a body cut short
