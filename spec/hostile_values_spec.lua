@@ -34,6 +34,22 @@ local function eager_gc(f)
   if not ok then error(err, 0) end
 end
 
+-- Runs a Lua snippet in a fresh interpreter, whose collector paces the
+-- finalisers of on_gc(f) into the windows these tests aim at; returns its
+-- exit code, output and error output.
+local function run_fresh(code)
+  local lua = os.getenv("COLDSEND_TEST_LUA") or "lua5.4"
+  local script = util.write_tmp([[
+    local core = require "coldsend.core"
+    local function on_gc(f) -- Lua 5.1 and LuaJIT finalise userdata only
+      if newproxy then getmetatable(newproxy(true)).__gc = f
+      else setmetatable({}, { __gc = f }) end
+    end
+    if not rawget(_G, "jit") and _VERSION == "Lua 5.4" then collectgarbage("generational") end
+  ]] .. code)
+  return util.run(lua .. " " .. util.q(script))
+end
+
 local srv = {}
 
 setup(function()
@@ -115,17 +131,9 @@ describe("strings read from Lua values stay anchored while C uses them", functio
 
   it("core.probe sends the headers it checked, whatever a finaliser adds to the table", function()
     -- the headers table was checked, then walked again to build the list:
-    -- a finaliser run in between could add a CR LF value or a table. Run
-    -- in a fresh interpreter, whose collector paces the finalisers into
-    -- that window often enough; 127.0.0.1:1 refuses at once.
-    local lua = os.getenv("COLDSEND_TEST_LUA") or "lua5.4"
-    local script = util.write_tmp([[
-      local core = require "coldsend.core"
-      local function on_gc(f) -- Lua 5.1 and LuaJIT finalise userdata only
-        if newproxy then getmetatable(newproxy(true)).__gc = f
-        else setmetatable({}, { __gc = f }) end
-      end
-      if not rawget(_G, "jit") and _VERSION == "Lua 5.4" then collectgarbage("generational") end
+    -- a finaliser run in between could add a CR LF value or a table
+    -- (127.0.0.1:1 refuses at once)
+    local rc, out, err = run_fresh [[
       local odd = {}
       for _ = 1, 3000 do
         local h = { ["X-A"] = "v", ["X-B"] = "w" }
@@ -136,8 +144,7 @@ describe("strings read from Lua values stay anchored while C uses them", functio
       end
       for k in pairs(odd) do print(k) end
       print("done")
-    ]])
-    local rc, out, err = util.run(lua .. " " .. util.q(script))
+    ]]
     assert.equal(0, rc, err)
     assert.equal("done\n", out)
   end)
@@ -225,6 +232,42 @@ describe("C calls no function a user can replace", function()
       assert.equal(0, rc, err)
       assert.matches("^false\t[^\n]*cjson.encode returned " .. type_name .. " %(a string expected%)\n", out)
     end
+  end)
+
+  it("csv_preflight uses the mapping it checked, whatever a finaliser changes after", function()
+    -- the mapping was checked, then each column read again from the table:
+    -- a finaliser run in between left C a NULL column name
+    local path = util.write_tmp("Email,First,Last\na@example.com,A,B\n")
+    local rc, out, err = run_fresh(([[
+      local odd, fired = {}, 0
+      for _ = 1, 200 do
+        local m = { email = "Email" }
+        for j = 1, 2000 do m["f" .. j] = "C" .. j end
+        local armed = true
+        local function bomb()
+          on_gc(function()
+            if not armed then return end
+            m.f777, m.f1500 = nil, {}
+            bomb()
+          end)
+        end
+        bomb()
+        local ok, r = pcall(core.csv_preflight, %q, { mapping = m, max_problems = 100000 })
+        armed = false
+        if ok then
+          if m.f777 == nil then fired = fired + 1 end
+          for _, pr in ipairs(r.problems) do
+            if pr.kind == "mapping" and type(pr.column) ~= "string" then odd[pr.message] = true end
+          end
+        elseif not tostring(r):find("bad mapping", 1, true) then
+          odd[tostring(r)] = true
+        end
+      end
+      for k in pairs(odd) do print(k) end
+      print(fired > 0 and "done" or "no finaliser ran in a call")
+    ]]):format(path))
+    assert.equal(0, rc, err)
+    assert.equal("done\n", out)
   end)
 
   it("04: a mapping table's metamethods are not called", function()
