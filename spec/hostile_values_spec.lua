@@ -46,6 +46,15 @@ local function run_fresh(code)
       else setmetatable({}, { __gc = f }) end
     end
     if not rawget(_G, "jit") and _VERSION == "Lua 5.4" then collectgarbage("generational") end
+    -- runs change() at every collection until the returned function is called
+    local function arm(change)
+      local armed = true
+      local function bomb()
+        on_gc(function() if armed then change(); bomb() end end)
+      end
+      bomb()
+      return function() armed = false end
+    end
   ]] .. code)
   return util.run(lua .. " " .. util.q(script))
 end
@@ -243,17 +252,9 @@ describe("C calls no function a user can replace", function()
       for _ = 1, 200 do
         local m = { email = "Email" }
         for j = 1, 2000 do m["f" .. j] = "C" .. j end
-        local armed = true
-        local function bomb()
-          on_gc(function()
-            if not armed then return end
-            m.f777, m.f1500 = nil, {}
-            bomb()
-          end)
-        end
-        bomb()
+        local disarm = arm(function() m.f777, m.f1500 = nil, {} end)
         local ok, r = pcall(core.csv_preflight, %q, { mapping = m, max_problems = 100000 })
-        armed = false
+        disarm()
         if ok then
           if m.f777 == nil then fired = fired + 1 end
           for _, pr in ipairs(r.problems) do
@@ -266,6 +267,31 @@ describe("C calls no function a user can replace", function()
       for k in pairs(odd) do print(k) end
       print(fired > 0 and "done" or "no finaliser ran in a call")
     ]]):format(path))
+    assert.equal(0, rc, err)
+    assert.equal("done\n", out)
+  end)
+
+  it("build_request sends the query values it checked, whatever a finaliser changes after", function()
+    local rc, out, err = run_fresh [[
+      local odd, fired = {}, 0
+      for _ = 1, 200 do
+        local q = {}
+        for j = 1, 2000 do q["f" .. j] = j end
+        local disarm = arm(function() q.f777, q.f1500 = nil, {} end)
+        local ok, r = pcall(core.build_request, "http://127.0.0.1:9/api", "GET", "/x", nil, q)
+        disarm()
+        if ok then
+          if q.f777 == nil then fired = fired + 1 end
+          if not (r.url:find("&f777=777&", 1, true) and r.url:find("&f1500=1500&", 1, true)) then
+            odd["a changed value went out: " .. (r.url:match("f777=[^&]*") or "no f777")] = true
+          end
+        elseif not tostring(r):find("bad query", 1, true) then
+          odd[tostring(r)] = true
+        end
+      end
+      for k in pairs(odd) do print(k) end
+      print(fired > 0 and "done" or "no finaliser ran in a call")
+    ]]
     assert.equal(0, rc, err)
     assert.equal("done\n", out)
   end)
