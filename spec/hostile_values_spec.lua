@@ -389,6 +389,18 @@ describe("nesting and numbers from anywhere end in a clean result", function()
       .. " got 1000001)", err, 1, true)
   end)
 
+  it("a Retry-After date with a negative or overlong field is no date, not an overflow", function()
+    local date = 784111777 -- Sun, 06 Nov 1994 08:49:37 GMT
+    assert.equal(60, core.server_wait(503, { ["retry-after"] = "Sun, 06 Nov 1994 08:49:37 GMT" }, nil, date - 60))
+    assert.equal(60, core.server_wait(503, { ["retry-after"] = "Sun Nov  6 08:49:37 1994" }, nil, date - 60))
+    for _, v in ipairs { "Sun, 06 Nov 1994 -2147483647:49:37 GMT", "Sun, 06 Nov 1994 -1:49:37 GMT",
+        "Sun, 06 Nov 1994 08:-2147483647:37 GMT", "Sun, 06 Nov 1994 08:49:-2147483647 GMT",
+        "Sunday, 06-Nov-94 08:49:-1 GMT", "Sun Nov  6 -8:49:37 1994", "Sun, 06 Nov 99999999999 08:49:37 GMT",
+        "Sun, 06 Nov 1994 0000000008:49:37 GMT" } do
+      assert.is_nil(core.server_wait(503, { ["retry-after"] = v }, nil, date - 60), v)
+    end
+  end)
+
   it("06: server percentages at 2^53 are a problem, not an overflowing sum", function()
     local v = {}
     for i = 1, 3 do
