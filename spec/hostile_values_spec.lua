@@ -34,6 +34,31 @@ local function eager_gc(f)
   if not ok then error(err, 0) end
 end
 
+-- Runs a Lua snippet in a fresh interpreter, whose collector paces the
+-- finalisers of on_gc(f) into the windows these tests aim at; returns its
+-- exit code, output and error output.
+local function run_fresh(code)
+  local lua = os.getenv("COLDSEND_TEST_LUA") or "lua5.4"
+  local script = util.write_tmp([[
+    local core = require "coldsend.core"
+    local function on_gc(f) -- Lua 5.1 and LuaJIT finalise userdata only
+      if newproxy then getmetatable(newproxy(true)).__gc = f
+      else setmetatable({}, { __gc = f }) end
+    end
+    if not rawget(_G, "jit") and _VERSION == "Lua 5.4" then collectgarbage("generational") end
+    -- runs change() at every collection until the returned function is called
+    local function arm(change)
+      local armed = true
+      local function bomb()
+        on_gc(function() if armed then change(); bomb() end end)
+      end
+      bomb()
+      return function() armed = false end
+    end
+  ]] .. code)
+  return util.run(lua .. " " .. util.q(script))
+end
+
 local srv = {}
 
 setup(function()
@@ -113,6 +138,26 @@ describe("strings read from Lua values stay anchored while C uses them", functio
     end
   end)
 
+  it("core.probe sends the headers it checked, whatever a finaliser adds to the table", function()
+    -- the headers table was checked, then walked again to build the list:
+    -- a finaliser run in between could add a CR LF value or a table
+    -- (127.0.0.1:1 refuses at once)
+    local rc, out, err = run_fresh [[
+      local odd = {}
+      for _ = 1, 3000 do
+        local h = { ["X-A"] = "v", ["X-B"] = "w" }
+        for _ = 1, 5 do on_gc(function() h["X-C"] = "a\r\nInjected: 1"; h[7] = {} end) end
+        local ok, r = pcall(core.probe, { url = "http://127.0.0.1:1/", headers = h,
+          timeout = 5, connect_timeout = 5 })
+        if not ok and not tostring(r):find("bad probe", 1, true) then odd[tostring(r)] = true end
+      end
+      for k in pairs(odd) do print(k) end
+      print("done")
+    ]]
+    assert.equal(0, rc, err)
+    assert.equal("done\n", out)
+  end)
+
   it("02: parse_response reads headers a headers table's __index computes", function()
     local raw = { ["content-type"] = { "text/html", "charset=utf-8" }, ["retry-after"] = { "7" } }
     local headers = setmetatable({}, { __index = function(_, k)
@@ -179,6 +224,78 @@ describe("C calls no function a user can replace", function()
     assert.is_false(touched)
   end)
 
+  it("a cjson that package.loaded or require hands over is checked, not trusted", function()
+    -- the core loads its cjson instance on first use; whatever stands in
+    -- for it there, a wrong answer is an error, never a crash
+    local lua = os.getenv("COLDSEND_TEST_LUA") or "lua5.4"
+    for answer, type_name in pairs { ["nil"] = "nil", ["{}"] = "table", ["true"] = "boolean" } do
+      local script = util.write_tmp(([[
+        local core = require "coldsend.core"
+        package.loaded.cjson = { new = function() return { encode_number_precision = function() end,
+          encode = function() return %s end, decode = function() return %s end } end }
+        local ok, err = pcall(core.json_encode, { a = 1 })
+        print(ok, err)
+        print(pcall(core.parse_response, 200, nil, '{"a":1}'))
+      ]]):format(answer, answer))
+      local rc, out, err = util.run(lua .. " " .. util.q(script))
+      assert.equal(0, rc, err)
+      assert.matches("^false\t[^\n]*cjson.encode returned " .. type_name .. " %(a string expected%)\n", out)
+    end
+  end)
+
+  it("csv_preflight uses the mapping it checked, whatever a finaliser changes after", function()
+    -- the mapping was checked, then each column read again from the table:
+    -- a finaliser run in between left C a NULL column name
+    local path = util.write_tmp("Email,First,Last\na@example.com,A,B\n")
+    local rc, out, err = run_fresh(([[
+      local odd, fired = {}, 0
+      for _ = 1, 200 do
+        local m = { email = "Email" }
+        for j = 1, 2000 do m["f" .. j] = "C" .. j end
+        local disarm = arm(function() m.f777, m.f1500 = nil, {} end)
+        local ok, r = pcall(core.csv_preflight, %q, { mapping = m, max_problems = 100000 })
+        disarm()
+        if ok then
+          if m.f777 == nil then fired = fired + 1 end
+          for _, pr in ipairs(r.problems) do
+            if pr.kind == "mapping" and type(pr.column) ~= "string" then odd[pr.message] = true end
+          end
+        elseif not tostring(r):find("bad mapping", 1, true) then
+          odd[tostring(r)] = true
+        end
+      end
+      for k in pairs(odd) do print(k) end
+      print(fired > 0 and "done" or "no finaliser ran in a call")
+    ]]):format(path))
+    assert.equal(0, rc, err)
+    assert.equal("done\n", out)
+  end)
+
+  it("build_request sends the query values it checked, whatever a finaliser changes after", function()
+    local rc, out, err = run_fresh [[
+      local odd, fired = {}, 0
+      for _ = 1, 200 do
+        local q = {}
+        for j = 1, 2000 do q["f" .. j] = j end
+        local disarm = arm(function() q.f777, q.f1500 = nil, {} end)
+        local ok, r = pcall(core.build_request, "http://127.0.0.1:9/api", "GET", "/x", nil, q)
+        disarm()
+        if ok then
+          if q.f777 == nil then fired = fired + 1 end
+          if not (r.url:find("&f777=777&", 1, true) and r.url:find("&f1500=1500&", 1, true)) then
+            odd["a changed value went out: " .. (r.url:match("f777=[^&]*") or "no f777")] = true
+          end
+        elseif not tostring(r):find("bad query", 1, true) then
+          odd[tostring(r)] = true
+        end
+      end
+      for k in pairs(odd) do print(k) end
+      print(fired > 0 and "done" or "no finaliser ran in a call")
+    ]]
+    assert.equal(0, rc, err)
+    assert.equal("done\n", out)
+  end)
+
   it("04: a mapping table's metamethods are not called", function()
     local path = util.write_tmp("Email\na@example.com\n")
     local touched = false
@@ -231,6 +348,21 @@ describe("nesting and numbers from anywhere end in a clean result", function()
     assert.matches("(more than 200000 tables)", err, 1, true)
   end)
 
+  it("server JSON nested 999 deep decodes whole, every level's numbers made integers", function()
+    -- cjson takes up to 1000 levels; the walk that gives integers back
+    -- holds two stack slots per level, past the 20 a C function starts with
+    for _, open in ipairs { "[", '{"x":' } do
+      local close = open == "[" and "]" or "}"
+      local body = '{"campaign_id":"' .. ID .. '","x":' .. open:rep(998) .. "7" .. close:rep(998) .. "}"
+      local data = assert(core.parse_response(200, { ["content-type"] = "application/json" }, body))
+      local n, v = 0, data.x
+      while type(v) == "table" do n, v = n + 1, v[1] or v.x end
+      assert.equal(998, n)
+      assert.equal(7, v)
+      if math.type then assert.equal("integer", math.type(v)) end
+    end
+  end)
+
   it("json_encode refuses a table that contains itself, naming where", function()
     local cyc = { list = {} }
     cyc.list[1] = cyc
@@ -257,6 +389,18 @@ describe("nesting and numbers from anywhere end in a clean result", function()
       .. " got 1000001)", err, 1, true)
   end)
 
+  it("a Retry-After date with a negative or overlong field is no date, not an overflow", function()
+    local date = 784111777 -- Sun, 06 Nov 1994 08:49:37 GMT
+    assert.equal(60, core.server_wait(503, { ["retry-after"] = "Sun, 06 Nov 1994 08:49:37 GMT" }, nil, date - 60))
+    assert.equal(60, core.server_wait(503, { ["retry-after"] = "Sun Nov  6 08:49:37 1994" }, nil, date - 60))
+    for _, v in ipairs { "Sun, 06 Nov 1994 -2147483647:49:37 GMT", "Sun, 06 Nov 1994 -1:49:37 GMT",
+        "Sun, 06 Nov 1994 08:-2147483647:37 GMT", "Sun, 06 Nov 1994 08:49:-2147483647 GMT",
+        "Sunday, 06-Nov-94 08:49:-1 GMT", "Sun Nov  6 -8:49:37 1994", "Sun, 06 Nov 99999999999 08:49:37 GMT",
+        "Sun, 06 Nov 1994 0000000008:49:37 GMT" } do
+      assert.is_nil(core.server_wait(503, { ["retry-after"] = v }, nil, date - 60), v)
+    end
+  end)
+
   it("06: server percentages at 2^53 are a problem, not an overflowing sum", function()
     local v = {}
     for i = 1, 3 do
@@ -268,6 +412,20 @@ describe("nesting and numbers from anywhere end in a clean result", function()
     local ok, err = c:validate()
     assert.is_nil(ok)
     assert.equal(1, #err.problems)
+    assert.equal("variants", err.problems[1].field)
+    assert.equal("distribution_percent 0..100 expected, 3 values are outside", err.problems[1].message)
+  end)
+
+  it("server percentages that are no integers (50.5, \"50\") are a problem, never taken as absent", function()
+    local v = {}
+    for i, p in ipairs { '50.5', '49.5', '"0"' } do
+      v[i] = ('{"distribution_percent":%s,"subject_template":"s","email_content":"0123456789"}'):format(p)
+    end
+    local cs = client_answering(200, ('{"campaign_id":"%s","name":"n","status":"DRAFT","variants":[%s]}')
+      :format(ID, table.concat(v, ",")))
+    local c = assert(cs:get_campaign(ID))
+    local ok, err = c:validate()
+    assert.is_nil(ok)
     assert.equal("variants", err.problems[1].field)
     assert.equal("distribution_percent 0..100 expected, 3 values are outside", err.problems[1].message)
   end)
@@ -294,7 +452,7 @@ describe("nesting and numbers from anywhere end in a clean result", function()
   it("20: a multipart range whose offset + length overflows is refused, not sent", function()
     local path = util.write_tmp("email\na@example.com\n")
     local http = core.http()
-    local max = math.maxinteger or 2 ^ 53 -- LuaJIT: the largest exact integer
+    local max = math.maxinteger or 2 ^ 53 - 1 -- LuaJIT, 5.1, 5.2: the largest integer taken
     for _, r in ipairs { { 1, max }, { max, 1 }, { 21, nil } } do
       local res, msg, code = http { method = "POST", url = srv.base .. "/echo", timeout = 10,
         multipart = { { name = "file", file = path, filename = "x.csv", offset = r[1], length = r[2] } } }

@@ -121,6 +121,63 @@ describe("secrets", function()
     assert_hidden(err, "the error")
   end)
 
+  it("hides a secret the server echoes URL-encoded or in base64", function()
+    local function b64(data)
+      local A = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+      return (data:gsub("..?.?", function(g)
+        local a, b, c = g:byte(1, 3)
+        local n = a * 65536 + (b or 0) * 256 + (c or 0)
+        local out = ""
+        for i = 3, 0, -1 do
+          local k = math.floor(n / 64 ^ i) % 64
+          out = out .. A:sub(k + 1, k + 1)
+        end
+        return out:sub(1, #g + 1) .. ("="):rep(3 - #g)
+      end))
+    end
+    local function urlenc(v)
+      return (v:gsub("[^%w%-_%.~]", function(c) return ("%%%02X"):format(c:byte()) end))
+    end
+    local echoes = { urlenc(SMTP_PW), (urlenc(SMTP_PW):gsub("%%%x%x", string.lower)), b64(SMTP_PW), b64(IMAP_PW),
+      -- a Basic credential: the key after a user name, at each alignment
+      b64("u:" .. KEY), b64("us:" .. KEY), b64("use:" .. KEY),
+      (b64("x" .. SMTP_PW):gsub("[+/=]", { ["+"] = "-", ["/"] = "_", ["="] = "" })) }
+    for _, echo in ipairs(echoes) do
+      sb:fault { kind = "status", status = 400, times = 1, method = "POST",
+        body = { detail = "smtp login refused for credential " .. echo .. " at smtp.example.com" } }
+      local _, err = cs:add_smtp_inbox(INBOX)
+      assert.equal("bad_request", err.code)
+      local text = tostring(err)
+      assert.matches("at smtp.example.com", text, 1, true)
+      -- what stays of a base64 echo is at most the group at each edge
+      local plain = echo:gsub("=+$", "")
+      local left = text:match("credential (.-) at ")
+      assert(#left < #plain, ("the echo %s shows whole: %s"):format(echo, text))
+      assert.is_nil(text:find(plain:sub(5, -5), 1, true), text)
+      assert.is_nil(err.body:find(plain:sub(5, -5), 1, true), err.body)
+    end
+    assert_hidden(events, "hook events")
+  end)
+
+  it("hides a key the server echoes split in parts, in the body and a header", function()
+    local cut = 14
+    sb:fault { kind = "status", status = 401, times = 1,
+      content_type = "application/json; echo=" .. KEY:sub(cut + 1),
+      body = { detail = "key starts " .. KEY:sub(1, cut) .. " and ends " .. KEY:sub(cut + 1) } }
+    events = {}
+    local _, err = cs:list_campaigns()
+    assert.equal("auth", err.code)
+    assert.matches("key starts [redacted] and ends [redacted]", tostring(err), 1, true)
+    assert_hidden(err, "the error")
+    assert_hidden(events, "hook events")
+    for _, s in ipairs(util.strings { err, events }) do
+      assert.is_nil(s:find(KEY:sub(-10), 1, true), s)
+    end
+    -- a piece shorter than 10 characters, or text merely like the key, stays
+    assert.equal("id 1b4e28ba-2fa1 and " .. KEY:sub(-9), redact.string("id 1b4e28ba-2fa1 and " .. KEY:sub(-9),
+      redact.secrets_of { headers = { ["X-API-Key"] = KEY } }))
+  end)
+
   it("hides anything shaped like a key, and nothing else", function()
     assert.equal("key [redacted], ok", redact.string("key cs_test_abc123XYZ, ok", {}))
     assert.equal("docs_page_1 cs_live_<token> cs_live_...",
@@ -131,11 +188,12 @@ describe("secrets", function()
   end)
 
   describe("the CLI", function()
-    local function run(args)
-      return util.run(("cd %s && env COLDSEND_API_KEY=%s COLDSEND_BASE_URL=%s %s bin/coldsend %s </dev/null")
-        :format(util.q(sandbox.root), util.q(KEY), util.q(sb.url),
+    local function run_env(env, args)
+      return util.run(("cd %s && env COLDSEND_API_KEY=%s COLDSEND_BASE_URL=%s %s %s bin/coldsend %s </dev/null")
+        :format(util.q(sandbox.root), util.q(KEY), util.q(sb.url), env,
           os.getenv("COLDSEND_TEST_LUA") or "lua5.4", args))
     end
+    local function run(args) return run_env("", args) end
 
     local EVIL = "Harmless\27]52;c;Y3VybA==\7\27]0;pwned\7\27[2K\rACTIVE\n\194\155fake " .. KEY
 
@@ -158,6 +216,36 @@ describe("secrets", function()
       local items = cjson.decode(out)
       assert.equal(EVIL:sub(1, -#KEY - 1) .. "[redacted]", items[1].name)
       assert.equal("DRAFT\27[31m", items[1].status)
+    end)
+
+    it("hides a password the server echoes in an answer that --json prints JSON-escaped", function()
+      local fields = {}
+      for k, v in pairs(INBOX) do
+        if not k:find("password", 1, true) then
+          fields[#fields + 1] = ("%s = %s"):format(k, type(v) == "string" and ("%q"):format(v) or v)
+        end
+      end
+      local file = util.write_tmp("return { " .. table.concat(fields, ", ") .. " }")
+      sb:fault { kind = "status", status = 201, times = 1, method = "POST",
+        body = { inbox_id = "1b4e28ba-2fa1-41d2-883f-0016d3cca427", email_address = INBOX.email_address,
+          inbox_type = "CUSTOM_SMTP", smtp_password = "echo:" .. SMTP_PW, note = "imap " .. IMAP_PW } }
+      local function add(args)
+        return run_env(("COLDSEND_SMTP_PASSWORD=%s COLDSEND_IMAP_PASSWORD=%s"):format(util.q(SMTP_PW),
+          util.q(IMAP_PW)), args .. " inboxes add " .. util.q(file))
+      end
+      local rc, out, err = add("--json")
+      assert.equal(0, rc, err)
+      assert.matches("CUSTOM_SMTP", out, 1, true)
+      assert_hidden(out, "--json output")
+      assert.is_nil(out:find(SMTP_PW:gsub("[/\"]", "\\%0"), 1, true), out)
+      -- text output: the first password stays hidden once the key is known
+      sb:fault { kind = "status", status = 201, times = 1, method = "POST",
+        body = { inbox_id = "1b4e28ba-2fa1-41d2-883f-0016d3cca427", email_address = INBOX.email_address,
+          inbox_type = "CUSTOM_SMTP", overall_status = SMTP_PW } }
+      rc, out, err = add("")
+      assert.equal(0, rc, err)
+      assert.matches("added inbox", out, 1, true)
+      assert_hidden(out, "text output")
     end)
 
     it("escapes what status prints and hides an echoed key in errors", function()

@@ -861,15 +861,23 @@ static int check_header(preflight *p) {
               "no email column in the header: name one with "
               "mapping = {email = \"<column>\"}");
   } else {
-    /* keys sorted, so that problems come in a stable order */
-    lua_newtable(L); /* keys */
+    /* each pair is copied as it is checked, and only the copy is read
+     * after: a finaliser (run by any allocation) may change the mapping.
+     * Keys sorted, so that problems come in a stable order. */
+    int cols;
+    luaL_checkstack(L, 8, "mapping");
+    lua_newtable(L); /* cols: field -> column, as checked */
+    cols = lua_gettop(L);
+    lua_newtable(L); /* cols, keys */
     lua_pushnil(L);
     while (lua_next(L, P_MAPPING)) {
       if (lua_type(L, -2) != LUA_TSTRING || lua_type(L, -1) != LUA_TSTRING)
         luaL_error(L,
                    "bad mapping (lead field = \"CSV column\" strings "
                    "expected)");
-      lua_pop(L, 1);
+      lua_pushvalue(L, -2);
+      lua_insert(L, -2);
+      lua_rawset(L, cols); /* cols, keys, key */
       lua_pushvalue(L, -1);
       lua_rawseti(L, -3, ++nkeys);
     }
@@ -882,7 +890,7 @@ static int check_header(preflight *p) {
       lua_rawgeti(L, -2, k); /* keys, resolved, key */
       key = lua_tostring(L, -1);
       lua_pushvalue(L, -1);
-      lua_rawget(L, P_MAPPING); /* keys, resolved, key, col */
+      lua_rawget(L, cols); /* keys, resolved, key, col */
       col = lua_tolstring(L, -1, &clen);
       idx = find_column(r, col, clen, 0);
       if (idx < 0) idx = find_column(r, col, clen, 1);
@@ -903,12 +911,12 @@ static int check_header(preflight *p) {
     lua_setfield(L, P_REPORT, "mapping");
     lua_pop(L, 1); /* keys */
     lua_pushliteral(L, "email");
-    lua_rawget(L, P_MAPPING);
+    lua_rawget(L, cols);
     if (lua_isnil(L, -1))
       problem(p, "mapping", 1, r->record_line, NULL,
               "the mapping has no 'email' entry: map the email column, "
               "e.g. mapping = {email = \"Email\"}");
-    lua_pop(L, 1);
+    lua_pop(L, 2); /* the entry, cols */
   }
   if (email >= 0) {
     const char *s = cs_csv_field(r, (size_t)email, &len);

@@ -130,13 +130,14 @@ static void probe_check_header(lua_State *L, const char *name, size_t nlen,
                  name);
 }
 
-/* Builds the header list from the table at t; 0 when memory runs out. */
-static int probe_headers(lua_State *L, int t, probe_state *s) {
-  lua_pushnil(L);
-  while (lua_next(L, t) != 0) {
+/* Builds the header list from the n name, value pairs at first; 0 when
+ * memory runs out. */
+static int probe_headers(lua_State *L, int first, int n, probe_state *s) {
+  int i;
+  for (i = 0; i < n; i++) {
     size_t nlen, vlen;
-    const char *name = lua_tolstring(L, -2, &nlen);
-    const char *value = lua_tolstring(L, -1, &vlen);
+    const char *name = lua_tolstring(L, first + 2 * i, &nlen);
+    const char *value = lua_tolstring(L, first + 2 * i + 1, &vlen);
     luaL_Buffer b;
     struct curl_slist *l;
     luaL_buffinit(L, &b);
@@ -145,7 +146,7 @@ static int probe_headers(lua_State *L, int t, probe_state *s) {
     luaL_addlstring(&b, value, vlen);
     luaL_pushresult(&b);
     l = curl_slist_append(s->slist, lua_tostring(L, -1));
-    lua_pop(L, 2); /* the line, the value */
+    lua_pop(L, 1); /* the line */
     if (l == NULL) return 0;
     s->slist = l;
   }
@@ -153,8 +154,12 @@ static int probe_headers(lua_State *L, int t, probe_state *s) {
 }
 
 /* Reads and checks req.headers (a table of string names to string values)
- * before anything is allocated; returns its index or 0 when absent. */
-static int probe_check_headers(lua_State *L) {
+ * before anything is allocated. Each name and value is copied onto the
+ * stack below the table as it is checked, and only the copies are read
+ * later: a finaliser (Lua code run by any allocation) may change the
+ * table once the walk is over. Returns the number of pairs, the first at
+ * *first. Nothing here allocates, so nothing runs during the walk. */
+static int probe_check_headers(lua_State *L, int *first) {
   int t, n = 0;
   lua_getfield(L, 1, "headers");
   if (lua_isnil(L, -1)) {
@@ -164,7 +169,8 @@ static int probe_check_headers(lua_State *L) {
   if (!lua_istable(L, -1))
     luaL_error(L, "bad probe field 'headers' (table expected, got %s)",
                luaL_typename(L, -1));
-  t = lua_gettop(L);
+  t = *first = lua_gettop(L);
+  luaL_checkstack(L, 2 * PROBE_MAX_HEADERS + 4, "probe headers");
   lua_pushnil(L);
   while (lua_next(L, t) != 0) {
     size_t nlen, vlen;
@@ -179,9 +185,12 @@ static int probe_check_headers(lua_State *L) {
     if (++n > PROBE_MAX_HEADERS)
       luaL_error(L, "bad probe field 'headers' (at most %d)",
                  PROBE_MAX_HEADERS);
-    lua_pop(L, 1);
+    lua_pushvalue(L, -2); /* ..., copies, table, name, value, name */
+    lua_insert(L, t);
+    lua_insert(L, t + 1); /* the value after its name */
+    t += 2;
   }
-  return t;
+  return n;
 }
 
 #define PROBE_SET(opt, val) \
@@ -207,7 +216,7 @@ static void push_info_string(lua_State *L, CURL *curl, CURLINFO info,
 static int probe(lua_State *L) {
   const char *url, *ca_file, *proxy;
   long timeout_ms, connect_ms, status = 0, verify = 0, port = 0;
-  int headers, i;
+  int headers = 0, nheaders, i;
   size_t url_len;
   probe_state *s;
   CURL *curl;
@@ -230,7 +239,7 @@ static int probe(lua_State *L) {
   proxy = probe_string(L, "proxy");
   timeout_ms = probe_millis(L, "timeout", 20);
   connect_ms = probe_millis(L, "connect_timeout", 10);
-  headers = probe_check_headers(L);
+  nheaders = probe_check_headers(L, &headers);
 
   cs_ensure_curl(L);
   s = (probe_state *)cs_newuserdata(L, sizeof *s);
@@ -240,7 +249,7 @@ static int probe(lua_State *L) {
   s->head.max = PROBE_MAX_HEAD;
   s->curl = curl = curl_easy_init();
   if (curl == NULL) return luaL_error(L, "cannot create a libcurl handle");
-  if (headers != 0 && !probe_headers(L, headers, s))
+  if (nheaders > 0 && !probe_headers(L, headers, nheaders, s))
     return luaL_error(L, "not enough memory for the probe");
 
   PROBE_SET(CURLOPT_URL, url);

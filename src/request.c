@@ -268,6 +268,8 @@ static void replace_markers(lua_State *L, int side) {
       n = n * 10 + (*p++ - '0');
     /* every marker in the text is ours: the walk replaced the others */
     lua_rawgeti(L, side, (lua_Integer)n);
+    if (lua_type(L, -1) != LUA_TSTRING) /* only a stand-in cjson writes one */
+      luaL_error(L, "cjson.encode wrote a marker it was not given");
     luaL_addvalue(&b);
     s = p + 1; /* past the closing quote */
     hit = strstr(s, MARKER_JSON);
@@ -295,6 +297,10 @@ void cs_json_encode(lua_State *L, int idx) {
   lua_remove(L, -2);
   lua_pushvalue(L, replaced ? side + 1 : idx);
   lua_call(L, 1, 1);
+  /* the instance is whatever require gave: its answer is checked */
+  if (lua_type(L, -1) != LUA_TSTRING)
+    luaL_error(L, "cjson.encode returned %s (a string expected)",
+               luaL_typename(L, -1));
   replace_markers(L, side);
   lua_replace(L, side);
   lua_settop(L, side);
@@ -389,6 +395,8 @@ static int integer_back(lua_State *L, int markers) {
 
 static void integers_back(lua_State *L, int markers, int depth) {
   if (depth > 1000) return; /* cjson refuses deeper nesting anyway */
+  /* a key and a value per level: 1000 levels outgrow a C function's 20 */
+  luaL_checkstack(L, 3, "JSON nested too deep");
   lua_pushnil(L);
   while (lua_next(L, -2) != 0) {
     if (lua_type(L, -1) == LUA_TTABLE) {
@@ -485,8 +493,13 @@ static void push_escaped(lua_State *L, const char *s, size_t len) {
 /* Pushes path followed by the query at idx, encoded in sorted name order so
  * the same query always gives the same URL. */
 static void push_path_with_query(lua_State *L, const char *path, int idx) {
-  int i, n = 0;
-  lua_newtable(L); /* names */
+  int i, n = 0, vals;
+  /* each pair is copied as it is checked, and only the copy is read after:
+   * a finaliser (run by any allocation) may change the query table */
+  luaL_checkstack(L, 12, "query");
+  lua_newtable(L); /* vals: name -> value, as checked */
+  vals = lua_gettop(L);
+  lua_newtable(L); /* vals, names */
   lua_pushnil(L);
   while (lua_next(L, idx) != 0) {
     int t = lua_type(L, -1);
@@ -498,7 +511,9 @@ static void push_path_with_query(lua_State *L, const char *path, int idx) {
                  "bad query value for '%s' (string, number or boolean "
                  "expected, got %s)",
                  lua_tostring(L, -2), luaL_typename(L, -1));
-    lua_pop(L, 1);
+    lua_pushvalue(L, -2);
+    lua_insert(L, -2);
+    lua_rawset(L, vals); /* vals, names, name */
     lua_pushvalue(L, -1);
     lua_rawseti(L, -3, ++n);
   }
@@ -514,7 +529,7 @@ static void push_path_with_query(lua_State *L, const char *path, int idx) {
     push_escaped(L, k, klen);
     lua_pushliteral(L, "=");
     lua_rawgeti(L, -6, i);
-    lua_rawget(L, idx); /* as lua_next saw it: no metamethod */
+    lua_rawget(L, vals); /* as lua_next saw it, checked */
     if (lua_type(L, -1) == LUA_TBOOLEAN) {
       v = lua_toboolean(L, -1) ? "true" : "false";
       vlen = strlen(v);
@@ -534,9 +549,10 @@ static void push_path_with_query(lua_State *L, const char *path, int idx) {
     push_escaped(L, v, vlen);
     lua_remove(L, -2); /* drop raw value */
     lua_remove(L, -4); /* drop raw name */
-    lua_concat(L, 5);  /* names, path-so-far */
+    lua_concat(L, 5);  /* vals, names, path-so-far */
   }
-  lua_remove(L, -2);
+  lua_replace(L, vals);
+  lua_pop(L, 1); /* names */
 }
 
 /* core.build_request(base_url, method, path [, body [, query]]) -> req. */

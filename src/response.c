@@ -141,28 +141,32 @@ static int month_number(const char *mon) {
 }
 
 /* Parses the three HTTP-date forms of RFC 9110 §5.6.7 (IMF-fixdate,
- * RFC 850, asctime) into Unix seconds. Returns 0 when s is none of them. */
+ * RFC 850, asctime) into Unix seconds. Returns 0 when s is none of them.
+ * Field widths bound what sscanf reads and every field is range-checked,
+ * so a server's "-2147483647:00:00" is no date rather than an overflow. */
 static int parse_http_date(const char *s, double *out) {
   char mon[4] = {0};
   int d, y, hh, mm, ss, m;
   const char *comma = strchr(s, ',');
   if (comma != NULL) {
     /* "Sun, 06 Nov 1994 08:49:37 GMT" or "Sunday, 06-Nov-94 08:49:37 GMT" */
-    if (sscanf(comma + 1, " %d %3s %d %d:%d:%d", &d, mon, &y, &hh, &mm, &ss) !=
-            6 &&
-        sscanf(comma + 1, " %d-%3[A-Za-z]-%d %d:%d:%d", &d, mon, &y, &hh, &mm,
-               &ss) != 6)
+    if (sscanf(comma + 1, " %2d %3s %4d %2d:%2d:%2d", &d, mon, &y, &hh, &mm,
+               &ss) != 6 &&
+        sscanf(comma + 1, " %2d-%3[A-Za-z]-%4d %2d:%2d:%2d", &d, mon, &y, &hh,
+               &mm, &ss) != 6)
       return 0;
     if (y < 100) y += y < 70 ? 2000 : 1900; /* RFC 850's two-digit years */
   } else {
     /* "Sun Nov  6 08:49:37 1994" */
     char wday[4];
-    if (sscanf(s, "%3s %3s %d %d:%d:%d %d", wday, mon, &d, &hh, &mm, &ss, &y) !=
-        7)
+    if (sscanf(s, "%3s %3s %2d %2d:%2d:%2d %4d", wday, mon, &d, &hh, &mm, &ss,
+               &y) != 7)
       return 0;
   }
   m = month_number(mon);
-  if (m == 0 || d < 1 || d > 31 || hh > 23 || mm > 59 || ss > 60) return 0;
+  if (m == 0 || d < 1 || d > 31 || hh < 0 || hh > 23 || mm < 0 || mm > 59 ||
+      ss < 0 || ss > 60 || y < 0)
+    return 0;
   *out = (double)days_from_civil(y, m, d) * 86400.0 + hh * 3600 + mm * 60 + ss;
   return 1;
 }

@@ -63,11 +63,13 @@ static void check_step(lua_State *L, int list, int arr, int seq) {
     lua_rawgeti(L, arr, i);
     if (lua_type(L, -1) == LUA_TTABLE) {
       lua_getfield(L, -1, "distribution_percent");
-      /* a server's value may be any integer: summed only within 0..100,
-       * so the sum cannot overflow */
-      if (cs_tointeger(L, -1, &pct)) {
+      /* a server's value may be anything: summed only when an integer
+       * within 0..100, so the sum cannot overflow; any other value given
+       * (2.5, "x", 2^53 where it is no exact integer) is outside, never
+       * taken as absent (absent, or null, means split evenly) */
+      if (!lua_isnil(L, -1) && lua_type(L, -1) != LUA_TLIGHTUSERDATA) {
         given++;
-        if (pct < 0 || pct > 100)
+        if (!cs_tointeger(L, -1, &pct) || pct < 0 || pct > 100)
           out_of_range++;
         else
           sum += pct;

@@ -253,8 +253,8 @@ end
 -- a terminal may read as CSI) shown as \xNN / \u{NN}, so a server string
 -- cannot move the cursor, retitle the window or hide a line. Newlines and
 -- tabs of the text itself stay. --json output is written exact instead.
--- The key of the command, never printed (coldsend.redact also hides
--- anything shaped like a key).
+-- The key and the passwords of the command, never printed, in every form
+-- (coldsend.redact also hides anything shaped like a key).
 local hidden = {}
 
 local function text(s, one_line)
@@ -523,9 +523,9 @@ local function client(w, o)
   if base == "" then base = nil end
   local ok, cs = pcall(require("coldsend").client, { api_key = key, base_url = base })
   if not ok then usage_error("%s", clean(cs)) end
-  -- hidden from now on; a key the client refused is in no message, and
-  -- hiding " " or "cs_live_" would garble every line
-  hidden[1] = key
+  -- hidden from now on, with its echoed forms; a key the client refused is
+  -- in no message, and hiding " " or "cs_live_" would garble every line
+  require("coldsend.redact").add(hidden, key, true)
   return cs
 end
 
@@ -1228,7 +1228,7 @@ local function inbox_file(w, path)
         usage_error("%s: %s is not set (the %s of %s)", at, var or default, field, tostring(ib.email_address))
       end
       ib[field] = value
-      hidden[#hidden + 1] = value
+      require("coldsend.redact").add(hidden, value)
     end
   end
   return list
@@ -1469,7 +1469,8 @@ end
 -- @treturn int the exit code: 0 ok, 1 API error, 2 usage or validation error
 function M.main(argv, io_)
   local w = world(io_)
-  hidden[1] = nil -- the key of an earlier call in this process is not this one's
+  -- the key and passwords of an earlier call in this process are not this one's
+  for k in pairs(hidden) do hidden[k] = nil end
   local ok, code = pcall(function()
     local o = M.parse(argv or {})
     if o.help then

@@ -34,20 +34,75 @@ local is_secret_name = M.is_secret_name
 
 local codec = cjson.new()
 
--- Adds s (and its JSON-escaped form, as a server echoes it) to the list.
-local function add_secret(list, s)
+local B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+
+-- Base64 of s, whose length is a multiple of 3 (no padding).
+local function b64(s)
+  local out = {}
+  for i = 1, #s - 2, 3 do
+    local a, b, c = s:byte(i, i + 2)
+    local n = a * 65536 + b * 256 + c
+    for shift = 18, 0, -6 do
+      local k = math.floor(n / 2 ^ shift) % 64
+      out[#out + 1] = B64:sub(k + 1, k + 1)
+    end
+  end
+  return table.concat(out)
+end
+
+-- A base64 core shorter than this could turn up by chance.
+local MIN_B64 = 8
+
+-- The forms in which a server may echo s: JSON-escaped; URL-encoded
+-- (upper- or lower-case hex, a space as %20 or +); in base64 or base64url,
+-- as the groups that hold only s's bytes, at each of the three alignments
+-- s can have inside an encoded text (a Basic credential "user:secret").
+local function echo_forms(s)
+  local forms = {}
+  local ok, j = pcall(codec.encode, s)
+  if ok then forms[#forms + 1] = j:sub(2, -2) end
+  local upper = s:gsub("[^%w%-_%.~]", function(c) return ("%%%02X"):format(c:byte()) end)
+  forms[#forms + 1] = upper
+  forms[#forms + 1] = (upper:gsub("%%%x%x", string.lower))
+  forms[#forms + 1] = (upper:gsub("%%20", "+"))
+  for skip = 0, 2 do
+    local part = s:sub(skip + 1)
+    local core = b64(part:sub(1, #part - #part % 3))
+    if #core >= MIN_B64 then
+      forms[#forms + 1] = core
+      forms[#forms + 1] = (core:gsub("[+/]", { ["+"] = "-", ["/"] = "_" }))
+    end
+  end
+  return forms
+end
+
+-- A piece of a key at least this long is hidden too (a server may echo a
+-- key split in parts, say across two headers); shorter ones could occur
+-- by chance.
+local PIECE = 10
+
+-- Adds s and the forms in which a server may echo it to the list; with
+-- pieces, every run of PIECE or more of its characters is hidden as well.
+local function add_secret(list, s, pieces)
   if type(s) ~= "string" or #s < MIN_SECRET or list[s] then return end
   list[s] = true
   list[#list + 1] = s
-  local ok, j = pcall(codec.encode, s)
-  if ok then
-    j = j:sub(2, -2)
-    if j ~= s and not list[j] then
-      list[j] = true
-      list[#list + 1] = j
+  if pieces and #s >= 2 * PIECE then
+    list.pieces = list.pieces or {}
+    list.pieces[#list.pieces + 1] = s
+  end
+  for _, f in ipairs(echo_forms(s)) do
+    if #f >= MIN_SECRET and not list[f] then
+      list[f] = true
+      list[#list + 1] = f
     end
   end
 end
+
+--- Adds the secret s to list (for M.string), with the forms in which it
+-- may be echoed or printed: JSON-escaped, URL-encoded, base64; with
+-- pieces (for a key), any run of 10 or more of its characters too.
+M.add = add_secret
 
 -- Collects the values of secret fields in v.
 local function collect(v, list, depth)
@@ -95,7 +150,7 @@ function M.secrets_of(req)
   local headers = type(req.headers) == "table" and req.headers
   if headers then
     for k, v in pairs(headers) do
-      if is_secret_name(k) then add_secret(list, v) end
+      if is_secret_name(k) then add_secret(list, v, true) end
     end
   end
   local body = req.body
@@ -115,10 +170,43 @@ local function plain(s)
   return (s:gsub("[%^%$%(%)%%%.%[%]%*%+%-%?]", "%%%0"))
 end
 
+-- s with every run of PIECE or more characters of secret replaced: each
+-- piece of that length is looked for, and overlapping hits make one run.
+local function cut_pieces(s, secret)
+  local hits = {}
+  for o = 1, #secret - PIECE + 1 do
+    local piece = secret:sub(o, o + PIECE - 1)
+    local p = s:find(piece, 1, true)
+    while p do
+      hits[#hits + 1] = p
+      p = s:find(piece, p + 1, true)
+    end
+  end
+  if #hits == 0 then return s end
+  table.sort(hits)
+  local out, from, run_start, run_end = {}, 1, hits[1], hits[1] + PIECE - 1
+  for i = 2, #hits + 1 do
+    local p = hits[i]
+    if p and p <= run_end + 1 then
+      if p + PIECE - 1 > run_end then run_end = p + PIECE - 1 end
+    else
+      out[#out + 1] = s:sub(from, run_start - 1)
+      out[#out + 1] = M.MARK
+      from = run_end + 1
+      if p then run_start, run_end = p, p + PIECE - 1 end
+    end
+  end
+  out[#out + 1] = s:sub(from)
+  return table.concat(out)
+end
+
 --- s with every secret of list (and anything shaped like a ColdSend key)
 -- replaced; a secret cut off at the end of s (a capped body) is replaced too.
 function M.string(s, list)
   if type(s) ~= "string" then return s end
+  for _, secret in ipairs(list and list.pieces or {}) do
+    s = cut_pieces(s, secret)
+  end
   for _, secret in ipairs(list or {}) do
     if s:find(secret, 1, true) then s = s:gsub(plain(secret), M.MARK) end
     -- the start of a secret at the very end: a body cut short
