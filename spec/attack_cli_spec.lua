@@ -136,7 +136,7 @@ describe("the CLI attacked", function()
   describe("doctor against a server of chosen headers", function()
     -- A child on a free 127.0.0.1 port that answers every GET with 200, an
     -- empty campaign list and the given extra header lines; it serves at
-    -- most 8 connections and lives at most 20 s.
+    -- most 8 connections, stops at GET /__quit and lives at most 20 s.
     local SERVER = [[
 local socket = require "socket"
 local s = assert(socket.bind("127.0.0.1", 0))
@@ -147,6 +147,8 @@ for _ = 1, 8 do
   local c = s:accept()
   if not c then break end
   c:settimeout(5)
+  local first = c:receive("*l")
+  if not first or first:match("^GET /__quit ") then c:close() break end
   repeat local l = c:receive("*l") until not l or l == ""
   local body = '{"campaigns":[],"pagination":{}}'
   c:send("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: "
@@ -161,6 +163,9 @@ end
       local port = assert(tonumber(f:read("*l")))
       local r = coldsend.doctor { api_key = "cs_live_" .. ("h"):rep(16),
         base_url = ("http://127.0.0.1:%d/api/public/v1"):format(port), now = function() return 1796277600 end }
+      -- the server lives until told to go, not until its accept times out
+      local quit = require("socket").connect("127.0.0.1", port)
+      if quit then quit:send("GET /__quit HTTP/1.0\r\n\r\n") quit:close() end
       f:close()
       return r, r.checks[12], r.checks[13]
     end
