@@ -281,11 +281,14 @@ describe("HAProxy #once", function()
   it("does not count waiting on the API against tune.lua.service-timeout or session-timeout", function()
     local short = start_haproxy(sb, { "examples/haproxy/haproxy.cfg", "spec/fixtures/haproxy/test.cfg",
       "spec/fixtures/haproxy/short_timeouts.cfg" })
-    finally(function() stop_haproxy(short) end)
+    -- one finally per test (busted keeps the last one given)
+    finally(function()
+      sb:config { latency_ms = 0 }
+      stop_haproxy(short)
+    end)
     local st, made = sb:request("POST", "/campaigns", { name = "Waited on through HAProxy" })
     assert.equal(201, st)
     sb:config { latency_ms = 1500 }
-    finally(function() sb:config { latency_ms = 0 } end)
     -- the service and the action each wait 1.5 s on the API under 1 s limits
     local status, body = get(short.port, "/campaigns")
     assert.equal(200, status, body)
