@@ -25,9 +25,11 @@ local function client_answering(status, body, headers)
 end
 
 -- Runs f with the collector as eager as it gets, then restores it.
+-- (The metamethods step the collector themselves: a pause of 0 over the
+-- whole suite's heap kept Lua 5.3 collecting without end.)
 local function eager_gc(f)
   collectgarbage("collect")
-  collectgarbage("setpause", 0)
+  collectgarbage("setpause", 100)
   local ok, err = pcall(f)
   collectgarbage("setpause", 200)
   collectgarbage("collect")
@@ -181,6 +183,7 @@ describe("strings read from Lua values stay anchored while C uses them", functio
     local tostr = getmetatable(core.error { code = "x", message = "m" }).__tostring
     local evil = setmetatable({}, { __index = function(_, k)
       if k == "code" or k == "message" or k == "method" or k == "url" then
+        collectgarbage("step", 0)
         return (k .. "-"):rep(200) .. tostring(math.random())
       end
     end })
