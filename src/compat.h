@@ -71,7 +71,8 @@ static inline void *cs_testudata(lua_State *L, int ud, const char *tname) {
   (luaL_getmetatable((L), (tname)), lua_setmetatable((L), -2))
 #define luaL_newlibtable(L, l) \
   lua_createtable((L), 0, (int)(sizeof(l) / sizeof((l)[0]) - 1))
-#define luaL_newlib(L, l) (luaL_newlibtable((L), (l)), luaL_setfuncs((L), (l), 0))
+#define luaL_newlib(L, l) \
+  (luaL_newlibtable((L), (l)), luaL_setfuncs((L), (l), 0))
 #endif
 
 /* luaL_newmetatable that also sets __name before 5.3 (5.1, 5.2, LuaJIT),

@@ -343,9 +343,9 @@ static int quote_big_integers(lua_State *L, const char *s, size_t len) {
       /* at most 19 digits: a lua_Integer holds every 18-digit one */
       if (digits_only && end - i >= 16 &&
           (end - i < 19 ||
-           (end - i == 19 && memcmp(s + i, s[start] == '-'
-                                               ? "9223372036854775808"
-                                               : "9223372036854775807",
+           (end - i == 19 && memcmp(s + i,
+                                    s[start] == '-' ? "9223372036854775808"
+                                                    : "9223372036854775807",
                                     19) <= 0))) {
         luaL_addlstring(&b, s + last, start - last);
         luaL_addstring(&b, "\"" INT_MARKER);
@@ -370,7 +370,8 @@ static int quote_big_integers(lua_State *L, const char *s, size_t len) {
 }
 
 /* Replaces the value at the top by its integer and returns 1 when it is a
- * marker (when markers) or an integral float a double holds exactly (below 2^53). */
+ * marker (when markers) or an integral float a double holds exactly (below
+ * 2^53). */
 static int integer_back(lua_State *L, int markers) {
   lua_Integer i;
   if (markers && lua_type(L, -1) == LUA_TSTRING) {

@@ -1,4 +1,5 @@
-/* request.h: JSON through lua-cjson and request tables, shared by the C files. */
+/* request.h: JSON through lua-cjson and request tables, shared by the C files.
+ */
 #ifndef COLDSEND_REQUEST_H
 #define COLDSEND_REQUEST_H
 
