@@ -1113,6 +1113,13 @@ static int http_perform(lua_State *L) {
   return http_do(L, h, 1, NULL, NULL);
 }
 
+/* core.is_http(v) -> true when v is a coldsend.http object (whose answers
+ * carry lower-case header names). */
+static int http_is_http(lua_State *L) {
+  lua_pushboolean(L, luaL_testudata(L, 1, HTTP_TYPE) != NULL);
+  return 1;
+}
+
 /* core.curl_version() -> "libcurl/7.88.1", for the User-Agent. */
 static int http_curl_version(lua_State *L) {
   ensure_curl(L);
@@ -1131,6 +1138,7 @@ static const luaL_Reg http_metameth[] = {{"__call", http_call},
 static const luaL_Reg http_funcs[] = {{"http", http_new},
                                       {"http_perform", http_perform},
                                       {"curl_version", http_curl_version},
+                                      {"is_http", http_is_http},
                                       {NULL, NULL}};
 
 void cs_http_open(lua_State *L) {

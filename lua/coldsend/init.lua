@@ -498,6 +498,13 @@ function Client:_send(req, opts)
   local deadline_at = opts and opts._deadline_at or (policy.deadline and started + policy.deadline)
   local limiter = self.limiter
   local write = req.method ~= "GET"
+  -- the libcurl transport lower-cases header names: the limiter then
+  -- searches none case-insensitively (known once per client)
+  local lowered = self._lowered
+  if lowered == nil then
+    lowered = core.is_http(self.transport)
+    self._lowered = lowered
+  end
 
   local attempt, err, maybe_done = 0, nil, false
   local limited = 0 -- seconds this call has waited for the limiter
@@ -580,7 +587,7 @@ function Client:_send(req, opts)
         elseif rh and rh["x-ratelimit-remaining"] == "0" then
           stated = core.server_wait(res.status, rh, nil, wall)
         end
-        while not limiter:done(ticket, clock(), rh, wall, stated) do self.sleep(0.001) end
+        while not limiter:done(ticket, clock(), rh, wall, stated, lowered) do self.sleep(0.001) end
       end
       if data then return data, res end
       outcome = { status = res.status, headers = rh, code = err.code }
