@@ -489,6 +489,9 @@ typedef struct {
   char *ca_set;       /* a CAINFO set by a request (malloc'd), NULL: none */
   char *ca_default;   /* libcurl's own CAINFO, restored after one */
   int has_ca_default; /* ca_default was read (it may be NULL) */
+  /* the header list of the last request made on x, kept for the next: a
+   * client sends the same headers every time */
+  struct curl_slist *kept;
   cs_xfer x;
 } cs_http;
 
@@ -596,11 +599,71 @@ static int append_header(cs_xfer *x, const cs_header *hd) {
   return 1;
 }
 
+/* 1 when line is "Name: value" (or "Name;") as append_header writes hd.
+ * Neither holds a NUL (read_headers), so strncmp compares them exactly. */
+static int line_is(const char *line, const cs_header *hd) {
+  if (strncmp(line, hd->name, hd->name_len) != 0) return 0;
+  line += hd->name_len;
+  if (hd->value_len == 0) return line[0] == ';' && line[1] == '\0';
+  if (line[0] != ':' || line[1] != ' ') return 0;
+  line += 2;
+  return strncmp(line, hd->value, hd->value_len) == 0 &&
+         line[hd->value_len] == '\0';
+}
+
+/* 1 when the list l holds exactly the lines set_options would build for r
+ * (after "Expect:" and no_type's "Content-Type:"). */
+static int list_is(const struct curl_slist *l, const cs_request *r,
+                   int no_type) {
+  int i;
+  if (l == NULL || strcmp(l->data, "Expect:") != 0) return 0;
+  l = l->next;
+  if (no_type) {
+    if (l == NULL || strcmp(l->data, "Content-Type:") != 0) return 0;
+    l = l->next;
+  }
+  for (i = 0; i < r->nheaders; i++, l = l->next)
+    if (l == NULL || !line_is(l->data, &r->headers[i])) return 0;
+  return l == NULL;
+}
+
+/* The request's header list: the object's kept one when it is the same,
+ * else built into x->slist (and kept, when x is the object's own). */
+static CURLcode header_list(cs_http *h, cs_xfer *x, const cs_request *r,
+                            struct curl_slist **list) {
+  int i, own = x == &h->x;
+  /* "Expect:" drops the 100-continue round trip libcurl adds to big
+   * uploads; "Content-Type:" drops the form type it adds to POSTFIELDS */
+  int no_type = !r->has_type && r->nparts == 0 &&
+                strcmp(r->method, "GET") != 0 &&
+                strcmp(r->method, "DELETE") != 0;
+  if (own && list_is(h->kept, r, no_type)) {
+    *list = h->kept;
+    return CURLE_OK;
+  }
+  x->slist = curl_slist_append(NULL, "Expect:");
+  if (x->slist == NULL) return CURLE_OUT_OF_MEMORY;
+  if (no_type) {
+    struct curl_slist *s = curl_slist_append(x->slist, "Content-Type:");
+    if (s == NULL) return CURLE_OUT_OF_MEMORY;
+    x->slist = s;
+  }
+  for (i = 0; i < r->nheaders; i++)
+    if (!append_header(x, &r->headers[i])) return CURLE_OUT_OF_MEMORY;
+  *list = x->slist;
+  if (own) {
+    curl_slist_free_all(h->kept);
+    h->kept = x->slist;
+    x->slist = NULL;
+  }
+  return CURLE_OK;
+}
+
 /* Sets what changes from request to request. */
 static CURLcode set_options(cs_http *h, cs_xfer *x, const cs_request *r) {
   CURL *curl = h->curl;
   CURLcode rc = CURLE_OK;
-  int i;
+  struct curl_slist *list = NULL;
   SETOPT(CURLOPT_URL, r->url);
   SETOPT(CURLOPT_PROXY, r->proxy != NULL ? r->proxy : ""); /* copied */
   if (rc == CURLE_OK) rc = set_ca(h, r->ca_file);
@@ -620,19 +683,8 @@ static CURLcode set_options(cs_http *h, cs_xfer *x, const cs_request *r) {
   }
   if (rc != CURLE_OK) return rc;
 
-  /* "Expect:" drops the 100-continue round trip libcurl adds to big
-   * uploads; "Content-Type:" drops the form type it adds to POSTFIELDS */
-  x->slist = curl_slist_append(NULL, "Expect:");
-  if (x->slist == NULL) return CURLE_OUT_OF_MEMORY;
-  if (!r->has_type && r->nparts == 0 && strcmp(r->method, "GET") != 0 &&
-      strcmp(r->method, "DELETE") != 0) {
-    struct curl_slist *s = curl_slist_append(x->slist, "Content-Type:");
-    if (s == NULL) return CURLE_OUT_OF_MEMORY;
-    x->slist = s;
-  }
-  for (i = 0; i < r->nheaders; i++)
-    if (!append_header(x, &r->headers[i])) return CURLE_OUT_OF_MEMORY;
-  SETOPT(CURLOPT_HTTPHEADER, x->slist);
+  rc = header_list(h, x, r, &list);
+  SETOPT(CURLOPT_HTTPHEADER, list);
 
   if (r->nparts > 0) {
     if (rc == CURLE_OK) rc = build_mime(curl, (cs_request *)r, x);
@@ -1076,6 +1128,10 @@ static void http_free(cs_http *h, int all) {
   free(h->ca_set);
   free(h->ca_default);
   h->ca_set = h->ca_default = NULL;
+  if (all || !h->busy) {
+    curl_slist_free_all(h->kept);
+    h->kept = NULL;
+  }
 }
 
 /* One close for :close() and __close; idempotent. */
