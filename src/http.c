@@ -954,7 +954,7 @@ static int http_do(lua_State *L, cs_http *h, int req, const char *def_ca,
   if (usable) rc = curl_easy_perform(curl);
   if (rc == CURLE_OK) curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
   if (rc != CURLE_OK) sent = usable && !never_sent(curl, rc);
-  if (x->errbuf[0] == '\0') /* some failures leave the buffer empty */
+  if (rc != CURLE_OK && x->errbuf[0] == '\0') /* some leave it empty */
     snprintf(x->errbuf, sizeof x->errbuf, "%s", curl_easy_strerror(rc));
   /* the handle keeps no pointer into this transfer; should libcurl refuse
    * to clear an option, a reset does it (and everything is set again) */

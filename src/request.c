@@ -449,7 +449,9 @@ void cs_push_request(lua_State *L, const char *base_url, const char *method,
                      const char *path, int body_idx) {
   size_t blen = strlen(base_url);
   if (body_idx != 0) body_idx = lua_absindex(L, body_idx);
-  lua_createtable(L, 0, 4);
+  /* room for what the facade adds (timeout, connect_timeout, ca_file,
+   * max_body, fresh): no rehash on the way to the transport */
+  lua_createtable(L, 0, 9);
   lua_pushstring(L, method);
   lua_setfield(L, -2, "method");
   /* one slash between base and path whatever the base ends with */
