@@ -113,13 +113,13 @@ function F.lua_name(lua)
   return ({ ["lua5.4"] = "Lua 5.4", luajit = "LuaJIT" })[lua] or lua
 end
 
---- Writes text as the section `name` of the results file at path (between
+--- Writes text as the section `section` of the results file at path (between
 -- two marker comments), keeping the file's other sections.
-function F.write_section(path, name, text)
+function F.write_section(path, section, text)
   local f = io.open(path, "rb")
   local old = f and f:read("a") or ""
   if f then f:close() end
-  local open, close = "<!-- begin " .. name .. " -->\n", "<!-- end " .. name .. " -->\n"
+  local open, close = "<!-- begin " .. section .. " -->\n", "<!-- end " .. section .. " -->\n"
   local body = open .. text .. close
   local a = old:find(open, 1, true)
   local _, b = old:find(close, 1, true)
