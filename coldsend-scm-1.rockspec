@@ -39,6 +39,8 @@ build = {
             "src/core.c",
             "src/csv.c",
             "src/http.c",
+            "src/http_request.c",
+            "src/http_response.c",
             "src/probe.c",
             "src/request.c",
             "src/response.c",

@@ -96,4 +96,44 @@ function F.rss_kb()
   end
 end
 
+--- A shell word for s.
+function F.quote(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+
+--- Runs a shell command: its output, or nil and the output when it fails.
+function F.run(cmd)
+  local p = io.popen(cmd .. " 2>&1")
+  local out = p:read("a")
+  local ok = p:close()
+  if not ok then return nil, out end
+  return out
+end
+
+--- How the tables name an interpreter command.
+function F.lua_name(lua)
+  return ({ ["lua5.4"] = "Lua 5.4", luajit = "LuaJIT" })[lua] or lua
+end
+
+--- Writes text as the section `section` of the results file at path (between
+-- two marker comments), keeping the file's other sections.
+function F.write_section(path, section, text)
+  local f = io.open(path, "rb")
+  local old = f and f:read("a") or ""
+  if f then f:close() end
+  local open, close = "<!-- begin " .. section .. " -->\n", "<!-- end " .. section .. " -->\n"
+  local body = open .. text .. close
+  local a = old:find(open, 1, true)
+  local _, b = old:find(close, 1, true)
+  local new
+  if a and b then
+    new = old:sub(1, a - 1) .. body .. old:sub(b + 1)
+  elseif old:match("^# ") then
+    new = old:gsub("\n+$", "") .. "\n\n" .. body
+  else
+    new = "# lua-coldsend benchmark results\n\n" .. body
+  end
+  f = assert(io.open(path, "wb"))
+  f:write(new)
+  f:close()
+end
+
 return F

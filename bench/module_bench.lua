@@ -1,10 +1,18 @@
 --- module_bench.lua: the sequential-save benchmark through the module, and
 -- the two helpers bench/run.lua needs from it.
 --
--- usage: LUA module_bench.lua MODE BASE_URL N [OUT_DIR]
+-- usage: LUA module_bench.lua MODE BASE_URL N [OUT_DIR | LIMITER]
 --   saves    N x (c.name = <one of two names>; c:save()) on a campaign with
---            2 variants and 3 follow-ups, rate_limit = false, default
---            retries; prints "<wall us/request> <cpu us/request>"
+--            2 variants and 3 follow-ups, default retries; prints
+--            "<wall us/request> <cpu us/request>"
+--   requests N x cs:request("PUT", "/campaigns/<id>", {name = ...}), the
+--            same request and answer without the campaign object
+--   limiter  N x (lim:acquire; lim:done) with the headers nginx answers,
+--            no I/O: the rate limiter's own bookkeeping per request
+--   LIMITER (saves, requests): "off" (the default: rate_limit = false) or
+--            "on" (the default limits, on a clock that moves 10 s at every
+--            reading, so the budget is never spent and nothing waits: the
+--            limiter's bookkeeping is measured, not its sleeps)
 --   rss      N saves after a warm-up; prints "<VmRSS KiB after warm-up> <at the end>"
 --   capture  no I/O: records the request a one-field save sends (through a
 --            transport function) and writes body_a.json, body_b.json and
@@ -14,6 +22,21 @@ local F = require "fixture"
 local coldsend = require "coldsend"
 
 local mode, base, n, out = arg[1], arg[2], tonumber(arg[3]), arg[4]
+
+-- The client of the timed modes: limiter off, or on with the default
+-- limits and a fast clock; sleeping would mean the budget was spent.
+local function client()
+  if out ~= "on" then
+    assert(out == nil or out == "off", "LIMITER is on or off")
+    return coldsend.client{ api_key = F.KEY, base_url = base, rate_limit = false }
+  end
+  local t = 0
+  return coldsend.client{
+    api_key = F.KEY, base_url = base,
+    clock = function() t = t + 10; return t end,
+    sleep = function(s) error("the limiter made the bench wait " .. s .. " s") end,
+  }
+end
 
 local function campaign(cs)
   local c = F.fill(cs:campaign(F.ID), 0)
@@ -57,13 +80,38 @@ if mode == "capture" then
   for _, name in ipairs(names) do f:write(name, ": ", seen.headers[name], "\n") end
   f:close()
   print(seen.url)
-elseif mode == "saves" then
-  local cs = coldsend.client{ api_key = F.KEY, base_url = base, rate_limit = false }
-  local c = campaign(cs)
+elseif mode == "saves" or mode == "requests" or mode == "limiter" then
+  local loop
+  if mode == "saves" then
+    local c = campaign(client())
+    loop = function(count) save_loop(c, 1, count) end
+  elseif mode == "requests" then
+    local cs, path, names = client(), "/campaigns/" .. F.ID, F.NAMES
+    loop = function(count)
+      for i = 1, count do
+        local data, err = cs:request("PUT", path, { name = names[i % 2 + 1] })
+        if not data then error("request failed: " .. tostring(err)) end
+      end
+    end
+  else
+    local lim = require("coldsend.ratelimit").new(F.KEY, nil, { clock = function() return 0 end })
+    -- what the transport makes of nginx's answer (bench/nginx.conf)
+    local headers = { ["content-type"] = "application/json", ["content-length"] = "272",
+                      connection = "keep-alive", date = "Thu, 01 Jan 2026 00:00:00 GMT" }
+    local t = 0
+    loop = function(count)
+      for _ = 1, count do
+        t = t + 10
+        local wait, ticket = lim:acquire(t, 60)
+        if wait ~= 0 then error("the limiter made the bench wait") end
+        if not lim:done(ticket, t + 1, headers, 1.7e9 + t, nil, true) then error("done failed") end
+      end
+    end
+  end
   local now = F.clock()
-  save_loop(c, 1, math.floor(n / 20) + 1)
+  loop(math.floor(n / 20) + 1)
   local w0, c0 = now(), os.clock()
-  save_loop(c, 1, n)
+  loop(n)
   local wall, cpu = now() - w0, os.clock() - c0
   print(string.format("%.3f %.3f", wall * 1e6 / n, cpu * 1e6 / n))
 elseif mode == "rss" then

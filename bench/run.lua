@@ -28,16 +28,7 @@ local RSS_N = tonumber(env("BENCH_RSS_N", "100000"))
 local PUT_URL = URL .. "/campaigns/" .. F.ID
 local LOAD_AT_START = io.open("/proc/loadavg"):read("l"):match("^(%S+ %S+ %S+)")
 
-local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
-
--- Runs a shell command; its output, or nil and the output when it fails.
-local function run(cmd)
-  local p = io.popen(cmd .. " 2>&1")
-  local out = p:read("a")
-  local ok = p:close()
-  if not ok then return nil, out end
-  return out
-end
+local q, run = F.quote, F.run
 
 local function have(cmd) return os.execute("command -v " .. cmd .. " >/dev/null 2>&1") end
 
@@ -161,10 +152,9 @@ if module_ok then
 end
 
 ------------------------------------------------------------------------------
--- Instructions (callgrind): user-space instructions per request, which the
--- load of a shared machine does not move. Each command runs with n = 1000
--- and 2000; the difference (1050 requests or 1100 campaigns with their
--- warm-ups) cancels start-up.
+-- Instructions (callgrind) of the build-only contenders (bench/instr.lua
+-- counts those of the requests): each runs with n = 1000 and 2000; the
+-- difference (1100 campaigns with their warm-ups) cancels start-up.
 local instructions = {}
 local function count_instructions(template, extra)
   local counts = {}
@@ -180,16 +170,12 @@ local function count_instructions(template, extra)
   return (counts[2] - counts[1]) / extra
 end
 if module_ok and have("valgrind") then
-  say("instructions per request / campaign (callgrind)")
-  local put = string.format("%%d %s %s %s", q(body_a), q(body_b), q(headers))
-  instructions.floor = count_instructions(q(FLOOR) .. " " .. q(PUT_URL) .. " " .. put, 1050)
-  instructions.module = count_instructions(string.format(
-    "lua5.4 %s/module_bench.lua saves %s %%d", q(dir), q(URL)), 1050)
+  say("instructions per campaign (callgrind)")
   instructions.build_module = count_instructions(string.format(
     "lua5.4 %s/build_bench.lua module %%d", q(dir)), 1100)
   instructions.build_plain = count_instructions(string.format(
     "lua5.4 %s/build_bench.lua plain %%d", q(dir)), 1100)
-  for _, k in ipairs{ "floor", "module", "build_module", "build_plain" } do
+  for _, k in ipairs{ "build_module", "build_plain" } do
     say("  %-18s %10.0f", k, instructions[k] or -1)
   end
 end
@@ -254,11 +240,6 @@ row("LuaSocket socket.http (new connection each request), per request", us("luas
 local r
 r = ratio("module", "floor", 1); row("module / floor, wall", fmt(r), "≤ 1.15×", r and r <= 1.15)
 r = ratio("module", "floor", 2); row("module / floor, CPU", fmt(r), "≤ 1.3×", r and r <= 1.3)
-if instructions.floor and instructions.module then
-  row("module / floor, user-space instructions per request (callgrind)",
-      string.format("%.2f× (%.0fk / %.0fk)", instructions.module / instructions.floor,
-                    instructions.module / 1e3, instructions.floor / 1e3))
-end
 r = ratio("requests", "module", 1); row("requests / module, wall", fmt(r), "≥ 5×", r and r >= 5)
 r = ratio("requests", "module", 2); row("requests / module, CPU", fmt(r))
 r = ratio("luasocket", "module", 1); row("luasocket / module, wall", fmt(r))
@@ -334,7 +315,6 @@ lines[#lines + 1] = "Software: " .. machine[2]
 local text = table.concat(lines, "\n") .. "\n"
 
 io.write("\n", text)
-local f = assert(io.open(OUT, "wb"))
-f:write("# lua-coldsend benchmark results\n\nReproduce with `make bench`.\n\n", text)
-f:close()
+F.write_section(OUT, "wall", "## Wall clock, CPU, memory, start-up\n\nReproduce with `make bench`.\n\n"
+  .. text)
 say("\nwritten to %s", OUT)

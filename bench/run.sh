@@ -2,11 +2,13 @@
 # run.sh: `make bench`: starts one local nginx (loopback, free port, temporary
 # prefix) that answers the campaign update, runs bench/run.lua against it, and
 # stops nginx again whatever happens.
-# usage: sh bench/run.sh FLOOR_BINARY      (BUILD selects the module build)
+# usage: sh bench/run.sh FLOOR_BINARY [all|instr]   (BUILD selects the module build)
+#   all (the default): bench/instr.lua, then bench/run.lua; instr: instr.lua only
 set -eu
 . "$(dirname "$0")/../scripts/env.sh"
 bench="$top/bench"
 floor=$1
+what=${2:-all}
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/coldsend-bench.XXXXXX")
 
 stop_nginx() {
@@ -47,6 +49,12 @@ if [ $started = no ]; then
 fi
 echo "bench: nginx on 127.0.0.1:$port (prefix $tmp)" >&2
 
-BENCH_URL="http://127.0.0.1:$port/api/public/v1" BENCH_TMP="$tmp" BENCH_FLOOR="$floor" \
-  BENCH_OUT="${BENCH_OUT:-$bench/results.md}" PYTHON="$PYTHON" \
-  lua5.4 "$bench/run.lua"
+export BENCH_URL="http://127.0.0.1:$port/api/public/v1" BENCH_TMP="$tmp" BENCH_FLOOR="$floor" \
+  BENCH_OUT="${BENCH_OUT:-$bench/results.md}" PYTHON="$PYTHON"
+if command -v valgrind >/dev/null 2>&1; then
+  lua5.4 "$bench/instr.lua"
+elif [ "$what" = instr ]; then
+  echo "bench: valgrind is not installed (apt-get install valgrind)" >&2
+  exit 1
+fi
+[ "$what" = instr ] || lua5.4 "$bench/run.lua"

@@ -321,13 +321,15 @@ void cs_json_encode(lua_State *L, int idx) {
  * (nothing pushed) when it has none, or holds a \u0000 escape (a decoded
  * string could then pass for a marker). */
 static int quote_big_integers(lua_State *L, const char *s, size_t len) {
+  const char *bs = s, *end_s = s + len;
   size_t i = 0, last = 0;
   int quoted = 0;
   luaL_Buffer b;
-  for (i = 0; i + 6 <= len; i++)
-    if (memcmp(s + i, "\\u0000", 6) == 0) return 0;
-  luaL_buffinit(L, &b);
-  i = 0;
+  /* backslashes are rare: only those are looked at */
+  while ((bs = memchr(bs, '\\', (size_t)(end_s - bs))) != NULL) {
+    if (end_s - bs >= 6 && memcmp(bs, "\\u0000", 6) == 0) return 0;
+    bs++;
+  }
   while (i < len) {
     if (s[i] == '"') { /* a string: to its closing quote */
       for (i++; i < len && s[i] != '"'; i++)
@@ -336,9 +338,14 @@ static int quote_big_integers(lua_State *L, const char *s, size_t len) {
     } else if (s[i] >= '0' && s[i] <= '9') {
       size_t start = (i > 0 && s[i - 1] == '-') ? i - 1 : i, end = i;
       int digits_only = 1;
-      while (end < len && strchr("0123456789.eE+-", s[end]) != NULL) {
-        if (s[end] < '0' || s[end] > '9') digits_only = 0;
-        end++;
+      for (; end < len; end++) {
+        char c = s[end];
+        if (c >= '0' && c <= '9') continue;
+        /* (a NUL too, as strchr("0123456789.eE+-", c) had it) */
+        if (c != '.' && c != 'e' && c != 'E' && c != '+' && c != '-' &&
+            c != '\0')
+          break;
+        digits_only = 0;
       }
       /* at most 19 digits: a lua_Integer holds every 18-digit one */
       if (digits_only && end - i >= 16 &&
@@ -347,6 +354,7 @@ static int quote_big_integers(lua_State *L, const char *s, size_t len) {
                                     s[start] == '-' ? "9223372036854775808"
                                                     : "9223372036854775807",
                                     19) <= 0))) {
+        if (!quoted) luaL_buffinit(L, &b); /* only once there is one */
         luaL_addlstring(&b, s + last, start - last);
         luaL_addstring(&b, "\"" INT_MARKER);
         luaL_addlstring(&b, s + start, end - start);
@@ -359,11 +367,7 @@ static int quote_big_integers(lua_State *L, const char *s, size_t len) {
       i++;
     }
   }
-  if (!quoted) {
-    luaL_pushresult(&b);
-    lua_pop(L, 1);
-    return 0;
-  }
+  if (!quoted) return 0;
   luaL_addlstring(&b, s + last, len - last);
   luaL_pushresult(&b);
   return 1;
@@ -449,7 +453,9 @@ void cs_push_request(lua_State *L, const char *base_url, const char *method,
                      const char *path, int body_idx) {
   size_t blen = strlen(base_url);
   if (body_idx != 0) body_idx = lua_absindex(L, body_idx);
-  lua_createtable(L, 0, 4);
+  /* room for what the facade adds (timeout, connect_timeout, ca_file,
+   * max_body, fresh): no rehash on the way to the transport */
+  lua_createtable(L, 0, 9);
   lua_pushstring(L, method);
   lua_setfield(L, -2, "method");
   /* one slash between base and path whatever the base ends with */

@@ -491,13 +491,23 @@ function Client:_send(req, opts)
   else
     policy = call_policy(self, opts)
   end
-  local timeout = effective(self, opts, "timeout")
-  local connect_timeout = effective(self, opts, "connect_timeout")
-  local max_wait = effective(self, opts, "max_wait")
-  local clock, started = self.clock, self.clock()
-  local deadline_at = opts and opts._deadline_at or (policy.deadline and started + policy.deadline)
+  local timeout, connect_timeout, max_wait = self.timeout, self.connect_timeout, self.max_wait
+  if opts ~= nil then
+    timeout = effective(self, opts, "timeout")
+    connect_timeout = effective(self, opts, "connect_timeout")
+    max_wait = effective(self, opts, "max_wait")
+  end
+  local clock = self.clock
+  local deadline_at = opts and opts._deadline_at or (policy.deadline and clock() + policy.deadline)
   local limiter = self.limiter
   local write = req.method ~= "GET"
+  -- the libcurl transport lower-cases header names: the limiter then
+  -- searches none case-insensitively (known once per client)
+  local lowered = self._lowered
+  if lowered == nil then
+    lowered = core.is_http(self.transport)
+    self._lowered = lowered
+  end
 
   local attempt, err, maybe_done = 0, nil, false
   local limited = 0 -- seconds this call has waited for the limiter
@@ -553,7 +563,8 @@ function Client:_send(req, opts)
       self.on_request(redact.event({ method = req.method, url = req.url, attempt = attempt,
         headers = copy_headers_redacted(headers), body = req.body }, treq))
     end
-    local sent_at = clock()
+    -- (read only for the hook that reports the time taken)
+    local sent_at = self.on_response and clock()
     local res, msg, code, info = self.transport(treq)
     local outcome, data
     if res and (type(res) ~= "table" or (res.headers ~= nil and type(res.headers) ~= "table")) then
@@ -580,7 +591,7 @@ function Client:_send(req, opts)
         elseif rh and rh["x-ratelimit-remaining"] == "0" then
           stated = core.server_wait(res.status, rh, nil, wall)
         end
-        while not limiter:done(ticket, clock(), rh, wall, stated) do self.sleep(0.001) end
+        while not limiter:done(ticket, clock(), rh, wall, stated, lowered) do self.sleep(0.001) end
       end
       if data then return data, res end
       outcome = { status = res.status, headers = rh, code = err.code }

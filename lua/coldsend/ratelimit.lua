@@ -4,7 +4,14 @@
 --   local wait, ticket = lim:acquire(now, lease) -- 0: send; else sleep `wait` and ask again
 --   ... send the request (its timeout at most `lease` seconds) ...
 --   -- once the answer (or the failure) is in; false: sleep a millisecond, call again
---   lim:done(ticket, now, res.headers, now_wall, stated_wait)
+--   lim:done(ticket, now, res.headers, now_wall, stated_wait, lowered)
+--
+-- `lowered` is true when the header names are known to be lower-case (the
+-- libcurl transport's): then none is searched case-insensitively.
+--
+-- The path of a request allowed at once allocates nothing: `done` keeps
+-- the ticket for the limiter's next `acquire`, so a ticket is not used
+-- after its `done`.
 --
 -- `now` is a monotonic clock in seconds and `now_wall` Unix seconds; both
 -- are passed in (nothing here sleeps, nor reads a clock but `new`, which
@@ -307,7 +314,10 @@ function M.new(key, cfg, opts)
   self.n = #self.windows
   self.locking = not store.lockless
   self.resolution = store.resolution or 0
-  for _, b in ipairs(self.windows) do b.ring = store:ring(b.name) end
+  for i, b in ipairs(self.windows) do
+    b.ring = store:ring(b.name)
+    self["r" .. i], self["l" .. i], self["p" .. i] = b.ring, b.limit, b.period
+  end
   self.hold = store:ring(fp .. ":hold")
   return self
 end
@@ -320,82 +330,107 @@ end
 -- request can take (its timeout): the slots stay taken that long if
 -- `done` never comes.
 function reserve(self, now, lease)
-  local n = self.n
-  if n == 0 then return 0 end
-  local locking = self.locking
+  -- the windows' rings, limits and periods sit in the limiter itself
+  -- (r1, l1, p1; r2, l2, p2 when there are two): Lua 5.4 pays for every
+  -- table read and call on this path, once per request
+  local r1 = self.r1
+  if not r1 then return 0 end
+  local store, locking = self.store, self.locking
   if locking then
-    local locked, why = self.store:lock(self.fingerprint)
+    local locked, why = store:lock(self.fingerprint)
     if not locked then return why and FULL_WAIT or MIN_WAIT end
   end
   local wait = 0
   local till = self.hold.till
   if till and till > now then wait = till - now end
-  local windows = self.windows
-  local b1, b2 = windows[1], windows[2]
   -- each window: its next slot, and the server's hold on it
-  local r1 = b1.ring
   local h1 = r1.head or 0
-  local free_at = r1[h1 % b1.limit]
+  local s1 = h1 % self.l1
+  local free_at = r1[s1]
   if free_at and free_at > now then
     -- a slot still in flight frees a period after its answer, which may
     -- come any moment: ask again after one period at most
-    local w = min(free_at - now, b1.period)
+    local w, p = free_at - now, self.p1
+    if w > p then w = p end
     if w > wait then wait = w end
   end
-  local t1, l1 = r1.till, nil
+  local t1, left1 = r1.till, nil
   if t1 and t1 > now then
-    l1 = r1.left or 0
-    if l1 < 1 and t1 - now > wait then wait = t1 - now end
+    left1 = r1.left or 0
+    if left1 < 1 and t1 - now > wait then wait = t1 - now end
   end
-  local r2, h2, t2, l2
-  if n == 2 then
-    r2 = b2.ring
+  local r2 = self.r2
+  local h2, s2, left2
+  if r2 then
     h2 = r2.head or 0
-    free_at = r2[h2 % b2.limit]
+    s2 = h2 % self.l2
+    free_at = r2[s2]
     if free_at and free_at > now then
-      local w = min(free_at - now, b2.period)
+      local w, p = free_at - now, self.p2
+      if w > p then w = p end
       if w > wait then wait = w end
     end
-    t2 = r2.till
+    local t2 = r2.till
     if t2 and t2 > now then
-      l2 = r2.left or 0
-      if l2 < 1 and t2 - now > wait then wait = t2 - now end
+      left2 = r2.left or 0
+      if left2 < 1 and t2 - now > wait then wait = t2 - now end
     end
   end
   if wait > 0 then
-    if locking then self.store:unlock(self.fingerprint) end
+    if locking then store:unlock(self.fingerprint) end
     -- at least a millisecond: a caller adding a tinier wait to a large
     -- clock value would not move it, and ask again forever
     return max(wait, MIN_WAIT)
   end
   local ends = now + (lease or 0) + self.resolution
-  local store = self.store
   if locking then store.failed = nil end
   -- a slot is written before its head: one that fails to be stored leaves
   -- the ring skipping a free slot or holding one for nothing, never short
-  r1[h1 % b1.limit] = ends + b1.period
+  r1[s1] = ends + self.p1
   r1.head = h1 + 1
-  if l1 then r1.left = l1 - 1 end
+  if left1 then r1.left = left1 - 1 end
   if r2 then
-    r2[h2 % b2.limit] = ends + b2.period
+    r2[s2] = ends + self.p2
     r2.head = h2 + 1
-    if l2 then r2.left = l2 - 1 end
+    if left2 then r2.left = left2 - 1 end
   end
-  if locking then store:unlock(self.fingerprint) end
-  if locking and store.failed then return FULL_WAIT end
+  if locking then
+    store:unlock(self.fingerprint)
+    if store.failed then return FULL_WAIT end
+  end
   local pins = store.pins
   if pins then
     -- pinned until its last window is over (unpinned only once it was)
     local busy = ends + self.longest
     if busy > store.busy_until then store.busy_until = busy; pins[store.fp] = store end
   end
+  local ticket = self.spare
+  if ticket then
+    self.spare = nil
+    ticket[1], ticket[2], ticket[3] = h1, h2, ends
+    return 0, ticket
+  end
   return 0, { h1, h2, ends }
+end
+
+-- A header by its lower-case name: transports lower-case names, but a user
+-- transport may not. Only a name of the same length can match, so the
+-- usual answer (no such header) lowers none (retry.header lowers each).
+local function header(headers, name)
+  local v = headers[name]
+  if v ~= nil then return v end
+  local len = #name
+  for k, value in next, headers do
+    if type(k) == "string" and #k == len and k:lower() == name then return value end
+  end
+  return nil
 end
 
 -- The window the server's headers describe (see the header): its index
 -- in self.windows.
-local function target(self, headers)
-  local s = headers["x-ratelimit-limit"] or retry.header(headers, "x-ratelimit-limit")
+local function target(self, headers, lowered)
+  local s = headers["x-ratelimit-limit"]
+  if s == nil and not lowered then s = header(headers, "x-ratelimit-limit") end
   if s ~= self.limit_s then -- the same every time: read once
     self.limit_s, self.target = s, 1
     local limit, b1, b2 = s and tonumber(s), self.windows[1], self.windows[2]
@@ -410,7 +445,7 @@ end
 -- same reset, to half a second) can only lower the allowance; one about
 -- a later window replaces it; one about an earlier window is stale (an
 -- answer overtaken by a later one) and ignored.
-local function tighten(self, headers, now, now_wall, stated, ticket)
+local function tighten(self, headers, now, now_wall, stated, ticket, lowered)
   if stated and stated >= 0 then
     local till = now + min(stated, self.longest)
     local hold = self.hold
@@ -418,7 +453,11 @@ local function tighten(self, headers, now, now_wall, stated, ticket)
     if till > now and not (old and old >= till) then hold.till = till end
     return
   end
-  local raw = headers["x-ratelimit-remaining"] or retry.header(headers, "x-ratelimit-remaining")
+  local raw = headers["x-ratelimit-remaining"]
+  if raw == nil then
+    if lowered then return end
+    raw = header(headers, "x-ratelimit-remaining")
+  end
   local remaining = tonumber(raw)
   if not remaining and type(raw) == "string" then
     -- a repeated header arrives joined with ", ": the smallest holds
@@ -429,7 +468,7 @@ local function tighten(self, headers, now, now_wall, stated, ticket)
   end
   -- a negative allowance (a server past its limit) is none
   if not remaining or remaining ~= remaining then return end
-  local i = target(self, headers)
+  local i = target(self, headers, lowered)
   local b = self.windows[i]
   local r = b.ring
   local reset_in = retry.reset_in(headers, now_wall)
@@ -454,16 +493,19 @@ end
 -- its slots stay taken one period from `now` (not from its lease, even
 -- when `now` is past it, unless the slot was taken again), and
 -- the server's headers tighten the budget (`stated`: the wait the server
--- stated, see the header; `headers` nil after a transport failure).
--- ticket may be nil (a request sent without a reservation). Returns true,
+-- stated, see the header; `headers` nil after a transport failure;
+-- `lowered`: the header names are lower-case). ticket may be nil (a
+-- request sent without a reservation); once settled, it is kept for the
+-- next `acquire`. Returns true,
 -- or false when another process held the lock and nothing was done: the
 -- caller sleeps a millisecond and calls again (the slots meanwhile keep
 -- their lease: later, never sooner).
-function settle(self, ticket, now, headers, now_wall, stated)
-  if self.n == 0 then return true end
-  local locking = self.locking
+function settle(self, ticket, now, headers, now_wall, stated, lowered)
+  local r1 = self.r1
+  if not r1 then return true end
+  local store, locking = self.store, self.locking
   if locking then
-    local store, fp = self.store, self.fingerprint
+    local fp = self.fingerprint
     local locked, why = store:lock(fp)
     for _ = 2, DONE_TRIES do
       if locked or why then break end
@@ -474,28 +516,35 @@ function settle(self, ticket, now, headers, now_wall, stated)
     -- server's limits) goes ahead unlocked
     locking = locked
   end
+  local resolution = self.resolution
   if ticket then
-    local ends, answered = ticket[3], now + self.resolution
+    local ends, answered = ticket[3], now + resolution
     if answered ~= ends then
       -- a period after the answer, sooner or (a transport that overran its
       -- timeout) later, while the slot is still ours: taken again only a
       -- period after its lease
-      local windows = self.windows
-      for i = 1, self.n do
-        local b = windows[i]
-        local r, slot = b.ring, ticket[i] % b.limit
-        if r[slot] == ends + b.period then r[slot] = answered + b.period end
+      local p, slot = self.p1, ticket[1] % self.l1
+      if r1[slot] == ends + p then r1[slot] = answered + p end
+      local r2 = self.r2
+      if r2 then
+        p, slot = self.p2, ticket[2] % self.l2
+        if r2[slot] == ends + p then r2[slot] = answered + p end
       end
     end
   end
-  if headers then tighten(self, headers, now, now_wall, stated, ticket) end
-  -- a late answer or the server's hold: both end within the longest window
-  local store = self.store
-  if store.pins then
-    local busy = now + self.resolution + self.longest
-    if busy > store.busy_until then store.busy_until = busy; store.pins[store.fp] = store end
+  -- lower-case names without X-RateLimit-Remaining, and no stated wait:
+  -- nothing to tighten
+  if headers and (stated ~= nil or not lowered or headers["x-ratelimit-remaining"] ~= nil) then
+    tighten(self, headers, now, now_wall, stated, ticket, lowered)
   end
-  if locking then self.store:unlock(self.fingerprint) end
+  -- a late answer or the server's hold: both end within the longest window
+  local pins = store.pins
+  if pins then
+    local busy = now + resolution + self.longest
+    if busy > store.busy_until then store.busy_until = busy; pins[store.fp] = store end
+  end
+  if locking then store:unlock(self.fingerprint) end
+  if ticket then self.spare = ticket end
   return true
 end
 
@@ -529,13 +578,13 @@ end
 --- After the answer (or the failure) of a request `acquire` allowed:
 -- true, or false to be called again after a millisecond (see `settle`
 -- above).
-function Limiter:done(ticket, now, headers, now_wall, stated)
+function Limiter:done(ticket, now, headers, now_wall, stated, lowered)
   if gethook and gethook() and self.n > 0 then
     local ok
-    gsub("x", "x", function() ok = settle(self, ticket, now, headers, now_wall, stated) end)
+    gsub("x", "x", function() ok = settle(self, ticket, now, headers, now_wall, stated, lowered) end)
     return ok
   end
-  return settle(self, ticket, now, headers, now_wall, stated)
+  return settle(self, ticket, now, headers, now_wall, stated, lowered)
 end
 
 --- The server's headers of an answer to a request sent without a ticket

@@ -1,0 +1,221 @@
+/* http_response.c: the answer side of the libcurl transport: the buffers
+ * libcurl writes the answer into (its callbacks: C only, no Lua), and the
+ * answer's headers or the failure pushed to Lua. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "http.h"
+
+/* ---- what libcurl writes into ------------------------------------------ */
+
+/* Buffers larger than this are freed after a transfer rather than kept:
+ * one big answer must not pin its memory for the object's lifetime. */
+#define KEEP_BUF_BYTES (64 * 1024)
+
+static void buf_free(cs_buf *b) {
+  free(b->p);
+  b->p = NULL;
+  b->len = b->cap = 0;
+}
+
+/* Frees what the transfer holds; safe to call twice. */
+void http_xfer_release(cs_xfer *x) {
+  buf_free(&x->body);
+  buf_free(&x->head);
+  if (x->mime != NULL) curl_mime_free(x->mime);
+  x->mime = NULL;
+  if (x->slist != NULL) curl_slist_free_all(x->slist);
+  x->slist = NULL;
+}
+
+/* Ends a transfer whose state is reused: empty buffers, big ones freed. */
+void http_xfer_done(cs_xfer *x) {
+  if (x->body.cap > KEEP_BUF_BYTES) buf_free(&x->body);
+  if (x->head.cap > KEEP_BUF_BYTES) buf_free(&x->head);
+  x->body.len = x->head.len = 0;
+}
+
+int http_xfer_gc(lua_State *L) {
+  http_xfer_release((cs_xfer *)luaL_checkudata(L, 1, XFER_TYPE));
+  return 0;
+}
+
+/* Appends n bytes, growing by doubling; 0 when memory runs out. */
+static int buf_add(cs_buf *b, const char *s, size_t n) {
+  if (b->cap - b->len < n) {
+    size_t cap = b->cap ? b->cap : 16384;
+    char *p;
+    while (cap - b->len < n) cap *= 2;
+    p = (char *)realloc(b->p, cap);
+    if (p == NULL) return 0;
+    b->p = p;
+    b->cap = cap;
+  }
+  memcpy(b->p + b->len, s, n);
+  b->len += n;
+  return 1;
+}
+
+/* ---- libcurl callbacks: C only, no Lua ----------------------------------- */
+
+size_t http_on_body(char *data, size_t size, size_t nmemb, void *ud) {
+  cs_xfer *x = (cs_xfer *)ud;
+  size_t n = size * nmemb;
+  if (n > x->max_body - x->body.len) {
+    x->over_cap = 1;
+    return 0; /* aborts with CURLE_WRITE_ERROR */
+  }
+  if (!buf_add(&x->body, data, n)) {
+    x->no_memory = 1;
+    return 0;
+  }
+  return n;
+}
+
+size_t http_on_header(char *data, size_t size, size_t nitems, void *ud) {
+  cs_xfer *x = (cs_xfer *)ud;
+  size_t n = size * nitems;
+  /* a new status line starts a new response (after a 100 Continue or
+   * another interim answer): only the final one's headers count */
+  if (n >= 5 && memcmp(data, "HTTP/", 5) == 0) x->head.len = 0;
+  if (n > MAX_HEAD_BYTES - x->head.len) {
+    x->head_over = 1;
+    return 0;
+  }
+  if (!buf_add(&x->head, data, n)) {
+    x->no_memory = 1;
+    return 0;
+  }
+  return n;
+}
+
+/* ---- results ------------------------------------------------------------- */
+
+int http_is_tls_error(CURLcode rc) {
+  switch (rc) {
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CIPHER:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_ENGINE_NOTFOUND:
+    case CURLE_SSL_ENGINE_SETFAILED:
+    case CURLE_SSL_ENGINE_INITFAILED:
+    case CURLE_SSL_CRL_BADFILE:
+    case CURLE_SSL_ISSUER_ERROR:
+    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+    case CURLE_SSL_INVALIDCERTSTATUS:
+    case CURLE_USE_SSL_FAILED:
+#if LIBCURL_VERSION_NUM >= 0x074d00
+    case CURLE_SSL_CLIENTCERT:
+#endif
+      return 1;
+    default:
+      return 0;
+  }
+}
+
+/* 1 when the failure surely happened before any byte of the request left:
+ * only then may a POST be sent again. A timeout counts only when libcurl
+ * had not yet reached the point of sending (no pretransfer time, no
+ * request bytes): a timeout while waiting for the answer is ambiguous. */
+int http_never_sent(CURL *curl, CURLcode rc) {
+  curl_off_t pretransfer = -1;
+  long request_size = -1;
+  switch (rc) {
+    /* not CURLE_UNSUPPORTED_PROTOCOL: the scheme is checked before, so it
+     * means an HTTP/0.9 answer, which comes after sending */
+    case CURLE_URL_MALFORMAT:
+    case CURLE_COULDNT_RESOLVE_PROXY:
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_CONNECT:
+      return 1;
+    case CURLE_OPERATION_TIMEDOUT:
+      curl_easy_getinfo(curl, CURLINFO_PRETRANSFER_TIME_T, &pretransfer);
+      curl_easy_getinfo(curl, CURLINFO_REQUEST_SIZE, &request_size);
+      return pretransfer == 0 && request_size == 0;
+    default:
+      /* a TLS handshake failure comes before the request; errors of an
+       * established session (shutdown) do not */
+      return http_is_tls_error(rc);
+  }
+}
+
+/* Pushes a lower-case copy of s[0..n). */
+static void push_lower(lua_State *L, const char *s, size_t n) {
+  char small[64];
+  size_t i;
+  if (n > sizeof small) {
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    for (i = 0; i < n; i++) {
+      char c = s[i];
+      luaL_addchar(&b, (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c);
+    }
+    luaL_pushresult(&b);
+    return;
+  }
+  for (i = 0; i < n; i++) {
+    char c = s[i];
+    small[i] = (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c;
+  }
+  lua_pushlstring(L, small, n);
+}
+
+/* Pushes the headers of the final response as {lower-case name = value};
+ * a repeated header's values are joined with ", " (RFC 9110 §5.3). */
+void http_push_headers(lua_State *L, const char *s, size_t len) {
+  const char *end = s + len;
+  int t;
+  lua_createtable(L, 0, 8);
+  t = lua_gettop(L);
+  while (s < end) {
+    const char *eol = memchr(s, '\n', (size_t)(end - s));
+    const char *line_end = eol ? eol : end, *colon, *v, *ve;
+    const char *next = eol ? eol + 1 : end;
+    if (line_end > s && line_end[-1] == '\r') line_end--;
+    colon = memchr(s, ':', (size_t)(line_end - s));
+    /* the status line, the blank line and folded continuations (obsolete
+     * since RFC 7230) carry no name */
+    if (colon == NULL || colon == s || *s == ' ' || *s == '\t' ||
+        (line_end - s >= 5 && memcmp(s, "HTTP/", 5) == 0)) {
+      s = next;
+      continue;
+    }
+    v = colon + 1;
+    ve = line_end;
+    while (v < ve && (*v == ' ' || *v == '\t')) v++;
+    while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t')) ve--;
+    push_lower(L, s, (size_t)(colon - s)); /* name */
+    lua_pushvalue(L, -1);
+    lua_rawget(L, t); /* name, old */
+    if (lua_isstring(L, -1)) {
+      lua_pushliteral(L, ", ");
+      lua_pushlstring(L, v, (size_t)(ve - v));
+      lua_concat(L, 3);
+    } else {
+      lua_pop(L, 1);
+      lua_pushlstring(L, v, (size_t)(ve - v));
+    }
+    lua_rawset(L, t);
+    s = next;
+  }
+}
+
+/* Pushes nil, message, code, {curl_code=, sent=} and returns 4. */
+int http_push_failure(lua_State *L, const char *message, const char *code,
+                      CURLcode rc, int sent, int too_large) {
+  lua_pushnil(L);
+  lua_pushstring(L, message);
+  lua_pushstring(L, code);
+  lua_createtable(L, 0, 3);
+  lua_pushinteger(L, (lua_Integer)rc);
+  lua_setfield(L, -2, "curl_code");
+  lua_pushboolean(L, sent);
+  lua_setfield(L, -2, "sent");
+  if (too_large) {
+    lua_pushboolean(L, 1);
+    lua_setfield(L, -2, "too_large");
+  }
+  return 4;
+}
