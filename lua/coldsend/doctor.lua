@@ -7,16 +7,20 @@
 -- last 4 characters. See doc/cli.md.
 -- @module coldsend.doctor
 local core = require "coldsend.core"
+local endpoint = require "coldsend.doctor.endpoint"
+local report = require "coldsend.doctor.report"
 
 local M = {}
 
 local format, concat, floor = string.format, table.concat, math.floor
 local unpack = table.unpack or unpack
+local add, array, NULL = report.add, report.array, report.NULL
+local parse_url, mask_url = endpoint.parse_url, endpoint.mask_url
 
--- JSON: a list that encodes as [] even when empty, and null.
-local ARRAY = { __name = "coldsend.doctor.array" }
-local NULL = setmetatable({}, { __name = "coldsend.doctor.null" })
-local function array(t) return setmetatable(t, ARRAY) end
+-- The rules of the base URL and the proxy (coldsend.client uses them too),
+-- and the terminal's locale, where they were first found.
+M.parse_url, M.mask_url, M.proxy_for = parse_url, mask_url, endpoint.proxy_for
+M.utf8_locale = require("coldsend.text").utf8_locale
 
 --- The public API's base URL (coldsend.DEFAULT_BASE_URL).
 M.DEFAULT_BASE_URL = require("coldsend").DEFAULT_BASE_URL
@@ -33,118 +37,6 @@ local NIL_UUID = "00000000-0000-0000-0000-000000000000"
 
 local function ms(seconds)
   return format("%d ms", floor((seconds or 0) * 1000 + 0.5))
-end
-
-local function is_loopback(host)
-  host = host:lower()
-  return host == "localhost" or host == "[::1]" or host == "::1"
-    or host:match("^127%.%d+%.%d+%.%d+$") ~= nil
-end
-
---- Whether the locale of the environment is UTF-8 (LC_ALL, else LC_CTYPE,
--- else LANG: the first one set decides, as setlocale does).
--- @func getenv
-function M.utf8_locale(getenv)
-  for _, name in ipairs { "LC_ALL", "LC_CTYPE", "LANG" } do
-    local v = getenv(name)
-    if v and v ~= "" then
-      return v:lower():gsub("-", ""):find("utf8", 1, true) ~= nil
-    end
-  end
-  return false
-end
-
---- Splits a URL into scheme, host, port and path (and whether the host is
--- loopback); nil and a message when it is not an http(s) URL the client
--- would take.
-local function parse_url(url)
-  if type(url) ~= "string" or url == "" then return nil, "no URL" end
-  if url:find("[%s%c]") then return nil, "the URL contains a space or control character" end
-  local scheme, authority, rest = url:match("^(%a[%w+.-]*)://([^/?#]*)(.*)$")
-  if not scheme then return nil, "not a URL (scheme://host/path expected)" end
-  scheme = scheme:lower()
-  if scheme ~= "http" and scheme ~= "https" then
-    return nil, format("scheme %s: only https:// (or http:// to a loopback host)", scheme)
-  end
-  if authority:find("@", 1, true) then
-    return nil, "credentials in the URL are not allowed"
-  end
-  if rest:find("[?#]") then
-    return nil, "a query or fragment is not allowed in the base URL (the client adds the paths)"
-  end
-  local host, port = authority:match("^(%[[^%]]*%])(.*)$")
-  if not host then host, port = authority:match("^([^:]*)(.*)$") end
-  if host == "" then return nil, "no host in the URL" end
-  if port ~= "" then
-    port = port:match("^:(%d+)$")
-    if not port or tonumber(port) < 1 or tonumber(port) > 65535 then
-      return nil, "bad port in the URL"
-    end
-  end
-  local u = { scheme = scheme, host = host:lower(), path = rest,
-    port = tonumber(port) or (scheme == "https" and 443 or 80),
-    -- what the probes request: the scheme in lower case, as the client sends it
-    base = (scheme .. "://" .. authority .. rest):gsub("/+$", "") }
-  u.path = u.path:gsub("/+$", "")
-  u.loopback = is_loopback(u.host)
-  if scheme == "http" and not u.loopback then
-    return nil, "http:// is only allowed for loopback hosts; use https://"
-  end
-  return u
-end
-
-M.parse_url = parse_url
-
---- A URL (or a proxy's host:port) without its credentials.
-local function mask_url(p)
-  local pre, rest = p:match("^(%a[%w+.-]*://)(.*)$")
-  if not pre then pre, rest = "", p end
-  local at = rest:find("@[^@]*$")
-  if at then rest = "***" .. rest:sub(at) end
-  return pre .. rest
-end
-
--- Whether host is excluded by a NO_PROXY list (names, .suffixes, "*").
-local function no_proxy_matches(list, host)
-  for entry in list:gmatch("[^,%s]+") do
-    entry = entry:lower():gsub(":%d+$", "")
-    if entry == "*" then return true end
-    local bare = entry:gsub("^%.", "")
-    if host == bare or host:sub(-(#bare + 1)) == "." .. bare then return true end
-  end
-  return false
-end
-
-M.mask_url = mask_url
-
-local PROXY_VARS = { "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY",
-  "http_proxy", "HTTP_PROXY", "no_proxy", "NO_PROXY" }
-
---- Which environment proxy applies to the URL u, by the rule of the
--- transport: only https:// targets go through a proxy (as a CONNECT
--- tunnel), never loopback ones; https_proxy, else all_proxy (lower case
--- first), unless no_proxy names the host.
--- @return the proxy (or nil), the variables set, and why
-function M.proxy_for(u, getenv)
-  local set = {}
-  for _, name in ipairs(PROXY_VARS) do
-    local v = getenv(name)
-    if v and v ~= "" then set[#set + 1] = name end
-  end
-  local function get(a, b)
-    local v = getenv(a)
-    if v == nil or v == "" then v = getenv(b) end
-    if v == "" then v = nil end
-    return v, v and (getenv(a) and getenv(a) ~= "" and a or b)
-  end
-  if u.loopback then return nil, set, "a loopback host never goes through a proxy" end
-  if u.scheme ~= "https" then return nil, set, "only https:// targets go through a proxy" end
-  local no = get("no_proxy", "NO_PROXY")
-  if no and no_proxy_matches(no, u.host) then return nil, set, "no_proxy names the host" end
-  local p, name = get("https_proxy", "HTTPS_PROXY")
-  if not p then p, name = get("all_proxy", "ALL_PROXY") end
-  if not p then return nil, set, "no https_proxy or all_proxy is set" end
-  return p, set, name
 end
 
 -- Parses an HTTP-date (RFC 9110 IMF-fixdate) into Unix seconds.
@@ -202,30 +94,6 @@ local function list_of(v)
     if type(x) == "string" then t[#t + 1] = server_text(x) end
   end
   return concat(t, ", ")
-end
-
--- ----------------------------------------------------------------------
--- the report
-
-local Report = {}
-Report.__index = Report
-Report.__name = "coldsend.doctor.report"
-
--- The key's forms to cut out of what the server says (a report's own key:
--- not a string field, so never in its JSON).
-local SECRETS = {}
-
-local function add(r, name, status, summary, advice, extra)
-  local secrets = r[SECRETS]
-  if secrets then
-    local redact = require "coldsend.redact"
-    summary, advice = redact.string(summary, secrets), redact.string(advice, secrets)
-  end
-  local c = { name = name, status = status, summary = summary, advice = advice }
-  for k, v in pairs(extra or {}) do c[k] = v end
-  r.checks[#r.checks + 1] = c
-  if status == "fail" then r.ok = false end
-  return c
 end
 
 -- ----------------------------------------------------------------------
@@ -306,7 +174,7 @@ local function check_base_url(r, url, source)
 end
 
 local function check_proxy(r, u, getenv)
-  local proxy, set, why = M.proxy_for(u, getenv)
+  local proxy, set, why = endpoint.proxy_for(u, getenv)
   local details = { variables = array(set), proxy = proxy and mask_url(proxy) or NULL }
   if #set == 0 then
     add(r, "proxy", "ok", "no proxy variable in the environment", nil, { details = details })
@@ -634,7 +502,7 @@ function M.doctor(opts)
       tostring(timeout)), 2)
   end
 
-  local r = setmetatable({ ok = true, checks = {} }, Report)
+  local r = report.new()
   check_versions(r)
   local key, key_source = opts.api_key, "the api_key option"
   if key == nil then key, key_source = getenv("COLDSEND_API_KEY"), "COLDSEND_API_KEY" end
@@ -660,7 +528,7 @@ function M.doctor(opts)
     ["User-Agent"] = format("lua-coldsend/%s doctor", core._VERSION) }
   if key_ok then
     headers["X-API-Key"] = key
-    r[SECRETS] = require("coldsend.redact").secrets_of { headers = { ["X-API-Key"] = key } }
+    report.hide(r, key)
   end
   local function get(path)
     return core.probe { url = base .. path, headers = headers, proxy = proxy, ca_file = opts.ca_file,
@@ -711,106 +579,6 @@ function M.doctor(opts)
   check_rate_limit(r, h, now())
   check_clock(r, h, now())
   return r
-end
-
--- ----------------------------------------------------------------------
--- output
-
-local MARKS = {
-  utf8 = { ok = "✓", fail = "✗", warn = "!", skip = "-", arrow = "→" },
-  ascii = { ok = "ok", fail = "FAIL", warn = "WARN", skip = "skip", arrow = "->" },
-}
-
-local LABELS = { versions = "versions", key = "key", base_url = "base URL", proxy = "proxy",
-  connection = "connection", tls = "TLS", api = "API", rate_limit = "rate limit", clock = "clock" }
-
---- The report as text, one line per check and, for a ✗ or a warning, the
--- next step on the line below.
--- @bool utf8 ✓/✗ marks (else ok/FAIL)
-function Report:text(utf8)
-  local m = utf8 and MARKS.utf8 or MARKS.ascii
-  local lines = {}
-  local width = utf8 and 1 or 4
-  for _, c in ipairs(self.checks) do
-    local mark = m[c.status]
-    local label = LABELS[c.name] or c.name
-    lines[#lines + 1] = format("%s%s %-22s %s", mark, (" "):rep(width - #mark:gsub("[\128-\191]", "")),
-      label, c.summary)
-    if c.advice and (c.status == "fail" or c.status == "warn") then
-      lines[#lines + 1] = format("%s %s %s", (" "):rep(width), m.arrow, c.advice)
-    end
-  end
-  local fails, warns = 0, 0
-  for _, c in ipairs(self.checks) do
-    if c.status == "fail" then fails = fails + 1 elseif c.status == "warn" then warns = warns + 1 end
-  end
-  if fails == 0 then
-    lines[#lines + 1] = warns == 0 and "all checks passed"
-      or format("all checks passed, %d warning%s", warns, warns == 1 and "" or "s")
-  else
-    lines[#lines + 1] = format("%d check%s failed", fails, fails == 1 and "" or "s")
-  end
-  return concat(lines, "\n")
-end
-
-function Report:__tostring()
-  return self:text(false)
-end
-
--- JSON with object keys in sorted order, so the output is stable.
-local function encode(v, out)
-  local cjson = require "cjson"
-  local t = type(v)
-  if t == "table" then
-    if v == NULL then
-      out[#out + 1] = "null"
-      return
-    end
-    if #v > 0 or getmetatable(v) == ARRAY then
-      out[#out + 1] = "["
-      for i, x in ipairs(v) do
-        if i > 1 then out[#out + 1] = "," end
-        encode(x, out)
-      end
-      out[#out + 1] = "]"
-      return
-    end
-    local keys = {}
-    for k in pairs(v) do
-      if type(k) == "string" then keys[#keys + 1] = k end
-    end
-    table.sort(keys)
-    out[#out + 1] = "{"
-    for i, k in ipairs(keys) do
-      if i > 1 then out[#out + 1] = "," end
-      out[#out + 1] = cjson.encode(k)
-      out[#out + 1] = ":"
-      encode(v[k], out)
-    end
-    out[#out + 1] = "}"
-  elseif t == "number" then
-    out[#out + 1] = v == floor(v) and math.abs(v) < 2 ^ 53 and format("%d", v) or format("%.6f", v)
-  elseif t == "string" or t == "boolean" then
-    out[#out + 1] = cjson.encode(v)
-  else
-    out[#out + 1] = "null"
-  end
-end
-
---- The report as one JSON object: `{"checks": [{"advice", "details",
--- "name", "status", "summary", "time"}...], "ok": bool}`, keys sorted;
--- `time` in seconds (absent when a check took none), `advice` null unless
--- the check failed or warns.
-function Report:json()
-  local checks = {}
-  for i, c in ipairs(self.checks) do
-    checks[i] = { name = c.name, status = c.status, summary = c.summary,
-      advice = (c.status == "fail" or c.status == "warn") and c.advice or NULL,
-      time = c.time or NULL, details = c.details or {} }
-  end
-  local out = {}
-  encode({ ok = self.ok, checks = checks }, out)
-  return concat(out)
 end
 
 return M

@@ -65,4 +65,18 @@ function M.escape(s, one_line)
   return (s:gsub("\194([\128-\159])", function(c) return format("\\u{%X}", byte(c)) end))
 end
 
+--- Whether the locale of the environment is UTF-8 (LC_ALL, else LC_CTYPE,
+-- else LANG: the first one set decides, as setlocale does), so that a
+-- terminal shows the marks and blocks of a report or a chart.
+-- @func getenv the environment (os.getenv or a replacement)
+function M.utf8_locale(getenv)
+  for _, name in ipairs { "LC_ALL", "LC_CTYPE", "LANG" } do
+    local v = getenv(name)
+    if v and v ~= "" then
+      return v:lower():gsub("-", ""):find("utf8", 1, true) ~= nil
+    end
+  end
+  return false
+end
+
 return M
