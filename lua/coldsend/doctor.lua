@@ -14,8 +14,9 @@ local M = {}
 
 local format, concat, floor = string.format, table.concat, math.floor
 local unpack = table.unpack or unpack
-local add, array, NULL = report.add, report.array, report.NULL
-local parse_url, mask_url = endpoint.parse_url, endpoint.mask_url
+local json = require "coldsend.json"
+local add, array, NULL = report.add, json.array, json.null
+local parse_url, mask_url = endpoint.parse_url, require("coldsend.redact").credentials
 
 -- The rules of the base URL and the proxy (coldsend.client uses them too),
 -- and the terminal's locale, where they were first found.
@@ -37,6 +38,13 @@ local NIL_UUID = "00000000-0000-0000-0000-000000000000"
 
 local function ms(seconds)
   return format("%d ms", floor((seconds or 0) * 1000 + 0.5))
+end
+
+-- The seconds from one of a probe's times to a later one, to the
+-- microsecond as libcurl gives them (so the JSON shows 0.000389, not the
+-- float difference 0.00038899999999999997).
+local function between(from, to)
+  return floor((to - from) * 1e6 + 0.5) / 1e6
 end
 
 -- Parses an HTTP-date (RFC 9110 IMF-fixdate) into Unix seconds.
@@ -74,10 +82,10 @@ local function parse_head(head)
   return t
 end
 
+-- A JSON object the server sent, or nil.
 local function decode(body)
-  local ok, v = pcall(require("cjson").decode, body)
-  if ok and type(v) == "table" then return v end
-  return nil
+  local v = json.decode(body)
+  return type(v) == "table" and v or nil
 end
 
 -- A string the server sent, as a report may show it: on one line, its
@@ -285,13 +293,13 @@ local function check_tls(r, u, p, ca_file)
     end
     return add(r, "tls", "fail", format("certificate not verified: %s (%s; CA bundle %s)",
       cause or "TLS handshake failed", p.error or "", ca), advice,
-      { time = p.tls - p.connect > 0 and p.tls - p.connect or nil,
+      { time = p.tls - p.connect > 0 and between(p.connect, p.tls) or nil,
         details = { ca_file = ca, verify_result = p.ssl_verify_result } })
   end
   if (p.tls or 0) == 0 then return nil end
   return add(r, "tls", "ok", format("handshake %s, certificate chain verified (CA bundle %s)",
     ms(p.tls - p.connect), ca), nil,
-    { time = p.tls - p.connect, details = { ca_file = ca, verify_result = p.ssl_verify_result } })
+    { time = between(p.connect, p.tls), details = { ca_file = ca, verify_result = p.ssl_verify_result } })
 end
 
 local function check_connection(r, u, p, proxy_var)
@@ -307,7 +315,7 @@ local function check_connection(r, u, p, proxy_var)
   end
   add(r, "connection", "ok", format("DNS %s, TCP connect %s to %s%s", ms(p.dns),
     ms(p.connect - p.dns), peer, via), nil,
-    { time = p.connect, details = { dns = p.dns, connect = p.connect - p.dns, ip = p.ip or NULL } })
+    { time = p.connect, details = { dns = p.dns, connect = between(p.dns, p.connect), ip = p.ip or NULL } })
   return true
 end
 
@@ -471,35 +479,36 @@ function M.doctor(opts)
   if type(opts) ~= "table" then
     error(format("bad argument #1 to 'doctor' (table of options expected, got %s)", type(opts)), 2)
   end
+  -- raised at the line that called doctor (level 3 from here)
+  local function bad_option(name, why, level)
+    error(format("bad option '%s' for coldsend.doctor (%s)", name, why), level or 3)
+  end
   local known = { api_key = true, base_url = true, ca_file = true, timeout = true, getenv = true,
     now = true }
   for k in pairs(opts) do
-    if not known[k] then error(format("unknown option '%s' for coldsend.doctor", tostring(k)), 2) end
+    if not known[k] then error(require("coldsend.help").unknown_option(k, "coldsend.doctor", known), 2) end
   end
   local getenv = opts.getenv or os.getenv
   if type(getenv) ~= "function" then
-    error(format("bad option 'getenv' for coldsend.doctor (function expected, got %s)", type(getenv)), 2)
+    bad_option("getenv", format("function expected, got %s", type(getenv)))
   end
   local clock = opts.now or os.time
   if type(clock) ~= "function" then
-    error(format("bad option 'now' for coldsend.doctor (function expected, got %s)", type(clock)), 2)
+    bad_option("now", format("function expected, got %s", type(clock)))
   end
   local function now()
     local t = clock()
     if type(t) ~= "number" or t ~= t then
-      error(format("bad option 'now' for coldsend.doctor (it returned %s, Unix seconds expected)",
-        type(t)), 0)
+      bad_option("now", format("it returned %s, Unix seconds expected", type(t)), 0)
     end
     return t
   end
   if opts.ca_file ~= nil and type(opts.ca_file) ~= "string" then
-    error(format("bad option 'ca_file' for coldsend.doctor (path string expected, got %s)",
-      type(opts.ca_file)), 2)
+    bad_option("ca_file", format("path string expected, got %s", type(opts.ca_file)))
   end
   local timeout = opts.timeout or 20
   if type(timeout) ~= "number" or not (timeout > 0 and timeout <= 3600) then
-    error(format("bad option 'timeout' for coldsend.doctor (seconds in (0, 3600] expected, got %s)",
-      tostring(timeout)), 2)
+    bad_option("timeout", format("seconds in (0, 3600] expected, got %s", tostring(timeout)))
   end
 
   local r = report.new()

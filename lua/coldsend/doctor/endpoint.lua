@@ -55,15 +55,6 @@ function M.parse_url(url)
 end
 
 
---- A URL (or a proxy's host:port) without its credentials.
-function M.mask_url(p)
-  local pre, rest = p:match("^(%a[%w+.-]*://)(.*)$")
-  if not pre then pre, rest = "", p end
-  local at = rest:find("@[^@]*$")
-  if at then rest = "***" .. rest:sub(at) end
-  return pre .. rest
-end
-
 -- Whether host is excluded by a NO_PROXY list (names, .suffixes, "*").
 local function no_proxy_matches(list, host)
   for entry in list:gmatch("[^,%s]+") do

@@ -6,13 +6,7 @@
 -- @module coldsend.doctor.report
 local M = {}
 
-local format, concat, floor = string.format, table.concat, math.floor
-
--- JSON: a list that encodes as [] even when empty, and null.
-local ARRAY = { __name = "coldsend.doctor.array" }
-local NULL = setmetatable({}, { __name = "coldsend.doctor.null" })
-local function array(t) return setmetatable(t, ARRAY) end
-M.NULL, M.array = NULL, array
+local format, concat = string.format, table.concat
 
 local Report = {}
 Report.__index = Report
@@ -89,59 +83,19 @@ function Report:__tostring()
   return self:text(false)
 end
 
--- JSON with object keys in sorted order, so the output is stable.
-local function encode(v, out)
-  local cjson = require "cjson"
-  local t = type(v)
-  if t == "table" then
-    if v == NULL then
-      out[#out + 1] = "null"
-      return
-    end
-    if #v > 0 or getmetatable(v) == ARRAY then
-      out[#out + 1] = "["
-      for i, x in ipairs(v) do
-        if i > 1 then out[#out + 1] = "," end
-        encode(x, out)
-      end
-      out[#out + 1] = "]"
-      return
-    end
-    local keys = {}
-    for k in pairs(v) do
-      if type(k) == "string" then keys[#keys + 1] = k end
-    end
-    table.sort(keys)
-    out[#out + 1] = "{"
-    for i, k in ipairs(keys) do
-      if i > 1 then out[#out + 1] = "," end
-      out[#out + 1] = cjson.encode(k)
-      out[#out + 1] = ":"
-      encode(v[k], out)
-    end
-    out[#out + 1] = "}"
-  elseif t == "number" then
-    out[#out + 1] = v == floor(v) and math.abs(v) < 2 ^ 53 and format("%d", v) or format("%.6f", v)
-  elseif t == "string" or t == "boolean" then
-    out[#out + 1] = cjson.encode(v)
-  else
-    out[#out + 1] = "null"
-  end
-end
 --- The report as one JSON object: `{"checks": [{"advice", "details",
 -- "name", "status", "summary", "time"}...], "ok": bool}`, keys sorted;
--- `time` in seconds (absent when a check took none), `advice` null unless
+-- `time` in seconds (null when a check took none), `advice` null unless
 -- the check failed or warns.
 function Report:json()
+  local json = require "coldsend.json"
   local checks = {}
   for i, c in ipairs(self.checks) do
     checks[i] = { name = c.name, status = c.status, summary = c.summary,
-      advice = (c.status == "fail" or c.status == "warn") and c.advice or NULL,
-      time = c.time or NULL, details = c.details or {} }
+      advice = (c.status == "fail" or c.status == "warn") and c.advice or json.null,
+      time = c.time or json.null, details = c.details or {} }
   end
-  local out = {}
-  encode({ ok = self.ok, checks = checks }, out)
-  return concat(out)
+  return json.encode_sorted { ok = self.ok, checks = json.array(checks) }
 end
 
 return M
