@@ -47,27 +47,9 @@ local function between(from, to)
   return floor((to - from) * 1e6 + 0.5) / 1e6
 end
 
--- Parses an HTTP-date (RFC 9110 IMF-fixdate) into Unix seconds.
-local MONTHS = { jan = 1, feb = 2, mar = 3, apr = 4, may = 5, jun = 6, jul = 7, aug = 8,
-  sep = 9, oct = 10, nov = 11, dec = 12 }
-function M.parse_http_date(s)
-  if type(s) ~= "string" then return nil end
-  local d, mon, y, h, mi, sec = s:match("^%a%a%a, (%d%d) (%a%a%a) (%d%d%d%d) (%d%d):(%d%d):(%d%d) GMT$")
-  local m = mon and MONTHS[mon:lower()]
-  if not m then return nil end
-  d, y, h, mi, sec = tonumber(d), tonumber(y), tonumber(h), tonumber(mi), tonumber(sec)
-  local mdays = m == 2 and ((y % 4 == 0 and y % 100 ~= 0 or y % 400 == 0) and 29 or 28)
-    or (m == 4 or m == 6 or m == 9 or m == 11) and 30 or 31
-  if d < 1 or d > mdays or h > 23 or mi > 59 or sec > 60 then return nil end
-  -- days from civil (Howard Hinnant's algorithm)
-  y = m <= 2 and y - 1 or y
-  local era = floor(y / 400)
-  local yoe = y - era * 400
-  local doy = floor((153 * (m + (m > 2 and -3 or 9)) + 2) / 5) + d - 1
-  local doe = yoe * 365 + floor(yoe / 4) - floor(yoe / 100) + doy
-  local days = era * 146097 + doe - 719468
-  return days * 86400 + h * 3600 + mi * 60 + sec
-end
+--- Unix seconds of an HTTP date (the Date header), or nil: the client's
+-- reading (coldsend.retry), so the clock check and the retry loop agree.
+M.parse_http_date = require("coldsend.retry").parse_http_date
 
 -- The headers of a probe's head as {lower-case name = value}.
 local function parse_head(head)
