@@ -4,7 +4,9 @@
 -- TLS and the certificate), the API's answer, the key's scopes, the rate
 -- limit and the server's clock. Read only: GETs and nothing else, each on
 -- a fresh connection through core.probe. The key is never shown, only its
--- last 4 characters. See doc/cli.md.
+-- last 4 characters. The checks are here; the base URL and proxy rules
+-- are coldsend.doctor.endpoint's, the report and how it reads (text,
+-- JSON) coldsend.doctor.report's. See doc/cli.md.
 -- @module coldsend.doctor
 local core = require "coldsend.core"
 local endpoint = require "coldsend.doctor.endpoint"
@@ -18,8 +20,8 @@ local json = require "coldsend.json"
 local add, array, NULL = report.add, json.array, json.null
 local parse_url, mask_url = endpoint.parse_url, require("coldsend.redact").credentials
 
--- The rules of the base URL and the proxy (coldsend.client uses them too),
--- and the terminal's locale, where they were first found.
+-- Kept here for their callers: the base URL and proxy rules (coldsend.client
+-- uses them), the proxy masking and the locale test.
 M.parse_url, M.mask_url, M.proxy_for = parse_url, mask_url, endpoint.proxy_for
 M.utf8_locale = require("coldsend.text").utf8_locale
 
