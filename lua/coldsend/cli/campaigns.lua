@@ -188,7 +188,7 @@ function M.stats(w, o)
   if not data then return report(w, err) end
   if o.json then print_json(w, data) return EXIT_OK end
   local k = type(data.workspace_kpis) == "table" and data.workspace_kpis or {}
-  local thousands = require("coldsend.chart").thousands
+  local thousands = require("coldsend.text").thousands
   out(w, format("Workspace: %s campaign%s, %s sent; average open %s, reply %s, bounce %s",
     thousands(tonumber(k.total_campaigns) or 0), k.total_campaigns == 1 and "" or "s",
     thousands(tonumber(k.total_sends) or 0), rate(k.avg_open_rate), rate(k.avg_reply_rate),
