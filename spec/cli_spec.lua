@@ -153,6 +153,14 @@ describe("coldsend CLI", function()
       rc, _, err = run(env, "apply --yes " .. q(campaign_file("sum.lua", sum)))
       assert.equal(2, rc)
       assert.matches("variants", err, 1, true)
+      -- two bad values: the first in the field table's order, on every run
+      -- (each run is a new Lua, whose pairs() order may differ)
+      local two = campaign_file("two.lua", DEFINITION:format("", 150):gsub('"CLI spec campaign"', '"x"'))
+      for _ = 1, 6 do
+        rc, _, err = run(env, "plan " .. q(two))
+        assert.equal(2, rc)
+        assert.matches("bad value for 'name'", err, 1, true)
+      end
       rc, _, err = run(env, "plan " .. q(campaign_file("num.lua", "return 42")))
       assert.equal(2, rc)
       assert.matches("must return a table", err, 1, true)

@@ -33,9 +33,11 @@ local function read_all(path)
   return s
 end
 
-local function shell_word(s)
+--- s quoted as one word for sh.
+function M.shell_word(s)
   return "'" .. s:gsub("'", "'\\''") .. "'"
 end
+local shell_word = M.shell_word
 
 -- The first line a shell command prints, or nil.
 local function first_line(cmd)

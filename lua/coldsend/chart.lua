@@ -19,16 +19,8 @@ local GLYPHS = {
   ascii = { axis = "|", corner = "+", line = "-", full = "#" },
 }
 
---- 1234567 -> "1,234,567"; a fraction rounded, "?" for what is not a
--- finite number (a server's NaN or Infinity).
-local function thousands(n)
-  n = tonumber(n)
-  if not n or n ~= n or n == math.huge or n == -math.huge then return "?" end
-  -- %.0f: "%d" refuses (5.3+) or garbles (5.1) what is not a small integer
-  local s = format("%.0f", floor(n + 0.5))
-  if s == "-0" then s = "0" end
-  return (s:reverse():gsub("(%d%d%d)", "%1,"):reverse():gsub("^(-?),", "%1"))
-end
+--- 1234567 -> "1,234,567" (coldsend.text.thousands).
+local thousands = require("coldsend.text").thousands
 M.thousands = thousands
 
 -- A day's count as the chart uses it: a number from 0 to 2^53, rounded;

@@ -4,19 +4,26 @@
 -- TLS and the certificate), the API's answer, the key's scopes, the rate
 -- limit and the server's clock. Read only: GETs and nothing else, each on
 -- a fresh connection through core.probe. The key is never shown, only its
--- last 4 characters. See doc/cli.md.
+-- last 4 characters. The checks are here; the base URL and proxy rules
+-- are coldsend.doctor.endpoint's, the report and how it reads (text,
+-- JSON) coldsend.doctor.report's. See doc/cli.md.
 -- @module coldsend.doctor
 local core = require "coldsend.core"
+local endpoint = require "coldsend.doctor.endpoint"
+local report = require "coldsend.doctor.report"
 
 local M = {}
 
 local format, concat, floor = string.format, table.concat, math.floor
 local unpack = table.unpack or unpack
+local json = require "coldsend.json"
+local add, array, NULL = report.add, json.array, json.null
+local parse_url, mask_url = endpoint.parse_url, require("coldsend.redact").credentials
 
--- JSON: a list that encodes as [] even when empty, and null.
-local ARRAY = { __name = "coldsend.doctor.array" }
-local NULL = setmetatable({}, { __name = "coldsend.doctor.null" })
-local function array(t) return setmetatable(t, ARRAY) end
+-- Kept here for their callers: the base URL and proxy rules (coldsend.client
+-- uses them), the proxy masking and the locale test.
+M.parse_url, M.mask_url, M.proxy_for = parse_url, mask_url, endpoint.proxy_for
+M.utf8_locale = require("coldsend.text").utf8_locale
 
 --- The public API's base URL (coldsend.DEFAULT_BASE_URL).
 M.DEFAULT_BASE_URL = require("coldsend").DEFAULT_BASE_URL
@@ -35,139 +42,16 @@ local function ms(seconds)
   return format("%d ms", floor((seconds or 0) * 1000 + 0.5))
 end
 
-local function is_loopback(host)
-  host = host:lower()
-  return host == "localhost" or host == "[::1]" or host == "::1"
-    or host:match("^127%.%d+%.%d+%.%d+$") ~= nil
+-- The seconds from one of a probe's times to a later one, to the
+-- microsecond as libcurl gives them (so the JSON shows 0.000389, not the
+-- float difference 0.00038899999999999997).
+local function between(from, to)
+  return floor((to - from) * 1e6 + 0.5) / 1e6
 end
 
---- Whether the locale of the environment is UTF-8 (LC_ALL, else LC_CTYPE,
--- else LANG: the first one set decides, as setlocale does).
--- @func getenv
-function M.utf8_locale(getenv)
-  for _, name in ipairs { "LC_ALL", "LC_CTYPE", "LANG" } do
-    local v = getenv(name)
-    if v and v ~= "" then
-      return v:lower():gsub("-", ""):find("utf8", 1, true) ~= nil
-    end
-  end
-  return false
-end
-
---- Splits a URL into scheme, host, port and path (and whether the host is
--- loopback); nil and a message when it is not an http(s) URL the client
--- would take.
-local function parse_url(url)
-  if type(url) ~= "string" or url == "" then return nil, "no URL" end
-  if url:find("[%s%c]") then return nil, "the URL contains a space or control character" end
-  local scheme, authority, rest = url:match("^(%a[%w+.-]*)://([^/?#]*)(.*)$")
-  if not scheme then return nil, "not a URL (scheme://host/path expected)" end
-  scheme = scheme:lower()
-  if scheme ~= "http" and scheme ~= "https" then
-    return nil, format("scheme %s: only https:// (or http:// to a loopback host)", scheme)
-  end
-  if authority:find("@", 1, true) then
-    return nil, "credentials in the URL are not allowed"
-  end
-  if rest:find("[?#]") then
-    return nil, "a query or fragment is not allowed in the base URL (the client adds the paths)"
-  end
-  local host, port = authority:match("^(%[[^%]]*%])(.*)$")
-  if not host then host, port = authority:match("^([^:]*)(.*)$") end
-  if host == "" then return nil, "no host in the URL" end
-  if port ~= "" then
-    port = port:match("^:(%d+)$")
-    if not port or tonumber(port) < 1 or tonumber(port) > 65535 then
-      return nil, "bad port in the URL"
-    end
-  end
-  local u = { scheme = scheme, host = host:lower(), path = rest,
-    port = tonumber(port) or (scheme == "https" and 443 or 80),
-    -- what the probes request: the scheme in lower case, as the client sends it
-    base = (scheme .. "://" .. authority .. rest):gsub("/+$", "") }
-  u.path = u.path:gsub("/+$", "")
-  u.loopback = is_loopback(u.host)
-  if scheme == "http" and not u.loopback then
-    return nil, "http:// is only allowed for loopback hosts; use https://"
-  end
-  return u
-end
-
-M.parse_url = parse_url
-
---- A URL (or a proxy's host:port) without its credentials.
-local function mask_url(p)
-  local pre, rest = p:match("^(%a[%w+.-]*://)(.*)$")
-  if not pre then pre, rest = "", p end
-  local at = rest:find("@[^@]*$")
-  if at then rest = "***" .. rest:sub(at) end
-  return pre .. rest
-end
-
--- Whether host is excluded by a NO_PROXY list (names, .suffixes, "*").
-local function no_proxy_matches(list, host)
-  for entry in list:gmatch("[^,%s]+") do
-    entry = entry:lower():gsub(":%d+$", "")
-    if entry == "*" then return true end
-    local bare = entry:gsub("^%.", "")
-    if host == bare or host:sub(-(#bare + 1)) == "." .. bare then return true end
-  end
-  return false
-end
-
-M.mask_url = mask_url
-
-local PROXY_VARS = { "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY",
-  "http_proxy", "HTTP_PROXY", "no_proxy", "NO_PROXY" }
-
---- Which environment proxy applies to the URL u, by the rule of the
--- transport: only https:// targets go through a proxy (as a CONNECT
--- tunnel), never loopback ones; https_proxy, else all_proxy (lower case
--- first), unless no_proxy names the host.
--- @return the proxy (or nil), the variables set, and why
-function M.proxy_for(u, getenv)
-  local set = {}
-  for _, name in ipairs(PROXY_VARS) do
-    local v = getenv(name)
-    if v and v ~= "" then set[#set + 1] = name end
-  end
-  local function get(a, b)
-    local v = getenv(a)
-    if v == nil or v == "" then v = getenv(b) end
-    if v == "" then v = nil end
-    return v, v and (getenv(a) and getenv(a) ~= "" and a or b)
-  end
-  if u.loopback then return nil, set, "a loopback host never goes through a proxy" end
-  if u.scheme ~= "https" then return nil, set, "only https:// targets go through a proxy" end
-  local no = get("no_proxy", "NO_PROXY")
-  if no and no_proxy_matches(no, u.host) then return nil, set, "no_proxy names the host" end
-  local p, name = get("https_proxy", "HTTPS_PROXY")
-  if not p then p, name = get("all_proxy", "ALL_PROXY") end
-  if not p then return nil, set, "no https_proxy or all_proxy is set" end
-  return p, set, name
-end
-
--- Parses an HTTP-date (RFC 9110 IMF-fixdate) into Unix seconds.
-local MONTHS = { jan = 1, feb = 2, mar = 3, apr = 4, may = 5, jun = 6, jul = 7, aug = 8,
-  sep = 9, oct = 10, nov = 11, dec = 12 }
-function M.parse_http_date(s)
-  if type(s) ~= "string" then return nil end
-  local d, mon, y, h, mi, sec = s:match("^%a%a%a, (%d%d) (%a%a%a) (%d%d%d%d) (%d%d):(%d%d):(%d%d) GMT$")
-  local m = mon and MONTHS[mon:lower()]
-  if not m then return nil end
-  d, y, h, mi, sec = tonumber(d), tonumber(y), tonumber(h), tonumber(mi), tonumber(sec)
-  local mdays = m == 2 and ((y % 4 == 0 and y % 100 ~= 0 or y % 400 == 0) and 29 or 28)
-    or (m == 4 or m == 6 or m == 9 or m == 11) and 30 or 31
-  if d < 1 or d > mdays or h > 23 or mi > 59 or sec > 60 then return nil end
-  -- days from civil (Howard Hinnant's algorithm)
-  y = m <= 2 and y - 1 or y
-  local era = floor(y / 400)
-  local yoe = y - era * 400
-  local doy = floor((153 * (m + (m > 2 and -3 or 9)) + 2) / 5) + d - 1
-  local doe = yoe * 365 + floor(yoe / 4) - floor(yoe / 100) + doy
-  local days = era * 146097 + doe - 719468
-  return days * 86400 + h * 3600 + mi * 60 + sec
-end
+--- Unix seconds of an HTTP date (the Date header), or nil: the client's
+-- reading (coldsend.retry), so the clock check and the retry loop agree.
+M.parse_http_date = require("coldsend.retry").parse_http_date
 
 -- The headers of a probe's head as {lower-case name = value}.
 local function parse_head(head)
@@ -182,10 +66,10 @@ local function parse_head(head)
   return t
 end
 
+-- A JSON object the server sent, or nil.
 local function decode(body)
-  local ok, v = pcall(require("cjson").decode, body)
-  if ok and type(v) == "table" then return v end
-  return nil
+  local v = json.decode(body)
+  return type(v) == "table" and v or nil
 end
 
 -- A string the server sent, as a report may show it: on one line, its
@@ -202,30 +86,6 @@ local function list_of(v)
     if type(x) == "string" then t[#t + 1] = server_text(x) end
   end
   return concat(t, ", ")
-end
-
--- ----------------------------------------------------------------------
--- the report
-
-local Report = {}
-Report.__index = Report
-Report.__name = "coldsend.doctor.report"
-
--- The key's forms to cut out of what the server says (a report's own key:
--- not a string field, so never in its JSON).
-local SECRETS = {}
-
-local function add(r, name, status, summary, advice, extra)
-  local secrets = r[SECRETS]
-  if secrets then
-    local redact = require "coldsend.redact"
-    summary, advice = redact.string(summary, secrets), redact.string(advice, secrets)
-  end
-  local c = { name = name, status = status, summary = summary, advice = advice }
-  for k, v in pairs(extra or {}) do c[k] = v end
-  r.checks[#r.checks + 1] = c
-  if status == "fail" then r.ok = false end
-  return c
 end
 
 -- ----------------------------------------------------------------------
@@ -306,7 +166,7 @@ local function check_base_url(r, url, source)
 end
 
 local function check_proxy(r, u, getenv)
-  local proxy, set, why = M.proxy_for(u, getenv)
+  local proxy, set, why = endpoint.proxy_for(u, getenv)
   local details = { variables = array(set), proxy = proxy and mask_url(proxy) or NULL }
   if #set == 0 then
     add(r, "proxy", "ok", "no proxy variable in the environment", nil, { details = details })
@@ -417,13 +277,13 @@ local function check_tls(r, u, p, ca_file)
     end
     return add(r, "tls", "fail", format("certificate not verified: %s (%s; CA bundle %s)",
       cause or "TLS handshake failed", p.error or "", ca), advice,
-      { time = p.tls - p.connect > 0 and p.tls - p.connect or nil,
+      { time = p.tls - p.connect > 0 and between(p.connect, p.tls) or nil,
         details = { ca_file = ca, verify_result = p.ssl_verify_result } })
   end
   if (p.tls or 0) == 0 then return nil end
   return add(r, "tls", "ok", format("handshake %s, certificate chain verified (CA bundle %s)",
     ms(p.tls - p.connect), ca), nil,
-    { time = p.tls - p.connect, details = { ca_file = ca, verify_result = p.ssl_verify_result } })
+    { time = between(p.connect, p.tls), details = { ca_file = ca, verify_result = p.ssl_verify_result } })
 end
 
 local function check_connection(r, u, p, proxy_var)
@@ -439,7 +299,7 @@ local function check_connection(r, u, p, proxy_var)
   end
   add(r, "connection", "ok", format("DNS %s, TCP connect %s to %s%s", ms(p.dns),
     ms(p.connect - p.dns), peer, via), nil,
-    { time = p.connect, details = { dns = p.dns, connect = p.connect - p.dns, ip = p.ip or NULL } })
+    { time = p.connect, details = { dns = p.dns, connect = between(p.dns, p.connect), ip = p.ip or NULL } })
   return true
 end
 
@@ -603,38 +463,39 @@ function M.doctor(opts)
   if type(opts) ~= "table" then
     error(format("bad argument #1 to 'doctor' (table of options expected, got %s)", type(opts)), 2)
   end
+  -- raised at the line that called doctor (level 3 from here)
+  local function bad_option(name, why, level)
+    error(format("bad option '%s' for coldsend.doctor (%s)", name, why), level or 3)
+  end
   local known = { api_key = true, base_url = true, ca_file = true, timeout = true, getenv = true,
     now = true }
   for k in pairs(opts) do
-    if not known[k] then error(format("unknown option '%s' for coldsend.doctor", tostring(k)), 2) end
+    if not known[k] then error(require("coldsend.help").unknown_option(k, "coldsend.doctor", known), 2) end
   end
   local getenv = opts.getenv or os.getenv
   if type(getenv) ~= "function" then
-    error(format("bad option 'getenv' for coldsend.doctor (function expected, got %s)", type(getenv)), 2)
+    bad_option("getenv", format("function expected, got %s", type(getenv)))
   end
   local clock = opts.now or os.time
   if type(clock) ~= "function" then
-    error(format("bad option 'now' for coldsend.doctor (function expected, got %s)", type(clock)), 2)
+    bad_option("now", format("function expected, got %s", type(clock)))
   end
   local function now()
     local t = clock()
     if type(t) ~= "number" or t ~= t then
-      error(format("bad option 'now' for coldsend.doctor (it returned %s, Unix seconds expected)",
-        type(t)), 0)
+      bad_option("now", format("it returned %s, Unix seconds expected", type(t)), 0)
     end
     return t
   end
   if opts.ca_file ~= nil and type(opts.ca_file) ~= "string" then
-    error(format("bad option 'ca_file' for coldsend.doctor (path string expected, got %s)",
-      type(opts.ca_file)), 2)
+    bad_option("ca_file", format("path string expected, got %s", type(opts.ca_file)))
   end
   local timeout = opts.timeout or 20
   if type(timeout) ~= "number" or not (timeout > 0 and timeout <= 3600) then
-    error(format("bad option 'timeout' for coldsend.doctor (seconds in (0, 3600] expected, got %s)",
-      tostring(timeout)), 2)
+    bad_option("timeout", format("seconds in (0, 3600] expected, got %s", tostring(timeout)))
   end
 
-  local r = setmetatable({ ok = true, checks = {} }, Report)
+  local r = report.new()
   check_versions(r)
   local key, key_source = opts.api_key, "the api_key option"
   if key == nil then key, key_source = getenv("COLDSEND_API_KEY"), "COLDSEND_API_KEY" end
@@ -660,7 +521,7 @@ function M.doctor(opts)
     ["User-Agent"] = format("lua-coldsend/%s doctor", core._VERSION) }
   if key_ok then
     headers["X-API-Key"] = key
-    r[SECRETS] = require("coldsend.redact").secrets_of { headers = { ["X-API-Key"] = key } }
+    report.hide(r, key)
   end
   local function get(path)
     return core.probe { url = base .. path, headers = headers, proxy = proxy, ca_file = opts.ca_file,
@@ -711,106 +572,6 @@ function M.doctor(opts)
   check_rate_limit(r, h, now())
   check_clock(r, h, now())
   return r
-end
-
--- ----------------------------------------------------------------------
--- output
-
-local MARKS = {
-  utf8 = { ok = "✓", fail = "✗", warn = "!", skip = "-", arrow = "→" },
-  ascii = { ok = "ok", fail = "FAIL", warn = "WARN", skip = "skip", arrow = "->" },
-}
-
-local LABELS = { versions = "versions", key = "key", base_url = "base URL", proxy = "proxy",
-  connection = "connection", tls = "TLS", api = "API", rate_limit = "rate limit", clock = "clock" }
-
---- The report as text, one line per check and, for a ✗ or a warning, the
--- next step on the line below.
--- @bool utf8 ✓/✗ marks (else ok/FAIL)
-function Report:text(utf8)
-  local m = utf8 and MARKS.utf8 or MARKS.ascii
-  local lines = {}
-  local width = utf8 and 1 or 4
-  for _, c in ipairs(self.checks) do
-    local mark = m[c.status]
-    local label = LABELS[c.name] or c.name
-    lines[#lines + 1] = format("%s%s %-22s %s", mark, (" "):rep(width - #mark:gsub("[\128-\191]", "")),
-      label, c.summary)
-    if c.advice and (c.status == "fail" or c.status == "warn") then
-      lines[#lines + 1] = format("%s %s %s", (" "):rep(width), m.arrow, c.advice)
-    end
-  end
-  local fails, warns = 0, 0
-  for _, c in ipairs(self.checks) do
-    if c.status == "fail" then fails = fails + 1 elseif c.status == "warn" then warns = warns + 1 end
-  end
-  if fails == 0 then
-    lines[#lines + 1] = warns == 0 and "all checks passed"
-      or format("all checks passed, %d warning%s", warns, warns == 1 and "" or "s")
-  else
-    lines[#lines + 1] = format("%d check%s failed", fails, fails == 1 and "" or "s")
-  end
-  return concat(lines, "\n")
-end
-
-function Report:__tostring()
-  return self:text(false)
-end
-
--- JSON with object keys in sorted order, so the output is stable.
-local function encode(v, out)
-  local cjson = require "cjson"
-  local t = type(v)
-  if t == "table" then
-    if v == NULL then
-      out[#out + 1] = "null"
-      return
-    end
-    if #v > 0 or getmetatable(v) == ARRAY then
-      out[#out + 1] = "["
-      for i, x in ipairs(v) do
-        if i > 1 then out[#out + 1] = "," end
-        encode(x, out)
-      end
-      out[#out + 1] = "]"
-      return
-    end
-    local keys = {}
-    for k in pairs(v) do
-      if type(k) == "string" then keys[#keys + 1] = k end
-    end
-    table.sort(keys)
-    out[#out + 1] = "{"
-    for i, k in ipairs(keys) do
-      if i > 1 then out[#out + 1] = "," end
-      out[#out + 1] = cjson.encode(k)
-      out[#out + 1] = ":"
-      encode(v[k], out)
-    end
-    out[#out + 1] = "}"
-  elseif t == "number" then
-    out[#out + 1] = v == floor(v) and math.abs(v) < 2 ^ 53 and format("%d", v) or format("%.6f", v)
-  elseif t == "string" or t == "boolean" then
-    out[#out + 1] = cjson.encode(v)
-  else
-    out[#out + 1] = "null"
-  end
-end
-
---- The report as one JSON object: `{"checks": [{"advice", "details",
--- "name", "status", "summary", "time"}...], "ok": bool}`, keys sorted;
--- `time` in seconds (absent when a check took none), `advice` null unless
--- the check failed or warns.
-function Report:json()
-  local checks = {}
-  for i, c in ipairs(self.checks) do
-    checks[i] = { name = c.name, status = c.status, summary = c.summary,
-      advice = (c.status == "fail" or c.status == "warn") and c.advice or NULL,
-      time = c.time or NULL, details = c.details or {} }
-  end
-  local out = {}
-  encode({ ok = self.ok, checks = checks }, out)
-  return concat(out)
 end
 
 return M

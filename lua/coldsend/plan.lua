@@ -274,12 +274,30 @@ end
 -- A definition read through a fresh local campaign, so that every value is
 -- checked (a bad one raises naming the field) and normalised the way the
 -- core reads it back. Returns the campaign and the set of fields given.
+-- The keys of a definition in a stable order: the core's fields in its
+-- order, then any others by name. A file with two bad values then names
+-- the same one on every run (pairs' order changes from run to run).
+local function definition_keys(def)
+  local keys, seen = {}, {}
+  for _, f in ipairs(core.campaign_fields()) do
+    if def[f.name] ~= nil then keys[#keys + 1], seen[f.name] = f.name, true end
+  end
+  local rest = {}
+  for k in pairs(def) do
+    if not seen[k] then rest[#rest + 1] = k end
+  end
+  table.sort(rest, function(a, b) return tostring(a) < tostring(b) end)
+  for _, k in ipairs(rest) do keys[#keys + 1] = k end
+  return keys
+end
+
 local function load_definition(def, level)
   -- the facade gives campaigns their validate() with an error object (a
   -- bare core campaign's is a list): `coldsend plan` of a create has no client
   require "coldsend"
   local c, given = core.campaign(), {}
-  for k, v in pairs(def) do
+  for _, k in ipairs(definition_keys(def)) do
+    local v = def[k]
     if k ~= "id" then
       local ok, err = pcall(function() c[k] = v end)
       if not ok then error((tostring(err):gsub("^[^:]*:%d+: ", "")), level + 1) end

@@ -15,12 +15,10 @@ local Bar = {}
 Bar.__index = Bar
 Bar.__name = "coldsend.progress"
 
---- 1234567 -> "1,234,567".
+--- 1234567 -> "1,234,567": whole rows, a rate cut to its whole part
+-- (coldsend.text.thousands).
 function M.thousands(n)
-  local s = tostring(floor(n or 0))
-  local sign, digits = s:match("^(-?)(%d+)$")
-  if not digits then return s end
-  return sign .. digits:reverse():gsub("(%d%d%d)", "%1,"):reverse():gsub("^,", "")
+  return require("coldsend.text").thousands(floor(n or 0))
 end
 
 --- Seconds as "42s", "3m05s" or "1h02m"; "?" when unknown.

@@ -235,6 +235,16 @@ function M.url(url, list)
   return scrub(url, list)
 end
 
+--- A URL (or a proxy's host:port) with its credentials (user:password@)
+-- shown as ***: how a proxy setting is shown in a report or an error.
+function M.credentials(url)
+  local pre, rest = url:match("^(%a[%w+.-]*://)(.*)$")
+  if not pre then pre, rest = "", url end
+  local at = rest:find("@[^@]*$")
+  if at then rest = "***" .. rest:sub(at) end
+  return pre .. rest
+end
+
 -- A copy of v with secret fields replaced and strings scrubbed.
 local function copy(v, list, depth, seen)
   local t = type(v)

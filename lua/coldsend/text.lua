@@ -65,4 +65,31 @@ function M.escape(s, one_line)
   return (s:gsub("\194([\128-\159])", function(c) return format("\\u{%X}", byte(c)) end))
 end
 
+--- 1234567 -> "1,234,567"; a fraction rounded, "?" for what is not a
+-- finite number (a server's NaN or Infinity). The one way the CLI, its
+-- charts and the upload's progress write a count.
+-- @param n the number
+function M.thousands(n)
+  n = tonumber(n)
+  if not n or n ~= n or n == math.huge or n == -math.huge then return "?" end
+  -- %.0f: "%d" refuses (5.3+) or garbles (5.1) what is not a small integer
+  local s = format("%.0f", math.floor(n + 0.5))
+  if s == "-0" then s = "0" end
+  return (s:reverse():gsub("(%d%d%d)", "%1,"):reverse():gsub("^(-?),", "%1"))
+end
+
+--- Whether the locale of the environment is UTF-8 (LC_ALL, else LC_CTYPE,
+-- else LANG: the first one set decides, as setlocale does), so that a
+-- terminal shows the marks and blocks of a report or a chart.
+-- @func getenv the environment (os.getenv or a replacement)
+function M.utf8_locale(getenv)
+  for _, name in ipairs { "LC_ALL", "LC_CTYPE", "LANG" } do
+    local v = getenv(name)
+    if v and v ~= "" then
+      return v:lower():gsub("-", ""):find("utf8", 1, true) ~= nil
+    end
+  end
+  return false
+end
+
 return M
