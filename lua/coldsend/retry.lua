@@ -62,6 +62,7 @@
 local M = {}
 
 local floor, huge = math.floor, math.huge
+local server_wait = require("coldsend.core").server_wait
 
 --- The policy's defaults, under the options `policy` merges: 3 retries, a backoff
 -- base of 0.5 s capped at 30 s, and no deadline.
@@ -265,17 +266,25 @@ function M.parse_http_date(s)
   return M.days_from_civil(y, month, d) * 86400 + hh * 3600 + mm * 60 + ss
 end
 
--- X-RateLimit-Reset values below this are taken as a number of seconds
--- from now (some servers send a delta, not a Unix time): 2001-09-09.
-local EPOCH_THRESHOLD = 1e9
+-- The X-RateLimit-Reset headers alone, for core.server_wait (one table,
+-- emptied after each use: no allocation per answer).
+local reset_only = {}
 
---- Seconds from now_wall until the X-RateLimit-Reset of `headers`, or nil.
-function M.reset_in(headers, now_wall)
-  local v = tonumber(header(headers, "x-ratelimit-reset"))
-  if not v or v ~= v or v < 0 or v == huge then return nil end
-  if v < EPOCH_THRESHOLD then return v end
-  if not now_wall then return nil end
-  return math.max(0, v - now_wall)
+--- Seconds until the window of the X-RateLimit-Reset in `headers` ends, or
+-- nil: core.server_wait's reading of that header, as for a 429 without
+-- Retry-After (a Unix time, or a small number as a delay; whole seconds,
+-- rounded up), so that the rate limiter's hold, err.retry_after and the
+-- retry loop's wait are one reading of the same answer.
+-- @param headers the response headers table, or nil
+-- @param now_wall the wall clock (epoch seconds) the answer is read at
+function M.window_wait(headers, now_wall)
+  if not headers then return nil end
+  local lower, canonical = headers["x-ratelimit-reset"], headers["X-RateLimit-Reset"]
+  if lower == nil and canonical == nil then return nil end
+  reset_only["x-ratelimit-reset"], reset_only["X-RateLimit-Reset"] = lower, canonical
+  local wait = server_wait(429, reset_only, nil, now_wall)
+  reset_only["x-ratelimit-reset"], reset_only["X-RateLimit-Reset"] = nil, nil
+  return wait
 end
 
 --- Seconds to sleep before the try after `attempt`: `asked` (the server's
