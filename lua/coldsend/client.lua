@@ -12,8 +12,6 @@ local M = {}
 local type, setmetatable, error = type, setmetatable, error
 local format = string.format
 local raise, opt_error = options.raise, options.opt_error
-local check_number, check_count = options.check_number, options.check_count
-local check_function, check_known = options.check_function, options.check_known
 
 local Client = {}
 Client.__index = Client
@@ -115,13 +113,16 @@ end
 -- ---------------------------------------------------------------------
 -- the client
 
+-- The client's options and their rules ("any": checked where used).
 local CLIENT_OPTIONS = {
-  api_key = true, base_url = true, timeout = true, connect_timeout = true,
-  max_retries = true, deadline = true, backoff_base = true, backoff_cap = true,
-  max_wait = true, rate_limit = true, ca_file = true, max_body = true, proxy = true,
-  on_request = true, on_response = true, on_retry = true,
-  transport = true, thread_pool = true, shared_dict = true,
-  clock = true, wall_clock = true, sleep = true, random = true,
+  api_key = "any", base_url = "any", proxy = "any", rate_limit = "any",
+  thread_pool = "any", shared_dict = "any",
+  timeout = "seconds", connect_timeout = "seconds", deadline = "seconds",
+  backoff_base = "seconds", backoff_cap = "seconds", max_wait = "seconds",
+  max_retries = "retries", ca_file = "path", max_body = "bytes",
+  on_request = "function", on_response = "function", on_retry = "function",
+  transport = "function", clock = "function", wall_clock = "function",
+  sleep = "function", random = "function",
 }
 
 -- The proxy the transport goes through, or nil. The key never crosses a
@@ -168,7 +169,7 @@ function M.new(opts)
     error(format("bad argument #1 to 'client' (table expected, got %s)", type(opts)), 2)
   end
   local what = "coldsend.client"
-  check_known(what, opts, CLIENT_OPTIONS)
+  options.check_known(what, opts, CLIENT_OPTIONS)
   local key = opts.api_key
   if key == nil then key = os.getenv("COLDSEND_API_KEY") end
   local problem = key_problem(key)
@@ -178,25 +179,16 @@ function M.new(opts)
   require("coldsend.request_loop").keep_key(self, key)
   self.base_url = check_base_url(opts.base_url or os.getenv("COLDSEND_BASE_URL")
     or facade.DEFAULT_BASE_URL)
-  self.timeout = check_number(what, opts, "timeout") or 60
-  self.connect_timeout = check_number(what, opts, "connect_timeout") or 10
-  self.deadline = check_number(what, opts, "deadline")
-  self.max_retries = check_count(what, opts, "max_retries") or 3
-  self.backoff_base = check_number(what, opts, "backoff_base")
-  self.backoff_cap = check_number(what, opts, "backoff_cap")
-  self.max_wait = check_number(what, opts, "max_wait") or facade.DEFAULT_MAX_WAIT
-  if opts.ca_file ~= nil and type(opts.ca_file) ~= "string" then
-    opt_error(what, "ca_file", "path string", opts.ca_file)
-  end
-  if opts.max_body ~= nil and (type(opts.max_body) ~= "number" or opts.max_body < 1
-      or opts.max_body ~= math.floor(opts.max_body)) then
-    opt_error(what, "max_body", "positive integer (bytes)", opts.max_body)
-  end
+  options.check_values(what, opts, CLIENT_OPTIONS)
+  self.timeout = opts.timeout or 60
+  self.connect_timeout = opts.connect_timeout or 10
+  self.deadline = opts.deadline
+  self.max_retries = opts.max_retries or 3
+  self.backoff_base, self.backoff_cap = opts.backoff_base, opts.backoff_cap
+  self.max_wait = opts.max_wait or facade.DEFAULT_MAX_WAIT
   self.ca_file, self.max_body = opts.ca_file, opts.max_body
   local proxy = choose_proxy(what, self.base_url, opts.proxy)
-  self.on_request = check_function(what, opts, "on_request")
-  self.on_response = check_function(what, opts, "on_response")
-  self.on_retry = check_function(what, opts, "on_retry")
+  self.on_request, self.on_response, self.on_retry = opts.on_request, opts.on_response, opts.on_retry
 
   local nginx = in_nginx()
   -- the host's transport, clock and sleep, which never block it
@@ -206,13 +198,13 @@ function M.new(opts)
   -- inside nginx too, CLOCK_MONOTONIC: one clock for every worker (the
   -- rate limiter's shared rings), which a step of the wall clock, and so
   -- ngx.now(), does not move
-  self.clock = check_function(what, opts, "clock") or (host and not nginx and host.now) or core.now
-  self.wall_clock = check_function(what, opts, "wall_clock")
+  self.clock = opts.clock or (host and not nginx and host.now) or core.now
+  self.wall_clock = opts.wall_clock
     or (host and host.now) or core.time
-  self.sleep = check_function(what, opts, "sleep") or (host and host.sleep) or core.sleep
-  self.random = check_function(what, opts, "random") or math.random
+  self.sleep = opts.sleep or (host and host.sleep) or core.sleep
+  self.random = opts.random or math.random
 
-  local transport = check_function(what, opts, "transport")
+  local transport = opts.transport
   if transport == nil then
     if host then
       if proxy and host.proxies == false then
@@ -226,7 +218,10 @@ function M.new(opts)
       end
       transport = host.new { pool = opts.thread_pool, max_body = opts.max_body, proxy = proxy }
     else
-      transport = core.http { ca_file = opts.ca_file, max_body = opts.max_body, proxy = proxy }
+      -- a CA file that cannot be read: raised at the caller's line
+      local ok, t = pcall(core.http, { ca_file = opts.ca_file, max_body = opts.max_body, proxy = proxy })
+      if not ok then raise((tostring(t):gsub("^[^\n]-:%d+: ", "", 1))) end
+      transport = t
     end
   end
   self.transport = transport

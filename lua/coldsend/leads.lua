@@ -29,63 +29,18 @@ M.STATE_VERSION = 1
 -- ----------------------------------------------------------------------
 -- options
 
-local CALL_OPTIONS = {
-  timeout = "number", connect_timeout = "number", deadline = "number",
-  backoff_base = "number", backoff_cap = "number", max_retries = "count", max_wait = "number",
-}
+local options = require "coldsend.options"
+local CALL_OPTIONS = options.CALL_OPTIONS
+local raise, shown = options.raise, options.shown
 
 local UPLOAD_OPTIONS = {
-  file = "string", mapping = "table", on_progress = "function", wait = "boolean",
-  dry_run = "boolean", state_file = "string|false", chunk_rows = "count",
-  chunk_bytes = "count", max_problems = "count", allow_duplicates = "boolean",
-  restart = "boolean", poll_interval = "number", wait_timeout = "number",
+  file = "path", mapping = "table", on_progress = "function", wait = "boolean",
+  dry_run = "boolean", state_file = "path|false",
+  chunk_rows = options.between(1, M.MAX_ROWS), chunk_bytes = options.between(1, M.MAX_BYTES),
+  max_problems = "count", allow_duplicates = "boolean",
+  restart = "boolean", poll_interval = "seconds", wait_timeout = "seconds",
 }
 for k, v in pairs(CALL_OPTIONS) do UPLOAD_OPTIONS[k] = v end
-
-local function shown(v)
-  if type(v) == "string" then return format("%q", #v > 60 and v:sub(1, 57) .. "..." or v) end
-  if type(v) == "number" or type(v) == "boolean" then return tostring(v) end
-  return type(v)
-end
-
-local function callable(v)
-  local mt = getmetatable(v)
-  return type(v) == "function" or (mt ~= nil and type(mt) == "table" and mt.__call ~= nil)
-end
-
--- Raises msg at the caller's line: the first frame outside the library.
-local function raise(msg)
-  return require("coldsend")._raise(msg)
-end
-
--- Raises for an unknown key or a value of the wrong kind (misuse), in the
--- core's style, at the caller's line (the first frame outside the library,
--- however the facade's method called in).
-local function check_options(what, opts, known)
-  for k, v in pairs(opts) do
-    local kind = known[k]
-    if not kind then
-      raise(require("coldsend.help").unknown_option(k, what, known))
-    end
-    local ok
-    if kind == "number" then
-      ok = type(v) == "number" and v > 0 and v < math.huge
-    elseif kind == "count" then
-      ok = type(v) == "number" and v >= 0 and v == floor(v)
-    elseif kind == "function" then
-      ok = callable(v)
-    elseif kind == "string|false" then
-      ok = v == false or (type(v) == "string" and v ~= "")
-    else
-      ok = type(v) == kind
-    end
-    if not ok then
-      local rule = ({ number = "positive number", count = "integer >= 0",
-        ["string|false"] = "path string or false" })[kind] or kind
-      raise(format("bad option '%s' for %s (%s expected, got %s)", k, what, rule, shown(v)))
-    end
-  end
-end
 
 local function call_options(opts)
   local t
@@ -386,7 +341,7 @@ local function wait_chunk(job, i, interval, deadline_at)
   return true
 end
 
-local WAIT_OPTIONS = { interval = "number", timeout = "number", on_progress = "function" }
+local WAIT_OPTIONS = { interval = "seconds", timeout = "seconds", on_progress = "function" }
 
 --- Polls every chunk's job until all are COMPLETED or FAILED.
 -- opts: interval (s between polls, default the upload's poll_interval or 1),
@@ -397,7 +352,7 @@ function Job:wait(opts)
   if type(opts) ~= "table" then
     error(format("bad argument #1 to 'wait' (table expected, got %s)", type(opts)), 2)
   end
-  check_options("job:wait", opts, WAIT_OPTIONS)
+  options.check("job:wait", opts, WAIT_OPTIONS)
   local p = private[self]
   if opts.on_progress then p.on_progress = opts.on_progress end
   local interval = opts.interval or p.poll_interval
@@ -614,18 +569,8 @@ function M.upload(client, c, opts)
   if type(opts) ~= "table" then
     raise(format("bad argument #1 to 'upload_leads' (table expected, got %s)", type(opts)))
   end
-  check_options("upload_leads", opts, UPLOAD_OPTIONS)
-  if type(opts.file) ~= "string" then
-    raise("bad option 'file' for upload_leads (path string expected, got " .. shown(opts.file) .. ")")
-  end
-  if opts.chunk_rows and (opts.chunk_rows < 1 or opts.chunk_rows > M.MAX_ROWS) then
-    raise(format("bad option 'chunk_rows' for upload_leads (integer 1..%d expected, got %s)",
-      M.MAX_ROWS, shown(opts.chunk_rows)))
-  end
-  if opts.chunk_bytes and (opts.chunk_bytes < 1 or opts.chunk_bytes > M.MAX_BYTES) then
-    raise(format("bad option 'chunk_bytes' for upload_leads (integer 1..%d expected, got %s)",
-      M.MAX_BYTES, shown(opts.chunk_bytes)))
-  end
+  options.check("upload_leads", opts, UPLOAD_OPTIONS)
+  if opts.file == nil then options.opt_error("upload_leads", "file", "path string", nil) end
   local id = campaign_id(c, "upload_leads")
   local path = opts.file
 
@@ -812,12 +757,7 @@ function M.add(client, c, lead, opts)
     raise(format("bad argument #1 to 'add_lead' (table expected, got %s)", type(lead)))
   end
   local id = campaign_id(c, "add_lead")
-  if opts ~= nil then
-    if type(opts) ~= "table" then
-      raise(format("bad call options (table expected, got %s)", type(opts)))
-    end
-    check_options("add_lead", opts, CALL_OPTIONS)
-  end
+  options.check_call_options(opts)
   for k, v in pairs(lead) do
     if not LEAD_FIELDS[k] then
       raise(format("no field '%s' in lead (email, first_name, last_name, company, "

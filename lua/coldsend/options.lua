@@ -1,14 +1,24 @@
---- coldsend.options: the one checker of options and arguments.
--- Every misuse raises at the caller's line (the first frame outside the
--- library's directory), naming the option, the rule and the value.
+--- coldsend.options: the one checker of options. Every table of options
+-- the library takes (the client's, a call's, upload_leads', job:wait's,
+-- the retry policy's) is checked here against a spec, {name = rule}:
+-- an unknown name raises `unknown option 'x' for what; did you mean 'y'?`,
+-- a value that breaks its rule `bad option 'x' for what (rule expected,
+-- got value)`, both at the caller's line (the first frame outside the
+-- library's directory, however deep the check sits).
+--
+--   options.check("upload_leads", opts, { file = "path", wait = "boolean",
+--     chunk_rows = options.rule("integer 1..10000", function(v) ... end) })
+--
+-- A rule is the name of one of `options.RULES`, a rule made by
+-- `options.rule(text, test)`, or "any" (a name that exists, checked by
+-- the code that uses it).
 -- @module coldsend.options
 local core = require "coldsend.core"
 
 local M = {}
 
-local type, pairs, tostring, error = type, pairs, tostring, error
-local format = string.format
-
+local type, pairs, tostring, error, getmetatable = type, pairs, tostring, error, getmetatable
+local format, floor, huge = string.format, math.floor, math.huge
 
 -- The directory of the library's Lua files: frames there are not the
 -- caller's.
@@ -30,89 +40,124 @@ local function raise(msg)
 end
 M.raise = raise
 
--- A value for a message; NaN as "nan" on every Lua (PUC Lua prints 0/0 as "-nan").
-local function shown_value(v)
+--- A value for a message: a string quoted (cut after 57 characters), NaN as
+-- "nan" on every Lua (PUC Lua prints 0/0 as "-nan"), a number as it prints,
+-- anything else by its type (a table's address says nothing).
+function M.shown(v)
+  local t = type(v)
+  if t == "string" then return format("%q", #v > 60 and v:sub(1, 57) .. "..." or v) end
   if v ~= v then return "nan" end
-  return type(v) == "string" and format("%q", v) or tostring(v)
+  if t == "number" then return tostring(v) end
+  return t
 end
+local shown = M.shown
 
-local function opt_error(what, name, rule, value)
-  local shown = shown_value(value)
-  if type(value) == "table" or type(value) == "function" then shown = type(value) end
-  raise(format("bad option '%s' for %s (%s expected, got %s)", name, what, rule, shown))
+--- Raises `bad option 'name' for what (rule expected, got value)`.
+function M.opt_error(what, name, rule, value)
+  raise(format("bad option '%s' for %s (%s expected, got %s)", name, what, rule, shown(value)))
 end
+local opt_error = M.opt_error
 
-local function check_number(what, opts, name, min)
-  local v = opts[name]
-  if v == nil then return nil end
-  if type(v) ~= "number" or v ~= v or v <= (min or 0) or v == math.huge then
-    opt_error(what, name, "positive number of seconds", v)
-  end
-  return v
-end
-
-local function check_count(what, opts, name)
-  local v = opts[name]
-  if v == nil then return nil end
-  if type(v) ~= "number" or v < 0 or v ~= math.floor(v) or v > 100 then
-    opt_error(what, name, "integer 0..100", v)
-  end
-  return v
-end
-
-local function check_function(what, opts, name)
-  local v = opts[name]
-  if v == nil then return nil end
+local function callable(v)
   local mt = getmetatable(v)
-  if type(v) ~= "function" and not (mt and mt.__call) then
-    opt_error(what, name, "function", v)
+  return type(v) == "function" or (type(mt) == "table" and mt.__call ~= nil)
+end
+
+local function is_integer(v)
+  return type(v) == "number" and v == floor(v) and v > -huge and v < huge
+end
+
+--- A rule: what it expects (said in the message) and its test.
+function M.rule(text, test) return { text, test } end
+local rule = M.rule
+
+--- The rules by name.
+M.RULES = {
+  seconds = rule("positive number of seconds", function(v)
+    return type(v) == "number" and v > 0 and v < huge end),
+  retries = rule("integer 0..100", function(v) return is_integer(v) and v >= 0 and v <= 100 end),
+  count = rule("integer >= 0", function(v) return is_integer(v) and v >= 0 end),
+  bytes = rule("positive integer (bytes)", function(v) return is_integer(v) and v >= 1 end),
+  ["function"] = rule("function", callable),
+  boolean = rule("boolean", function(v) return type(v) == "boolean" end),
+  table = rule("table", function(v) return type(v) == "table" end),
+  path = rule("path string", function(v) return type(v) == "string" end),
+  ["path|false"] = rule("path string or false", function(v)
+    return v == false or (type(v) == "string" and v ~= "") end),
+  any = rule("anything", function() return true end),
+}
+local RULES = M.RULES
+
+--- An integer rule lo..hi.
+function M.between(lo, hi)
+  return rule(format("integer %d..%d", lo, hi), function(v)
+    return is_integer(v) and v >= lo and v <= hi end)
+end
+
+--- Raises for the first name of opts that spec does not know, with the
+-- closest known name.
+function M.check_known(what, opts, spec)
+  for k in pairs(opts) do
+    if spec[k] == nil then raise(require("coldsend.help").unknown_option(k, what, spec)) end
+  end
+end
+
+--- Raises for the first value of opts that breaks its rule in spec.
+function M.check_values(what, opts, spec)
+  for k, v in pairs(opts) do
+    local r = spec[k]
+    if type(r) == "string" then r = RULES[r] end
+    if r and not r[2](v) then opt_error(what, k, r[1], v) end
+  end
+end
+
+--- Checks opts against spec: unknown names first, then each value.
+-- Returns opts.
+function M.check(what, opts, spec)
+  M.check_known(what, opts, spec)
+  M.check_values(what, opts, spec)
+  return opts
+end
+
+--- Raises `bad value for 'name' (rule expected, got value)` unless v keeps
+-- the rule (a name of RULES or a rule): the message of a merged value
+-- whose option table is not the caller's (coldsend.retry's policy).
+function M.check_value(name, r, v)
+  if type(r) == "string" then r = RULES[r] end
+  if not r[2](v) then
+    raise(format("bad value for '%s' (%s expected, got %s)", name, r[1], shown(v)))
   end
   return v
 end
 
-local function check_known(what, opts, known)
-  for k in pairs(opts) do
-    if not known[k] then
-      raise(require("coldsend.help").unknown_option(k, what, known))
-    end
-  end
-end
-
--- Per-call options every server call accepts as its last argument.
-local CALL_OPTIONS = {
-  timeout = true, connect_timeout = true, deadline = true, max_retries = true,
-  backoff_base = true, backoff_cap = true, max_wait = true,
-  _deadline_at = true, -- internal: one deadline for the requests of one call
+--- Per-call options every server call accepts as its last argument.
+M.CALL_OPTIONS = {
+  timeout = "seconds", connect_timeout = "seconds", deadline = "seconds",
+  backoff_base = "seconds", backoff_cap = "seconds", max_wait = "seconds",
+  max_retries = "retries",
+  _deadline_at = "any", -- internal: one deadline for the requests of one call
 }
+local CALL_OPTIONS = M.CALL_OPTIONS
 
-local function check_call_options(opts)
+--- Checks a call's options (nil, or a table of CALL_OPTIONS); returns them.
+function M.check_call_options(opts)
   if opts == nil then return nil end
   if type(opts) ~= "table" then
     raise(format("bad call options (table expected, got %s)", type(opts)))
   end
-  check_known("call", opts, CALL_OPTIONS)
-  check_number("call", opts, "timeout")
-  check_number("call", opts, "connect_timeout")
-  check_number("call", opts, "deadline")
-  check_number("call", opts, "backoff_base")
-  check_number("call", opts, "backoff_cap")
-  check_number("call", opts, "max_wait")
-  check_count("call", opts, "max_retries")
-  return opts
+  return M.check("call", opts, CALL_OPTIONS)
 end
--- checks shared by the calls
 
+--- Raises `bad argument #argn to 'what' (UUID expected, got ...)` at the
+-- caller of the caller's caller (level 3) unless id is a UUID.
 local function check_id(what, id, argn)
   if not core.is_uuid(id) then
-    local shown = type(id) == "string" and format("%q", id) or type(id)
-    error(format("bad argument #%d to '%s' (UUID expected, got %s)", argn, what, shown), 3)
+    local got = type(id) == "string" and format("%q", id) or type(id)
+    error(format("bad argument #%d to '%s' (UUID expected, got %s)", argn, what, got), 3)
   end
   return id
 end
 
-M.shown_value, M.opt_error = shown_value, opt_error
-M.check_number, M.check_count, M.check_function = check_number, check_count, check_function
-M.check_known, M.check_call_options, M.check_id = check_known, check_call_options, check_id
-M.CALL_OPTIONS = CALL_OPTIONS
+M.check_id = check_id
 
 return M

@@ -15,7 +15,7 @@ local check_call_options, check_id = options.check_call_options, options.check_i
 local new_error, decorate, call = loop.new_error, loop.decorate, loop.call
 local protocol_error, expect_table = loop.protocol_error, loop.expect_table
 local Client = require("coldsend.client").Client
-local shown_value = options.shown_value
+local shown_value = options.shown
 
 local LIST_QUERY = {
   page = "integer", limit = "integer", status = "string", search = "string",

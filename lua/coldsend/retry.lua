@@ -63,6 +63,7 @@ local M = {}
 
 local floor, huge = math.floor, math.huge
 local server_wait = require("coldsend.core").server_wait
+local options = require "coldsend.options"
 
 --- The policy's defaults, under the options `policy` merges: 3 retries, a backoff
 -- base of 0.5 s capped at 30 s, and no deadline.
@@ -81,42 +82,16 @@ local RETRY_IDEMPOTENT = { [500] = "server_error", [502] = "server_error", [503]
 local CURLE_SSL_CONNECT_ERROR = 35
 local CURLE_WRITE_ERROR, CURLE_FILESIZE_EXCEEDED = 23, 63
 
-local function describe(v)
-  if type(v) == "number" then return string.format("%.14g", v) end
-  if type(v) == "string" then
-    return string.format("%q", #v > 40 and v:sub(1, 40) .. "..." or v)
-  end
-  return type(v)
-end
-
-local function bad_option(name, expected, v)
-  error(string.format("bad value for '%s' (%s expected, got %s)", name, expected, describe(v)), 4)
-end
-
-local function is_integer(v)
-  return type(v) == "number" and v == floor(v) and v > -huge and v < huge
-end
-
--- Checks one option; nil means "not given". `deadline = false` switches a
--- client deadline off for one call.
-local CHECK = {
-  max_retries = function(v)
-    if not (is_integer(v) and v >= 0) then bad_option("max_retries", "integer >= 0", v) end
-    return v
-  end,
-  base = function(v)
-    if not (type(v) == "number" and v > 0 and v < huge) then bad_option("base", "number > 0", v) end
-    return v
-  end,
-  cap = function(v)
-    if not (type(v) == "number" and v > 0) then bad_option("cap", "number > 0", v) end
-    return v
-  end,
-  deadline = function(v)
-    if v == false then return false end
-    if not (type(v) == "number" and v > 0) then bad_option("deadline", "number > 0 or false", v) end
-    return v
-  end,
+-- Each option's rule (coldsend.options); nil means "not given".
+-- `deadline = false` switches a client deadline off for one call.
+local rule = options.rule
+local RULES = {
+  max_retries = rule("integer >= 0", function(v)
+    return type(v) == "number" and v == floor(v) and v >= 0 and v < huge end),
+  base = rule("number > 0", function(v) return type(v) == "number" and v > 0 and v < huge end),
+  cap = rule("number > 0", function(v) return type(v) == "number" and v > 0 end),
+  deadline = rule("number > 0 or false", function(v)
+    return v == false or (type(v) == "number" and v > 0) end),
 }
 
 --- Merges the retry options of each table given (client options, then
@@ -132,9 +107,9 @@ function M.policy(...)
       if type(opts) ~= "table" then
         error(string.format("bad options #%d (table expected, got %s)", i, type(opts)), 2)
       end
-      for name, check in pairs(CHECK) do
+      for name, r in pairs(RULES) do
         local v = opts[name]
-        if v ~= nil then p[name] = check(v) end
+        if v ~= nil then p[name] = options.check_value(name, r, v) end
       end
     end
   end
