@@ -69,6 +69,7 @@ build = {
       ["coldsend.request_loop"] = "lua/coldsend/request_loop.lua",
       ["coldsend.resources"] = "lua/coldsend/resources.lua",
       ["coldsend.retry"] = "lua/coldsend/retry.lua",
+      ["coldsend.single_lead"] = "lua/coldsend/single_lead.lua",
       ["coldsend.text"] = "lua/coldsend/text.lua",
       ["coldsend.writes"] = "lua/coldsend/writes.lua",
       ["coldsend.sandbox"] = "lua/coldsend/sandbox.lua",

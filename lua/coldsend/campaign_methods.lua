@@ -14,7 +14,7 @@ local M = {}
 local type, pairs, ipairs, tostring, setmetatable, error =
   type, pairs, ipairs, tostring, setmetatable, error
 local format, concat = string.format, table.concat
-local raise, check_call_options, check_id = options.raise, options.check_call_options, options.check_id
+local check_call_options, check_id = options.check_call_options, options.check_id
 local new_error, protocol_error = loop.new_error, loop.protocol_error
 local Client = require("coldsend.client").Client
 
@@ -64,9 +64,7 @@ end
 
 -- A handle that save() has not created yet cannot be refreshed, deleted,
 -- paused or resumed: misuse, raised at the caller's line as add_lead does.
-local function need_id(c, what)
-  if c.id == nil then raise(format("%s: the campaign has no id yet (save it first)", what)) end
-end
+local need_id = options.saved_id
 
 local function run_campaign_op(c, op, opts, needs_validation)
   local client = client_of(c)
@@ -234,7 +232,7 @@ end
 --- Adds one lead (POST /campaigns/{id}/leads/manual).
 function methods.add_lead(c, lead, opts)
   check_call_options(opts)
-  return require("coldsend.leads").add(client_of(c), c, lead, opts)
+  return require("coldsend.single_lead").add(client_of(c), c, lead, opts)
 end
 
 -- c:changes() is a plain table (the C core's copy) that prints, in the

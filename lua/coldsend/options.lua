@@ -148,6 +148,16 @@ function M.check_call_options(opts)
   return M.check("call", opts, CALL_OPTIONS)
 end
 
+--- The id of a campaign handle, or a raise at the caller's line naming
+-- `what` when save() has not created it yet.
+function M.saved_id(c, what)
+  local id = c.id
+  if not core.is_uuid(id) then
+    raise(format("%s: the campaign has no id yet (save it first)", what))
+  end
+  return id
+end
+
 --- Raises `bad argument #argn to 'what' (UUID expected, got ...)` at the
 -- caller of the caller's caller (level 3) unless id is a UUID.
 local function check_id(what, id, argn)

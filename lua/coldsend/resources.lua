@@ -182,7 +182,7 @@ function Client:update_lead(campaign_id, lead_id, fields, opts)
         .. "custom_fields expected)", tostring(k)), 2)
     end
     if k == "custom_fields" then
-      local why, kind = require("coldsend.leads").custom_fields_problem(v, true)
+      local why, kind = require("coldsend.single_lead").custom_fields_problem(v, true)
       if kind == "type" then error(why, 2) end
     elseif type(v) ~= "string" or #v > 255 or v:find("%z") then
       error(format("bad value for '%s' (string of 0..255 characters expected, got %s)",
@@ -190,7 +190,7 @@ function Client:update_lead(campaign_id, lead_id, fields, opts)
     end
   end
   -- a bad datum (invalid UTF-8, a number that would not go out exactly)
-  local problem = require("coldsend.leads").lead_problem(fields)
+  local problem = require("coldsend.single_lead").lead_problem(fields)
   if problem then
     return nil, new_error { code = "invalid", message = problem.message, problems = { problem },
       attempts = 0 }
