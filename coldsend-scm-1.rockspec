@@ -54,6 +54,7 @@ build = {
       ["coldsend.chart"] = "lua/coldsend/chart.lua",
       ["coldsend.client"] = "lua/coldsend/client.lua",
       ["coldsend.cli"] = "lua/coldsend/cli.lua",
+      ["coldsend.dates"] = "lua/coldsend/dates.lua",
       ["coldsend.doctor"] = "lua/coldsend/doctor.lua",
       ["coldsend.export"] = "lua/coldsend/export.lua",
       ["coldsend.help"] = "lua/coldsend/help.lua",

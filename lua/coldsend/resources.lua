@@ -274,16 +274,7 @@ function Client:list_inboxes(query, opts)
   return call(self, "GET", "/sender-accounts", nil, q, opts)
 end
 
--- True for a real calendar date YYYY-MM-DD (2024-02-29 yes, 2023-02-29 no).
-local function real_date(v)
-  local y, m, d = v:match("^(%d%d%d%d)%-(%d%d)%-(%d%d)$")
-  if not y then return false end
-  y, m, d = tonumber(y), tonumber(m), tonumber(d)
-  if y < 1 or m < 1 or m > 12 or d < 1 then return false end
-  local leap = (y % 4 == 0 and y % 100 ~= 0) or y % 400 == 0
-  local days = ({ 31, leap and 29 or 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 })[m]
-  return d <= days
-end
+local real_date = require("coldsend.dates").real_date
 
 local function check_dates(what, query, allowed)
   local q = {}

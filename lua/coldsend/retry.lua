@@ -189,57 +189,9 @@ end
 -- @return the value, or nil
 M.header = header
 
--- HTTP dates (RFC 7231 7.1.1.1): IMF-fixdate, and the obsolete RFC 850 and
--- asctime forms a recipient must also accept. Always GMT; parsed by hand so
--- neither the locale nor the local time zone (os.time) matters.
-local MONTHS = { Jan = 1, Feb = 2, Mar = 3, Apr = 4, May = 5, Jun = 6,
-                 Jul = 7, Aug = 8, Sep = 9, Oct = 10, Nov = 11, Dec = 12 }
-local MONTH_DAYS = { 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 }
-
---- Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's
--- days_from_civil), exact for every year in floating point too.
-function M.days_from_civil(y, m, d)
-  if m <= 2 then y = y - 1 end
-  local era = floor(y / 400)
-  local yoe = y - era * 400                                   -- [0, 399]
-  local mp = (m + 9) % 12                                     -- March = 0
-  local doy = floor((153 * mp + 2) / 5) + d - 1               -- [0, 365]
-  local doe = yoe * 365 + floor(yoe / 4) - floor(yoe / 100) + doy -- [0, 146096]
-  return era * 146097 + doe - 719468
-end
-
-local function is_leap(y)
-  return y % 4 == 0 and (y % 100 ~= 0 or y % 400 == 0)
-end
-
---- Epoch seconds of an HTTP date, or nil when `s` is not one.
-function M.parse_http_date(s)
-  if type(s) ~= "string" then return nil end
-  local d, mon, y, hh, mm, ss =
-    s:match("^%s*%a%a%a, (%d%d) (%a%a%a) (%d%d%d%d) (%d%d):(%d%d):(%d%d) GMT%s*$")
-  if not d then -- RFC 850: Sunday, 06-Nov-94 08:49:37 GMT
-    d, mon, y, hh, mm, ss =
-      s:match("^%s*%a+, (%d%d)%-(%a%a%a)%-(%d%d) (%d%d):(%d%d):(%d%d) GMT%s*$")
-    if y then
-      -- two-digit years: the RFC asks for the nearest past century fit
-      y = tonumber(y) + 1900
-      if y < 1970 then y = y + 100 end
-    end
-  end
-  if not d then -- asctime: Sun Nov  6 08:49:37 1994
-    mon, d, hh, mm, ss, y =
-      s:match("^%s*%a%a%a (%a%a%a) ([%d ]%d) (%d%d):(%d%d):(%d%d) (%d%d%d%d)%s*$")
-  end
-  if not d then return nil end
-  local month = MONTHS[mon]
-  y, d = tonumber(y), tonumber((d:gsub(" ", "")))
-  hh, mm, ss = tonumber(hh), tonumber(mm), tonumber(ss)
-  if not month or d < 1 or d > MONTH_DAYS[month] or (month == 2 and d == 29 and not is_leap(y))
-     or hh > 23 or mm > 59 or ss > 60 then
-    return nil
-  end
-  return M.days_from_civil(y, month, d) * 86400 + hh * 3600 + mm * 60 + ss
-end
+--- Epoch seconds of an HTTP date, or nil: core.parse_http_date, the
+-- reading core.server_wait gives Retry-After (coldsend.dates).
+M.parse_http_date = require("coldsend.core").parse_http_date
 
 -- The X-RateLimit-Reset headers alone, for core.server_wait (one table,
 -- emptied after each use: no allocation per answer).
