@@ -134,9 +134,8 @@ end
 --- Sends the pending changes (PUT); a local definition (no id yet) is
 -- created by the one create routine (coldsend.writes.create_campaign).
 function methods.save(c, opts)
-  local client = client_of(c)
   check_call_options(opts) -- a misspelt option raises even with nothing to send
-  if not c.id then return writes.create_campaign(client, c, opts) end
+  if not c.id then return writes.create_campaign(client_of(c), c, opts) end
   if not c:_has_changes() then return c end
   local data, err = run_campaign_op(c, "save", opts, true)
   if not data then return nil, err end
