@@ -864,11 +864,24 @@ static int error_tostring(lua_State *L) {
   return 1;
 }
 
-static const luaL_Reg response_funcs[] = {{"parse_response", response_parse},
-                                          {"server_wait", response_server_wait},
-                                          {"error", error_new},
-                                          {"is_error", error_is},
-                                          {NULL, NULL}};
+/* core.parse_http_date(s) -> Unix seconds | nil: the reading of an HTTP
+ * date that server_wait uses for Retry-After (nil for anything else,
+ * a value that is not a string included). */
+static int response_parse_http_date(lua_State *L) {
+  double t;
+  if (lua_type(L, 1) != LUA_TSTRING || !parse_http_date(lua_tostring(L, 1), &t))
+    return 0;
+  lua_pushinteger(L, (lua_Integer)t);
+  return 1;
+}
+
+static const luaL_Reg response_funcs[] = {
+    {"parse_response", response_parse},
+    {"server_wait", response_server_wait},
+    {"parse_http_date", response_parse_http_date},
+    {"error", error_new},
+    {"is_error", error_is},
+    {NULL, NULL}};
 
 void cs_response_open(lua_State *L) {
   cs_newmetatable(L, ERROR_TYPE);

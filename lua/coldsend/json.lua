@@ -20,6 +20,21 @@ function M.array(t)
   return setmetatable(t or {}, array_mt)
 end
 
+-- The C core's empty array (core.EMPTY_ARRAY, which c:changes() and the
+-- request bodies hold), when the core is loaded: the sandbox uses this
+-- module without it.
+local function core_empty()
+  local core = package.loaded["coldsend.core"]
+  return type(core) == "table" and core.EMPTY_ARRAY or nil
+end
+
+--- True for an empty array: an empty table marked by `json.array`, or the
+-- C core's marker core.EMPTY_ARRAY. Both encode as [].
+function M.is_empty_array(v)
+  if type(v) == "table" then return next(v) == nil and getmetatable(v) == array_mt end
+  return v ~= nil and v == core_empty()
+end
+
 -- cjson 2.1 writes numbers with 14 significant digits at most and has no
 -- empty-array value. Before encoding, each number it would change, each
 -- empty marked array, and each string that holds the marker prefix (so that
@@ -64,7 +79,7 @@ local function prepare(v, side, depth)
   elseif t == "string" then
     return v:find(PREFIX, 1, true) and marker(side, codec.encode(v)) or nil
   elseif t ~= "table" then
-    return nil
+    return t == "userdata" and v == core_empty() and marker(side, "[]") or nil
   end
   if depth > MAX_DEPTH then error("cannot encode as JSON: nested deeper than " .. MAX_DEPTH, 0) end
   if next(v) == nil then

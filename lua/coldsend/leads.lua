@@ -1,6 +1,6 @@
---- coldsend.leads: CSV lead uploads in conforming chunks, resumable, and single leads.
--- The facade installs `upload` and `add` as the campaign methods
--- `c:upload_leads{...}` and `c:add_lead{...}`; doc/leads.md is the user's
+--- coldsend.leads: CSV lead uploads in conforming chunks, resumable.
+-- The facade installs `upload` as the campaign method `c:upload_leads{...}`
+-- (single leads are coldsend.single_lead's); doc/leads.md is the user's
 -- guide. The C core reads and checks the CSV (core.csv_preflight) and plans
 -- the chunks; this module sends them, polls the jobs and keeps the state
 -- file that makes a re-run resume instead of starting over.
@@ -29,63 +29,18 @@ M.STATE_VERSION = 1
 -- ----------------------------------------------------------------------
 -- options
 
-local CALL_OPTIONS = {
-  timeout = "number", connect_timeout = "number", deadline = "number",
-  backoff_base = "number", backoff_cap = "number", max_retries = "count", max_wait = "number",
-}
+local options = require "coldsend.options"
+local CALL_OPTIONS = options.CALL_OPTIONS
+local raise, shown = options.raise, options.shown
 
 local UPLOAD_OPTIONS = {
-  file = "string", mapping = "table", on_progress = "function", wait = "boolean",
-  dry_run = "boolean", state_file = "string|false", chunk_rows = "count",
-  chunk_bytes = "count", max_problems = "count", allow_duplicates = "boolean",
-  restart = "boolean", poll_interval = "number", wait_timeout = "number",
+  file = "path", mapping = "table", on_progress = "function", wait = "boolean",
+  dry_run = "boolean", state_file = "path|false",
+  chunk_rows = options.between(1, M.MAX_ROWS), chunk_bytes = options.between(1, M.MAX_BYTES),
+  max_problems = "count", allow_duplicates = "boolean",
+  restart = "boolean", poll_interval = "seconds", wait_timeout = "seconds",
 }
 for k, v in pairs(CALL_OPTIONS) do UPLOAD_OPTIONS[k] = v end
-
-local function shown(v)
-  if type(v) == "string" then return format("%q", #v > 60 and v:sub(1, 57) .. "..." or v) end
-  if type(v) == "number" or type(v) == "boolean" then return tostring(v) end
-  return type(v)
-end
-
-local function callable(v)
-  local mt = getmetatable(v)
-  return type(v) == "function" or (mt ~= nil and type(mt) == "table" and mt.__call ~= nil)
-end
-
--- Raises msg at the caller's line: the first frame outside the library.
-local function raise(msg)
-  return require("coldsend")._raise(msg)
-end
-
--- Raises for an unknown key or a value of the wrong kind (misuse), in the
--- core's style, at the caller's line (the first frame outside the library,
--- however the facade's method called in).
-local function check_options(what, opts, known)
-  for k, v in pairs(opts) do
-    local kind = known[k]
-    if not kind then
-      raise(require("coldsend.help").unknown_option(k, what, known))
-    end
-    local ok
-    if kind == "number" then
-      ok = type(v) == "number" and v > 0 and v < math.huge
-    elseif kind == "count" then
-      ok = type(v) == "number" and v >= 0 and v == floor(v)
-    elseif kind == "function" then
-      ok = callable(v)
-    elseif kind == "string|false" then
-      ok = v == false or (type(v) == "string" and v ~= "")
-    else
-      ok = type(v) == kind
-    end
-    if not ok then
-      local rule = ({ number = "positive number", count = "integer >= 0",
-        ["string|false"] = "path string or false" })[kind] or kind
-      raise(format("bad option '%s' for %s (%s expected, got %s)", k, what, rule, shown(v)))
-    end
-  end
-end
 
 local function call_options(opts)
   local t
@@ -96,14 +51,6 @@ local function call_options(opts)
     end
   end
   return t
-end
-
-local function campaign_id(c, what)
-  local id = c.id
-  if not core.is_uuid(id) then
-    raise(format("%s: the campaign has no id yet (save it first)", what))
-  end
-  return id
 end
 
 local function invalid(message, fields)
@@ -386,7 +333,7 @@ local function wait_chunk(job, i, interval, deadline_at)
   return true
 end
 
-local WAIT_OPTIONS = { interval = "number", timeout = "number", on_progress = "function" }
+local WAIT_OPTIONS = { interval = "seconds", timeout = "seconds", on_progress = "function" }
 
 --- Polls every chunk's job until all are COMPLETED or FAILED.
 -- opts: interval (s between polls, default the upload's poll_interval or 1),
@@ -397,7 +344,7 @@ function Job:wait(opts)
   if type(opts) ~= "table" then
     error(format("bad argument #1 to 'wait' (table expected, got %s)", type(opts)), 2)
   end
-  check_options("job:wait", opts, WAIT_OPTIONS)
+  options.check("job:wait", opts, WAIT_OPTIONS)
   local p = private[self]
   if opts.on_progress then p.on_progress = opts.on_progress end
   local interval = opts.interval or p.poll_interval
@@ -614,19 +561,9 @@ function M.upload(client, c, opts)
   if type(opts) ~= "table" then
     raise(format("bad argument #1 to 'upload_leads' (table expected, got %s)", type(opts)))
   end
-  check_options("upload_leads", opts, UPLOAD_OPTIONS)
-  if type(opts.file) ~= "string" then
-    raise("bad option 'file' for upload_leads (path string expected, got " .. shown(opts.file) .. ")")
-  end
-  if opts.chunk_rows and (opts.chunk_rows < 1 or opts.chunk_rows > M.MAX_ROWS) then
-    raise(format("bad option 'chunk_rows' for upload_leads (integer 1..%d expected, got %s)",
-      M.MAX_ROWS, shown(opts.chunk_rows)))
-  end
-  if opts.chunk_bytes and (opts.chunk_bytes < 1 or opts.chunk_bytes > M.MAX_BYTES) then
-    raise(format("bad option 'chunk_bytes' for upload_leads (integer 1..%d expected, got %s)",
-      M.MAX_BYTES, shown(opts.chunk_bytes)))
-  end
-  local id = campaign_id(c, "upload_leads")
+  options.check("upload_leads", opts, UPLOAD_OPTIONS)
+  if opts.file == nil then options.opt_error("upload_leads", "file", "path string", nil) end
+  local id = options.saved_id(c, "upload_leads")
   local path = opts.file
 
   local mapping, merr = choose_mapping(c, opts)
@@ -701,159 +638,6 @@ function M.upload(client, c, opts)
   end
   emit(job, p.waiting and "done" or "uploaded")
   return job
-end
-
--- ----------------------------------------------------------------------
--- single leads
-
-local LEAD_FIELDS = { email = true, first_name = true, last_name = true, company = true,
-  custom_fields = true }
-
---- A value for a message: strings quoted, bytes past ASCII as \ddd (the
--- message itself stays valid UTF-8).
-function M.shown_bytes(v)
-  return (shown(v):gsub("[\128-\255]", function(ch) return "\\" .. ch:byte() end))
-end
-
--- Strict UTF-8: no overlongs, surrogates or code points past U+10FFFF.
-local function valid_utf8(s)
-  local i, n = s:find("[\128-\255]"), #s
-  while i and i <= n do
-    local c = s:byte(i)
-    local need, lo, hi = 0, 0x80, 0xBF
-    if c >= 0xC2 and c <= 0xDF then need = 1
-    elseif c >= 0xE0 and c <= 0xEF then
-      need = 2
-      if c == 0xE0 then lo = 0xA0 elseif c == 0xED then hi = 0x9F end
-    elseif c >= 0xF0 and c <= 0xF4 then
-      need = 3
-      if c == 0xF0 then lo = 0x90 elseif c == 0xF4 then hi = 0x8F end
-    else
-      return false
-    end
-    for j = 1, need do
-      local b = s:byte(i + j)
-      if not b or b < (j == 1 and lo or 0x80) or b > (j == 1 and hi or 0xBF) then return false end
-    end
-    i = s:find("[\128-\255]", i + need + 1)
-  end
-  return true
-end
-M.valid_utf8 = valid_utf8
-
--- Float integers from 2^53 on may have lost digits (a 17-digit id read by
--- LuaJIT, say; 2^53 + 1 reads as 2^53): only those below it are exact.
-local EXACT_FLOAT = 2 ^ 53
-local mtype = math.type or function() return "float" end
-
---- What is wrong with a lead's custom_fields table, or nil: keys are
--- non-empty UTF-8 strings, values UTF-8 strings, booleans or numbers that go
--- out exactly (finite; an integral float below 2^53). Returns the message
--- and "type" (misuse: raise) or "value" (a bad datum: nil, err).
--- allow_null: cjson.null is a value too (update_lead's merge-patch removal).
-function M.custom_fields_problem(v, allow_null)
-  if type(v) ~= "table" then
-    return format("bad value for 'custom_fields' (table expected, got %s)", type(v)), "type"
-  end
-  for ck, cv in pairs(v) do
-    if type(ck) ~= "string" or ck == "" then
-      return format("bad key in 'custom_fields' (non-empty string expected, got %s)",
-        M.shown_bytes(ck)), "type"
-    end
-    if not valid_utf8(ck) then
-      return format("bad key in 'custom_fields' (valid UTF-8 expected, got %s)", M.shown_bytes(ck)),
-        "value"
-    end
-    local t, rule, kind = type(cv), nil, "type"
-    if t == "string" then
-      if not valid_utf8(cv) then rule, kind = "valid UTF-8", "value" end
-    elseif t == "number" then
-      if cv ~= cv or cv == math.huge or cv == -math.huge then
-        rule = "string, number or boolean"
-      elseif mtype(cv) ~= "integer" and cv == floor(cv) and math.abs(cv) >= EXACT_FLOAT then
-        rule, kind = "a number JSON carries exactly: an integer of 2^53 or more held as a float has "
-          .. "lost digits, pass it as a string or a Lua integer", "value"
-      end
-    elseif t ~= "boolean" and not (allow_null and cv == json.null) then
-      rule = allow_null and "string, number, boolean or coldsend.null" or "string, number or boolean"
-    end
-    if rule then
-      local got = t == "number" and cv == cv
-        and (cv == floor(cv) and math.abs(cv) < 2 ^ 63 and format("%.0f", cv) or format("%.17g", cv))
-        or M.shown_bytes(cv)
-      return format("bad value for 'custom_fields.%s' (%s expected, got %s)", ck, rule, got), kind
-    end
-  end
-end
-
---- The first bad datum of a lead whose types are right, or nil:
--- {field=, message=} for invalid UTF-8 in a text field or custom_fields,
--- or a custom_fields number that would not go out exactly.
-function M.lead_problem(lead)
-  for _, k in ipairs { "first_name", "last_name", "company" } do
-    local v = lead[k]
-    if type(v) == "string" and not valid_utf8(v) then
-      return { field = k, message = format("bad value for '%s' (valid UTF-8 expected, got %s)", k,
-        M.shown_bytes(v)) }
-    end
-  end
-  if lead.custom_fields ~= nil then
-    local why, kind = M.custom_fields_problem(lead.custom_fields, true)
-    if why and kind == "value" then return { field = "custom_fields", message = why } end
-  end
-end
-
---- c:add_lead{email=, first_name=, last_name=, company=, custom_fields=}
--- Checked like a CSV row: a wrong type or an unknown field raises; an email
--- that is not an address gives nil, err (code "invalid") without sending.
--- Returns the lead object the server answers with.
-function M.add(client, c, lead, opts)
-  if type(lead) ~= "table" then
-    raise(format("bad argument #1 to 'add_lead' (table expected, got %s)", type(lead)))
-  end
-  local id = campaign_id(c, "add_lead")
-  if opts ~= nil then
-    if type(opts) ~= "table" then
-      raise(format("bad call options (table expected, got %s)", type(opts)))
-    end
-    check_options("add_lead", opts, CALL_OPTIONS)
-  end
-  for k, v in pairs(lead) do
-    if not LEAD_FIELDS[k] then
-      raise(format("no field '%s' in lead (email, first_name, last_name, company, "
-        .. "custom_fields expected)", tostring(k)))
-    end
-    if k == "custom_fields" then
-      local why, kind = M.custom_fields_problem(v)
-      if kind == "type" then raise(why) end
-    elseif type(v) ~= "string" then
-      raise(format("bad value for '%s' (string expected, got %s)", k, shown(v)))
-    elseif k ~= "email" and (#v > 255 or v:find("%z")) then
-      raise(format("bad value for '%s' (string of at most 255 bytes expected, got %s)", k, shown(v)))
-    end
-  end
-  if lead.email == nil then
-    raise("missing field 'email' in lead")
-  end
-  -- a bad datum, as in a CSV row: nil, err and nothing sent
-  local problem = M.lead_problem(lead)
-  if problem then
-    return nil, invalid(problem.message, { problems = { problem } })
-  end
-  local why = core.email_problem(lead.email)
-  if why then
-    return nil, invalid(format("invalid email %s: %s", shown(lead.email), why), {
-      problems = { { field = "email", message = why } } })
-  end
-  local body = {}
-  for k, v in pairs(lead) do body[k] = v end
-  local data, err = writes.add_lead(client, id, body, opts)
-  if data and next(data) == nil then -- an empty 200 is not a lead
-    return nil, core.error { code = "protocol", method = "POST", attempts = 1, ambiguous = true,
-      url = client.base_url .. "/campaigns/" .. id .. "/leads/manual",
-      message = "expected a lead object in the response, got an empty body" }
-  end
-  return data, err
 end
 
 return M

@@ -471,7 +471,7 @@ local function tighten(self, headers, now, now_wall, stated, ticket, lowered)
   local i = target(self, headers, lowered)
   local b = self.windows[i]
   local r = b.ring
-  local reset_in = retry.reset_in(headers, now_wall)
+  local reset_in = retry.window_wait(headers, now_wall)
   local till = now + min(reset_in or b.period, b.period)
   if till <= now then return end
   local left = max(floor(remaining), 0)

@@ -62,6 +62,8 @@
 local M = {}
 
 local floor, huge = math.floor, math.huge
+local server_wait = require("coldsend.core").server_wait
+local options = require "coldsend.options"
 
 --- The policy's defaults, under the options `policy` merges: 3 retries, a backoff
 -- base of 0.5 s capped at 30 s, and no deadline.
@@ -80,42 +82,16 @@ local RETRY_IDEMPOTENT = { [500] = "server_error", [502] = "server_error", [503]
 local CURLE_SSL_CONNECT_ERROR = 35
 local CURLE_WRITE_ERROR, CURLE_FILESIZE_EXCEEDED = 23, 63
 
-local function describe(v)
-  if type(v) == "number" then return string.format("%.14g", v) end
-  if type(v) == "string" then
-    return string.format("%q", #v > 40 and v:sub(1, 40) .. "..." or v)
-  end
-  return type(v)
-end
-
-local function bad_option(name, expected, v)
-  error(string.format("bad value for '%s' (%s expected, got %s)", name, expected, describe(v)), 4)
-end
-
-local function is_integer(v)
-  return type(v) == "number" and v == floor(v) and v > -huge and v < huge
-end
-
--- Checks one option; nil means "not given". `deadline = false` switches a
--- client deadline off for one call.
-local CHECK = {
-  max_retries = function(v)
-    if not (is_integer(v) and v >= 0) then bad_option("max_retries", "integer >= 0", v) end
-    return v
-  end,
-  base = function(v)
-    if not (type(v) == "number" and v > 0 and v < huge) then bad_option("base", "number > 0", v) end
-    return v
-  end,
-  cap = function(v)
-    if not (type(v) == "number" and v > 0) then bad_option("cap", "number > 0", v) end
-    return v
-  end,
-  deadline = function(v)
-    if v == false then return false end
-    if not (type(v) == "number" and v > 0) then bad_option("deadline", "number > 0 or false", v) end
-    return v
-  end,
+-- Each option's rule (coldsend.options); nil means "not given".
+-- `deadline = false` switches a client deadline off for one call.
+local rule = options.rule
+local RULES = {
+  max_retries = rule("integer >= 0", function(v)
+    return type(v) == "number" and v == floor(v) and v >= 0 and v < huge end),
+  base = rule("number > 0", function(v) return type(v) == "number" and v > 0 and v < huge end),
+  cap = rule("number > 0", function(v) return type(v) == "number" and v > 0 end),
+  deadline = rule("number > 0 or false", function(v)
+    return v == false or (type(v) == "number" and v > 0) end),
 }
 
 --- Merges the retry options of each table given (client options, then
@@ -131,9 +107,9 @@ function M.policy(...)
       if type(opts) ~= "table" then
         error(string.format("bad options #%d (table expected, got %s)", i, type(opts)), 2)
       end
-      for name, check in pairs(CHECK) do
+      for name, r in pairs(RULES) do
         local v = opts[name]
-        if v ~= nil then p[name] = check(v) end
+        if v ~= nil then p[name] = options.check_value(name, r, v) end
       end
     end
   end
@@ -213,69 +189,29 @@ end
 -- @return the value, or nil
 M.header = header
 
--- HTTP dates (RFC 7231 7.1.1.1): IMF-fixdate, and the obsolete RFC 850 and
--- asctime forms a recipient must also accept. Always GMT; parsed by hand so
--- neither the locale nor the local time zone (os.time) matters.
-local MONTHS = { Jan = 1, Feb = 2, Mar = 3, Apr = 4, May = 5, Jun = 6,
-                 Jul = 7, Aug = 8, Sep = 9, Oct = 10, Nov = 11, Dec = 12 }
-local MONTH_DAYS = { 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 }
+--- Epoch seconds of an HTTP date, or nil: core.parse_http_date, the
+-- reading core.server_wait gives Retry-After (coldsend.dates).
+M.parse_http_date = require("coldsend.core").parse_http_date
 
---- Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's
--- days_from_civil), exact for every year in floating point too.
-function M.days_from_civil(y, m, d)
-  if m <= 2 then y = y - 1 end
-  local era = floor(y / 400)
-  local yoe = y - era * 400                                   -- [0, 399]
-  local mp = (m + 9) % 12                                     -- March = 0
-  local doy = floor((153 * mp + 2) / 5) + d - 1               -- [0, 365]
-  local doe = yoe * 365 + floor(yoe / 4) - floor(yoe / 100) + doy -- [0, 146096]
-  return era * 146097 + doe - 719468
-end
+-- The X-RateLimit-Reset headers alone, for core.server_wait (one table,
+-- emptied after each use: no allocation per answer).
+local reset_only = {}
 
-local function is_leap(y)
-  return y % 4 == 0 and (y % 100 ~= 0 or y % 400 == 0)
-end
-
---- Epoch seconds of an HTTP date, or nil when `s` is not one.
-function M.parse_http_date(s)
-  if type(s) ~= "string" then return nil end
-  local d, mon, y, hh, mm, ss =
-    s:match("^%s*%a%a%a, (%d%d) (%a%a%a) (%d%d%d%d) (%d%d):(%d%d):(%d%d) GMT%s*$")
-  if not d then -- RFC 850: Sunday, 06-Nov-94 08:49:37 GMT
-    d, mon, y, hh, mm, ss =
-      s:match("^%s*%a+, (%d%d)%-(%a%a%a)%-(%d%d) (%d%d):(%d%d):(%d%d) GMT%s*$")
-    if y then
-      -- two-digit years: the RFC asks for the nearest past century fit
-      y = tonumber(y) + 1900
-      if y < 1970 then y = y + 100 end
-    end
-  end
-  if not d then -- asctime: Sun Nov  6 08:49:37 1994
-    mon, d, hh, mm, ss, y =
-      s:match("^%s*%a%a%a (%a%a%a) ([%d ]%d) (%d%d):(%d%d):(%d%d) (%d%d%d%d)%s*$")
-  end
-  if not d then return nil end
-  local month = MONTHS[mon]
-  y, d = tonumber(y), tonumber((d:gsub(" ", "")))
-  hh, mm, ss = tonumber(hh), tonumber(mm), tonumber(ss)
-  if not month or d < 1 or d > MONTH_DAYS[month] or (month == 2 and d == 29 and not is_leap(y))
-     or hh > 23 or mm > 59 or ss > 60 then
-    return nil
-  end
-  return M.days_from_civil(y, month, d) * 86400 + hh * 3600 + mm * 60 + ss
-end
-
--- X-RateLimit-Reset values below this are taken as a number of seconds
--- from now (some servers send a delta, not a Unix time): 2001-09-09.
-local EPOCH_THRESHOLD = 1e9
-
---- Seconds from now_wall until the X-RateLimit-Reset of `headers`, or nil.
-function M.reset_in(headers, now_wall)
-  local v = tonumber(header(headers, "x-ratelimit-reset"))
-  if not v or v ~= v or v < 0 or v == huge then return nil end
-  if v < EPOCH_THRESHOLD then return v end
-  if not now_wall then return nil end
-  return math.max(0, v - now_wall)
+--- Seconds until the window of the X-RateLimit-Reset in `headers` ends, or
+-- nil: core.server_wait's reading of that header, as for a 429 without
+-- Retry-After (a Unix time, or a small number as a delay; whole seconds,
+-- rounded up), so that the rate limiter's hold, err.retry_after and the
+-- retry loop's wait are one reading of the same answer.
+-- @param headers the response headers table, or nil
+-- @param now_wall the wall clock (epoch seconds) the answer is read at
+function M.window_wait(headers, now_wall)
+  if not headers then return nil end
+  local lower, canonical = headers["x-ratelimit-reset"], headers["X-RateLimit-Reset"]
+  if lower == nil and canonical == nil then return nil end
+  reset_only["x-ratelimit-reset"], reset_only["X-RateLimit-Reset"] = lower, canonical
+  local wait = server_wait(429, reset_only, nil, now_wall)
+  reset_only["x-ratelimit-reset"], reset_only["X-RateLimit-Reset"] = nil, nil
+  return wait
 end
 
 --- Seconds to sleep before the try after `attempt`: `asked` (the server's

@@ -26,8 +26,9 @@
 -- `ambiguous` and `err.candidates` (ids), never a guess.
 -- @module coldsend.writes
 local core = require "coldsend.core"
-local retry = require "coldsend.retry"
+local dates = require "coldsend.dates"
 local redact = require "coldsend.redact"
+local json = require "coldsend.json"
 
 local M = {}
 
@@ -126,25 +127,8 @@ end
 
 local null = require("cjson").null
 
--- Epoch seconds of an ISO 8601 date-time: Z, +hh, +hhmm or +hh:mm, with or
--- without seconds and their fraction; nil for anything else.
-local function parse_iso_utc(s)
-  if type(s) ~= "string" then return nil end
-  local y, mo, d, h, mi, rest = s:match("^(%d%d%d%d)-(%d%d)-(%d%d)[T ](%d%d):(%d%d)(.*)$")
-  if not y then return nil end
-  local sec, zone = rest:match("^:(%d%d%.?%d*)(.*)$")
-  if not sec then sec, zone = "0", rest end
-  local offset
-  if zone == "" or zone == "Z" or zone == "z" then
-    offset = 0
-  else
-    local sign, oh, om = zone:match("^([+-])(%d%d):?(%d?%d?)$")
-    if not sign or (#om ~= 0 and #om ~= 2) then return nil end
-    offset = (tonumber(oh) * 3600 + (tonumber(om) or 0) * 60) * (sign == "-" and -1 or 1)
-  end
-  return retry.days_from_civil(tonumber(y), tonumber(mo), tonumber(d)) * 86400
-    + tonumber(h) * 3600 + tonumber(mi) * 60 + tonumber(sec) - offset
-end
+local parse_iso_utc = dates.parse_iso_utc
+--- Epoch seconds of an ISO 8601 date-time (coldsend.dates.parse_iso_utc).
 M.parse_iso_utc = parse_iso_utc
 
 -- True when the server's value `have` holds what was sent as `sent`:
@@ -153,7 +137,7 @@ M.parse_iso_utc = parse_iso_utc
 -- and the empty array are what they encode.
 local function holds(have, sent)
   if sent == null then return have == nil or have == null end
-  if type(sent) == "userdata" then -- core.EMPTY_ARRAY
+  if json.is_empty_array(sent) then
     return type(have) == "table" and next(have) == nil
   end
   if type(sent) == "table" then

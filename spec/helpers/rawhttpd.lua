@@ -22,6 +22,8 @@
 --   /garbage              an answer that is not HTTP/1.x, then a close
 --   /status?code=N&type=T&body=B&location=L   any status, type and body
 --   /bare?code=N          status N with an empty body and no header but Content-Length
+--   /headers?code=N&h=H&body=B   status N with the headers of H ("Name: value"
+--                         lines) and body B (default {}), as JSON
 --   /__stats              {"connections": N, "requests": N}
 --   /__quit               answers, then exits
 local socket = require "socket"
@@ -153,6 +155,14 @@ routes["/status"] = function(c, req)
   local h = { { "Content-Type", req.args.type or "application/json" } }
   if req.args.location then h[#h + 1] = { "Location", req.args.location } end
   respond(c, tonumber(req.args.code) or 200, h, req.args.body or "")
+end
+
+routes["/headers"] = function(c, req)
+  local h = { { "Content-Type", "application/json" } }
+  for name, value in (req.args.h or ""):gmatch("([^:\n]+):[ \t]*([^\n]*)") do
+    h[#h + 1] = { name, value }
+  end
+  respond(c, tonumber(req.args.code) or 200, h, req.args.body or "{}")
 end
 
 routes["/__stats"] = function(c) json(c, 200, stats) end
