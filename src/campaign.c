@@ -1,17 +1,18 @@
-/* campaign.c: the coldsend.campaign userdata: construction, field access,
- * dirty tracking, variants and follow-ups, pairs/tostring/close. */
+/* campaign.c: the coldsend.campaign userdata: construction, field access
+ * (__index, __newindex: checked by campaign_setters.c, then stored), dirty
+ * tracking and the validate() cache, add_variant/add_sequence, pairs,
+ * tostring, close, and the registration of every campaign method.
+ * Calls: the Lua API, the other campaign files through campaign.h, util.h.
+ * The one writer of the store apart from _apply/_discard (campaign_apply.c)
+ * and split_evenly (campaign_changes.c): each calls cs_store_changed. */
+#include "campaign.h"
+
 #include <stdlib.h>
 #include <string.h>
 
 #include "core.h"
-#include "fields.h"
 #include "request.h"
 #include "util.h"
-
-#define CS_FIELD_ROW(e, name, kind, flags, min, max, def) \
-  {name, kind, flags, min, max, def},
-const cs_field cs_campaign_fields[F_COUNT] = {CS_CAMPAIGN_FIELDS(CS_FIELD_ROW)};
-#undef CS_FIELD_ROW
 
 /* ---- the two accessors (liolib's tofile/checkfile) --------------------- */
 
@@ -445,67 +446,10 @@ static int campaign_close(lua_State *L) {
   return 0;
 }
 
-/* ---- core.campaign_fields() -------------------------------------------- */
-
-static void push_default(lua_State *L, const cs_field *f) {
-  const char *d = f->def;
-  if (d == NULL) {
-    lua_pushnil(L);
-  } else if (f->kind == K_INT) {
-    lua_pushinteger(L, (lua_Integer)strtol(d, NULL, 10));
-  } else if (f->kind == K_BOOL) {
-    lua_pushboolean(L, strcmp(d, "true") == 0);
-  } else if (f->kind == K_DAYS) { /* "1,2,3,4,5" */
-    int n = 0;
-    lua_newtable(L);
-    for (; *d != '\0'; d++) {
-      if (*d == ',') continue;
-      lua_pushinteger(L, *d - '0');
-      lua_rawseti(L, -2, ++n);
-    }
-  } else {
-    lua_pushstring(L, d);
-  }
-}
-
-/* The type of each kind, as coldsend.help shows it. */
-static const char *const type_names[] = {
-    [K_UUID] = "string",     [K_TEXT] = "string",    [K_LIST] = "array",
-    [K_STRING] = "string",   [K_INT] = "integer",    [K_BOOL] = "boolean",
-    [K_TZ] = "string",       [K_DATE] = "date-time", [K_UUIDS] = "array",
-    [K_DAYS] = "array",      [K_MAP] = "table",      [K_VARIANTS] = "array",
-    [K_SEQUENCES] = "array", [K_LETTERS] = "string", [K_TRIGGER] = "string",
-};
-
-static int campaign_fields(lua_State *L) {
-  int i;
-  lua_createtable(L, F_COUNT, 0);
-  for (i = 0; i < F_COUNT; i++) {
-    const cs_field *f = &cs_campaign_fields[i];
-    lua_createtable(L, 0, 5);
-    lua_pushstring(L, f->name);
-    lua_setfield(L, -2, "name");
-    lua_pushstring(L, type_names[f->kind]);
-    lua_setfield(L, -2, "type");
-    if (f->flags & CS_READONLY)
-      lua_pushliteral(L, "set by the server");
-    else
-      cs_push_rule(L, f);
-    lua_setfield(L, -2, "rule");
-    push_default(L, f);
-    lua_setfield(L, -2, "default");
-    lua_pushboolean(L, (f->flags & CS_READONLY) != 0);
-    lua_setfield(L, -2, "readonly");
-    lua_pushboolean(L, (f->flags & CS_CREATE) != 0);
-    lua_setfield(L, -2, "create"); /* sent by a POST /campaigns */
-    lua_rawseti(L, -2, i + 1);
-  }
-  return 1;
-}
-
 /* ---- registration ------------------------------------------------------ */
 
 static const luaL_Reg meth[] = {{"validate", cs_campaign_validate},
+                                {"_validate_fresh", cs_campaign_validate_fresh},
                                 {"changes", cs_campaign_changes},
                                 {"split_evenly", cs_campaign_split_evenly},
                                 {"add_variant", campaign_add_variant},
@@ -556,7 +500,7 @@ void cs_campaign_open(lua_State *L) {
   lua_setfield(L, module, "campaign_methods");
   lua_pushcfunction(L, campaign_new);
   lua_setfield(L, module, "campaign");
-  lua_pushcfunction(L, campaign_fields);
+  lua_pushcfunction(L, cs_campaign_fields_list);
   lua_setfield(L, module, "campaign_fields");
   lua_settop(L, module);
 }
