@@ -94,9 +94,9 @@ int cs_campaign_apply(lua_State *L) {
   int store;
   luaL_checktype(L, 2, LUA_TTABLE);
   lua_settop(L, 2);
-  store = cs_push_store(L, 1);
+  store = cs_push_store(L, 1); /* stack: c body store */
   lua_pushnil(L);
-  while (lua_next(L, 2) != 0) { /* key, value */
+  while (lua_next(L, 2) != 0) { /* stack: c body store key value */
     const char *k;
     int f, v = lua_gettop(L);
     if (lua_type(L, -2) != LUA_TSTRING || is_envelope(lua_tostring(L, -2))) {
@@ -126,14 +126,14 @@ int cs_campaign_apply(lua_State *L) {
     else if (f >= 0)
       push_lenient(L, &cs_campaign_fields[f], v);
     else
-      cs_push_copy(L, v);
-    if (f < 0) { /* kept, readable, never sent */
-      cs_push_slot_table(L, store, CS_SLOT_EXTRA);
+      cs_push_copy(L, v); /* stack: ... key value kept */
+    if (f < 0) {          /* kept, readable, never sent */
+      cs_push_slot_table(L, store, CS_SLOT_EXTRA); /* ... kept extra */
       lua_pushvalue(L, v - 1);
       lua_pushvalue(L, -3);
-      lua_rawset(L, -3);
+      lua_rawset(L, -3); /* extra[key] = kept */
     } else if (c->dirty & ((uint32_t)1 << f)) {
-      cs_push_slot_table(L, store, CS_SLOT_SAVED);
+      cs_push_slot_table(L, store, CS_SLOT_SAVED); /* ... kept saved */
       lua_pushvalue(L, -2);
       lua_rawseti(L, -2, CS_SLOT(f));
     } else {
@@ -141,7 +141,7 @@ int cs_campaign_apply(lua_State *L) {
       lua_pushvalue(L, -1);
       lua_rawseti(L, store, CS_SLOT(f));
     }
-    lua_settop(L, v - 1);
+    lua_settop(L, v - 1); /* stack: c body store key, for lua_next */
   }
   return 0;
 }

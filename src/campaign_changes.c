@@ -109,8 +109,8 @@ static void push_step_out(lua_State *L, int arr, int copy) {
   if (!given) spread(L, lua_gettop(L));
 }
 
-/* Pushes the follow-ups as sent: new follow-up tables (a few scalars each)
- * holding their variants as push_step_out gives them. */
+/* [-0, +1] Pushes the follow-ups as sent: new follow-up tables (a few
+ * scalars each) holding their variants as push_step_out gives them. */
 static void push_sequences_out(lua_State *L, int arr, int copy) {
   int i, n = (int)lua_rawlen(L, arr);
   if (n == 0) {
@@ -119,24 +119,24 @@ static void push_sequences_out(lua_State *L, int arr, int copy) {
   }
   lua_createtable(L, n, 0);
   for (i = 1; i <= n; i++) {
-    lua_rawgeti(L, arr, i);
+    lua_rawgeti(L, arr, i); /* stack: list follow-up */
     if (lua_type(L, -1) != LUA_TTABLE) {
       lua_rawseti(L, -2, i);
       continue;
     }
-    lua_createtable(L, 0, 5);
+    lua_createtable(L, 0, 5); /* stack: list follow-up out */
     lua_pushnil(L);
-    while (lua_next(L, -3) != 0) { /* follow-up, out, key, value */
+    while (lua_next(L, -3) != 0) { /* stack: list follow-up out key value */
       if (lua_type(L, -1) == LUA_TTABLE) {
         int v = lua_gettop(L);
         push_step_out(L, v, copy);
         lua_replace(L, v);
       }
       lua_pushvalue(L, -2);
-      lua_insert(L, -2);
-      lua_rawset(L, -4);
+      lua_insert(L, -2); /* stack: ... out key key value */
+      lua_rawset(L, -4); /* stack: ... out key, for lua_next */
     }
-    lua_rawseti(L, -3, i);
+    lua_rawseti(L, -3, i); /* list[i] = out; stack: list follow-up */
     lua_pop(L, 1);
   }
 }
@@ -161,7 +161,7 @@ static int sequences_as_stored(lua_State *L, int arr) {
   return ok;
 }
 
-/* Pushes the body of the next save: every changed field under its API
+/* [-0, +1] Pushes the body of the next save: every changed field under its API
  * name, a cleared one as JSON null. Arrays go whole (the API replaces
  * them). A campaign not yet created omits cleared fields: a create has
  * defaults, not nulls. copy 0 lets the stored tables be encoded in place
@@ -175,10 +175,10 @@ static void push_changes(lua_State *L, cs_campaign *c, int store, int copy,
   has_id = !lua_isnil(L, -1);
   lua_pop(L, 1);
   lua_createtable(L, 0, n + 1);
-  out = lua_gettop(L);
+  out = lua_gettop(L); /* stack: out */
   for (f = 0; f < F_COUNT; f++) {
     if (!(dirty & ((uint32_t)1 << f))) continue;
-    lua_rawgeti(L, store, CS_SLOT(f));
+    lua_rawgeti(L, store, CS_SLOT(f)); /* stack: out value */
     if (lua_isnil(L, -1)) {
       lua_pop(L, 1);
       if (!has_id) continue;
@@ -196,9 +196,9 @@ static void push_changes(lua_State *L, cs_campaign *c, int store, int copy,
         cs_push_copy(L, v);
       else
         lua_pushvalue(L, v);
-      lua_replace(L, v);
+      lua_replace(L, v); /* stack: out value-as-sent */
     }
-    lua_setfield(L, out, cs_campaign_fields[f].name);
+    lua_setfield(L, out, cs_campaign_fields[f].name); /* stack: out */
   }
 }
 

@@ -99,7 +99,7 @@ static void check_timezone(lua_State *L, const cs_field *f, int idx,
   /* names already found in the zone database skip the file system: a
    * script setting one zone on many campaigns pays one stat, not many.
    * Only names that passed are kept, so the cache is at most the database. */
-  lua_getfield(L, LUA_REGISTRYINDEX, TZ_CACHE);
+  lua_getfield(L, LUA_REGISTRYINDEX, TZ_CACHE); /* stack: cache */
   if (lua_isnil(L, -1)) {
     lua_pop(L, 1);
     lua_newtable(L);
@@ -107,17 +107,17 @@ static void check_timezone(lua_State *L, const cs_field *f, int idx,
     lua_setfield(L, LUA_REGISTRYINDEX, TZ_CACHE);
   }
   lua_pushvalue(L, idx);
-  lua_rawget(L, -2);
+  lua_rawget(L, -2); /* stack: cache known */
   if (lua_isnil(L, -1)) {
     if (len > (size_t)f->max || strlen(s) != len || !tz_shape_ok(s, len) ||
         !tz_known(s))
       cs_raise_rule(L, f, p, idx, 0);
     lua_pushvalue(L, idx);
     lua_pushboolean(L, 1);
-    lua_rawset(L, -4);
+    lua_rawset(L, -4); /* cache[name] = true; stack: cache nil */
   }
   lua_pop(L, 2);
-  lua_pushvalue(L, idx);
+  lua_pushvalue(L, idx); /* stack: name */
 }
 
 static int two_digits(const char *s, int *out) {
@@ -349,9 +349,9 @@ static void check_mapping(lua_State *L, const cs_field *f, int idx,
   int out, has_email = 0;
   if (lua_type(L, idx) != LUA_TTABLE) cs_raise_rule(L, f, p, idx, 1);
   lua_newtable(L);
-  out = lua_gettop(L);
+  out = lua_gettop(L); /* stack: out */
   lua_pushnil(L);
-  while (lua_next(L, idx) != 0) {
+  while (lua_next(L, idx) != 0) { /* stack: out key column */
     size_t len;
     const char *k = NULL;
     if (lua_type(L, -2) == LUA_TSTRING) k = lua_tolstring(L, -2, &len);
@@ -367,7 +367,7 @@ static void check_mapping(lua_State *L, const cs_field *f, int idx,
     }
     if (strcmp(k, "email") == 0) has_email = 1;
     lua_pushvalue(L, -2);
-    lua_insert(L, -2);
+    lua_insert(L, -2);  /* stack: out key key column */
     lua_rawset(L, out); /* key left for lua_next */
   }
   if (!has_email) {
@@ -390,7 +390,8 @@ static void check_record(lua_State *L, int idx, const cs_path *p,
     cs_raise_type(L, p, lua_tostring(L, -1), idx);
   }
   /* the checked values wait on the stack, so the new table is made at its
-   * exact size: many variants are kept, and a 5-slot hint would give 8 */
+   * exact size: many variants are kept, and a 5-slot hint would give 8.
+   * stack: ... (top) | value of each field given, in table order */
   for (i = 0; i < nfields; i++) {
     cs_path fp = {p, fields[i].name, 0};
     lua_pushstring(L, fields[i].name);
@@ -415,14 +416,14 @@ static void check_record(lua_State *L, int idx, const cs_path *p,
     lua_pop(L, 1);
   }
   if (keys != present) cs_raise_unknown_key(L, idx, p, fields, nfields, what);
-  lua_createtable(L, 0, (int)kept);
-  for (i = nfields; i-- > 0;) {
+  lua_createtable(L, 0, (int)kept); /* stack: ... | values record */
+  for (i = nfields; i-- > 0;) {     /* the last value is at top + kept */
     if (!has[i]) continue;
     lua_pushvalue(L, top + (int)kept--);
     lua_setfield(L, -2, fields[i].name);
   }
-  lua_insert(L, top + 1); /* the record, below the values it took */
-  lua_settop(L, top + 1);
+  lua_insert(L, top + 1); /* stack: ... | record values */
+  lua_settop(L, top + 1); /* stack: ... | record */
 }
 
 void cs_check_variant(lua_State *L, int idx, const cs_path *p) {

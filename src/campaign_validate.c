@@ -28,7 +28,8 @@ static void read_field(lua_State *L, int store, int f) {
   lua_rawgeti(L, store, CS_SLOT(f));
 }
 
-/* Appends {field = <at -2>, message = <at -1>} to the list; pops both. */
+/* [-2, +0] Appends {field = <at -2>, message = <at -1>} to the list:
+ * stack: field message -> problem field message (insert) -> problem. */
 static void add_problem(lua_State *L, int list) {
   lua_createtable(L, 0, 2);
   lua_insert(L, -3);
@@ -132,8 +133,8 @@ static void check_follow_ups(lua_State *L, int list, int store) {
   }
   for (i = 1; i <= n; i++) {
     lua_Integer step;
-    lua_rawgeti(L, top + 1, i); /* follow-up */
-    lua_getfield(L, -1, "step_number");
+    lua_rawgeti(L, top + 1, i);         /* stack: sequences follow-up */
+    lua_getfield(L, -1, "step_number"); /* stack: ... follow-up step */
     if (!cs_tointeger(L, -1, &step) || step < 2 || step > 4) {
       lua_pushfstring(L, "sequences[%d].step_number", i);
       lua_pushliteral(L, "step 2..4 expected");
@@ -146,7 +147,7 @@ static void check_follow_ups(lua_State *L, int list, int store) {
       steps |= 1u << step;
     }
     lua_pop(L, 1);
-    lua_getfield(L, -1, "variants");
+    lua_getfield(L, -1, "variants"); /* stack: ... follow-up variants */
     check_step(L, list, lua_gettop(L), i);
     lua_settop(L, top + 1);
   }

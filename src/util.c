@@ -195,7 +195,10 @@ void cs_sort_strings(lua_State *L, int t, int n) {
  * lua-cjson is at most 1000 deep, so a server's data always fits. */
 #define COPY_MAX_DEPTH 1000
 
-/* seen: stack index of {original = copy, or true while being copied} */
+/* [-0, +1] seen: stack index of {original = copy, or true while being
+ * copied}. Each level holds the key, value and copy of the pair being
+ * copied (stack: out key value copy -> out key copy -> out key key
+ * copy -> out key), hence luaL_checkstack at each level. */
 static void push_copy(lua_State *L, int idx, int depth, int seen) {
   int out, n, keys = 0;
   if (lua_type(L, idx) != LUA_TTABLE) {
