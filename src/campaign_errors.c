@@ -3,8 +3,8 @@
  * cs_path chain on the C stack, the value described (strings quoted and cut
  * after SHOWN_BYTES, with their length in characters), and the UTF-8 count
  * the API's length limits use.
- * Calls: the Lua API, to build messages and raise them (luaL_error); no
- * check of its own and no other campaign file. */
+ * Calls: the Lua API, to build messages and raise them (luaL_error), and
+ * campaign_fields.c for a rule's wording; checks nothing itself. */
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>

@@ -2,8 +2,9 @@
  * fields gives the enumeration, the table (campaign_fields.c), the name
  * lookup, the order of pairs(), help and docs, and the masks derived from
  * its flags column: what a create takes (CS_CREATE) and what validate()
- * reads (CS_VALIDATED). The tables of a variant and a follow-up too.
- * Data only: no function of the campaign type (campaign.h). */
+ * reads (CS_VALIDATED). The tables of a variant and a follow-up too, and
+ * the two functions that describe them (campaign_fields.c). Nothing of the
+ * campaign type itself: that is campaign.h. */
 #ifndef COLDSEND_CAMPAIGN_FIELDS_H
 #define COLDSEND_CAMPAIGN_FIELDS_H
 
