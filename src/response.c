@@ -1,6 +1,8 @@
 /* response.c: HTTP responses turned into data or coldsend.error objects:
  * core.parse_response, core.server_wait (the one reading of Retry-After and
  * X-RateLimit-Reset), core.error, core.is_error and tostring(err).
+ * Two concerns, hence past 700 lines: the coldsend.error type (its last
+ * third) is to move to its own file once the Retry-After work here lands.
  * Calls: the Lua API, request.h (cs_json_decode). Stack notes follow the
  * Lua manual: [-o, +p] pops o and pushes p; "stack:" lines show the slots
  * from the function's first own slot, "..." for those below. */
