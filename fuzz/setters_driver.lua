@@ -98,6 +98,20 @@ return function(data, userdata)
     end
   end
 
+  -- validate()'s remembered pass must be what a fresh run answers: checked
+  -- after every operation on the campaign it touched (the remembered answer
+  -- first, so that a pass is remembered before the next change)
+  local function same_as_fresh(c)
+    local ok1, a1, b1 = pcall(c.validate, c)
+    local ok2, a2, b2 = pcall(c._validate_fresh, c)
+    invariant(ok1 == ok2, "validate: raises where a fresh one does not, or the reverse")
+    if ok1 and ok2 then
+      check_problems(a1, b1)
+      invariant(a1 == a2, "validate: the remembered answer differs from a fresh one")
+      invariant(a1 == true or #b1 == #b2, "validate: fewer or more problems than a fresh one")
+    end
+  end
+
   local methods = {
     function(c) return c:add_variant(value(0)) end,
     function(c) return c:add_sequence(value(0)) end,
@@ -155,6 +169,8 @@ return function(data, userdata)
     else
       pcall(methods[op % #methods + 1], c)
     end
+    same_as_fresh(c)
+    same_as_fresh(campaigns[#campaigns]) -- one the operation may have made
   end
 
   -- whatever happened, every campaign must still print and validate or refuse

@@ -5,6 +5,8 @@
  * long or broken UTF-8, nested tables, tables whose metamethods raise,
  * functions, userdata, threads) to a field, read a field, or call a method
  * (add_variant, add_sequence, validate, changes, split_evenly, tostring,
- * pairs, _apply, _request, close) with such values, each under pcall. */
+ * pairs, _apply, _request, close) with such values, each under pcall.
+ * After every operation validate()'s remembered answer must equal a fresh
+ * run's (c:_validate_fresh()). */
 #define DRIVER "setters_driver.lua"
 #include "lua_harness.h"

@@ -1,17 +1,18 @@
-/* campaign.c: the coldsend.campaign userdata: construction, field access,
- * dirty tracking, variants and follow-ups, pairs/tostring/close. */
+/* campaign.c: the coldsend.campaign userdata: construction, field access
+ * (__index, __newindex: checked by campaign_setters.c, then stored), dirty
+ * tracking and the validate() cache, add_variant/add_sequence, pairs,
+ * tostring, close, and the registration of every campaign method.
+ * Calls: the Lua API, the other campaign files through campaign.h, util.h.
+ * The one writer of the store apart from _apply/_discard (campaign_apply.c)
+ * and split_evenly (campaign_changes.c): each calls cs_store_changed. */
+#include "campaign.h"
+
 #include <stdlib.h>
 #include <string.h>
 
 #include "core.h"
-#include "fields.h"
 #include "request.h"
 #include "util.h"
-
-#define CS_FIELD_ROW(e, name, kind, flags, min, max, def) \
-  {name, kind, flags, min, max, def},
-const cs_field cs_campaign_fields[F_COUNT] = {CS_CAMPAIGN_FIELDS(CS_FIELD_ROW)};
-#undef CS_FIELD_ROW
 
 /* ---- the two accessors (liolib's tofile/checkfile) --------------------- */
 
@@ -38,7 +39,7 @@ void cs_push_slot_table(lua_State *L, int store, int slot) {
   }
 }
 
-/* Marks field f changed. Its value before the first change is kept for
+/* [-0, +0] Marks field f changed. Its value before the first change is kept for
  * _discard; a nil one needs no entry, so a new campaign has no saved
  * table at all until it is applied from the server. */
 void cs_mark_dirty(lua_State *L, cs_campaign *c, int store, int f) {
@@ -81,7 +82,7 @@ static int no_field(lua_State *L, int key) {
                     cs_push_key_text(L, key));
 }
 
-/* Pushes the server-only value named by the key at idx, or nil. */
+/* [-0, +1] Pushes the server-only value named by the key at idx, or nil. */
 static void push_extra(lua_State *L, int ud, int key) {
   cs_getuservalue(L, ud);
   lua_rawgeti(L, -1, CS_SLOT_EXTRA);
@@ -173,7 +174,7 @@ static int campaign_newindex(lua_State *L) {
   if (f->flags & CS_READONLY)
     return luaL_error(L, "field '%s' of " CS_CAMPAIGN_TYPE " is read-only",
                       f->name);
-  store = cs_push_store(L, 1);
+  store = cs_push_store(L, 1); /* stack: c key value fieldno store */
   /* check fully before touching anything: a bad value changes nothing */
   if (lua_isnil(L, 3) || cs_is_null(L, 3)) {
     lua_pushnil(L); /* cleared: JSON null in the next PUT */
@@ -181,6 +182,7 @@ static int campaign_newindex(lua_State *L) {
     cs_path p = {NULL, f->name, 0};
     cs_check_field(L, f, 3, &p);
   }
+  /* stack: c key value fieldno store checked (nil: cleared) */
   cs_mark_dirty(L, c, store, fi);
   cs_store_changed(c, fi, lua_isnil(L, -1));
   lua_rawseti(L, store, CS_SLOT(fi));
@@ -206,8 +208,8 @@ static int find_step(lua_State *L, int sequences, lua_Integer step) {
   return 0;
 }
 
-/* Pushes the variants array of step 1 (the campaign's) or of follow-up
- * position pos, creating it when absent. */
+/* [-0, +1] Pushes the variants array of step 1 (the campaign's) or of
+ * follow-up position pos, creating it when absent. */
 static void push_step_variants(lua_State *L, int store, int pos) {
   if (pos == 0) {
     cs_push_slot_table(L, store, CS_SLOT(F_VARIANTS));
@@ -215,15 +217,15 @@ static void push_step_variants(lua_State *L, int store, int pos) {
   }
   lua_rawgeti(L, store, CS_SLOT(F_SEQUENCES));
   lua_rawgeti(L, -1, pos);
-  lua_remove(L, -2);
-  lua_getfield(L, -1, "variants");
+  lua_remove(L, -2);               /* stack: follow-up */
+  lua_getfield(L, -1, "variants"); /* stack: follow-up variants */
   if (lua_type(L, -1) != LUA_TTABLE) {
     lua_pop(L, 1);
     lua_newtable(L);
     lua_pushvalue(L, -1);
     lua_setfield(L, -3, "variants");
   }
-  lua_remove(L, -2);
+  lua_remove(L, -2); /* stack: variants */
 }
 
 /* c:add_variant(t [, step]) -> the variant's name. step 1 (default) is the
@@ -238,7 +240,7 @@ static int campaign_add_variant(lua_State *L) {
       (!cs_tointeger(L, 3, &step) || step < 1 || step > 4))
     return luaL_argerror(L, 3, "step 1..4 expected");
   lua_settop(L, 3);
-  store = cs_push_store(L, 1);
+  store = cs_push_store(L, 1); /* stack: c t step store */
   if (step > 1) {
     lua_rawgeti(L, store, CS_SLOT(F_SEQUENCES));
     pos = find_step(L, lua_gettop(L), step);
@@ -255,16 +257,16 @@ static int campaign_add_variant(lua_State *L) {
   } else {
     lua_rawgeti(L, store, CS_SLOT(F_SEQUENCES));
     lua_rawgeti(L, -1, pos);
-    lua_getfield(L, -1, "variants");
+    lua_getfield(L, -1, "variants"); /* stack: ... sequences seq variants */
     lua_replace(L, -3);
     lua_pop(L, 1);
   }
-  arr = lua_gettop(L);
+  arr = lua_gettop(L); /* stack: c t step store arr (nil: none yet) */
   if (lua_type(L, arr) == LUA_TTABLE) n = (int)lua_rawlen(L, arr);
   vp.index = n + 1;
   np.name = "variant_name";
-  cs_check_variant(L, 2, &vp); /* variant */
-  lua_getfield(L, -1, "variant_name");
+  cs_check_variant(L, 2, &vp);         /* stack: ... arr variant */
+  lua_getfield(L, -1, "variant_name"); /* stack: ... arr variant name */
   if (lua_isnil(L, -1)) {
     char letter = n > 0 ? (char)cs_first_free_letter(L, arr) : 'A';
     if (letter == 0) cs_raise(L, &np, "a free letter", "none left");
@@ -277,10 +279,10 @@ static int campaign_add_variant(lua_State *L) {
   }
   cs_make_writable(L, 1, store, field);
   cs_store_changed(c, field, 0);
-  push_step_variants(L, store, pos); /* variant, name, array */
+  push_step_variants(L, store, pos); /* stack: ... variant name array */
   lua_pushvalue(L, -3);
   lua_rawseti(L, -2, n + 1);
-  lua_pop(L, 1);
+  lua_pop(L, 1); /* stack: ... variant name: the name is returned */
   return 1;
 }
 
@@ -292,11 +294,11 @@ static int campaign_add_sequence(lua_State *L) {
   lua_settop(L, 2);
   store = cs_push_store(L, 1);
   lua_rawgeti(L, store, CS_SLOT(F_SEQUENCES));
-  arr = lua_gettop(L);
+  arr = lua_gettop(L); /* stack: c t store arr (nil: none yet) */
   if (lua_type(L, arr) == LUA_TTABLE) n = (int)lua_rawlen(L, arr);
   ep.index = n + 1;
-  cs_check_sequence(L, 2, &ep); /* follow-up */
-  lua_getfield(L, -1, "step_number");
+  cs_check_sequence(L, 2, &ep);       /* stack: ... arr follow-up */
+  lua_getfield(L, -1, "step_number"); /* stack: ... arr follow-up step */
   if (lua_isnil(L, -1)) {
     int step = n > 0 ? cs_next_step(L, arr, n) : 2;
     if (step > 4 && n >= 3) {
@@ -314,10 +316,10 @@ static int campaign_add_sequence(lua_State *L) {
   }
   cs_make_writable(L, 1, store, F_SEQUENCES);
   cs_store_changed(c, F_SEQUENCES, 0);
-  cs_push_slot_table(L, store, CS_SLOT(F_SEQUENCES));
+  cs_push_slot_table(L, store, CS_SLOT(F_SEQUENCES)); /* ... step array */
   lua_pushvalue(L, -3);
   lua_rawseti(L, -2, n + 1);
-  lua_pop(L, 1);
+  lua_pop(L, 1); /* stack: ... follow-up step: the step is returned */
   return 1;
 }
 
@@ -337,7 +339,7 @@ static int campaign_next(lua_State *L) {
   size_t after_len = 0, best_len = 0;
   cs_check_campaign(L, 1);
   lua_settop(L, 2);
-  store = cs_push_store(L, 1);
+  store = cs_push_store(L, 1); /* stack: c key store */
   if (!lua_isnil(L, 2)) {
     lua_pushvalue(L, 2);
     lua_rawget(L, CS_UV_NAMES);
@@ -353,15 +355,15 @@ static int campaign_next(lua_State *L) {
     lua_rawgeti(L, store, CS_SLOT(f));
     if (!lua_isnil(L, -1)) {
       lua_pushstring(L, cs_campaign_fields[f].name);
-      cs_push_copy(L, -2);
+      cs_push_copy(L, -2); /* stack: ... value name copy */
       return 2;
     }
     lua_pop(L, 1);
   }
-  lua_rawgeti(L, store, CS_SLOT_EXTRA);
+  lua_rawgeti(L, store, CS_SLOT_EXTRA); /* stack: c key store extra */
   if (lua_isnil(L, -1)) return 0;
   lua_pushnil(L);
-  while (lua_next(L, -2) != 0) {
+  while (lua_next(L, -2) != 0) { /* stack: ... extra k v */
     size_t len;
     const char *k = lua_tolstring(L, -2, &len);
     if ((after == NULL || key_less(after, after_len, k, len)) &&
@@ -370,9 +372,9 @@ static int campaign_next(lua_State *L) {
     lua_pop(L, 1);
   }
   if (best == NULL) return 0;
-  lua_pushlstring(L, best, best_len);
+  lua_pushlstring(L, best, best_len); /* stack: ... extra best */
   lua_pushvalue(L, -1);
-  lua_rawget(L, -3);
+  lua_rawget(L, -3); /* stack: ... extra best value */
   if (lua_type(L, -1) == LUA_TTABLE) cs_push_copy(L, -1), lua_remove(L, -2);
   return 2;
 }
@@ -391,7 +393,10 @@ static int popcount(uint32_t x) {
   return n;
 }
 
-/* coldsend.campaign <id> "<name>" <STATUS> (<n> unsaved) */
+/* coldsend.campaign <id> "<name>" <STATUS> (<n> unsaved)
+ * The parts are pushed above top and joined by one lua_concat:
+ * stack: c store | "coldsend.campaign " id|"(new)" [" " name] [" " STATUS]
+ *        " (n unsaved)" */
 static int campaign_tostring(lua_State *L) {
   cs_campaign *c = (cs_campaign *)luaL_checkudata(L, 1, CS_CAMPAIGN_TYPE);
   int store, top;
@@ -445,67 +450,10 @@ static int campaign_close(lua_State *L) {
   return 0;
 }
 
-/* ---- core.campaign_fields() -------------------------------------------- */
-
-static void push_default(lua_State *L, const cs_field *f) {
-  const char *d = f->def;
-  if (d == NULL) {
-    lua_pushnil(L);
-  } else if (f->kind == K_INT) {
-    lua_pushinteger(L, (lua_Integer)strtol(d, NULL, 10));
-  } else if (f->kind == K_BOOL) {
-    lua_pushboolean(L, strcmp(d, "true") == 0);
-  } else if (f->kind == K_DAYS) { /* "1,2,3,4,5" */
-    int n = 0;
-    lua_newtable(L);
-    for (; *d != '\0'; d++) {
-      if (*d == ',') continue;
-      lua_pushinteger(L, *d - '0');
-      lua_rawseti(L, -2, ++n);
-    }
-  } else {
-    lua_pushstring(L, d);
-  }
-}
-
-/* The type of each kind, as coldsend.help shows it. */
-static const char *const type_names[] = {
-    [K_UUID] = "string",     [K_TEXT] = "string",    [K_LIST] = "array",
-    [K_STRING] = "string",   [K_INT] = "integer",    [K_BOOL] = "boolean",
-    [K_TZ] = "string",       [K_DATE] = "date-time", [K_UUIDS] = "array",
-    [K_DAYS] = "array",      [K_MAP] = "table",      [K_VARIANTS] = "array",
-    [K_SEQUENCES] = "array", [K_LETTERS] = "string", [K_TRIGGER] = "string",
-};
-
-static int campaign_fields(lua_State *L) {
-  int i;
-  lua_createtable(L, F_COUNT, 0);
-  for (i = 0; i < F_COUNT; i++) {
-    const cs_field *f = &cs_campaign_fields[i];
-    lua_createtable(L, 0, 5);
-    lua_pushstring(L, f->name);
-    lua_setfield(L, -2, "name");
-    lua_pushstring(L, type_names[f->kind]);
-    lua_setfield(L, -2, "type");
-    if (f->flags & CS_READONLY)
-      lua_pushliteral(L, "set by the server");
-    else
-      cs_push_rule(L, f);
-    lua_setfield(L, -2, "rule");
-    push_default(L, f);
-    lua_setfield(L, -2, "default");
-    lua_pushboolean(L, (f->flags & CS_READONLY) != 0);
-    lua_setfield(L, -2, "readonly");
-    lua_pushboolean(L, (f->flags & CS_CREATE) != 0);
-    lua_setfield(L, -2, "create"); /* sent by a POST /campaigns */
-    lua_rawseti(L, -2, i + 1);
-  }
-  return 1;
-}
-
 /* ---- registration ------------------------------------------------------ */
 
 static const luaL_Reg meth[] = {{"validate", cs_campaign_validate},
+                                {"_validate_fresh", cs_campaign_validate_fresh},
                                 {"changes", cs_campaign_changes},
                                 {"split_evenly", cs_campaign_split_evenly},
                                 {"add_variant", campaign_add_variant},
@@ -556,7 +504,7 @@ void cs_campaign_open(lua_State *L) {
   lua_setfield(L, module, "campaign_methods");
   lua_pushcfunction(L, campaign_new);
   lua_setfield(L, module, "campaign");
-  lua_pushcfunction(L, campaign_fields);
+  lua_pushcfunction(L, cs_campaign_fields_list);
   lua_setfield(L, module, "campaign_fields");
   lua_settop(L, module);
 }

@@ -1,4 +1,6 @@
-/* core.c: luaopen_coldsend_core, the only exported symbol of the module. */
+/* core.c: luaopen_coldsend_core, the only exported symbol of the module.
+ * Calls: each file's cs_*_open (core.h) on the module table, and dladdr and
+ * dlopen once, so the library stays mapped for the life of the process. */
 #define _GNU_SOURCE /* dladdr, RTLD_NODELETE */
 #include "core.h"
 

@@ -1,4 +1,6 @@
-/* csv.h: the streaming RFC 4180 reader behind core.csv_open, usable from C. */
+/* csv.h: the streaming RFC 4180 reader behind core.csv_open (csv_reader.c)
+ * and the email check of lead rows (email_check.c), both usable from C
+ * without Lua. */
 #ifndef COLDSEND_CSV_H
 #define COLDSEND_CSV_H
 
@@ -71,6 +73,8 @@ static inline const char *cs_csv_field(const cs_csv *r, size_t i, size_t *len) {
 
 /* Frees the buffers; the reader may be initialised again. */
 void cs_csv_free(cs_csv *r);
+
+/* email_check.c */
 
 /* NULL when s is a plausible address (local@domain.tld, one @, no spaces or
  * controls, at most 254 bytes), else a short reason. */

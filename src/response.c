@@ -1,4 +1,11 @@
-/* response.c: HTTP responses turned into data or coldsend.error objects. */
+/* response.c: HTTP responses turned into data or coldsend.error objects:
+ * core.parse_response, core.server_wait (the one reading of Retry-After and
+ * X-RateLimit-Reset), core.error, core.is_error and tostring(err).
+ * Two concerns, hence past 700 lines: the coldsend.error type (its last
+ * third) is to move to its own file once the Retry-After work here lands.
+ * Calls: the Lua API, request.h (cs_json_decode). Stack notes follow the
+ * Lua manual: [-o, +p] pops o and pushes p; "stack:" lines show the slots
+ * from the function's first own slot, "..." for those below. */
 #define _POSIX_C_SOURCE 200809L /* clock_gettime */
 #include <math.h>
 #include <stdio.h>
@@ -311,7 +318,7 @@ static void set_error_metatable(lua_State *L, int idx) {
   lua_setmetatable(L, idx);
 }
 
-/* Pushes a new error table {code=, status=, body=<capped>}. */
+/* [-0, +1] Pushes a new error table {code=, status=, body=<capped>}. */
 static void push_error(lua_State *L, const char *code, lua_Integer status,
                        const char *body, size_t len) {
   lua_createtable(L, 0, 6);
@@ -325,7 +332,8 @@ static void push_error(lua_State *L, const char *code, lua_Integer status,
   }
 }
 
-/* Returns nil, protocol error for a 2xx answer that is not a JSON object. */
+/* [-0, +2] Returns nil, protocol error for a 2xx answer that is not a JSON
+ * object. */
 static int protocol_error(lua_State *L, lua_Integer status, const char *body,
                           size_t len, const char *what, const char *ct) {
   push_error(L, "protocol", status, body, len);
@@ -464,24 +472,28 @@ static const char *anchored_field(lua_State *L, int idx, const char *name) {
   return lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
 }
 
-/* Sets err.details from a pydantic detail list at didx (v1 or v2: extra
- * keys such as input, ctx and url are ignored) and pushes the summary
- * "field: message; field: message". */
+/* [-0, +1] Sets err.details from a pydantic detail list at didx (v1 or v2:
+ * extra keys such as input, ctx and url are ignored) and pushes the summary
+ * "field: message; field: message". The summary is built in its slot, one
+ * detail at a time, so the stack stays at four slots whatever n is; item,
+ * the index of the detail being read, names the slots below it:
+ * item - 2 details, item - 1 summary. */
 static void map_details(lua_State *L, int err, int didx) {
   int i, n = (int)lua_rawlen(L, didx), shown = 0;
-  lua_createtable(L, n, 0); /* details */
-  lua_pushliteral(L, "");   /* details, summary */
+  lua_createtable(L, n, 0); /* stack: details */
+  lua_pushliteral(L, "");   /* stack: details summary */
   for (i = 1; i <= n; i++) {
     const char *msg = NULL, *type = NULL;
     int item;
-    lua_rawgeti(L, didx, i); /* details, summary, item */
+    lua_rawgeti(L, didx, i); /* stack: details summary item */
     item = lua_gettop(L);
-    lua_createtable(L, 0, 3); /* ..., item, entry */
+    lua_createtable(L, 0, 3); /* stack: details summary item entry */
     if (lua_type(L, item) == LUA_TTABLE) {
-      lua_getfield(L, item, "loc");
-      push_field(L, lua_gettop(L));
-      lua_setfield(L, -3, "field");
-      lua_pop(L, 1);
+      lua_getfield(L, item, "loc"); /* stack: ... item entry loc */
+      push_field(L, lua_gettop(L)); /* stack: ... item entry loc field */
+      lua_setfield(L, -3, "field"); /* entry.field = field (nil: none) */
+      lua_pop(L, 1);                /* stack: ... item entry */
+      /* the strings stay anchored by item, which the stack holds */
       msg = string_field(L, item, "msg");
       if (msg == NULL) msg = string_field(L, item, "message");
       type = string_field(L, item, "type");
@@ -496,31 +508,33 @@ static void map_details(lua_State *L, int err, int didx) {
       lua_setfield(L, -2, "type");
     }
     if (shown < DETAILS_SHOW) {
-      lua_getfield(L, -1, "field"); /* ..., summary, item, entry, field */
-      lua_pushvalue(L, item - 1);   /* summary so far */
-      if (shown > 0) lua_pushliteral(L, "; ");
+      /* sep is "; " after the first shown detail, else absent: field is
+       * then at -2 - (shown > 0), below summary and sep */
+      lua_getfield(L, -1, "field"); /* stack: ... item entry field */
+      lua_pushvalue(L, item - 1);   /* stack: ... entry field summary */
+      if (shown > 0) lua_pushliteral(L, "; "); /* ... summary sep */
       if (lua_isnil(L, -2 - (shown > 0))) {
-        lua_pushstring(L, msg);
+        lua_pushstring(L, msg); /* stack: ... field summary [sep] msg */
         lua_concat(L, 1 + (shown > 0) + 1);
-      } else {
+      } else { /* stack: ... field summary [sep] field ": " msg */
         lua_pushvalue(L, -2 - (shown > 0));
         lua_pushliteral(L, ": ");
         lua_pushstring(L, msg);
         lua_concat(L, 1 + (shown > 0) + 3);
-      }
-      lua_replace(L, item - 1);
-      lua_pop(L, 1); /* field */
+      }                         /* stack: ... item entry field summary' */
+      lua_replace(L, item - 1); /* stack: details summary' item entry field */
+      lua_pop(L, 1);            /* stack: details summary' item entry */
       shown++;
     }
-    lua_rawseti(L, item - 2, i); /* details[i] = entry */
-    lua_pop(L, 1);               /* item */
+    lua_rawseti(L, item - 2, i); /* details[i] = entry; stack: ... item */
+    lua_pop(L, 1);               /* stack: details summary */
   }
   if (n > shown) {
     lua_pushfstring(L, "; and %d more", n - shown);
-    lua_concat(L, 2);
+    lua_concat(L, 2); /* stack: details summary */
   }
-  lua_insert(L, -2);               /* summary, details */
-  lua_setfield(L, err, "details"); /* summary */
+  lua_insert(L, -2);               /* stack: summary details */
+  lua_setfield(L, err, "details"); /* stack: summary */
 }
 
 /* Copies the field name of the decoded body at src into err when it has the
@@ -543,21 +557,21 @@ static int parse_failure(lua_State *L, lua_Integer status, int hidx,
   const char *message = NULL;
   double wait;
   push_error(L, code_for_status(status), status, body, len);
-  err = lua_gettop(L);
+  err = lua_gettop(L); /* stack: err */
   /* FastAPI errors are JSON objects; a proxy's 502 page is not, and a JSON
    * body under a non-JSON type is not trusted either */
   if (c == '{' && (ct == NULL || is_json_type(ct))) {
     if (cs_json_decode(L, body, len) && lua_type(L, -1) == LUA_TTABLE)
-      data = lua_gettop(L);
+      data = lua_gettop(L); /* stack: err data */
     else
       lua_pop(L, 1);
   }
   if (data != 0) {
-    lua_getfield(L, data, "detail");
+    lua_getfield(L, data, "detail"); /* stack: err data detail */
     if (lua_type(L, -1) == LUA_TSTRING) {
       lua_setfield(L, err, "message");
     } else if (lua_type(L, -1) == LUA_TTABLE) {
-      map_details(L, err, lua_gettop(L));
+      map_details(L, err, lua_gettop(L)); /* stack: err data detail summary */
       if (lua_rawlen(L, -1) > 0)
         lua_setfield(L, err, "message");
       else
@@ -598,10 +612,10 @@ static int parse_failure(lua_State *L, lua_Integer status, int hidx,
     lua_pushinteger(L, (lua_Integer)wait);
     lua_setfield(L, err, "retry_after");
   }
-  lua_settop(L, err);
+  lua_settop(L, err); /* stack: err */
   set_error_metatable(L, err);
   lua_pushnil(L);
-  lua_insert(L, -2);
+  lua_insert(L, -2); /* stack: nil err */
   return 2;
 }
 
@@ -648,8 +662,10 @@ static int response_server_wait(lua_State *L) {
 
 /* ---- the coldsend.error type -------------------------------------------- */
 
-/* Pushes "a, b, c" from the strings of the list at idx (or the `field` of
- * its tables); returns the number of names, 0 with nothing pushed. */
+/* [-0, +(0|1)] Pushes "a, b, c" from the strings of the list at idx (or
+ * the `field` of its tables); returns the number of names, 0 with nothing
+ * pushed. The names so far stay in one slot; each new one is joined to it:
+ * stack: names name -> names ", " name (insert) -> names (concat 3). */
 static int push_names(lua_State *L, int idx, const char *key) {
   int i, n, names = 0;
   if (lua_type(L, idx) != LUA_TTABLE) return 0;
@@ -694,7 +710,10 @@ static int all_named(lua_State *L, int idx, const char *key,
   return ok;
 }
 
-/* A default message for errors made without one. Pushes it. */
+/* [-0, +1] A default message for errors made without one. Pushes it at
+ * top + 1, where the list it names from was read:
+ * stack: list names -> "campaign is missing " names -> message (concat),
+ * which replaces list. */
 static void push_default_message(lua_State *L, int t, const char *code) {
   int top = lua_gettop(L);
   if (!strcmp(code, "not_ready")) {
@@ -756,7 +775,10 @@ static int error_is(lua_State *L) {
   return 1;
 }
 
-/* Pushes the message on one line, shortened to MESSAGE_SHOW bytes. */
+/* [-0, +1] Pushes the message on one line, shortened to MESSAGE_SHOW bytes.
+ * Each luaL_gsub pushes its result, so before the cut
+ * stack: no_crlf no_lf no_cr cut; cut replaces the first (-4), and the two
+ * between are popped. */
 static void push_one_line(lua_State *L, const char *s) {
   size_t len, keep;
   luaL_gsub(L, s, "\r\n", " ");
@@ -775,7 +797,14 @@ static void push_one_line(lua_State *L, const char *s) {
 
 /* coldsend: code (HTTP n) METHOD url: message (extra) [attempts n]
  * Only the parts present are shown. Headers are never part of an error,
- * so the API key cannot be printed from here. */
+ * so the API key cannot be printed from here.
+ * Each part is pushed above top and all are joined by one lua_concat at
+ * the end; a field read for a part is replaced by the part, or popped:
+ * stack: t code message | "coldsend: code" [" (HTTP n)"] [" METHOD"]
+ *        [" url"] ": " line [" (fields: ...)"] [" (retry after n s)"]
+ *        [" [attempts n]"]
+ * At most 9 parts above top; with the few temporaries of push_one_line
+ * and push_names, well within the 26 slots luaL_checkstack asks for. */
 static int error_tostring(lua_State *L) {
   const char *code, *message;
   lua_Integer n;
@@ -788,9 +817,9 @@ static int error_tostring(lua_State *L) {
    * read below */
   code = anchored_field(L, 1, "code");
   message = anchored_field(L, 1, "message");
-  top = lua_gettop(L);
+  top = lua_gettop(L); /* stack: t code message */
   lua_pushfstring(L, "coldsend: %s", code ? code : "error");
-  lua_getfield(L, 1, "status");
+  lua_getfield(L, 1, "status"); /* stack: ... head status */
   if (cs_tointeger(L, -1, &n)) {
     lua_pushfstring(L, " (HTTP %d)", (int)n);
     lua_replace(L, -2);
@@ -810,19 +839,19 @@ static int error_tostring(lua_State *L) {
     lua_pop(L, 1);
   }
   lua_pushliteral(L, ": ");
-  push_one_line(L, message ? message : (code ? code : "error"));
+  push_one_line(L, message ? message : (code ? code : "error")); /* line */
   if (code != NULL && message != NULL) {
     int list;
     lua_getfield(
         L, 1, !strcmp(code, "invalid") ? "problems" : "missing_requirements");
-    list = lua_gettop(L);
+    list = lua_gettop(L); /* stack: ... line list */
     if (!strcmp(code, "invalid") && !all_named(L, list, "field", message) &&
         push_names(L, list, "field") > 0) {
-      lua_pushliteral(L, " (fields: ");
+      lua_pushliteral(L, " (fields: "); /* stack: ... list names " (fields: " */
       lua_insert(L, -2);
       lua_pushliteral(L, ")");
-      lua_concat(L, 3);
-      lua_replace(L, list);
+      lua_concat(L, 3);     /* stack: ... list part */
+      lua_replace(L, list); /* stack: ... line part */
     } else if (!strcmp(code, "not_ready") &&
                !all_named(L, list, NULL, message) &&
                push_names(L, list, NULL) > 0) {
@@ -845,12 +874,12 @@ static int error_tostring(lua_State *L) {
     lua_pop(L, 1);
   }
   lua_getfield(L, 1, "attempts");
-  lua_getfield(L, 1, "ambiguous");
+  lua_getfield(L, 1, "ambiguous"); /* stack: ... attempts ambiguous */
   /* attempts 0: nothing reached the server; no count to show */
   if ((cs_tointeger(L, -2, &n) && n > 0) || lua_toboolean(L, -1)) {
     int ambiguous = lua_toboolean(L, -1);
     lua_pop(L, 2);
-    lua_getfield(L, 1, "attempts");
+    lua_getfield(L, 1, "attempts"); /* read again: __index may answer anew */
     if (cs_tointeger(L, -1, &n) && n > 0)
       lua_pushfstring(L, " [attempts %d%s]", (int)n,
                       ambiguous ? ", ambiguous" : "");
@@ -860,7 +889,7 @@ static int error_tostring(lua_State *L) {
   } else {
     lua_pop(L, 2);
   }
-  lua_concat(L, lua_gettop(L) - top);
+  lua_concat(L, lua_gettop(L) - top); /* stack: t code message text */
   return 1;
 }
 

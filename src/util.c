@@ -1,4 +1,6 @@
-/* util.c: clock, sleep, UUID check and a string sort for the C files. */
+/* util.c: small helpers for the C files: clock, sleep, UUID check, a string
+ * sort, and the deep copy of a Lua table (cycles refused, depth capped).
+ * Calls: the Lua API and libc; no other file of the module. */
 #define _POSIX_C_SOURCE 200809L
 #include "util.h"
 
@@ -182,4 +184,67 @@ void cs_sort_strings(lua_State *L, int t, int n) {
     lua_rawseti(L, t, i);
   }
   lua_pop(L, 2);
+}
+
+/* ---- copies ------------------------------------------------------------ */
+
+/* A table that contains itself is refused, and copies nested deeper than
+ * this raise (a chain built to exhaust the C stack): an error, not a
+ * crash. A table met twice is copied once and shared, so the work stays
+ * linear however the tables refer to each other. JSON decoded by
+ * lua-cjson is at most 1000 deep, so a server's data always fits. */
+#define COPY_MAX_DEPTH 1000
+
+/* [-0, +1] seen: stack index of {original = copy, or true while being
+ * copied}. Each level holds the key, value and copy of the pair being
+ * copied (stack: out key value copy -> out key copy -> out key key
+ * copy -> out key), hence luaL_checkstack at each level. */
+static void push_copy(lua_State *L, int idx, int depth, int seen) {
+  int out, n, keys = 0;
+  if (lua_type(L, idx) != LUA_TTABLE) {
+    lua_pushvalue(L, idx);
+    return;
+  }
+  if (depth > COPY_MAX_DEPTH)
+    luaL_error(L, "table nested deeper than %d levels", COPY_MAX_DEPTH);
+  luaL_checkstack(L, 6, "table too deep to copy");
+  lua_pushvalue(L, idx);
+  lua_rawget(L, seen);
+  if (lua_type(L, -1) == LUA_TTABLE) return; /* copied before: shared */
+  if (lua_toboolean(L, -1)) luaL_error(L, "table contains itself (a cycle)");
+  lua_pop(L, 1);
+  lua_pushvalue(L, idx);
+  lua_pushboolean(L, 1);
+  lua_rawset(L, seen);
+  /* sized before filling: growing a record key by key rehashes it */
+  n = (int)lua_rawlen(L, idx);
+  lua_pushnil(L);
+  while (lua_next(L, idx) != 0) {
+    lua_pop(L, 1);
+    keys++;
+  }
+  lua_createtable(L, n, keys > n ? keys - n : 0);
+  out = lua_gettop(L);
+  lua_pushnil(L);
+  while (lua_next(L, idx) != 0) {
+    push_copy(L, lua_gettop(L), depth + 1, seen);
+    lua_remove(L, -2);
+    lua_pushvalue(L, -2);
+    lua_insert(L, -2);
+    lua_rawset(L, out);
+  }
+  lua_pushvalue(L, idx);
+  lua_pushvalue(L, out);
+  lua_rawset(L, seen);
+}
+
+void cs_push_copy(lua_State *L, int idx) {
+  idx = lua_absindex(L, idx);
+  if (lua_type(L, idx) != LUA_TTABLE) {
+    lua_pushvalue(L, idx);
+    return;
+  }
+  lua_newtable(L); /* seen */
+  push_copy(L, idx, 1, lua_gettop(L));
+  lua_remove(L, -2);
 }

@@ -16,4 +16,9 @@ double cs_monotonic(void);
  * never calls a function a user can replace, such as table.sort. */
 void cs_sort_strings(lua_State *L, int t, int n);
 
+/* Pushes a deep copy of the value at idx (a non-table as it is). A table
+ * met twice is copied once and shared; a cycle, or nesting past 1000
+ * levels, raises. */
+void cs_push_copy(lua_State *L, int idx);
+
 #endif

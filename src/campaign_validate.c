@@ -1,7 +1,12 @@
-/* rules.c: the rules that span fields (c:validate()) and the even split of
- * distribution percentages (c:split_evenly(), and changes() when a step
- * gives none). */
-#include "fields.h"
+/* campaign_validate.c: the rules that span fields, c:validate() -> true |
+ * nil, problems: a name or an id, variants per step and their percentages,
+ * follow-up steps, the sending window, ramp-up. A passed answer is cached
+ * (c->validated) until a field it reads changes: it reads the store only
+ * through read_field(), which refuses a field the table does not mark
+ * CS_VALIDATED, so the mask cs_store_changed tests cannot fall behind.
+ * Calls: the Lua API on the campaign's store (reads only); no check of a
+ * single value (campaign_setters.c) and no request. */
+#include "campaign.h"
 #include "request.h"
 
 #define MAX_VARIANTS 4
@@ -13,7 +18,18 @@
 #define DEFAULT_RAMP_INCREMENT 50
 #define DEFAULT_RAMP_MAX 500
 
-/* Appends {field = <at -2>, message = <at -1>} to the list; pops both. */
+/* [-0, +1] Pushes store[field f]. validate() reads the store through here
+ * alone, so a field read without CS_VALIDATED in the table is an error at
+ * the first run of the rule, not a cached "pass" that outlives a change. */
+static void read_field(lua_State *L, int store, int f) {
+  if (!(CS_VALIDATE_READS & ((uint32_t)1 << f)))
+    luaL_error(L, "validate() reads '%s', not marked CS_VALIDATED",
+               cs_campaign_fields[f].name);
+  lua_rawgeti(L, store, CS_SLOT(f));
+}
+
+/* [-2, +0] Appends {field = <at -2>, message = <at -1>} to the list:
+ * stack: field message -> problem field message (insert) -> problem. */
 static void add_problem(lua_State *L, int list) {
   lua_createtable(L, 0, 2);
   lua_insert(L, -3);
@@ -24,7 +40,7 @@ static void add_problem(lua_State *L, int list) {
 
 static lua_Integer int_or(lua_State *L, int store, int f, lua_Integer def) {
   lua_Integer v;
-  lua_rawgeti(L, store, CS_SLOT(f));
+  read_field(L, store, f);
   if (!cs_tointeger(L, -1, &v)) v = def; /* unset, or odd server data */
   lua_pop(L, 1);
   return v;
@@ -103,7 +119,7 @@ static void check_step(lua_State *L, int list, int arr, int seq) {
 static void check_follow_ups(lua_State *L, int list, int store) {
   int i, n, top = lua_gettop(L);
   unsigned steps = 0;
-  lua_rawgeti(L, store, CS_SLOT(F_SEQUENCES));
+  read_field(L, store, F_SEQUENCES);
   if (lua_type(L, -1) != LUA_TTABLE) {
     lua_settop(L, top);
     return;
@@ -117,8 +133,8 @@ static void check_follow_ups(lua_State *L, int list, int store) {
   }
   for (i = 1; i <= n; i++) {
     lua_Integer step;
-    lua_rawgeti(L, top + 1, i); /* follow-up */
-    lua_getfield(L, -1, "step_number");
+    lua_rawgeti(L, top + 1, i);         /* stack: sequences follow-up */
+    lua_getfield(L, -1, "step_number"); /* stack: ... follow-up step */
     if (!cs_tointeger(L, -1, &step) || step < 2 || step > 4) {
       lua_pushfstring(L, "sequences[%d].step_number", i);
       lua_pushliteral(L, "step 2..4 expected");
@@ -131,7 +147,7 @@ static void check_follow_ups(lua_State *L, int list, int store) {
       steps |= 1u << step;
     }
     lua_pop(L, 1);
-    lua_getfield(L, -1, "variants");
+    lua_getfield(L, -1, "variants"); /* stack: ... follow-up variants */
     check_step(L, list, lua_gettop(L), i);
     lua_settop(L, top + 1);
   }
@@ -172,13 +188,13 @@ static void check_window(lua_State *L, int list, int store) {
 static void check_ramp_up(lua_State *L, int list, int store, uint32_t dirty) {
   static const int nums[] = {F_RAMP_INCREMENT, F_RAMP_MAX};
   int enabled, i;
-  lua_rawgeti(L, store, CS_SLOT(F_RAMP_ENABLED));
+  read_field(L, store, F_RAMP_ENABLED);
   enabled = lua_toboolean(L, -1);
   lua_pop(L, 1);
   if (!enabled) {
     for (i = 0; i < 2; i++) {
       int f = nums[i];
-      lua_rawgeti(L, store, CS_SLOT(f));
+      read_field(L, store, f);
       if ((dirty & ((uint32_t)1 << f)) && !lua_isnil(L, -1)) {
         lua_pushstring(L, cs_campaign_fields[f].name);
         lua_pushliteral(L, "has no effect unless ramp_up_enabled is true");
@@ -199,30 +215,24 @@ static void check_ramp_up(lua_State *L, int list, int store, uint32_t dirty) {
   }
 }
 
-/* c:validate() -> true | nil, {{field=, message=}, ...}: every problem at
- * once, so a user fixes them in one go. Never raises on a campaign whose
- * fields passed their own checks. */
-int cs_campaign_validate(lua_State *L) {
-  cs_campaign *c = cs_check_campaign(L, 1);
+/* Runs every rule on the campaign at 1: [-0, +1] true, or [-0, +2] nil
+ * and the list of problems. A pass is remembered in c->validated. */
+static int validate(lua_State *L, cs_campaign *c) {
   int store, list;
-  if (c->validated) {
-    lua_pushboolean(L, 1);
-    return 1;
-  }
   lua_settop(L, 1);
   cs_getuservalue(L, 1);
   store = lua_gettop(L);
   lua_newtable(L);
-  list = lua_gettop(L);
-  lua_rawgeti(L, store, CS_SLOT(F_ID));
-  lua_rawgeti(L, store, CS_SLOT(F_NAME));
+  list = lua_gettop(L); /* stack: c store list */
+  read_field(L, store, F_ID);
+  read_field(L, store, F_NAME); /* stack: c store list id name */
   if (lua_isnil(L, -1) && lua_isnil(L, -2)) {
     lua_pushliteral(L, "name");
     lua_pushliteral(L, "required to create a campaign");
     add_problem(L, list);
   }
   lua_settop(L, list);
-  lua_rawgeti(L, store, CS_SLOT(F_VARIANTS));
+  read_field(L, store, F_VARIANTS); /* stack: c store list variants */
   /* none yet is a draft's state (the server's launch check asks for them);
    * a follow-up always needs its own */
   if (lua_type(L, -1) == LUA_TTABLE && lua_rawlen(L, -1) > 0)
@@ -237,100 +247,28 @@ int cs_campaign_validate(lua_State *L) {
     return 1;
   }
   lua_pushnil(L);
-  lua_insert(L, -2);
+  lua_insert(L, -2); /* stack: c store nil list */
   return 2;
 }
 
-/* 100 over n variants, the remainder to the first ones: 34/33/33. */
-static void spread(lua_State *L, int arr) {
-  int i, n = (int)lua_rawlen(L, arr);
-  for (i = 1; i <= n; i++) {
-    lua_rawgeti(L, arr, i);
-    if (lua_type(L, -1) == LUA_TTABLE) {
-      lua_pushinteger(L, 100 / n + (i <= 100 % n));
-      lua_setfield(L, -2, "distribution_percent");
-    }
-    lua_pop(L, 1);
-  }
-}
-
-static int has_variants(lua_State *L, int idx) {
-  return lua_type(L, idx) == LUA_TTABLE && lua_rawlen(L, idx) > 0;
-}
-
-/* c:split_evenly(): every step's variants, initial email and follow-ups. */
-int cs_campaign_split_evenly(lua_State *L) {
-  int store, i, n;
+/* c:validate() -> true | nil, {{field=, message=}, ...}: every problem at
+ * once, so a user fixes them in one go. Never raises on a campaign whose
+ * fields passed their own checks. A remembered pass answers at once. */
+int cs_campaign_validate(lua_State *L) {
   cs_campaign *c = cs_check_campaign(L, 1);
-  lua_settop(L, 1);
-  cs_getuservalue(L, 1);
-  store = 2;
-  lua_rawgeti(L, store, CS_SLOT(F_VARIANTS));
-  if (has_variants(L, -1)) {
-    cs_make_writable(L, 1, store, F_VARIANTS);
-    cs_store_changed(c, F_VARIANTS, 0);
-    lua_rawgeti(L, store, CS_SLOT(F_VARIANTS));
-    spread(L, lua_gettop(L));
+  if (c->validated) {
+    lua_pushboolean(L, 1);
+    return 1;
   }
-  lua_settop(L, store);
-  lua_rawgeti(L, store, CS_SLOT(F_SEQUENCES));
-  if (lua_type(L, -1) != LUA_TTABLE) return 0;
-  n = (int)lua_rawlen(L, -1);
-  for (i = 1; i <= n; i++) { /* any follow-up with variants to split? */
-    lua_rawgeti(L, 3, i);
-    if (lua_type(L, -1) == LUA_TTABLE) lua_getfield(L, -1, "variants");
-    if (has_variants(L, -1)) break;
-    lua_settop(L, 3);
-  }
-  if (i > n) return 0;
-  cs_make_writable(L, 1, store, F_SEQUENCES);
-  cs_store_changed(c, F_SEQUENCES, 0);
-  lua_settop(L, store);
-  lua_rawgeti(L, store, CS_SLOT(F_SEQUENCES)); /* the writable copy */
-  for (i = 1; i <= n; i++) {
-    lua_rawgeti(L, 3, i);
-    if (lua_type(L, -1) == LUA_TTABLE) {
-      lua_getfield(L, -1, "variants");
-      if (has_variants(L, -1)) spread(L, lua_gettop(L));
-    }
-    lua_settop(L, 3);
-  }
-  return 0;
+  return validate(L, c);
 }
 
-/* 1 when the request sends the step's variants array at arr as it is
- * stored: it has variants and one of them gives a percentage (all then
- * do: validate() sees to it). */
-int cs_step_as_stored(lua_State *L, int arr) {
-  int i, n = (int)lua_rawlen(L, arr), given = 0;
-  for (i = 1; i <= n && !given; i++) {
-    lua_rawgeti(L, arr, i);
-    if (lua_type(L, -1) == LUA_TTABLE) {
-      lua_getfield(L, -1, "distribution_percent");
-      given = !lua_isnil(L, -1);
-      lua_pop(L, 1);
-    }
-    lua_pop(L, 1);
-  }
-  return given;
-}
-
-/* Pushes a step's variants as the next request sends them: the stored
- * array itself when it may be shared (copy 0, encoded at once), else a
- * copy; evenly split when no variant gives a percentage; the empty-array
- * marker when empty. */
-void cs_push_step_out(lua_State *L, int arr, int copy) {
-  int given;
-  arr = lua_absindex(L, arr);
-  if (lua_rawlen(L, arr) == 0) {
-    cs_push_empty_array(L);
-    return;
-  }
-  given = cs_step_as_stored(L, arr);
-  if (given && !copy) {
-    lua_pushvalue(L, arr);
-    return;
-  }
-  cs_push_copy(L, arr);
-  if (!given) spread(L, lua_gettop(L));
+/* c:_validate_fresh(): validate() run afresh whatever it remembers, and
+ * leaving what it remembers as it was. The cache spec and the setters
+ * fuzzer compare the two after every change. */
+int cs_campaign_validate_fresh(lua_State *L) {
+  cs_campaign *c = cs_check_campaign(L, 1);
+  int remembered = c->validated, n = validate(L, c);
+  c->validated = remembered;
+  return n;
 }

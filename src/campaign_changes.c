@@ -1,9 +1,13 @@
-/* campaign_sync.c: what a campaign sends and receives: changes(), the
- * request tables of every campaign operation, server bodies (_apply) and
- * the dirty set (_clear_dirty, _discard). */
+/* campaign_changes.c: what a save sends. c:changes(), c:_has_changes(),
+ * c:_request(op, base) for every campaign operation, and the even split of
+ * distribution percentages (c:split_evenly(), and the request of a step
+ * that gives none).
+ * Calls: the Lua API, request.h (cs_push_request, the empty-array marker),
+ * util.h (cs_push_copy); reads the store, and edits it only in
+ * split_evenly (through cs_make_writable and cs_store_changed). */
 #include <string.h>
 
-#include "fields.h"
+#include "campaign.h"
 #include "request.h"
 #include "util.h"
 
@@ -11,8 +15,102 @@
  * to change when the real one is known. */
 #define CS_RESUME_PATH "/resume"
 
-/* Pushes the follow-ups as sent: new follow-up tables (a few scalars each)
- * holding their variants as cs_push_step_out gives them. */
+/* 100 over n variants, the remainder to the first ones: 34/33/33. */
+static void spread(lua_State *L, int arr) {
+  int i, n = (int)lua_rawlen(L, arr);
+  for (i = 1; i <= n; i++) {
+    lua_rawgeti(L, arr, i);
+    if (lua_type(L, -1) == LUA_TTABLE) {
+      lua_pushinteger(L, 100 / n + (i <= 100 % n));
+      lua_setfield(L, -2, "distribution_percent");
+    }
+    lua_pop(L, 1);
+  }
+}
+
+static int has_variants(lua_State *L, int idx) {
+  return lua_type(L, idx) == LUA_TTABLE && lua_rawlen(L, idx) > 0;
+}
+
+/* c:split_evenly(): every step's variants, initial email and follow-ups. */
+int cs_campaign_split_evenly(lua_State *L) {
+  int store, i, n;
+  cs_campaign *c = cs_check_campaign(L, 1);
+  lua_settop(L, 1);
+  cs_getuservalue(L, 1);
+  store = 2;
+  lua_rawgeti(L, store, CS_SLOT(F_VARIANTS));
+  if (has_variants(L, -1)) {
+    cs_make_writable(L, 1, store, F_VARIANTS);
+    cs_store_changed(c, F_VARIANTS, 0);
+    lua_rawgeti(L, store, CS_SLOT(F_VARIANTS));
+    spread(L, lua_gettop(L));
+  }
+  lua_settop(L, store);
+  lua_rawgeti(L, store, CS_SLOT(F_SEQUENCES));
+  if (lua_type(L, -1) != LUA_TTABLE) return 0;
+  n = (int)lua_rawlen(L, -1);
+  for (i = 1; i <= n; i++) { /* any follow-up with variants to split? */
+    lua_rawgeti(L, 3, i);
+    if (lua_type(L, -1) == LUA_TTABLE) lua_getfield(L, -1, "variants");
+    if (has_variants(L, -1)) break;
+    lua_settop(L, 3);
+  }
+  if (i > n) return 0;
+  cs_make_writable(L, 1, store, F_SEQUENCES);
+  cs_store_changed(c, F_SEQUENCES, 0);
+  lua_settop(L, store);
+  lua_rawgeti(L, store, CS_SLOT(F_SEQUENCES)); /* the writable copy */
+  for (i = 1; i <= n; i++) {
+    lua_rawgeti(L, 3, i);
+    if (lua_type(L, -1) == LUA_TTABLE) {
+      lua_getfield(L, -1, "variants");
+      if (has_variants(L, -1)) spread(L, lua_gettop(L));
+    }
+    lua_settop(L, 3);
+  }
+  return 0;
+}
+
+/* 1 when the request sends the step's variants array at arr as it is
+ * stored: it has variants and one of them gives a percentage (all then
+ * do: validate() sees to it). */
+static int step_as_stored(lua_State *L, int arr) {
+  int i, n = (int)lua_rawlen(L, arr), given = 0;
+  for (i = 1; i <= n && !given; i++) {
+    lua_rawgeti(L, arr, i);
+    if (lua_type(L, -1) == LUA_TTABLE) {
+      lua_getfield(L, -1, "distribution_percent");
+      given = !lua_isnil(L, -1);
+      lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+  }
+  return given;
+}
+
+/* Pushes a step's variants as the next request sends them: the stored
+ * array itself when it may be shared (copy 0, encoded at once), else a
+ * copy; evenly split when no variant gives a percentage; the empty-array
+ * marker when empty. */
+static void push_step_out(lua_State *L, int arr, int copy) {
+  int given;
+  arr = lua_absindex(L, arr);
+  if (lua_rawlen(L, arr) == 0) {
+    cs_push_empty_array(L);
+    return;
+  }
+  given = step_as_stored(L, arr);
+  if (given && !copy) {
+    lua_pushvalue(L, arr);
+    return;
+  }
+  cs_push_copy(L, arr);
+  if (!given) spread(L, lua_gettop(L));
+}
+
+/* [-0, +1] Pushes the follow-ups as sent: new follow-up tables (a few
+ * scalars each) holding their variants as push_step_out gives them. */
 static void push_sequences_out(lua_State *L, int arr, int copy) {
   int i, n = (int)lua_rawlen(L, arr);
   if (n == 0) {
@@ -21,24 +119,24 @@ static void push_sequences_out(lua_State *L, int arr, int copy) {
   }
   lua_createtable(L, n, 0);
   for (i = 1; i <= n; i++) {
-    lua_rawgeti(L, arr, i);
+    lua_rawgeti(L, arr, i); /* stack: list follow-up */
     if (lua_type(L, -1) != LUA_TTABLE) {
       lua_rawseti(L, -2, i);
       continue;
     }
-    lua_createtable(L, 0, 5);
+    lua_createtable(L, 0, 5); /* stack: list follow-up out */
     lua_pushnil(L);
-    while (lua_next(L, -3) != 0) { /* follow-up, out, key, value */
+    while (lua_next(L, -3) != 0) { /* stack: list follow-up out key value */
       if (lua_type(L, -1) == LUA_TTABLE) {
         int v = lua_gettop(L);
-        cs_push_step_out(L, v, copy);
+        push_step_out(L, v, copy);
         lua_replace(L, v);
       }
       lua_pushvalue(L, -2);
-      lua_insert(L, -2);
-      lua_rawset(L, -4);
+      lua_insert(L, -2); /* stack: ... out key key value */
+      lua_rawset(L, -4); /* stack: ... out key, for lua_next */
     }
-    lua_rawseti(L, -3, i);
+    lua_rawseti(L, -3, i); /* list[i] = out; stack: list follow-up */
     lua_pop(L, 1);
   }
 }
@@ -54,7 +152,7 @@ static int sequences_as_stored(lua_State *L, int arr) {
       lua_pushnil(L);
       while (ok && lua_next(L, seq) != 0) {
         if (lua_type(L, -1) == LUA_TTABLE)
-          ok = lua_rawlen(L, -1) > 0 && cs_step_as_stored(L, lua_gettop(L));
+          ok = lua_rawlen(L, -1) > 0 && step_as_stored(L, lua_gettop(L));
         lua_pop(L, 1);
       }
     }
@@ -63,7 +161,7 @@ static int sequences_as_stored(lua_State *L, int arr) {
   return ok;
 }
 
-/* Pushes the body of the next save: every changed field under its API
+/* [-0, +1] Pushes the body of the next save: every changed field under its API
  * name, a cleared one as JSON null. Arrays go whole (the API replaces
  * them). A campaign not yet created omits cleared fields: a create has
  * defaults, not nulls. copy 0 lets the stored tables be encoded in place
@@ -77,10 +175,10 @@ static void push_changes(lua_State *L, cs_campaign *c, int store, int copy,
   has_id = !lua_isnil(L, -1);
   lua_pop(L, 1);
   lua_createtable(L, 0, n + 1);
-  out = lua_gettop(L);
+  out = lua_gettop(L); /* stack: out */
   for (f = 0; f < F_COUNT; f++) {
     if (!(dirty & ((uint32_t)1 << f))) continue;
-    lua_rawgeti(L, store, CS_SLOT(f));
+    lua_rawgeti(L, store, CS_SLOT(f)); /* stack: out value */
     if (lua_isnil(L, -1)) {
       lua_pop(L, 1);
       if (!has_id) continue;
@@ -88,7 +186,7 @@ static void push_changes(lua_State *L, cs_campaign *c, int store, int copy,
     } else if (lua_type(L, -1) == LUA_TTABLE) {
       int v = lua_gettop(L);
       if (cs_campaign_fields[f].kind == K_VARIANTS)
-        cs_push_step_out(L, v, copy);
+        push_step_out(L, v, copy);
       else if (cs_campaign_fields[f].kind == K_SEQUENCES && !copy &&
                sequences_as_stored(L, v))
         lua_pushvalue(L, v);
@@ -98,9 +196,9 @@ static void push_changes(lua_State *L, cs_campaign *c, int store, int copy,
         cs_push_copy(L, v);
       else
         lua_pushvalue(L, v);
-      lua_replace(L, v);
+      lua_replace(L, v); /* stack: out value-as-sent */
     }
-    lua_setfield(L, out, cs_campaign_fields[f].name);
+    lua_setfield(L, out, cs_campaign_fields[f].name); /* stack: out */
   }
 }
 
@@ -182,120 +280,4 @@ int cs_campaign_request(lua_State *L) {
       cs_push_request(L, base, "POST", lua_tostring(L, -1), 0);
   }
   return 1;
-}
-
-/* Keys of a server body that describe the response, not the campaign. */
-static int is_envelope(const char *k) {
-  return strcmp(k, "success") == 0 || strcmp(k, "message") == 0;
-}
-
-/* c:_apply(data): takes a server body (create, get, update) as the applied
- * state. A field with a pending local change keeps it: the server value
- * becomes what _discard returns to (so refresh = _discard + _apply). */
-int cs_campaign_apply(lua_State *L) {
-  cs_campaign *c = cs_check_campaign(L, 1);
-  int store;
-  luaL_checktype(L, 2, LUA_TTABLE);
-  lua_settop(L, 2);
-  store = cs_push_store(L, 1);
-  lua_pushnil(L);
-  while (lua_next(L, 2) != 0) { /* key, value */
-    const char *k;
-    int f, v = lua_gettop(L);
-    if (lua_type(L, -2) != LUA_TSTRING || is_envelope(lua_tostring(L, -2))) {
-      lua_pop(L, 1);
-      continue;
-    }
-    k = lua_tostring(L, -2);
-    if (strcmp(k, "campaign_id") == 0 || strcmp(k, "id") == 0) {
-      /* adopted once (after a create); a handle never changes identity */
-      size_t len;
-      const char *id = lua_tolstring(L, v, &len);
-      lua_rawgeti(L, store, CS_SLOT(F_ID));
-      if (lua_isnil(L, -1) && lua_type(L, v) == LUA_TSTRING &&
-          cs_is_uuid(id, len)) {
-        lua_pushvalue(L, v);
-        lua_rawseti(L, store, CS_SLOT(F_ID));
-      }
-      lua_settop(L, v - 1);
-      continue;
-    }
-    lua_pushvalue(L, -2);
-    lua_rawget(L, CS_UV_NAMES);
-    f = lua_type(L, -1) == LUA_TNUMBER ? (int)lua_tointeger(L, -1) : -1;
-    lua_pop(L, 1);
-    if (lua_isnil(L, v) || cs_is_null(L, v))
-      lua_pushnil(L);
-    else if (f >= 0)
-      cs_push_lenient(L, &cs_campaign_fields[f], v);
-    else
-      cs_push_copy(L, v);
-    if (f < 0) { /* kept, readable, never sent */
-      cs_push_slot_table(L, store, CS_SLOT_EXTRA);
-      lua_pushvalue(L, v - 1);
-      lua_pushvalue(L, -3);
-      lua_rawset(L, -3);
-    } else if (c->dirty & ((uint32_t)1 << f)) {
-      cs_push_slot_table(L, store, CS_SLOT_SAVED);
-      lua_pushvalue(L, -2);
-      lua_rawseti(L, -2, CS_SLOT(f));
-    } else {
-      cs_store_changed(c, f, lua_isnil(L, -1));
-      lua_pushvalue(L, -1);
-      lua_rawseti(L, store, CS_SLOT(f));
-    }
-    lua_settop(L, v - 1);
-  }
-  return 0;
-}
-
-static void clear_all(lua_State *L, cs_campaign *c, int store) {
-  c->dirty = 0;
-  lua_pushnil(L);
-  lua_rawseti(L, store, CS_SLOT_SAVED);
-}
-
-/* c:_clear_dirty([what]): after a successful save, what was sent is
- * applied; with "create", only the create schema's fields (what a POST
- * /campaigns sent): the others stay pending for the PUT that follows.
- * A passed validate() still holds: with fewer fields changed it can only
- * find fewer problems. */
-int cs_campaign_clear_dirty(lua_State *L) {
-  static const char *const whats[] = {"all", "create", NULL};
-  cs_campaign *c = cs_check_campaign(L, 1);
-  int what = luaL_checkoption(L, 2, "all", whats);
-  int store = cs_push_store(L, 1);
-  if (what == 1 && (c->dirty & ~CS_CREATE_MASK) != 0) {
-    int f;
-    lua_rawgeti(L, store, CS_SLOT_SAVED); /* store, saved */
-    if (lua_istable(L, -1)) {
-      for (f = 0; f < F_COUNT; f++) {
-        if (!(CS_CREATE_MASK & ((uint32_t)1 << f))) continue;
-        lua_pushnil(L);
-        lua_rawseti(L, -2, CS_SLOT(f));
-      }
-    }
-    c->dirty &= ~CS_CREATE_MASK;
-    return 0;
-  }
-  clear_all(L, c, store);
-  return 0;
-}
-
-/* c:_discard(): every changed field back to its applied value. */
-int cs_campaign_discard(lua_State *L) {
-  cs_campaign *c = cs_check_campaign(L, 1);
-  int f, store = cs_push_store(L, 1);
-  c->validated = 0;
-  lua_rawgeti(L, store, CS_SLOT_SAVED);
-  for (f = 0; f < F_COUNT; f++) {
-    if (!(c->dirty & ((uint32_t)1 << f))) continue;
-    if (lua_isnil(L, -1))
-      lua_pushnil(L);
-    else
-      lua_rawgeti(L, -1, CS_SLOT(f));
-    lua_rawseti(L, store, CS_SLOT(f));
-  }
-  clear_all(L, c, store);
-  return 0;
 }

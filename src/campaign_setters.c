@@ -1,5 +1,11 @@
-/* campaign_check.c: the per-value rules checked at assignment (spec 6.4-6.6),
- * the error messages that name them, and the lenient copies of server data. */
+/* campaign_setters.c: the per-value rules checked when a field is assigned
+ * (c.name = v, spec 6.4-6.6), a variant added or a follow-up added: each
+ * checker pushes the normalised value or raises naming the field, the rule
+ * and the value. Scalars, dates and time zones, arrays, then the records of
+ * variants and follow-ups (named and numbered here).
+ * Calls: the Lua API, campaign_errors.c to raise, campaign_fields.c for the
+ * record tables, util.h; reads the zone database (stat, fopen). Never
+ * touches a campaign's store: campaign.c stores what these push. */
 #define _POSIX_C_SOURCE 200809L /* stat, getenv */
 #include <math.h>
 #include <stdint.h>
@@ -8,220 +14,15 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "fields.h"
+#include "campaign.h"
 #include "request.h"
 #include "util.h"
 
-/* Values shown in messages are cut here: a 100,000-character email body
- * must not become a 100,000-character error. */
-#define SHOWN_BYTES 40
 #define MAX_LETTERS 26
 #define TZ_CACHE "coldsend.zones" /* registry: zone name -> true */
 
-/* A variant (spec 6.5) and a follow-up (spec 6.6), checked like fields. */
-static const cs_field variant_fields[] = {
-    {"variant_name", K_LETTERS, 0, 1, 50, "A"},
-    {"variant_label", K_STRING, 0, 1, 100, NULL},
-    {"subject_template", K_STRING, CS_REQUIRED, 1, 500, NULL},
-    {"email_content", K_STRING, CS_REQUIRED, 10, 100000, NULL},
-    {"distribution_percent", K_INT, 0, 0, 100, NULL},
-};
-#define N_VARIANT_FIELDS (sizeof variant_fields / sizeof variant_fields[0])
-
-static const cs_field sequence_fields[] = {
-    {"step_number", K_INT, 0, 2, 4, NULL},
-    {"trigger_type", K_TRIGGER, CS_REQUIRED, 0, 0, NULL},
-    {"wait_days", K_INT, CS_REQUIRED, 1, 30, NULL},
-    {"enable_unsubscribe", K_BOOL, 0, 0, 0, NULL},
-    {"variants", K_VARIANTS, 0, 0, 0, NULL},
-};
-#define N_SEQUENCE_FIELDS (sizeof sequence_fields / sizeof sequence_fields[0])
-
 static const char *const triggers[] = {"NOT_OPENED", "NOT_REPLIED",
                                        "OPENED_BUT_NOT_REPLIED", NULL};
-
-/* ---- messages ---------------------------------------------------------- */
-
-static size_t render_path(const cs_path *p, char *buf, size_t size) {
-  size_t n = 0;
-  int w;
-  if (p == NULL) return 0;
-  n = render_path(p->up, buf, size);
-  if (n >= size) return n;
-  if (p->name != NULL)
-    w = snprintf(buf + n, size - n, "%s%s", n > 0 ? "." : "", p->name);
-  else
-    w = snprintf(buf + n, size - n, "[%ld]", (long)p->index);
-  return w < 0 ? n : n + (size_t)w;
-}
-
-int cs_raise(lua_State *L, const cs_path *p, const char *rule,
-             const char *got) {
-  char path[256];
-  path[0] = '\0';
-  render_path(p, path, sizeof path);
-  return luaL_error(L, "bad value for '%s' (%s expected, got %s)", path, rule,
-                    got);
-}
-
-/* Checks UTF-8 (no overlongs, surrogates or code points past U+10FFFF, as
- * the server's JSON parser would) and counts code points, the unit of the
- * API's length limits. Returns 0 on a bad sequence. */
-static int utf8_length(const char *str, size_t len, size_t *chars) {
-  const unsigned char *s = (const unsigned char *)str;
-  size_t i = 0, n = 0;
-  while (i < len) {
-    unsigned c = s[i], cp, min, j, k;
-    if (c < 0x80) {
-      /* ASCII runs, the common case, eight bytes at a time */
-      uint64_t w;
-      for (; len - i >= 8; i += 8, n += 8) {
-        memcpy(&w, s + i, 8);
-        if (w & UINT64_C(0x8080808080808080)) break;
-      }
-      if (i < len && s[i] < 0x80) i++, n++;
-      continue;
-    }
-    if (c < 0xC2) return 0; /* stray continuation or overlong lead */
-    if (c < 0xE0)
-      k = 1, cp = c & 0x1F, min = 0x80;
-    else if (c < 0xF0)
-      k = 2, cp = c & 0x0F, min = 0x800;
-    else if (c < 0xF5)
-      k = 3, cp = c & 0x07, min = 0x10000;
-    else
-      return 0;
-    if (len - i <= k) return 0;
-    for (j = 1; j <= k; j++) {
-      if ((s[i + j] & 0xC0) != 0x80) return 0;
-      cp = (cp << 6) | (s[i + j] & 0x3F);
-    }
-    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
-    i += k + 1, n++;
-  }
-  *chars = n;
-  return 1;
-}
-
-/* Pushes a string the way Lua's %q would show it, cut after SHOWN_BYTES. */
-static void push_quoted(lua_State *L, const char *s, size_t len) {
-  size_t i, shown = len, chars;
-  luaL_Buffer b;
-  if (len > SHOWN_BYTES) {
-    shown = SHOWN_BYTES - 8;
-    /* do not cut a UTF-8 sequence in two */
-    while (shown > 0 && ((unsigned char)s[shown] & 0xC0) == 0x80) shown--;
-  }
-  luaL_buffinit(L, &b);
-  luaL_addchar(&b, '"');
-  for (i = 0; i < shown; i++) {
-    unsigned char c = (unsigned char)s[i];
-    char esc[8];
-    if (c == '"' || c == '\\') {
-      luaL_addchar(&b, '\\');
-      luaL_addchar(&b, (char)c);
-    } else if (c == '\n') {
-      luaL_addstring(&b, "\\n");
-    } else if (c < 0x20 || c == 0x7F) {
-      snprintf(esc, sizeof esc, "\\%u", c);
-      luaL_addstring(&b, esc);
-    } else {
-      luaL_addchar(&b, (char)c);
-    }
-  }
-  if (shown < len) {
-    char tail[48];
-    if (utf8_length(s, len, &chars))
-      snprintf(tail, sizeof tail, "...\" (%lu characters)",
-               (unsigned long)chars);
-    else
-      snprintf(tail, sizeof tail, "...\" (%lu bytes)", (unsigned long)len);
-    luaL_addstring(&b, tail);
-  } else {
-    luaL_addchar(&b, '"');
-  }
-  luaL_pushresult(&b);
-}
-
-void cs_push_described(lua_State *L, int idx) {
-  size_t len;
-  const char *s;
-  switch (lua_type(L, idx)) {
-    case LUA_TNUMBER:
-      /* NaN as "nan" on every Lua (PUC Lua prints 0/0 as "-nan") */
-      if (lua_tonumber(L, idx) != lua_tonumber(L, idx)) {
-        lua_pushliteral(L, "nan");
-        break;
-      }
-      /* lua_tolstring on a copy: 150, 1.5, 1e+100 as Lua prints them */
-      lua_pushvalue(L, idx);
-      lua_tolstring(L, -1, NULL);
-      break;
-    case LUA_TSTRING:
-      s = lua_tolstring(L, idx, &len);
-      push_quoted(L, s, len);
-      break;
-    case LUA_TBOOLEAN:
-      lua_pushstring(L, lua_toboolean(L, idx) ? "true" : "false");
-      break;
-    default:
-      lua_pushstring(L, luaL_typename(L, idx));
-  }
-}
-
-const char *cs_push_key_text(lua_State *L, int idx) {
-  int t = lua_type(L, idx);
-  lua_pushvalue(L, idx);
-  if (t != LUA_TSTRING && t != LUA_TNUMBER) {
-    lua_pop(L, 1);
-    lua_pushstring(L, luaL_typename(L, idx));
-  }
-  return lua_tostring(L, -1);
-}
-
-static int raise_type(lua_State *L, const cs_path *p, const char *rule,
-                      int idx) {
-  return cs_raise(L, p, rule, luaL_typename(L, idx));
-}
-
-static int raise_value(lua_State *L, const cs_path *p, const char *rule,
-                       int idx) {
-  cs_push_described(L, idx);
-  return cs_raise(L, p, rule, lua_tostring(L, -1));
-}
-
-/* The rule of each kind as messages and campaign_fields() word it; the
- * numbered ones take the field's min and max. */
-static const char *const rules[] = {
-    [K_UUID] = "UUID",
-    [K_TEXT] = "string",
-    [K_LIST] = "array of strings",
-    [K_STRING] = "string of %d..%d characters",
-    [K_INT] = "integer %d..%d",
-    [K_BOOL] = "boolean",
-    [K_TZ] = "IANA time zone name",
-    [K_DATE] = "ISO 8601 date-time or seconds since the epoch",
-    [K_UUIDS] = "array of 1 or more UUIDs",
-    [K_DAYS] = "array of %d..%d days",
-    [K_MAP] = "table of lead field = CSV column with an 'email' key",
-    [K_VARIANTS] = "array of variant tables",
-    [K_SEQUENCES] = "array of follow-up tables",
-    [K_LETTERS] = "string of %d..%d letters",
-    [K_TRIGGER] = "NOT_OPENED, NOT_REPLIED or OPENED_BUT_NOT_REPLIED",
-};
-
-void cs_push_rule(lua_State *L, const cs_field *f) {
-  /* extra arguments are ignored by the rules without numbers */
-  lua_pushfstring(L, rules[f->kind], f->min, f->max);
-}
-
-static int raise_rule(lua_State *L, const cs_field *f, const cs_path *p,
-                      int idx, int wrong_type) {
-  idx = lua_absindex(L, idx);
-  cs_push_rule(L, f);
-  if (wrong_type) return raise_type(L, p, lua_tostring(L, -1), idx);
-  return raise_value(L, p, lua_tostring(L, -1), idx);
-}
 
 /* ---- scalars ----------------------------------------------------------- */
 
@@ -230,14 +31,14 @@ static void check_text(lua_State *L, const cs_field *f, int idx,
                        const cs_path *p) {
   size_t len, chars;
   const char *s;
-  if (lua_type(L, idx) != LUA_TSTRING) raise_rule(L, f, p, idx, 1);
+  if (lua_type(L, idx) != LUA_TSTRING) cs_raise_rule(L, f, p, idx, 1);
   s = lua_tolstring(L, idx, &len);
   /* a NUL would be cut by C consumers, and marks our empty-array sentinel */
   if (memchr(s, '\0', len) != NULL)
-    raise_value(L, p, "string without NUL", idx);
-  if (!utf8_length(s, len, &chars)) raise_value(L, p, "valid UTF-8", idx);
+    cs_raise_value(L, p, "string without NUL", idx);
+  if (!cs_utf8_length(s, len, &chars)) cs_raise_value(L, p, "valid UTF-8", idx);
   if (chars < (size_t)f->min || chars > (size_t)f->max)
-    raise_rule(L, f, p, idx, 0);
+    cs_raise_rule(L, f, p, idx, 0);
 }
 
 static lua_Integer check_int(lua_State *L, const cs_field *f, int idx,
@@ -245,8 +46,8 @@ static lua_Integer check_int(lua_State *L, const cs_field *f, int idx,
   lua_Integer v = 0;
   /* a float like 1.5 is the wrong value, a string the wrong type */
   if (!cs_tointeger(L, idx, &v))
-    raise_rule(L, f, p, idx, lua_type(L, idx) != LUA_TNUMBER);
-  if (v < f->min || v > f->max) raise_rule(L, f, p, idx, 0);
+    cs_raise_rule(L, f, p, idx, lua_type(L, idx) != LUA_TNUMBER);
+  if (v < f->min || v > f->max) cs_raise_rule(L, f, p, idx, 0);
   return v;
 }
 
@@ -293,12 +94,12 @@ static void check_timezone(lua_State *L, const cs_field *f, int idx,
                            const cs_path *p) {
   size_t len;
   const char *s;
-  if (lua_type(L, idx) != LUA_TSTRING) raise_rule(L, f, p, idx, 1);
+  if (lua_type(L, idx) != LUA_TSTRING) cs_raise_rule(L, f, p, idx, 1);
   s = lua_tolstring(L, idx, &len);
   /* names already found in the zone database skip the file system: a
    * script setting one zone on many campaigns pays one stat, not many.
    * Only names that passed are kept, so the cache is at most the database. */
-  lua_getfield(L, LUA_REGISTRYINDEX, TZ_CACHE);
+  lua_getfield(L, LUA_REGISTRYINDEX, TZ_CACHE); /* stack: cache */
   if (lua_isnil(L, -1)) {
     lua_pop(L, 1);
     lua_newtable(L);
@@ -306,17 +107,17 @@ static void check_timezone(lua_State *L, const cs_field *f, int idx,
     lua_setfield(L, LUA_REGISTRYINDEX, TZ_CACHE);
   }
   lua_pushvalue(L, idx);
-  lua_rawget(L, -2);
+  lua_rawget(L, -2); /* stack: cache known */
   if (lua_isnil(L, -1)) {
     if (len > (size_t)f->max || strlen(s) != len || !tz_shape_ok(s, len) ||
         !tz_known(s))
-      raise_rule(L, f, p, idx, 0);
+      cs_raise_rule(L, f, p, idx, 0);
     lua_pushvalue(L, idx);
     lua_pushboolean(L, 1);
-    lua_rawset(L, -4);
+    lua_rawset(L, -4); /* cache[name] = true; stack: cache nil */
   }
   lua_pop(L, 2);
-  lua_pushvalue(L, idx);
+  lua_pushvalue(L, idx); /* stack: name */
 }
 
 static int two_digits(const char *s, int *out) {
@@ -391,7 +192,7 @@ static void check_date(lua_State *L, const cs_field *f, int idx,
     long long secs, days;
     int y, m, d, rem;
     char buf[32];
-    if (!(n >= 0 && n < 253402300800.0)) raise_rule(L, f, p, idx, 0);
+    if (!(n >= 0 && n < 253402300800.0)) cs_raise_rule(L, f, p, idx, 0);
     secs = (long long)floor(n);
     days = secs / 86400;
     rem = (int)(secs % 86400);
@@ -401,12 +202,12 @@ static void check_date(lua_State *L, const cs_field *f, int idx,
     lua_pushstring(L, buf);
     return;
   }
-  if (lua_type(L, idx) != LUA_TSTRING) raise_rule(L, f, p, idx, 1);
+  if (lua_type(L, idx) != LUA_TSTRING) cs_raise_rule(L, f, p, idx, 1);
   {
     size_t len;
     const char *s = lua_tolstring(L, idx, &len);
     if (!iso_datetime_ok(s, len))
-      raise_value(L, p, "ISO 8601 date-time (YYYY-MM-DDTHH:MM:SSZ)", idx);
+      cs_raise_value(L, p, "ISO 8601 date-time (YYYY-MM-DDTHH:MM:SSZ)", idx);
   }
   lua_pushvalue(L, idx);
 }
@@ -416,14 +217,14 @@ static void check_letters(lua_State *L, const cs_field *f, int idx,
   char up[64]; /* more than variant_name's maximum */
   size_t len, i;
   const char *s;
-  if (lua_type(L, idx) != LUA_TSTRING) raise_rule(L, f, p, idx, 1);
+  if (lua_type(L, idx) != LUA_TSTRING) cs_raise_rule(L, f, p, idx, 1);
   s = lua_tolstring(L, idx, &len);
   if (len < (size_t)f->min || len > (size_t)f->max || len >= sizeof up)
-    raise_rule(L, f, p, idx, 0);
+    cs_raise_rule(L, f, p, idx, 0);
   for (i = 0; i < len; i++) {
     char c = s[i];
     if (c >= 'a' && c <= 'z') c = (char)(c - 'a' + 'A');
-    if (c < 'A' || c > 'Z') raise_rule(L, f, p, idx, 0);
+    if (c < 'A' || c > 'Z') cs_raise_rule(L, f, p, idx, 0);
     up[i] = c;
   }
   lua_pushlstring(L, up, len); /* the server upper-cases: so do we */
@@ -432,10 +233,10 @@ static void check_letters(lua_State *L, const cs_field *f, int idx,
 static void check_trigger(lua_State *L, const cs_field *f, int idx,
                           const cs_path *p) {
   int i;
-  if (lua_type(L, idx) != LUA_TSTRING) raise_rule(L, f, p, idx, 1);
+  if (lua_type(L, idx) != LUA_TSTRING) cs_raise_rule(L, f, p, idx, 1);
   for (i = 0; triggers[i] != NULL; i++)
     if (strcmp(lua_tostring(L, idx), triggers[i]) == 0) break;
-  if (triggers[i] == NULL) raise_rule(L, f, p, idx, 0);
+  if (triggers[i] == NULL) cs_raise_rule(L, f, p, idx, 0);
   lua_pushvalue(L, idx);
 }
 
@@ -446,7 +247,7 @@ static void check_trigger(lua_State *L, const cs_field *f, int idx,
 static lua_Integer check_array(lua_State *L, const cs_field *f, int idx,
                                const cs_path *p) {
   lua_Integer n, count = 0, k;
-  if (lua_type(L, idx) != LUA_TTABLE) raise_rule(L, f, p, idx, 1);
+  if (lua_type(L, idx) != LUA_TTABLE) cs_raise_rule(L, f, p, idx, 1);
   n = (lua_Integer)lua_rawlen(L, idx);
   lua_pushnil(L);
   while (lua_next(L, idx) != 0) {
@@ -482,9 +283,9 @@ static void check_uuids(lua_State *L, const cs_field *f, int idx,
     size_t len, k;
     const char *s;
     lua_rawgeti(L, idx, (int)i);
-    if (lua_type(L, -1) != LUA_TSTRING) raise_type(L, &ep, "UUID", -1);
+    if (lua_type(L, -1) != LUA_TSTRING) cs_raise_type(L, &ep, "UUID", -1);
     s = lua_tolstring(L, -1, &len);
-    if (!cs_is_uuid(s, len)) raise_value(L, &ep, "UUID", -1);
+    if (!cs_is_uuid(s, len)) cs_raise_value(L, &ep, "UUID", -1);
     /* one spelling, so that repeats in other cases are found */
     for (k = 0; k < 36; k++)
       lower[k] = (s[k] >= 'A' && s[k] <= 'F') ? (char)(s[k] + 32) : s[k];
@@ -546,11 +347,11 @@ static void check_mapping(lua_State *L, const cs_field *f, int idx,
                           const cs_path *p) {
   static const cs_field column = {"column", K_STRING, 0, 1, 255, NULL};
   int out, has_email = 0;
-  if (lua_type(L, idx) != LUA_TTABLE) raise_rule(L, f, p, idx, 1);
+  if (lua_type(L, idx) != LUA_TTABLE) cs_raise_rule(L, f, p, idx, 1);
   lua_newtable(L);
-  out = lua_gettop(L);
+  out = lua_gettop(L); /* stack: out */
   lua_pushnil(L);
-  while (lua_next(L, idx) != 0) {
+  while (lua_next(L, idx) != 0) { /* stack: out key column */
     size_t len;
     const char *k = NULL;
     if (lua_type(L, -2) == LUA_TSTRING) k = lua_tolstring(L, -2, &len);
@@ -566,7 +367,7 @@ static void check_mapping(lua_State *L, const cs_field *f, int idx,
     }
     if (strcmp(k, "email") == 0) has_email = 1;
     lua_pushvalue(L, -2);
-    lua_insert(L, -2);
+    lua_insert(L, -2);  /* stack: out key key column */
     lua_rawset(L, out); /* key left for lua_next */
   }
   if (!has_email) {
@@ -578,27 +379,6 @@ static void check_mapping(lua_State *L, const cs_field *f, int idx,
 /* Checks the table at idx against a record's fields: unknown keys raise
  * "no field 'x' in <what>", absent required ones "got nil". Pushes a new
  * table holding only the checked, normalised values. */
-/* Raises for the first key of the table at idx that is not a field. */
-static void raise_unknown_key(lua_State *L, int idx, const cs_path *p,
-                              const cs_field *fields, size_t nfields,
-                              const char *what) {
-  size_t i;
-  lua_pushnil(L);
-  while (lua_next(L, idx) != 0) {
-    const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "";
-    for (i = 0; i < nfields; i++)
-      if (strcmp(k, fields[i].name) == 0) break;
-    if (i == nfields) {
-      char path[256];
-      path[0] = '\0';
-      render_path(p, path, sizeof path);
-      luaL_error(L, "no field '%s' in %s '%s'", cs_push_key_text(L, -2), what,
-                 path);
-    }
-    lua_pop(L, 1);
-  }
-}
-
 static void check_record(lua_State *L, int idx, const cs_path *p,
                          const cs_field *fields, size_t nfields,
                          const char *what) {
@@ -607,10 +387,11 @@ static void check_record(lua_State *L, int idx, const cs_path *p,
   int top = lua_gettop(L);
   if (lua_type(L, idx) != LUA_TTABLE) {
     lua_pushfstring(L, "%s table", what);
-    raise_type(L, p, lua_tostring(L, -1), idx);
+    cs_raise_type(L, p, lua_tostring(L, -1), idx);
   }
   /* the checked values wait on the stack, so the new table is made at its
-   * exact size: many variants are kept, and a 5-slot hint would give 8 */
+   * exact size: many variants are kept, and a 5-slot hint would give 8.
+   * stack: ... (top) | value of each field given, in table order */
   for (i = 0; i < nfields; i++) {
     cs_path fp = {p, fields[i].name, 0};
     lua_pushstring(L, fields[i].name);
@@ -618,7 +399,8 @@ static void check_record(lua_State *L, int idx, const cs_path *p,
     if (!lua_isnil(L, -1)) present++;
     has[i] = !(lua_isnil(L, -1) || cs_is_null(L, -1));
     if (!has[i]) {
-      if (fields[i].flags & CS_REQUIRED) raise_rule(L, &fields[i], &fp, -1, 1);
+      if (fields[i].flags & CS_REQUIRED)
+        cs_raise_rule(L, &fields[i], &fp, -1, 1);
       lua_pop(L, 1);
       continue;
     }
@@ -633,25 +415,25 @@ static void check_record(lua_State *L, int idx, const cs_path *p,
     keys++;
     lua_pop(L, 1);
   }
-  if (keys != present) raise_unknown_key(L, idx, p, fields, nfields, what);
-  lua_createtable(L, 0, (int)kept);
-  for (i = nfields; i-- > 0;) {
+  if (keys != present) cs_raise_unknown_key(L, idx, p, fields, nfields, what);
+  lua_createtable(L, 0, (int)kept); /* stack: ... | values record */
+  for (i = nfields; i-- > 0;) {     /* the last value is at top + kept */
     if (!has[i]) continue;
     lua_pushvalue(L, top + (int)kept--);
     lua_setfield(L, -2, fields[i].name);
   }
-  lua_insert(L, top + 1); /* the record, below the values it took */
-  lua_settop(L, top + 1);
+  lua_insert(L, top + 1); /* stack: ... | record values */
+  lua_settop(L, top + 1); /* stack: ... | record */
 }
 
 void cs_check_variant(lua_State *L, int idx, const cs_path *p) {
-  check_record(L, lua_absindex(L, idx), p, variant_fields, N_VARIANT_FIELDS,
-               "variant");
+  check_record(L, lua_absindex(L, idx), p, cs_variant_fields,
+               CS_VARIANT_FIELD_COUNT, "variant");
 }
 
 void cs_check_sequence(lua_State *L, int idx, const cs_path *p) {
-  check_record(L, lua_absindex(L, idx), p, sequence_fields, N_SEQUENCE_FIELDS,
-               "follow-up");
+  check_record(L, lua_absindex(L, idx), p, cs_sequence_fields,
+               CS_SEQUENCE_FIELD_COUNT, "follow-up");
 }
 
 /* The first letter no variant of the array at idx is named, or 0. */
@@ -797,13 +579,13 @@ static void check_integer(lua_State *L, const cs_field *f, int idx,
 
 static void check_boolean(lua_State *L, const cs_field *f, int idx,
                           const cs_path *p) {
-  if (lua_type(L, idx) != LUA_TBOOLEAN) raise_rule(L, f, p, idx, 1);
+  if (lua_type(L, idx) != LUA_TBOOLEAN) cs_raise_rule(L, f, p, idx, 1);
   lua_pushvalue(L, idx);
 }
 
 static void check_read_only(lua_State *L, const cs_field *f, int idx,
                             const cs_path *p) {
-  raise_rule(L, f, p, idx, 0); /* never reached: assignment refuses them */
+  cs_raise_rule(L, f, p, idx, 0); /* never reached: assignment refuses them */
 }
 
 typedef void (*checker)(lua_State *L, const cs_field *f, int idx,
@@ -825,133 +607,4 @@ static const checker checkers[] = {
 void cs_check_field(lua_State *L, const cs_field *f, int idx,
                     const cs_path *p) {
   checkers[f->kind](L, f, lua_absindex(L, idx), p);
-}
-
-/* ---- copies ------------------------------------------------------------ */
-
-/* A table that contains itself is refused, and copies nested deeper than
- * this raise (a chain built to exhaust the C stack): an error, not a
- * crash. A table met twice is copied once and shared, so the work stays
- * linear however the tables refer to each other. JSON decoded by
- * lua-cjson is at most 1000 deep, so a server's data always fits. */
-#define COPY_MAX_DEPTH 1000
-
-/* seen: stack index of {original = copy, or true while being copied} */
-static void push_copy(lua_State *L, int idx, int depth, int seen) {
-  int out, n, keys = 0;
-  if (lua_type(L, idx) != LUA_TTABLE) {
-    lua_pushvalue(L, idx);
-    return;
-  }
-  if (depth > COPY_MAX_DEPTH)
-    luaL_error(L, "table nested deeper than %d levels", COPY_MAX_DEPTH);
-  luaL_checkstack(L, 6, "table too deep to copy");
-  lua_pushvalue(L, idx);
-  lua_rawget(L, seen);
-  if (lua_type(L, -1) == LUA_TTABLE) return; /* copied before: shared */
-  if (lua_toboolean(L, -1)) luaL_error(L, "table contains itself (a cycle)");
-  lua_pop(L, 1);
-  lua_pushvalue(L, idx);
-  lua_pushboolean(L, 1);
-  lua_rawset(L, seen);
-  /* sized before filling: growing a record key by key rehashes it */
-  n = (int)lua_rawlen(L, idx);
-  lua_pushnil(L);
-  while (lua_next(L, idx) != 0) {
-    lua_pop(L, 1);
-    keys++;
-  }
-  lua_createtable(L, n, keys > n ? keys - n : 0);
-  out = lua_gettop(L);
-  lua_pushnil(L);
-  while (lua_next(L, idx) != 0) {
-    push_copy(L, lua_gettop(L), depth + 1, seen);
-    lua_remove(L, -2);
-    lua_pushvalue(L, -2);
-    lua_insert(L, -2);
-    lua_rawset(L, out);
-  }
-  lua_pushvalue(L, idx);
-  lua_pushvalue(L, out);
-  lua_rawset(L, seen);
-}
-
-void cs_push_copy(lua_State *L, int idx) {
-  idx = lua_absindex(L, idx);
-  if (lua_type(L, idx) != LUA_TTABLE) {
-    lua_pushvalue(L, idx);
-    return;
-  }
-  lua_newtable(L); /* seen */
-  push_copy(L, idx, 1, lua_gettop(L));
-  lua_remove(L, -2);
-}
-
-/* Server data is the authority: keep what it says, in our shape, without
- * rejecting anything. A variant keeps only the variant fields, so a later
- * PUT sends no server-only keys; legacy body_template becomes
- * email_content. */
-/* Replaces the string at idx by its ASCII upper-case version. */
-static void upper_in_place(lua_State *L, int idx) {
-  size_t len, i;
-  const char *s;
-  luaL_Buffer b;
-  idx = lua_absindex(L, idx);
-  s = lua_tolstring(L, idx, &len);
-  luaL_buffinit(L, &b);
-  for (i = 0; i < len; i++)
-    luaL_addchar(&b, (s[i] >= 'a' && s[i] <= 'z') ? (char)(s[i] - 32) : s[i]);
-  luaL_pushresult(&b);
-  lua_replace(L, idx);
-}
-
-static void push_lenient_record(lua_State *L, int idx, const cs_field *fields,
-                                size_t nfields) {
-  size_t i;
-  int out;
-  lua_createtable(L, 0, (int)nfields);
-  out = lua_gettop(L);
-  for (i = 0; i < nfields; i++) {
-    lua_getfield(L, idx, fields[i].name);
-    if ((lua_isnil(L, -1) || cs_is_null(L, -1)) &&
-        strcmp(fields[i].name, "email_content") == 0) {
-      lua_pop(L, 1);
-      lua_getfield(L, idx, "body_template");
-    }
-    if (lua_isnil(L, -1) || cs_is_null(L, -1)) {
-      lua_pop(L, 1);
-      continue;
-    }
-    if (fields[i].kind == K_LETTERS && lua_type(L, -1) == LUA_TSTRING)
-      upper_in_place(L, -1); /* like a name the user assigns */
-    cs_push_lenient(L, &fields[i], lua_gettop(L));
-    lua_setfield(L, out, fields[i].name);
-    lua_pop(L, 1);
-  }
-}
-
-static void push_lenient_array(lua_State *L, int idx, const cs_field *fields,
-                               size_t nfields) {
-  int i, j = 0, n = (int)lua_rawlen(L, idx);
-  lua_createtable(L, n, 0);
-  for (i = 1; i <= n; i++) {
-    lua_rawgeti(L, idx, i);
-    if (lua_type(L, -1) == LUA_TTABLE) {
-      push_lenient_record(L, lua_gettop(L), fields, nfields);
-      lua_rawseti(L, -3, ++j);
-    }
-    lua_pop(L, 1);
-  }
-}
-
-void cs_push_lenient(lua_State *L, const cs_field *f, int idx) {
-  idx = lua_absindex(L, idx);
-  if (lua_type(L, idx) != LUA_TTABLE)
-    lua_pushvalue(L, idx);
-  else if (f->kind == K_VARIANTS)
-    push_lenient_array(L, idx, variant_fields, N_VARIANT_FIELDS);
-  else if (f->kind == K_SEQUENCES)
-    push_lenient_array(L, idx, sequence_fields, N_SEQUENCE_FIELDS);
-  else
-    cs_push_copy(L, idx);
 }
