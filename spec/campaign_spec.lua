@@ -703,8 +703,9 @@ describe("pairs", function()
     local keys, values = {}, {}
     for k, v in each(c) do keys[#keys + 1] = k; values[k] = v end
     assert.same({ "id", "status", "name", "timezone", "sending_days", "updated_at", "alpha", "zeta" }, keys)
-    values.sending_days[1] = 7
-    values.alpha[1] = 3
+    local days, alpha = values.sending_days, values.alpha
+    days[1] = 7
+    alpha[1] = 3
     assert.same({ 1 }, c.sending_days)
     assert.same({ 2 }, c.alpha)
     if _VERSION == "Lua 5.4" then

@@ -10,6 +10,7 @@ local util = require "spec.helpers.util"
 
 local LUA = os.getenv("COLDSEND_TEST_LUA") or "lua5.4"
 local ROOT = sandbox.root
+local _ -- the values a test leaves out
 local MISSING = "550e8400-e29b-41d4-a716-446655440000"
 
 local q, write = util.q, util.write
@@ -186,7 +187,7 @@ describe("coldsend CLI", function()
       rc, out = run(env, "plan " .. q(file))
       assert.equal(0, rc)
       assert.matches("no changes", out, 1, true)
-      rc, out = run(env, "apply " .. q(file)) -- nothing to do: no prompt needed
+      rc = run(env, "apply " .. q(file)) -- nothing to do: no prompt needed
       assert.equal(0, rc)
 
       file = campaign_file("existing.lua", DEFINITION:format(("id = %q,"):format(id), 40))
@@ -199,6 +200,7 @@ describe("coldsend CLI", function()
       assert.matches("updated", out, 1, true)
       assert.equal(40, assert(cs:get_campaign(id)).daily_limit_per_inbox)
       rc, out = run(env, "--json plan " .. q(file))
+      assert.equal(0, rc)
       assert.equal("none", cjson.decode(out).action)
     end)
 
@@ -274,7 +276,7 @@ describe("coldsend CLI", function()
       assert.equal(id, t.id)
       assert.equal("DRAFT", t.status)
       assert.equal(25, t.daily_limit_per_inbox)
-      rc, out, err = run(env, "status " .. MISSING)
+      rc, _, err = run(env, "status " .. MISSING)
       assert.equal(1, rc)
       assert.matches("not_found", err, 1, true)
     end)
@@ -387,7 +389,7 @@ describe("coldsend CLI", function()
 
     it("upload with another --map refuses to reuse the saved state; --restart starts over", function()
       local rc, _, err = run(env, "upload --help")
-      assert.equal(0, rc)
+      assert.equal(0, rc, err)
       local _, help = run(env, "upload --help")
       assert.matches("CSV.coldsend-upload", help, 1, true)
       assert.matches("--restart", help, 1, true)
