@@ -415,8 +415,8 @@ describe("coldsend CLI", function()
       local file = campaign_file("unready.lua", DEFINITION:format('id = "' .. id .. '",', 35))
       local rc, out, err = run(env, "apply " .. q(file) .. " --yes --launch")
       assert.equal(1, rc, err)
-      assert.matches("saved: 4 changes to campaign " .. id .. " (name, daily_limit_per_inbox, variants[A], variants[B])",
-        out, 1, true)
+      assert.matches("saved: 4 changes to campaign " .. id
+        .. " (name, daily_limit_per_inbox, variants[A], variants[B])", out, 1, true)
       assert.matches("daily_limit_per_inbox", out, 1, true)
       assert.matches("coldsend: not launched: campaign " .. id .. " is missing leads, inboxes", err, 1, true)
       local c = assert(cs:get_campaign(id))

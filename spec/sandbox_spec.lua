@@ -299,8 +299,10 @@ describe("coldsend-sandbox", function()
       assert.equal("Europe/Paris", g.timezone)
       assert.equal(30, g.daily_limit_per_inbox)
       req("PUT", "/campaigns/" .. cid, { variants = {
-        { variant_name = "a", subject_template = "S1", email_content = "Body number one", distribution_percent = 50 },
-        { variant_name = "B", subject_template = "S2", email_content = "Body number two", distribution_percent = 50 } } })
+        { variant_name = "a", subject_template = "S1", email_content = "Body number one",
+          distribution_percent = 50 },
+        { variant_name = "B", subject_template = "S2", email_content = "Body number two",
+          distribution_percent = 50 } } })
       req("PUT", "/campaigns/" .. cid, { variants = { VARIANT_A } })
       _, g = req("GET", "/campaigns/" .. cid)
       assert.equal(1, #g.variants)
@@ -314,7 +316,8 @@ describe("coldsend-sandbox", function()
     it("uppercases variant names and keeps sequences", function()
       local cid = create("Sequences campaign")
       local st, b = req("PUT", "/campaigns/" .. cid, {
-        variants = { { variant_name = "a", subject_template = "Hi", email_content = "Hello there, friend", distribution_percent = 100 } },
+        variants = { { variant_name = "a", subject_template = "Hi", email_content = "Hello there, friend",
+          distribution_percent = 100 } },
         sequences = {
           { step_number = 3, trigger_type = "NOT_REPLIED", wait_days = 5, variants = { VARIANT_A } },
           { step_number = 2, trigger_type = "NOT_OPENED", wait_days = 3, variants = { VARIANT_A } },
@@ -375,18 +378,22 @@ describe("coldsend-sandbox", function()
     it("answers 400 for rule errors", function()
       local cid = create("Rule errors campaign")
       local function v(name, pct)
-        return { variant_name = name, subject_template = "Subject", email_content = "Some content here", distribution_percent = pct }
+        return { variant_name = name, subject_template = "Subject", email_content = "Some content here",
+          distribution_percent = pct }
       end
       local st, b = req("PUT", "/campaigns/" .. cid, { variants = { v("A", 50), v("B", 40) } })
       assert.equal(400, st)
       assert.matches("sum to 100", b.detail)
-      st, b = req("PUT", "/campaigns/" .. cid, { variants = { v("A", 20), v("B", 20), v("C", 20), v("D", 20), v("E", 20) } })
+      st, b = req("PUT", "/campaigns/" .. cid,
+        { variants = { v("A", 20), v("B", 20), v("C", 20), v("D", 20), v("E", 20) } })
       assert.equal(400, st)
       assert.matches("4 variants", b.detail)
       st, b = req("PUT", "/campaigns/" .. cid, { variants = { v("A", 50), v("a", 50) } })
       assert.equal(400, st)
       assert.matches("Duplicate variant", b.detail)
-      local seq = function(n) return { step_number = n, trigger_type = "NOT_REPLIED", wait_days = 2, variants = { v("A", 100) } } end
+      local seq = function(n)
+        return { step_number = n, trigger_type = "NOT_REPLIED", wait_days = 2, variants = { v("A", 100) } }
+      end
       st, b = req("PUT", "/campaigns/" .. cid, { sequences = { seq(2), seq(3), seq(4), seq(4) } })
       assert.equal(400, st)
       assert.matches("3 follow%-up", b.detail)
@@ -402,7 +409,8 @@ describe("coldsend-sandbox", function()
     it("answers 422 for variant and sequence element errors", function()
       local cid = create("Element errors campaign")
       local st, b = req("PUT", "/campaigns/" .. cid, {
-        variants = { { variant_name = "A1", subject_template = "", email_content = "short", distribution_percent = 101 } },
+        variants = { { variant_name = "A1", subject_template = "", email_content = "short",
+          distribution_percent = 101 } },
         sequences = { { step_number = 5, trigger_type = "SOMETIMES", wait_days = 31, variants = {} } },
         inbox_ids = { "nope" }, sending_days = {} })
       assert.equal(422, st)
@@ -631,7 +639,8 @@ describe("coldsend-sandbox", function()
     it("lists the body fields the server ignored", function()
       local cid = create("Unknown fields campaign")
       req("PUT", "/campaigns/" .. cid, { current_step = 2, variants = { { variant_name = "A",
-        subject_template = "Legacy body", body_template = "Legacy content field", email_content = "The current field" } } })
+        subject_template = "Legacy body", body_template = "Legacy content field",
+        email_content = "The current field" } } })
       local log = sb:log()
       assert.same({ "current_step", "variants.0.body_template" }, log[#log].unknown_fields)
       assert.is_nil(log[1].unknown_fields)
@@ -642,7 +651,8 @@ describe("coldsend-sandbox", function()
     local function raw_request(method, path, body)
       local s = raw_connect(sb)
       body = body and json.encode(body) or ""
-      s:send(("%s /api/public/v1%s HTTP/1.1\r\nHost: x\r\nX-API-Key: %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s")
+      s:send(("%s /api/public/v1%s HTTP/1.1\r\nHost: x\r\nX-API-Key: %s\r\n"
+        .. "Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s")
         :format(method, path, sb.key, #body, body))
       return s
     end
@@ -1043,7 +1053,8 @@ describe("coldsend-sandbox", function()
     it("reads chunked request bodies and answers Expect: 100-continue", function()
       local body = json.encode { name = "Chunked body campaign" }
       local s = send_raw(("POST /api/public/v1/campaigns HTTP/1.1\r\nHost: x\r\nX-API-Key: %s\r\n"
-        .. "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n%x;ext=1\r\n%s\r\n0\r\n\r\n")
+        .. "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+        .. "%x\r\n%s\r\n%x;ext=1\r\n%s\r\n0\r\n\r\n")
         :format(sb.key, 10, body:sub(1, 10), #body - 10, body:sub(11)))
       local st, _, b = read_response(s)
       assert.equal(201, st)
@@ -1083,8 +1094,8 @@ describe("coldsend-sandbox", function()
       s = send_raw("GET /x HTTP/1.1\r\nHost: x\r\nX-Big: " .. ("a"):rep(70000) .. "\r\n\r\n")
       assert.equal(431, (read_response(s)))
       s:close()
-      s = send_raw(("PUT /api/public/v1/campaigns/%s HTTP/1.1\r\nHost: x\r\nX-API-Key: %s\r\nContent-Length: %d\r\n\r\n")
-        :format(NOPE, sb.key, 5 * 1024 * 1024))
+      s = send_raw(("PUT /api/public/v1/campaigns/%s HTTP/1.1\r\nHost: x\r\nX-API-Key: %s\r\n"
+        .. "Content-Length: %d\r\n\r\n"):format(NOPE, sb.key, 5 * 1024 * 1024))
       assert.equal(413, (read_response(s)))
       s:close()
       assert.equal(200, (req("GET", "/campaigns")))
@@ -1107,8 +1118,8 @@ describe("coldsend-sandbox", function()
       -- same connection goes on after a 422
       local s = raw_connect(sb)
       local bad = "{nope"
-      s:send(("POST /api/public/v1/campaigns HTTP/1.1\r\nHost: x\r\nX-API-Key: %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s")
-        :format(sb.key, #bad, bad))
+      s:send(("POST /api/public/v1/campaigns HTTP/1.1\r\nHost: x\r\nX-API-Key: %s\r\n"
+        .. "Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"):format(sb.key, #bad, bad))
       assert.equal(422, (read_response(s)))
       s:send(("GET /api/public/v1/campaigns HTTP/1.1\r\nHost: x\r\nX-API-Key: %s\r\n\r\n"):format(sb.key))
       assert.equal(200, (read_response(s)))
