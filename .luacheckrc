@@ -56,12 +56,6 @@ files["lua/coldsend/cli.lua"].read_globals = { "setfenv" }
 files["lua/coldsend/sandbox/validate.lua"].read_globals = {
   "utf8", math = { fields = { "tointeger" } },
 }
--- The event loop's sleep and yield (coroutine.isyieldable is 5.3+ and
--- LuaJIT; see the report on issue 16 for Lua 5.1/5.2).
-files["lua/coldsend/sandbox.lua"].read_globals = {
-  coroutine = { fields = { "isyieldable" } },
-}
-
 -- The nginx pieces are loaded by plain Lua too (the specs give them a fake
 -- `ngx`), so the base std stays "min"; only `ngx` is added.
 files["lua/coldsend/transport/ngx.lua"].read_globals = { "ngx" }
@@ -115,10 +109,15 @@ files["bench/leads.lua"].ignore = { "311/data" }
 -- waived here one by one, by code and name, so that `make lint` passes
 -- meanwhile and anything new in them still fails; the block goes once
 -- those branches have landed and the findings are fixed.
+-- 111/_: taking the proxy from the environment sets the global `_` of the
+-- user's Lua state (a real finding, like the next two).
 files["lua/coldsend/init.lua"].ignore = { "111/_", "211/host" }
 files["lua/coldsend/cli.lua"].max_line_length = 122
 files["lua/coldsend/leads.lua"].ignore = { "431/count", "311/need" }
-files["lua/coldsend/sandbox.lua"].ignore = { "212/self", "411/ok" }
+-- 143/coroutine: Server:sleep and :yield_cpu call coroutine.isyieldable,
+-- which Lua 5.1 and 5.2 lack (a real finding: on 5.2 every request fails
+-- once --latency or a delay fault is set).
+files["lua/coldsend/sandbox.lua"].ignore = { "212/self", "411/ok", "143/coroutine" }
 files["lua/coldsend/sandbox/api.lua"].ignore = { "211/is_null", "212/srv", "212/req" }
 files["lua/coldsend/sandbox/api.lua"].max_line_length = 124
 files["lua/coldsend/sandbox/validate.lua"].max_line_length = 137
