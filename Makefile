@@ -30,7 +30,7 @@ SO54  = $(BUILD)/5.4/coldsend/core.so
 SOJIT = $(BUILD)/jit/coldsend/core.so
 SOS   = $(foreach v,$(LUA_VERSIONS),$(BUILD)/$(v)/coldsend/core.so)
 
-.PHONY: all env deps demo test test-51 test-52 test-53 test-54 test-jit check valgrind asan fuzz bench docs sandbox clean format
+.PHONY: all env deps demo test test-51 test-52 test-53 test-54 test-jit check valgrind asan fuzz bench docs sandbox clean format lint
 
 all: deps-build $(SOS)
 
@@ -47,10 +47,11 @@ demo: deps-build $(SO54)
 	@sh scripts/deps.sh test
 	@BUILD=$(BUILD) sh scripts/demo.sh
 
-# The fuzz targets over their seeds (sanitizers on), then the busted suite
-# under Lua 5.4, LuaJIT, 5.1, 5.2 and 5.3 (three at a time: JOBS=n), which
-# ends with the "N passed, N failed" line. LUAS="lua5.3" picks Luas.
-test: all
+# The linters (make lint), the fuzz targets over their seeds (sanitizers
+# on), then the busted suite under Lua 5.4, LuaJIT, 5.1, 5.2 and 5.3 (three
+# at a time: JOBS=n), which ends with the "N passed, N failed" line.
+# LUAS="lua5.3" picks Luas.
+test: lint all
 	@sh scripts/deps.sh test check
 	@$(MAKE) -s fuzz-smoke
 	@BUILD=$(BUILD) sh scripts/run-tests.sh $(SPECS)
@@ -84,8 +85,9 @@ env:
 clean:
 	rm -rf build build-* fuzz/build
 
+# Every C file make lint checks (mk/lint.mk), in the .clang-format style.
 format:
-	clang-format -i src/*.c src/*.h fuzz/*.c
+	clang-format -i $(LINT_C)
 
-# Further targets (check, fuzz, bench, docs, ...) live in mk/*.mk.
+# Further targets (lint, check, fuzz, bench, docs, ...) live in mk/*.mk.
 -include mk/*.mk

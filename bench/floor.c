@@ -4,8 +4,8 @@
  * parsed. Prints "<wall us/request> <cpu us/request>" for the timed part.
  *
  * usage: floor URL N BODY_FILE_A BODY_FILE_B HEADER_FILE
- * HEADER_FILE holds the request headers, one "Name: value" a line (bench/run.lua
- * writes the ones the module sends). */
+ * HEADER_FILE holds the request headers, one "Name: value" a line
+ * (bench/run.lua writes the ones the module sends). */
 #define _POSIX_C_SOURCE 200809L
 #include <curl/curl.h>
 #include <stdio.h>
@@ -90,7 +90,8 @@ int main(int argc, char **argv) {
   body[1] = read_file(argv[4], &len[1]);
   lines = read_file(argv[5], &lines_len);
   if (body[0] == NULL || body[1] == NULL || lines == NULL) return 2;
-  for (line = strtok_r(lines, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
+  for (line = strtok_r(lines, "\n", &save); line;
+       line = strtok_r(NULL, "\n", &save))
     headers = curl_slist_append(headers, line);
 
   curl_global_init(CURL_GLOBAL_DEFAULT);

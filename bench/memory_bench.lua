@@ -20,8 +20,8 @@ else
 end
 
 -- everything loaded and warm before the first reading
-local keep = { make(0) }
-keep = {}
+make(0)
+local keep = {}
 for i = 1, n do keep[i] = false end
 collectgarbage("collect")
 collectgarbage("collect")

@@ -78,8 +78,8 @@ local function drive(port, mode)
     slot.sock, slot.t0, slot.buf = c, now(), {}
     c:send(("GET %s HTTP/1.0\r\nHost: b\r\n\r\n"):format(slot.path))
   end
-  for i = 1, INFLIGHT do slots[#slots + 1] = { path = "/work?mode=" .. mode, kind = "work" } end
-  for i = 1, CLIENTS do slots[#slots + 1] = { path = "/ping", kind = "ping" } end
+  for _ = 1, INFLIGHT do slots[#slots + 1] = { path = "/work?mode=" .. mode, kind = "work" } end
+  for _ = 1, CLIENTS do slots[#slots + 1] = { path = "/ping", kind = "ping" } end
   for _, s in ipairs(slots) do if s.kind == "work" then open(s) end end
   socket.sleep(DELAY / 2)
   local t0 = now()

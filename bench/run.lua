@@ -142,7 +142,7 @@ if module_ok then
     end
   end
   say("memory: %d objects kept alive (Lua heap bytes, RSS bytes per object)", MEM_N)
-  for r = 1, 3 do
+  for _ = 1, 3 do
     for _, mode in ipairs{ "module", "plain" } do
       sample("memory " .. mode, string.format("lua5.4 %s/memory_bench.lua %s %d", q(dir), mode, MEM_N))
     end

@@ -151,8 +151,8 @@ return function(data, userdata)
       c[1] = c
       return c
     elseif t == 15 then -- a chain up to 3000 deep
-      local root, cur = {}, nil
-      cur = root
+      local root = {}
+      local cur = root
       for _ = 1, byte() * 12 do
         local nxt = {}
         cur[KEYS[byte() % 4 + 1]] = nxt

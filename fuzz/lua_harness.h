@@ -20,15 +20,14 @@
 #define COLDSEND_LUA_HARNESS_H
 
 #include <dlfcn.h>
+#include <lauxlib.h>
+#include <lua.h>
+#include <lualib.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include <lauxlib.h>
-#include <lua.h>
-#include <lualib.h>
 
 int luaopen_coldsend_core(lua_State *L);
 
@@ -81,7 +80,9 @@ static size_t harness_driver_len;
  * after lua_close has dlclose'd it; RTLD_NODELETE does that, and spares
  * reloading it for every input. */
 const char *__lsan_default_suppressions(void);
-const char *__lsan_default_suppressions(void) { return "leak:cjson.so\n"; }
+const char *__lsan_default_suppressions(void) {
+  return "leak:cjson.so\n";
+}
 
 static void pin_cjson(void) {
   lua_State *L = luaL_newstate();

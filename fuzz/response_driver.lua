@@ -1,4 +1,5 @@
--- response_driver.lua: decodes a fuzz input into core.parse_response(status, headers, body [, now]) and checks the result.
+-- response_driver.lua: decodes a fuzz input into
+-- core.parse_response(status, headers, body [, now]) and checks the result.
 -- Input: bytes 1-2 the status ((b1 * 256 + b2) % 1100, so out-of-range
 -- values come up too and must raise, not crash), byte 3 flags, then
 -- "name:value" header lines up to a blank line, then the body.

@@ -9,6 +9,7 @@ pkgs_test="lua-busted lua-socket lua-sec openssl python3-requests nginx libnginx
 pkgs_check="clang libclang-rt-14-dev valgrind"
 pkgs_bench="python3-requests nginx"
 pkgs_docs="lua-ldoc"
+pkgs_lint="lua-check clang-format"
 
 want=""
 for group in "$@"; do

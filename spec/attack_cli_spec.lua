@@ -11,6 +11,7 @@ local util = require "spec.helpers.util"
 local LUA = os.getenv("COLDSEND_TEST_LUA") or "lua5.4"
 local ROOT = sandbox.root
 local q = util.q
+local _ -- the values a test leaves out
 
 -- True when s is well-formed UTF-8 (RFC 3629: no overlongs, surrogates or
 -- code points past U+10FFFF).

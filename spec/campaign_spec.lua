@@ -351,7 +351,8 @@ describe("variants", function()
     { { variant_label = rep(101) }, "variants[1].variant_label' (string of 1..100 characters expected" },
     { { subject_template = "" }, "variants[1].subject_template' (string of 1..500 characters expected, got \"\")" },
     { { subject_template = rep(501) }, "variants[1].subject_template' (string of 1..500 characters expected" },
-    { { subject_template = false }, "variants[1].subject_template' (string of 1..500 characters expected, got boolean)" },
+    { { subject_template = false },
+      "variants[1].subject_template' (string of 1..500 characters expected, got boolean)" },
     { { email_content = rep(9) }, "variants[1].email_content' (string of 10..100000 characters expected" },
     { { email_content = rep(100001) }, "(100001 characters))" },
     { { email_content = "0123456789\0" }, "variants[1].email_content' (string without NUL expected" },
@@ -478,21 +479,26 @@ describe("follow-ups", function()
   it("check each element with its path", function()
     local c = core.campaign(ID)
     local cases = {
-      { seq { trigger_type = "NEVER" }, [[bad value for 'sequences[1].trigger_type' (NOT_OPENED, NOT_REPLIED or OPENED_BUT_NOT_REPLIED expected, got "NEVER")]] },
-      { seq { trigger_type = false }, "bad value for 'sequences[1].trigger_type' (NOT_OPENED, NOT_REPLIED or OPENED_BUT_NOT_REPLIED expected, got nil)" },
+      { seq { trigger_type = "NEVER" }, "bad value for 'sequences[1].trigger_type' "
+        .. [[(NOT_OPENED, NOT_REPLIED or OPENED_BUT_NOT_REPLIED expected, got "NEVER")]] },
+      { seq { trigger_type = false }, "bad value for 'sequences[1].trigger_type' "
+        .. "(NOT_OPENED, NOT_REPLIED or OPENED_BUT_NOT_REPLIED expected, got nil)" },
       { seq { wait_days = 0 }, "bad value for 'sequences[1].wait_days' (integer 1..30 expected, got 0)" },
       { seq { wait_days = 31 }, "bad value for 'sequences[1].wait_days' (integer 1..30 expected, got 31)" },
       { seq { wait_days = 1.5 }, "bad value for 'sequences[1].wait_days' (integer 1..30 expected, got 1.5)" },
       { seq { step_number = 1 }, "bad value for 'sequences[1].step_number' (integer 2..4 expected, got 1)" },
       { seq { step_number = 5 }, "bad value for 'sequences[1].step_number' (integer 2..4 expected, got 5)" },
-      { seq { enable_unsubscribe = "yes" }, "bad value for 'sequences[1].enable_unsubscribe' (boolean expected, got string)" },
-      { seq { variants = { variant { subject_template = "" } } }, [[bad value for 'sequences[1].variants[1].subject_template' (string of 1..500 characters expected, got "")]] },
+      { seq { enable_unsubscribe = "yes" },
+        "bad value for 'sequences[1].enable_unsubscribe' (boolean expected, got string)" },
+      { seq { variants = { variant { subject_template = "" } } },
+        [[bad value for 'sequences[1].variants[1].subject_template' (string of 1..500 characters expected, got "")]] },
     }
     cases[2][1].trigger_type = nil
     for _, case in ipairs(cases) do
       assert.equal(case[2], err_of(c.add_sequence, c, case[1]))
     end
-    assert.equal([[bad value for 'sequences[2].variants[1].subject_template' (string of 1..500 characters expected, got "")]],
+    assert.equal(
+      [[bad value for 'sequences[2].variants[1].subject_template' (string of 1..500 characters expected, got "")]],
       err_of(set, c, "sequences", { seq(), seq { variants = { variant { subject_template = "" } } } }))
     assert.equal("no field 'trigger' in follow-up 'sequences[1]'",
       err_of(c.add_sequence, c, seq { trigger = "x" }))
@@ -512,7 +518,8 @@ describe("follow-ups", function()
     assert.is_nil(c.variants)
     assert.equal("bad argument #2 to 'add_variant' (no follow-up with step 3)",
       err_of(function() local r = c:add_variant(variant(), 3) return r end))
-    assert.equal([[bad value for 'sequences[1].variants[3].variant_name' (name unique in the step expected, got "A" again)]],
+    assert.equal(
+      [[bad value for 'sequences[1].variants[3].variant_name' (name unique in the step expected, got "A" again)]],
       err_of(c.add_variant, c, variant { variant_name = "A" }, 2))
   end)
 end)
@@ -703,8 +710,9 @@ describe("pairs", function()
     local keys, values = {}, {}
     for k, v in each(c) do keys[#keys + 1] = k; values[k] = v end
     assert.same({ "id", "status", "name", "timezone", "sending_days", "updated_at", "alpha", "zeta" }, keys)
-    values.sending_days[1] = 7
-    values.alpha[1] = 3
+    local days, alpha = values.sending_days, values.alpha
+    days[1] = 7
+    alpha[1] = 3
     assert.same({ 1 }, c.sending_days)
     assert.same({ 2 }, c.alpha)
     if _VERSION == "Lua 5.4" then

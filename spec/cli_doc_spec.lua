@@ -210,12 +210,12 @@ describe("doc/cli.md transcripts", function()
 
   -- the commands of `coldsend --help`
   local function commands()
-    local list = {}
+    local found = {}
     local usage = require("coldsend.cli").USAGE
-    for name in usage:match("Commands:\n(.-)\n\n"):gmatch("\n  (%l+)") do list[#list + 1] = name end
+    for name in usage:match("Commands:\n(.-)\n\n"):gmatch("\n  (%l+)") do found[#found + 1] = name end
     local first = usage:match("Commands:\n  (%l+)")
-    table.insert(list, 1, first)
-    return list
+    table.insert(found, 1, first)
+    return found
   end
 
   it("shows every command in a transcript a test runs", function()

@@ -10,6 +10,7 @@ local util = require "spec.helpers.util"
 
 local LUA = os.getenv("COLDSEND_TEST_LUA") or "lua5.4"
 local ROOT = sandbox.root
+local _ -- the values a test leaves out
 local MISSING = "550e8400-e29b-41d4-a716-446655440000"
 
 local q, write = util.q, util.write
@@ -194,7 +195,7 @@ describe("coldsend CLI", function()
       rc, out = run(env, "plan " .. q(file))
       assert.equal(0, rc)
       assert.matches("no changes", out, 1, true)
-      rc, out = run(env, "apply " .. q(file)) -- nothing to do: no prompt needed
+      rc = run(env, "apply " .. q(file)) -- nothing to do: no prompt needed
       assert.equal(0, rc)
 
       file = campaign_file("existing.lua", DEFINITION:format(("id = %q,"):format(id), 40))
@@ -207,6 +208,7 @@ describe("coldsend CLI", function()
       assert.matches("updated", out, 1, true)
       assert.equal(40, assert(cs:get_campaign(id)).daily_limit_per_inbox)
       rc, out = run(env, "--json plan " .. q(file))
+      assert.equal(0, rc)
       assert.equal("none", cjson.decode(out).action)
     end)
 
@@ -282,7 +284,7 @@ describe("coldsend CLI", function()
       assert.equal(id, t.id)
       assert.equal("DRAFT", t.status)
       assert.equal(25, t.daily_limit_per_inbox)
-      rc, out, err = run(env, "status " .. MISSING)
+      rc, _, err = run(env, "status " .. MISSING)
       assert.equal(1, rc)
       assert.matches("not_found", err, 1, true)
     end)
@@ -395,7 +397,7 @@ describe("coldsend CLI", function()
 
     it("upload with another --map refuses to reuse the saved state; --restart starts over", function()
       local rc, _, err = run(env, "upload --help")
-      assert.equal(0, rc)
+      assert.equal(0, rc, err)
       local _, help = run(env, "upload --help")
       assert.matches("CSV.coldsend-upload", help, 1, true)
       assert.matches("--restart", help, 1, true)
@@ -421,8 +423,8 @@ describe("coldsend CLI", function()
       local file = campaign_file("unready.lua", DEFINITION:format('id = "' .. id .. '",', 35))
       local rc, out, err = run(env, "apply " .. q(file) .. " --yes --launch")
       assert.equal(1, rc, err)
-      assert.matches("saved: 4 changes to campaign " .. id .. " (name, daily_limit_per_inbox, variants[A], variants[B])",
-        out, 1, true)
+      assert.matches("saved: 4 changes to campaign " .. id
+        .. " (name, daily_limit_per_inbox, variants[A], variants[B])", out, 1, true)
       assert.matches("daily_limit_per_inbox", out, 1, true)
       assert.matches("coldsend: not launched: campaign " .. id .. " is missing leads, inboxes", err, 1, true)
       local c = assert(cs:get_campaign(id))

@@ -236,16 +236,19 @@ describe("coldsend.client against the sandbox", function()
 
     -- 404
     r, err = cs:get_campaign(UUID)
+    assert.is_nil(r)
     assert.equal("not_found", err.code)
 
     -- 409: the same inbox twice
     assert(cs:add_smtp_inbox(inbox_fields("dup@example.com")))
     r, err = cs:add_smtp_inbox(inbox_fields("dup@example.com"))
+    assert.is_nil(r)
     assert.equal("conflict", err.code)
     assert.equal(409, err.status)
 
     -- 422 from the server: our validation is stricter, so go around it
     r, err = cs:request("POST", "/campaigns", { name = "short" })
+    assert.is_nil(r)
     assert.equal("unprocessable", err.code)
     assert.equal("name", err.details[1].field)
 
@@ -258,17 +261,20 @@ describe("coldsend.client against the sandbox", function()
     assert(c:launch())
     c.daily_limit_per_inbox = 10
     r, err = c:save()
+    assert.is_nil(r)
     assert.equal("bad_request", err.code)
     assert.matches("pause", err.message)
 
     -- 429 after retries, 500 after retries
     sb:fault { path = "/campaigns", kind = "status", status = 429, times = 10, retry_after = 0 }
     r, err = cs:list_campaigns(nil, { max_retries = 2 })
+    assert.is_nil(r)
     assert.equal("rate_limited", err.code)
     assert.equal(3, err.attempts)
     sb:reset()
     sb:fault { path = "/campaigns", kind = "status", status = 500, times = 10 }
     r, err = cs:list_campaigns(nil, { max_retries = 1 })
+    assert.is_nil(r)
     assert.equal("server", err.code)
     assert.equal(500, err.status)
     assert.equal(2, err.attempts)
@@ -277,12 +283,14 @@ describe("coldsend.client against the sandbox", function()
     -- bad JSON
     sb:fault { path = "/campaigns", kind = "non_json", times = 10 }
     r, err = cs:list_campaigns(nil, { max_retries = 0 })
+    assert.is_nil(r)
     assert.equal("protocol", err.code)
     sb:reset()
 
     -- timeout against a delayed answer
     sb:fault { path = "/campaigns", kind = "delay", delay_ms = 1500, times = 1 }
     r, err = cs:list_campaigns(nil, { timeout = 0.3, max_retries = 0 })
+    assert.is_nil(r)
     assert.equal("timeout", err.code)
     sb:reset()
 
@@ -294,6 +302,7 @@ describe("coldsend.client against the sandbox", function()
     local nowhere = coldsend.client { api_key = sb.key, base_url = "http://127.0.0.1:" .. port,
       rate_limit = false, max_retries = 0 }
     r, err = nowhere:list_campaigns()
+    assert.is_nil(r)
     assert.equal("network", err.code)
     assert.equal("GET", err.method)
     assert.equal(1, err.attempts)

@@ -646,9 +646,9 @@ describe("coldsend doctor", function()
     for _, file in ipairs { "doc/cli.md", "README.md" } do
       it("of " .. file .. " is what the command prints against the sandbox", function()
         local cmd, expected = transcript(file)
-        local env, args = {}, nil
+        local env = {}
         for k, v in cmd:gmatch("(%u[%u_]+)=(%S+)") do env[k] = v end
-        args = cmd:match("coldsend doctor(.*)$")
+        local args = cmd:match("coldsend doctor(.*)$")
         assert.is_truthy(args, cmd)
         args = args:gsub("http://127%.0%.0%.1:%d+", sb.base)
         local rc, out = run(env, args)

@@ -185,7 +185,8 @@ describe("HAProxy #once", function()
     assert.matches("over the 10%-byte cap", got.message)
   end)
 
-  it("verifies TLS with httpclient.ssl.ca-file: the system's CAs refuse a self-signed server, its own CA takes it", function()
+  it("verifies TLS with httpclient.ssl.ca-file: the system's CAs refuse a self-signed server, "
+    .. "its own CA takes it", function()
     local dir = os.tmpname()
     os.remove(dir)
     assert(os.execute("mkdir -p " .. q(dir)))

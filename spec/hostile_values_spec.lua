@@ -92,7 +92,7 @@ describe("strings read from Lua values stay anchored while C uses them", functio
         if k == "ca_file" or k == "proxy" or k == "multipart" then
           -- the body string is unreachable but from C: collect it, reuse its memory
           collectgarbage("collect")
-          for i = 1, 200 do local junk = ("J"):rep(4000 + i) end
+          for i = 1, 200 do local _ = ("J"):rep(4000 + i) end
         end
       end })
     for i = 1, 20 do
@@ -131,7 +131,7 @@ describe("strings read from Lua values stay anchored while C uses them", functio
         return srv.base .. "/json?" .. ("p"):rep(3000) .. n
       end
       collectgarbage("collect")
-      for i = 1, 100 do local junk = ("J"):rep(3000 + i) end
+      for i = 1, 100 do local _ = ("J"):rep(3000 + i) end
     end })
     for _ = 1, 5 do
       local r = core.probe(req)
@@ -169,7 +169,7 @@ describe("strings read from Lua values stay anchored while C uses them", functio
     end })
     eager_gc(function()
       for i = 1, 2000 do
-        local pad = ("x"):rep(i % 257)
+        local _ = ("x"):rep(i % 257)
         local data, err = core.parse_response(503, headers, "<html>bad gateway</html>")
         assert.is_nil(data)
         assert.equal("HTTP 503 (non-JSON body: text/html; charset=utf-8" .. (" "):rep(300) .. ")",

@@ -253,11 +253,15 @@ describe("failures", function()
     small:close()
     res, msg, code = h(get("/big?n=5000", { max_body = 1000 }))
     assert.is_nil(res)
+    assert.equal("response body over the 1000-byte cap", msg)
     assert.equal("protocol", code)
     res, msg, code = core.http_perform(get("/big?n=5000", { max_body = 1000 }))
+    assert.is_nil(res)
     assert.equal("response body over the 1000-byte cap", msg)
+    assert.equal("protocol", code)
     -- the default is 8 MiB
     res, msg = h(get("/big?n=8388609"))
+    assert.is_nil(res)
     assert.equal("response body over the 8388608-byte cap", msg)
   end)
 
@@ -277,6 +281,7 @@ describe("failures", function()
     assert.is_false(info.sent)
     res, msg, code, info = h { method = "POST", url = "http://" .. srv.silent .. "/x",
       body = "{}", timeout = 0.3 }
+    assert.is_nil(res)
     assert.equal("timeout", code, msg)
     assert.is_true(info.sent)
   end)

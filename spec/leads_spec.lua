@@ -1,4 +1,5 @@
--- leads_spec.lua: c:upload_leads and c:add_lead against the sandbox with the real libcurl transport, and coldsend.progress.
+-- leads_spec.lua: c:upload_leads and c:add_lead against the sandbox with the
+-- real libcurl transport, and coldsend.progress.
 local sandbox = require "spec.helpers.sandbox"
 local coldsend = require "coldsend"
 local progress = require "coldsend.progress"

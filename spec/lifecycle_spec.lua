@@ -171,8 +171,9 @@ describe("coldsend lifecycle commands", function()
     local page = { success = true, pagination = { page = 1, limit = 100, has_next = true },
       leads = { { lead_id = "l1", email = "ada@example.org", status = "PENDING" } } }
     sb:fault { kind = "status", status = 200, method = "GET", path = "/leads$", times = -1, body = page }
-    local rc, out, err = util.run(("cd %s && env COLDSEND_API_KEY=%s COLDSEND_BASE_URL=%s timeout 60 %s bin/coldsend leads %s"
-      .. " </dev/null"):format(q(sandbox.root), q(sb.key), q(sb.url), os.getenv("COLDSEND_TEST_LUA") or "lua5.4", c.id))
+    local rc, out, err = util.run(("cd %s && env COLDSEND_API_KEY=%s COLDSEND_BASE_URL=%s timeout 60 %s "
+      .. "bin/coldsend leads %s </dev/null"):format(q(sandbox.root), q(sb.key), q(sb.url),
+      os.getenv("COLDSEND_TEST_LUA") or "lua5.4", c.id))
     assert.equal(1, rc, err)
     assert.equal("", out)
     assert.matches("page 2 repeats what the server sent before", err, 1, true)

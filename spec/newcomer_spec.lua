@@ -60,12 +60,13 @@ describe("the caller's line", function()
   it("is the exact line of the call, for the client, a call and an upload", function()
     local cs = coldsend.client { api_key = KEY, base_url = DEAD, max_retries = 0 }
     local c = cs:campaign(ID)
+    -- one case a line; `local x ... return x`, not a tail call, keeps the frame
     local cases = {
-      function() local x = coldsend.client { api_key = KEY, timeuot = 1 } return x, debug.getinfo(1, "l").currentline end,
-      function() local x = cs:get_campaign(ID, { timeuot = 1 }) return x, debug.getinfo(1, "l").currentline end,
-      function() local x = c:refresh { max_retries = -1 } return x, debug.getinfo(1, "l").currentline end,
-      function() local x = c:upload_leads { fiel = "x.csv" } return x, debug.getinfo(1, "l").currentline end,
-      function() local x = c:add_lead({ email = "a@example.org" }, { deadline = "soon" }) return x, debug.getinfo(1, "l").currentline end,
+      function() local x = coldsend.client { api_key = KEY, timeuot = 1 } return x end,
+      function() local x = cs:get_campaign(ID, { timeuot = 1 }) return x end,
+      function() local x = c:refresh { max_retries = -1 } return x end,
+      function() local x = c:upload_leads { fiel = "x.csv" } return x end,
+      function() local x = c:add_lead({ email = "a@example.org" }, { deadline = "soon" }) return x end,
     }
     local first = debug.getinfo(cases[1], "S").linedefined
     for i, f in ipairs(cases) do
@@ -173,7 +174,7 @@ describe("the progress bar on an 80-column terminal", function()
   local function lines(label, width, p)
     local out = { text = "" }
     function out:write(...) for _, s in ipairs { ... } do self.text = self.text .. s end end
-    function out:flush() end
+    function out.flush() end
     local bar = progress.new { out = out, is_tty = true, width = width, label = label }
     bar(p)
     bar:finish()
@@ -210,16 +211,31 @@ describe("the progress bar on an 80-column terminal", function()
 end)
 
 describe("coldsend-sandbox on a port in use", function()
-  it("exits 1 and says how to get a free port", function()
-    local socket = require "socket"
-    local util = require "spec.helpers.util"
+  local socket = require "socket"
+  local util = require "spec.helpers.util"
+
+  -- Runs bin/coldsend-sandbox under lua, with args, on a port a socket of
+  -- this test holds; returns the port and the exit code, stdout, stderr.
+  local function on_busy_port(lua, args)
     local s = assert(socket.bind("127.0.0.1", 0))
     local _, port = s:getsockname()
     finally(function() s:close() end)
-    local rc, out, err = util.run(string.format("cd %s && lua5.4 bin/coldsend-sandbox --port %d --idle-exit 5",
-      util.q(sandbox.root), port))
+    return port, util.run(string.format("cd %s && %s bin/coldsend-sandbox --port %d %s",
+      util.q(sandbox.root), lua, port, args))
+  end
+
+  it("exits 1 and says how to get a free port", function()
+    local port, rc, out, err = on_busy_port("lua5.4", "--idle-exit 5")
     assert.equal(1, rc, out .. err)
     assert.matches("cannot bind 127.0.0.1:" .. port, err, 1, true)
     assert.matches("make sandbox SANDBOX_PORT=0", err, 1, true)
+  end)
+
+  it("reads its whole-number options under the Lua the specs run on", function()
+    -- every option is read before the bind fails (math.tointeger is Lua 5.3+)
+    local port, rc, out, err = on_busy_port(os.getenv("COLDSEND_TEST_LUA") or "lua5.4",
+      "--seed 3 --fault kind=status,status=503,times=2 --idle-exit 5")
+    assert.equal(1, rc, out .. err)
+    assert.matches("cannot bind 127.0.0.1:" .. port, err, 1, true)
   end)
 end)

@@ -166,10 +166,8 @@ end
 local function outputs(raw, inputs)
   local out, next_input, in_trace = {}, 1, false
   for line in (raw .. "\n"):gmatch("([^\n]*)\n") do
-    if in_trace and line:match("^\t") then
-      -- a traceback line
-    elseif line:match("^stack traceback:") then
-      in_trace = true
+    if line:match("^stack traceback:") or (in_trace and line:match("^\t")) then
+      in_trace = true -- a traceback and its lines
     else
       in_trace = false
       local prompted = false
@@ -178,11 +176,10 @@ local function outputs(raw, inputs)
         if not rest then break end
         line, prompted = rest, true
       end
+      local banner = line:match("^Lua 5%.%d") or line:match("^LuaJIT 2") or line:match("^JIT: ")
       if prompted and line == inputs[next_input] then
         next_input = next_input + 1
-      elseif line:match("^Lua 5%.%d") or line:match("^LuaJIT 2") or line:match("^JIT: ") then
-        -- the banner
-      elseif line:match("%S") then
+      elseif not banner and line:match("%S") then
         out[#out + 1] = line
       end
     end

@@ -10,7 +10,6 @@ local clih = require "spec.helpers.cli"
 local sandbox = require "spec.helpers.sandbox"
 
 -- 2027-01-04 is a Monday.
-local _ -- the values a test leaves out
 local MONDAY = "2027-01-04"
 
 describe("simulated results", function()

@@ -261,6 +261,7 @@ describe("secrets", function()
         body = { detail = "key " .. KEY .. " lacks \27[2Jscope" } }
       rc, out, err = run("status " .. c.id)
       assert.equal(1, rc)
+      assert.is_nil(out:find(TOKEN, 1, true))
       assert.is_nil(err:find(TOKEN, 1, true))
       assert.is_nil(err:find("\27", 1, true))
       assert.matches("key [redacted] lacks \\x1B[2Jscope", err, 1, true)

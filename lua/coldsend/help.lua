@@ -17,41 +17,83 @@ local format, concat, sort = string.format, table.concat, table.sort
 -- Client methods, in the order of the README's table.
 local CLIENT = {
   { "campaign", "cs:campaign([id])", "A campaign handle, no I/O; without id a new definition that save() creates." },
-  { "create_campaign", "cs:create_campaign(fields [, opts])", "POST /campaigns, then one PUT for variants, sequences, inboxes and mapping; returns the campaign, in DRAFT." },
-  { "get_campaign", "cs:get_campaign(id [, opts])", "GET /campaigns/{id}: the campaign with its fields, status and readiness." },
-  { "list_campaigns", "cs:list_campaigns([query [, opts]])", "GET /campaigns: one page, {campaigns=, pagination=}; query: page, limit, status, search, sort_by, sort_order, days." },
-  { "each_campaign", "cs:each_campaign([query [, opts]])", "An iterator over every campaign of every page; raises the error object on failure." },
-  { "plan", "cs:plan(definition [, opts])", "What applying a definition (campaign fields, plus id for an existing campaign) would change: one GET, no writes; plan:apply{launch=} does it." },
+  { "create_campaign", "cs:create_campaign(fields [, opts])",
+    "POST /campaigns, then one PUT for variants, sequences, inboxes and mapping; returns the "
+    .. "campaign, in DRAFT." },
+  { "get_campaign", "cs:get_campaign(id [, opts])",
+    "GET /campaigns/{id}: the campaign with its fields, status and readiness." },
+  { "list_campaigns", "cs:list_campaigns([query [, opts]])",
+    "GET /campaigns: one page, {campaigns=, pagination=}; query: page, limit, status, search, "
+    .. "sort_by, sort_order, days." },
+  { "each_campaign", "cs:each_campaign([query [, opts]])",
+    "An iterator over every campaign of every page; raises the error object on failure." },
+  { "plan", "cs:plan(definition [, opts])",
+    "What applying a definition (campaign fields, plus id for an existing campaign) would "
+    .. "change: one GET, no writes; plan:apply{launch=} does it." },
   { "get_lead", "cs:get_lead(campaign_id, lead_id [, opts])", "GET /campaigns/{id}/leads/{lead_id}." },
-  { "update_lead", "cs:update_lead(campaign_id, lead_id, fields [, opts])", "PUT a lead: first_name, last_name, company, custom_fields (coldsend.null removes a key)." },
+  { "update_lead", "cs:update_lead(campaign_id, lead_id, fields [, opts])",
+    "PUT a lead: first_name, last_name, company, custom_fields (coldsend.null removes a key)." },
   { "add_smtp_inbox", "cs:add_smtp_inbox(fields [, opts])", "POST /sender-accounts/smtp; returns {inbox_id=, ...}." },
   { "list_inboxes", "cs:list_inboxes([query [, opts]])", "GET /sender-accounts." },
-  { "campaign_analytics", "cs:campaign_analytics([query [, opts]])", "GET /analytics/campaigns: {status=, from_date=, to_date=}." },
+  { "campaign_analytics", "cs:campaign_analytics([query [, opts]])",
+    "GET /analytics/campaigns: {status=, from_date=, to_date=}." },
   { "timeline", "cs:timeline([query [, opts]])", "GET /analytics/campaigns/timeline: {from_date=, to_date=}." },
-  { "request", "cs:request(method, path [, body [, query [, opts]]])", "Any other call, with the same retries, limits and errors." },
+  { "request", "cs:request(method, path [, body [, query [, opts]]])",
+    "Any other call, with the same retries, limits and errors." },
 }
 
 -- Campaign methods: the C ones, then those that talk to the server.
 local CAMPAIGN = {
-  { "validate", "c:validate()", "Checks the rules that span fields (percentages sum to 100, window end after start, at most 4 variants, follow-ups 2..4); true, or nil and an invalid error whose problems (and text) list every problem." },
-  { "changes", "c:changes()", "The exact table the next save() sends: only the fields changed since the last save or refresh; it prints as the JSON body it becomes." },
-  { "split_evenly", "c:split_evenly()", "Spreads 100 percent over the variants of each step (34/33/33); the sum is always exactly 100." },
-  { "add_variant", "c:add_variant{subject_template=, email_content= [, variant_name=, variant_label=, distribution_percent=]}", "Adds an A/B variant of the initial email (names A..D by default)." },
-  { "add_sequence", "c:add_sequence{trigger_type=, wait_days=, variants={...} [, step_number=, enable_unsubscribe=]}", "Adds a follow-up (steps 2..4 in order); trigger NOT_OPENED, NOT_REPLIED or OPENED_BUT_NOT_REPLIED." },
-  { "save", "c:save([opts])", "Validates, then sends only the changed fields (PUT); a campaign not yet created is created like create_campaign (POST, then one PUT); nothing when nothing changed." },
-  { "launch", "c:launch([opts])", "Validates, then sends the pending changes with launch = true; a not_ready error lists what is missing." },
+  { "validate", "c:validate()",
+    "Checks the rules that span fields (percentages sum to 100, window end after start, at most "
+    .. "4 variants, follow-ups 2..4); true, or nil and an invalid error whose problems (and "
+    .. "text) list every problem." },
+  { "changes", "c:changes()",
+    "The exact table the next save() sends: only the fields changed since the last save or "
+    .. "refresh; it prints as the JSON body it becomes." },
+  { "split_evenly", "c:split_evenly()",
+    "Spreads 100 percent over the variants of each step (34/33/33); the sum is always exactly "
+    .. "100." },
+  { "add_variant",
+    "c:add_variant{subject_template=, email_content= [, variant_name=, variant_label=, "
+    .. "distribution_percent=]}",
+    "Adds an A/B variant of the initial email (names A..D by default)." },
+  { "add_sequence",
+    "c:add_sequence{trigger_type=, wait_days=, variants={...} [, step_number=, "
+    .. "enable_unsubscribe=]}",
+    "Adds a follow-up (steps 2..4 in order); trigger NOT_OPENED, NOT_REPLIED or "
+    .. "OPENED_BUT_NOT_REPLIED." },
+  { "save", "c:save([opts])",
+    "Validates, then sends only the changed fields (PUT); a campaign not yet created is created "
+    .. "like create_campaign (POST, then one PUT); nothing when nothing changed." },
+  { "launch", "c:launch([opts])",
+    "Validates, then sends the pending changes with launch = true; a not_ready error lists what "
+    .. "is missing." },
   { "refresh", "c:refresh([opts])", "Reloads the campaign from the server (GET), dropping local changes." },
   { "pause", "c:pause([opts])", "POST /campaigns/{id}/pause: stops an ACTIVE campaign." },
   { "resume", "c:resume([opts])", "POST /campaigns/{id}/resume: restarts a PAUSED campaign." },
   { "delete", "c:delete([opts])", "DELETE /campaigns/{id} (DRAFT or PAUSED only); true on success." },
-  { "add_lead", "c:add_lead({email= [, first_name=, last_name=, company=, custom_fields=]} [, opts])", "POST /campaigns/{id}/leads/manual: one lead." },
-  { "upload_leads", "c:upload_leads{file=, mapping= [, on_progress=, wait=, dry_run=]}", "Uploads a CSV of leads in chunks; returns a job with :wait() (see doc/leads.md)." },
-  { "fields", "c:fields()", "An iterator over the fields, in a stable order: for k, v in c:fields() do ... end (what pairs(c) does; works on LuaJIT, which has no __pairs)." },
-  { "diff", "c:diff(other)", "The changes from this campaign to another campaign or definition table, one line each (see coldsend.plan)." },
+  { "add_lead",
+    "c:add_lead({email= [, first_name=, last_name=, company=, custom_fields=]} [, opts])",
+    "POST /campaigns/{id}/leads/manual: one lead." },
+  { "upload_leads", "c:upload_leads{file=, mapping= [, on_progress=, wait=, dry_run=]}",
+    "Uploads a CSV of leads in chunks; returns a job with :wait() (see doc/leads.md)." },
+  { "fields", "c:fields()",
+    "An iterator over the fields, in a stable order: for k, v in c:fields() do ... end (what "
+    .. "pairs(c) does; works on LuaJIT, which has no __pairs)." },
+  { "diff", "c:diff(other)",
+    "The changes from this campaign to another campaign or definition table, one line each (see "
+    .. "coldsend.plan)." },
 }
 
 local MODULE = {
-  { "client", "coldsend.client{api_key=, base_url=, timeout=, max_retries=, deadline=, max_wait=, rate_limit=, on_request=, on_response=, on_retry=, transport=}", "A client; the key from COLDSEND_API_KEY, the URL from COLDSEND_BASE_URL when not given. Server calls take a last table of per-call options (timeout, connect_timeout, deadline, max_retries, backoff_base, backoff_cap, max_wait); no single wait is longer than max_wait (default 60 s)." },
+  { "client",
+    "coldsend.client{api_key=, base_url=, timeout=, max_retries=, deadline=, max_wait=, "
+    .. "rate_limit=, on_request=, on_response=, on_retry=, transport=}",
+    "A client; the key from COLDSEND_API_KEY, the URL from COLDSEND_BASE_URL when not given. "
+    .. "Server calls take a last table of per-call options (timeout, connect_timeout, deadline, "
+    .. "max_retries, backoff_base, backoff_cap, max_wait); no single wait is longer than "
+    .. "max_wait (default 60 s)." },
   { "help", "coldsend.help([topic])", "This help: a field, a method or 'errors'." },
   { "null", "coldsend.null", "JSON null, to set a field or a custom lead field to null." },
 }

@@ -227,8 +227,8 @@ function M.start(opts)
     "  fastcgi_temp_path " .. dir .. "/fastcgi;",
     "  uwsgi_temp_path " .. dir .. "/uwsgi;",
     "  scgi_temp_path " .. dir .. "/scgi;",
-    ('  lua_package_path "%s/lua/?.lua;%s/lua/?/init.lua;%s/?.lua;/usr/share/lua/5.1/?.lua;/usr/share/lua/5.1/?/init.lua;;";')
-      :format(top, top, top),
+    ('  lua_package_path "%s/lua/?.lua;%s/lua/?/init.lua;%s/?.lua;'
+      .. '/usr/share/lua/5.1/?.lua;/usr/share/lua/5.1/?/init.lua;;";'):format(top, top, top),
     ('  lua_package_cpath "%s/?.so;/usr/lib/x86_64-linux-gnu/lua/5.1/?.so;/usr/local/lib/lua/5.1/?.so;;";')
       :format(jit),
     "  lua_shared_dict coldsend 1m;",
