@@ -77,7 +77,9 @@ describe("coldsend.options", function()
   end
 
   it("a CA file that cannot be read is refused at the caller's line", function()
-    local msg = raised(function() coldsend.client { api_key = KEY, base_url = DEAD, ca_file = "/nonexistent/ca.pem" } end)
+    local msg = raised(function()
+      coldsend.client { api_key = KEY, base_url = DEAD, ca_file = "/nonexistent/ca.pem" }
+    end)
     assert.matches(THIS .. "bad option 'ca_file' %(cannot read '/nonexistent/ca%.pem'", msg)
     msg = raised(function() coldsend.client { api_key = KEY, base_url = DEAD, ca_file = 1 } end)
     assert.matches(THIS .. "bad option 'ca_file' for coldsend%.client %(path string expected, got 1%)", msg)

@@ -138,8 +138,8 @@ local function choose_proxy(what, base_url, proxy)
   local from = "option 'proxy'"
   if proxy == false then return nil end
   if proxy == nil then
-    local name
-    proxy, _, name = doctor.proxy_for(u, os.getenv)
+    local found, _, name = doctor.proxy_for(u, os.getenv)
+    proxy = found
     if proxy == nil then return nil end
     from = "the proxy in $" .. name
   end
@@ -147,7 +147,7 @@ local function choose_proxy(what, base_url, proxy)
   local rule = "proxy URL http://host:port (also https://, socks5://, socks5h://) or false"
   if type(proxy) ~= "string" then opt_error(what, "proxy", rule, proxy) end
   local url = proxy:match("^%a[%w+.-]*://") and proxy or ("http://" .. proxy)
-  local scheme, host = url:match("^(%a[%w+.-]*)://([^/?#]+)/?$")
+  local scheme = url:match("^(%a[%w+.-]*)://[^/?#]+/?$")
   if not scheme or url:find("[%s%c]") or not PROXY_SCHEMES[scheme:lower()] then
     if from ~= "option 'proxy'" then
       raise(format("coldsend.client: %s is not usable (%s expected, got %q)", from, rule, shown))

@@ -377,13 +377,13 @@ local function header_line(path, report)
   return s
 end
 
-local function problems_error(path, report, problems, count)
+local function problems_error(path, report, problems, n_problems)
   local first = problems[1]
   local where = first.row and format("row %d%s", first.row,
     first.column and format(" (%s)", first.column) or "") or "file"
   return invalid(format("%s: %d problem%s found before sending; first: %s: %s", basename(path),
-    count, count == 1 and "" or "s", where, first.message), {
-    problems = problems, problem_count = count, report = report, file = path,
+    n_problems, n_problems == 1 and "" or "s", where, first.message), {
+    problems = problems, problem_count = n_problems, report = report, file = path,
   })
 end
 
@@ -590,18 +590,18 @@ function M.upload(client, c, opts)
   report.chunk_rows, report.chunk_bytes = chunk_rows, chunk_bytes
   if opts.dry_run then return report end
 
-  local problems, count = report.problems, report.problem_count
+  local problems, n_problems = report.problems, report.problem_count
   if opts.allow_duplicates and report.duplicates > 0 then
-    problems, count = {}, report.problem_count - report.duplicates
+    problems, n_problems = {}, report.problem_count - report.duplicates
     for _, pr in ipairs(report.problems) do
       if pr.kind ~= "duplicate" then problems[#problems + 1] = pr end
     end
   end
-  if count > 0 then
+  if n_problems > 0 then
     if #problems == 0 then -- the list is capped and held only duplicates
-      problems = { { message = format("%d more problem(s) beyond max_problems", count) } }
+      problems = { { message = format("%d more problem(s) beyond max_problems", n_problems) } }
     end
-    return nil, problems_error(path, report, problems, count)
+    return nil, problems_error(path, report, problems, n_problems)
   end
 
   local header, herr = header_line(path, report)

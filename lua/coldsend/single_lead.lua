@@ -35,7 +35,8 @@ local function valid_utf8(s)
   local i, n = s:find("[\128-\255]"), #s
   while i and i <= n do
     local c = s:byte(i)
-    local need, lo, hi = 0, 0x80, 0xBF
+    local need
+    local lo, hi = 0x80, 0xBF
     if c >= 0xC2 and c <= 0xDF then need = 1
     elseif c >= 0xE0 and c <= 0xEF then
       need = 2
