@@ -13,6 +13,7 @@ local socket = require "socket"
 local json = require "coldsend.json"
 local http = require "coldsend.sandbox.http"
 local api = require "coldsend.sandbox.api"
+local uploads = require "coldsend.sandbox.uploads"
 local V = require "coldsend.sandbox.validate"
 
 local M = { _VERSION = "0.1.0" }
@@ -525,7 +526,7 @@ function Server:schedule_job(job)
     while job.status ~= "COMPLETED" and job.status ~= "FAILED" do
       http.sleep(step)
       if self.state.jobs[job.job_id] ~= job then return end
-      api.advance_job(self, job)
+      uploads.advance_job(self, job)
     end
   end)
 end
