@@ -5,8 +5,8 @@ local socket = require "socket"
 
 local M = {}
 
--- Methods of the server (coldsend.sandbox mixes them into its Server).
 local Server = {}
+--- Methods of the server, for coldsend.sandbox to mix into its Server.
 M.methods = Server
 
 local function scope_ok(granted, need)

@@ -9,8 +9,8 @@ local api = require "coldsend.sandbox.api"
 
 local M = {}
 
--- Methods of the server (coldsend.sandbox mixes them into its Server).
 local Server = {}
+--- Methods of the server, for coldsend.sandbox to mix into its Server.
 M.methods = Server
 
 local array = json.array

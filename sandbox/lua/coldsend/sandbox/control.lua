@@ -8,8 +8,8 @@ local V = require "coldsend.sandbox.validate"
 
 local M = {}
 
--- Methods of the server (coldsend.sandbox mixes them into its Server).
 local Server = {}
+--- Methods of the server, for coldsend.sandbox to mix into its Server.
 M.methods = Server
 
 --- The path prefix of the control endpoints.
@@ -134,14 +134,14 @@ function Server:config_view()
     job_step_ms = o.job_step_ms, keepalive_s = o.keepalive_s }
 end
 
---- Adds sending activity: with body.days, that many days of every ACTIVE
--- campaign (coldsend.sandbox.simulate, deterministic with body.seed);
--- else body's counts to one campaign for today or body.date.
 -- An integer a double holds exactly (counts and seeds up to 2^53).
 local function exact_count(n, min)
   return V.is_int(n) and n >= min and n <= 2 ^ 53
 end
 
+--- Adds sending activity: with body.days, that many days of every ACTIVE
+-- campaign (coldsend.sandbox.simulate, deterministic with body.seed);
+-- else body's counts to one campaign for today or body.date.
 function Server:simulate(b)
   if b.days == nil and b.campaign_id == nil then
     return control_error(422, "days or campaign_id expected (days of sending, or counts for one campaign)")

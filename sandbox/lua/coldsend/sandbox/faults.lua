@@ -6,8 +6,8 @@ local V = require "coldsend.sandbox.validate"
 
 local M = {}
 
--- Methods of the server (coldsend.sandbox mixes them into its Server).
 local Server = {}
+--- Methods of the server, for coldsend.sandbox to mix into its Server.
 M.methods = Server
 
 local null = json.null
