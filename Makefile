@@ -73,12 +73,12 @@ SANDBOX_KEY  ?= cs_test_sandbox
 
 sandbox: all
 	@sh scripts/deps.sh test
-	@LUA_PATH="lua/?.lua;lua/?/init.lua;;" LUA_CPATH="$(BUILD)/5.4/?.so;;" lua5.4 bin/coldsend-sandbox --port $(SANDBOX_PORT) --key $(SANDBOX_KEY)
+	@LUA_PATH="lua/?.lua;lua/?/init.lua;sandbox/lua/?.lua;sandbox/lua/?/init.lua;;" LUA_CPATH="$(BUILD)/5.4/?.so;;" lua5.4 bin/coldsend-sandbox --port $(SANDBOX_PORT) --key $(SANDBOX_KEY)
 
 # Paths for using this tree from a shell: eval $(make -s env). LuaJIT and
 # Lua 5.1 read LUA_PATH/LUA_CPATH (the jit build; for lua5.1 point
 # LUA_CPATH at build/5.1); 5.2, 5.3 and 5.4 their LUA_*_5_V.
-ENV_PATH = $(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;;
+ENV_PATH = $(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;$(CURDIR)/sandbox/lua/?.lua;$(CURDIR)/sandbox/lua/?/init.lua;;
 env:
 	@echo 'export LUA_PATH="$(ENV_PATH)" LUA_CPATH="$(abspath $(BUILD))/jit/?.so;;"'$(foreach v,2 3 4, 'LUA_PATH_5_$(v)="$(ENV_PATH)" LUA_CPATH_5_$(v)="$(abspath $(BUILD))/5.$(v)/?.so;;"')
 

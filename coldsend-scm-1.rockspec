@@ -18,7 +18,6 @@ and deadlines; an OpenResty transport keeps nginx workers free.
 dependencies = {
    "lua >= 5.1, < 5.5",
    "lua-cjson >= 2.1",
-   "luasocket >= 3.0",
 }
 test_dependencies = {
    "busted >= 2.0",
@@ -89,12 +88,6 @@ build = {
       ["coldsend.single_lead"] = "lua/coldsend/single_lead.lua",
       ["coldsend.text"] = "lua/coldsend/text.lua",
       ["coldsend.writes"] = "lua/coldsend/writes.lua",
-      ["coldsend.sandbox"] = "lua/coldsend/sandbox.lua",
-      ["coldsend.sandbox.api"] = "lua/coldsend/sandbox/api.lua",
-      ["coldsend.sandbox.csv"] = "lua/coldsend/sandbox/csv.lua",
-      ["coldsend.sandbox.http"] = "lua/coldsend/sandbox/http.lua",
-      ["coldsend.sandbox.simulate"] = "lua/coldsend/sandbox/simulate.lua",
-      ["coldsend.sandbox.validate"] = "lua/coldsend/sandbox/validate.lua",
       ["coldsend.transport.haproxy"] = "lua/coldsend/transport/haproxy.lua",
       ["coldsend.transport.ngx"] = "lua/coldsend/transport/ngx.lua",
       ["coldsend.transport.resty"] = "lua/coldsend/transport/resty.lua",
@@ -102,7 +95,6 @@ build = {
    install = {
       bin = {
          ["coldsend"] = "bin/coldsend",
-         ["coldsend-sandbox"] = "bin/coldsend-sandbox",
       },
    },
 }

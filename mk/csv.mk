@@ -26,6 +26,6 @@ fuzz-csv: $(CSV_FUZZ)
 # LEADS_ROWS, LEADS_RUNS, LEADS_UPLOAD_ROWS, LEADS_DIR: see bench/leads.lua.
 bench-leads: all
 	@sh scripts/deps.sh test
-	@LUA_PATH_5_4="$(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;$(CURDIR)/?.lua;;" \
+	@LUA_PATH_5_4="$(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;$(CURDIR)/sandbox/lua/?.lua;$(CURDIR)/sandbox/lua/?/init.lua;$(CURDIR)/?.lua;;" \
 	  LUA_CPATH_5_4="$(abspath $(BUILD))/5.4/?.so;;" \
 	  lua5.4 bench/leads.lua

@@ -7,7 +7,7 @@
 bench-openresty: all
 	@sh scripts/deps.sh test
 	@BUILD=$(BUILD) \
-	  LUA_PATH_5_4="$(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;$(CURDIR)/?.lua;;" \
+	  LUA_PATH_5_4="$(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;$(CURDIR)/sandbox/lua/?.lua;$(CURDIR)/sandbox/lua/?/init.lua;$(CURDIR)/?.lua;;" \
 	  LUA_CPATH_5_4="$(abspath $(BUILD))/5.4/?.so;;" \
 	  lua5.4 bench/openresty.lua
 

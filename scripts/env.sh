@@ -5,7 +5,7 @@
 top=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${BUILD:-build}
 case "$BUILD" in /*) ;; *) BUILD="$top/$BUILD" ;; esac
-LUA_PATH="$top/lua/?.lua;$top/lua/?/init.lua;;"
+LUA_PATH="$top/lua/?.lua;$top/lua/?/init.lua;$top/sandbox/lua/?.lua;$top/sandbox/lua/?/init.lua;;"
 LUA_CPATH="$BUILD/jit/?.so;;"
 LUA_PATH_5_2="$LUA_PATH" LUA_PATH_5_3="$LUA_PATH" LUA_PATH_5_4="$LUA_PATH"
 LUA_CPATH_5_2="$BUILD/5.2/?.so;;"

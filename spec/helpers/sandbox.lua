@@ -104,7 +104,9 @@ local running = {}
 -- rate_window_hour (s), latency_ms, job_step_ms,
 -- key, port (default 0: a free one), idle_exit (s, default 300), lua
 -- (default "lua5.4"), args (more
--- command-line arguments, e.g. { "--fault", "kind=status,status=503" }).
+-- command-line arguments, e.g. { "--fault", "kind=status,status=503" }),
+-- command (an installed coldsend-sandbox to run instead of this checkout's,
+-- from / and with no LUA_PATH or LUA_CPATH).
 function M.start(opts)
   opts = opts or {}
   local root = M.root
@@ -126,12 +128,19 @@ function M.start(opts)
   if opts.key then args[#args + 1] = "--key" args[#args + 1] = opts.key end
   for _, a in ipairs(opts.args or {}) do args[#args + 1] = a end
   for i, a in ipairs(args) do args[i] = shell_quote(a) end
-  local lua_path = root .. "/lua/?.lua;" .. root .. "/lua/?/init.lua;;"
+  local lua_path = root .. "/lua/?.lua;" .. root .. "/lua/?/init.lua;" .. root .. "/sandbox/lua/?.lua;"
+    .. root .. "/sandbox/lua/?/init.lua;;"
   -- the child writes to a file, never to a pipe of ours, and is started in
   -- the background so that nothing here waits for it
-  local cmd = ("cd %s && LUA_PATH_5_4=%s LUA_PATH=%s exec %s bin/coldsend-sandbox %s </dev/null >%s 2>&1 &")
-    :format(shell_quote(root), shell_quote(lua_path), shell_quote(lua_path), opts.lua or "lua5.4",
-      table.concat(args, " "), shell_quote(out))
+  local cmd
+  if opts.command then
+    cmd = ("cd / && exec env -u LUA_PATH -u LUA_CPATH -u LUA_PATH_5_4 -u LUA_CPATH_5_4 %s %s </dev/null >%s 2>&1 &")
+      :format(shell_quote(opts.command), table.concat(args, " "), shell_quote(out))
+  else
+    cmd = ("cd %s && LUA_PATH_5_4=%s LUA_PATH=%s exec %s bin/coldsend-sandbox %s </dev/null >%s 2>&1 &")
+      :format(shell_quote(root), shell_quote(lua_path), shell_quote(lua_path), opts.lua or "lua5.4",
+        table.concat(args, " "), shell_quote(out))
+  end
   local p = io.popen("( " .. cmd .. " ) ; echo started")
   p:read("*a")
   p:close()

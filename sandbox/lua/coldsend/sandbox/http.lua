@@ -10,6 +10,7 @@
 -- request lines or headers get a 400 (or 431, 413, 501) and the connection
 -- is closed; the server keeps serving every other connection.
 local socket = require "socket"
+local json = require "coldsend.json"
 
 local M = {}
 
@@ -428,6 +429,14 @@ function M.head(res, keep_alive, content_length)
   out[#out + 1] = keep_alive and "Connection: keep-alive\r\n" or "Connection: close\r\n"
   out[#out + 1] = "\r\n"
   return table.concat(out)
+end
+
+--- A JSON response table {status, headers, body}: body encoded, Content-Type
+-- application/json, plus any headers given.
+function M.json_response(status, body, headers)
+  local h = { ["Content-Type"] = "application/json" }
+  for k, v in pairs(headers or {}) do h[k] = v end
+  return { status = status, headers = h, body = json.encode(body) }
 end
 
 return M
