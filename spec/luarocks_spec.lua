@@ -107,7 +107,10 @@ describe("luarocks #once", function()
     assert.equal("builtin", rocks.coldsend.build.type)
     assert.equal("none", rocks["coldsend-sandbox"].build.type)
     assert.is_nil(rocks["coldsend-sandbox"].build.modules)
-    local lists = { coldsend = rocks.coldsend.build.modules, ["coldsend-sandbox"] = rocks["coldsend-sandbox"].build.install.lua }
+    local lists = {
+      coldsend = rocks.coldsend.build.modules,
+      ["coldsend-sandbox"] = rocks["coldsend-sandbox"].build.install.lua,
+    }
     local entries = {} -- file -> { "rock: module" ... }
     local problems = {}
     for rock, list in pairs(lists) do

@@ -21,7 +21,7 @@ local M = {}
 -- Campaign views
 -- -------------------------------------------------------------------------
 
-local function readiness(srv, c)
+local function readiness(c)
   local missing = array()
   if #c.leads.list == 0 then missing[#missing + 1] = "leads" end
   if #c.inbox_ids == 0 then missing[#missing + 1] = "inboxes" end
@@ -73,7 +73,7 @@ local function full_view(srv, c)
   v.completion_rate = pct(st.sent + st.bounced, total)
   v.success_rate = pct(st.sent, total)
   v.open_to_reply_rate = pct(st.replied, st.opened)
-  local ready, missing = readiness(srv, c)
+  local ready, missing = readiness(c)
   v.is_launch_ready = ready
   v.missing_requirements = missing
   return v
@@ -193,7 +193,7 @@ end
 -- C3 get, C4 update, C5 pause, C6 resume, C7 delete
 -- -------------------------------------------------------------------------
 
-function M.get_campaign(srv, req, p)
+function M.get_campaign(srv, _req, p)
   local c, e1, e2 = find_campaign(srv, p.campaign_id)
   if not c then return e1, e2 end
   local v = full_view(srv, c)
@@ -202,8 +202,8 @@ function M.get_campaign(srv, req, p)
   return 200, v
 end
 
-local function update_answer(srv, c, message)
-  local ready, missing = readiness(srv, c)
+local function update_answer(c, message)
+  local ready, missing = readiness(c)
   return 200, {
     success = true, message = message, campaign_id = c.campaign_id,
     name = c.name, status = c.status, is_launch_ready = ready,
@@ -231,7 +231,7 @@ function M.update_campaign(srv, req, p)
     end
     -- {"launch": true} (or an empty update) on an ACTIVE campaign changes
     -- nothing: answered as is, so that a retried launch is harmless.
-    return update_answer(srv, c, launch and "Campaign is already active" or "No changes")
+    return update_answer(c, launch and "Campaign is already active" or "No changes")
   end
   if c.status == "COMPLETED" or c.status == "FAILED" then
     return detail(400, ("Campaign in %s status cannot be modified"):format(c.status))
@@ -270,7 +270,7 @@ function M.update_campaign(srv, req, p)
   if changes then touch(c) end
   local message = "Campaign updated successfully"
   if launch then
-    local ready, missing = readiness(srv, c)
+    local ready, missing = readiness(c)
     if ready then
       c.status = "ACTIVE"
       c.launched_at = c.launched_at or iso(os.time())
@@ -280,7 +280,7 @@ function M.update_campaign(srv, req, p)
       message = "Campaign is not ready to launch: missing " .. table.concat(missing, ", ")
     end
   end
-  return update_answer(srv, c, message)
+  return update_answer(c, message)
 end
 
 local function state_answer(c, message)
@@ -290,7 +290,7 @@ local function state_answer(c, message)
   }
 end
 
-function M.pause_campaign(srv, req, p)
+function M.pause_campaign(srv, _req, p)
   local c, e1, e2 = find_campaign(srv, p.campaign_id)
   if not c then return e1, e2 end
   if c.status == "PAUSED" then return state_answer(c, "Campaign is already paused") end
@@ -302,15 +302,16 @@ function M.pause_campaign(srv, req, p)
   return state_answer(c, "Campaign paused successfully")
 end
 
-function M.resume_campaign(srv, req, p)
+function M.resume_campaign(srv, _req, p)
   local c, e1, e2 = find_campaign(srv, p.campaign_id)
   if not c then return e1, e2 end
   if c.status == "ACTIVE" then return state_answer(c, "Campaign is already active") end
   if c.status ~= "PAUSED" then
-    return detail(400, ("Only PAUSED campaigns can be resumed (campaign is %s); launch a DRAFT with PUT {\"launch\": true}")
+    return detail(400, ("Only PAUSED campaigns can be resumed (campaign is %s);"
+      .. " launch a DRAFT with PUT {\"launch\": true}")
       :format(c.status))
   end
-  local ready, missing = readiness(srv, c)
+  local ready, missing = readiness(c)
   if not ready then
     return detail(400, "Campaign cannot be resumed: missing " .. table.concat(missing, ", "))
   end
@@ -319,7 +320,7 @@ function M.resume_campaign(srv, req, p)
   return state_answer(c, "Campaign resumed successfully")
 end
 
-function M.delete_campaign(srv, req, p)
+function M.delete_campaign(srv, _req, p)
   local c, e1, e2 = find_campaign(srv, p.campaign_id)
   if not c then return e1, e2 end
   if c.status ~= "DRAFT" and c.status ~= "PAUSED" then

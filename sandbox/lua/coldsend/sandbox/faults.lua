@@ -62,7 +62,7 @@ end
 
 -- The response a fault produces. `real` is the processed response when the
 -- fault applies after processing, else nil.
-function Server:fault_response(f, real)
+function Server.fault_response(_, f, real)
   local kind = f.kind
   local synthetic = function()
     return { status = 200, headers = { ["Content-Type"] = "application/json" },

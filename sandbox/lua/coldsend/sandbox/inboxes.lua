@@ -85,7 +85,7 @@ function M.list_inboxes(srv, req)
     sender_accounts = items, pagination = pagination }
 end
 
-function M.get_inbox(srv, req, p)
+function M.get_inbox(srv, _req, p)
   local ib = srv.state.inboxes[p.inbox_id:lower()]
   if not ib then return not_found("Sender account") end
   local v = inbox_view(ib)
@@ -94,7 +94,7 @@ function M.get_inbox(srv, req, p)
   return 200, v
 end
 
-function M.delete_inbox(srv, req, p)
+function M.delete_inbox(srv, _req, p)
   local st = srv.state
   local ib = st.inboxes[p.inbox_id:lower()]
   if not ib then return not_found("Sender account") end

@@ -96,7 +96,7 @@ function M.new(opts)
 end
 
 --- A random version-4 UUID string.
-function Server:uuid()
+function Server.uuid(_)
   local h = random_hex(32)
   local variant = ("89ab"):sub(math.random(1, 4)):sub(1, 1)
   return ("%s-%s-4%s-%s%s-%s"):format(h:sub(1, 8), h:sub(9, 12), h:sub(14, 16),
@@ -245,10 +245,10 @@ function Server:api(req, path)
     req.json = v
   end
   V.unknown_sink = array()
-  local ok, status, out, extra = pcall(route.handler, self, req, params)
+  local handled, status, out, extra = pcall(route.handler, self, req, params)
   local unknown = V.unknown_sink
   V.unknown_sink = nil
-  if not ok then error(status, 0) end
+  if not handled then error(status, 0) end
   if #unknown > 0 and req.log_entry then
     table.sort(unknown)
     req.log_entry.unknown_fields = unknown

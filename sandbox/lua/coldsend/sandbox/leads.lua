@@ -105,7 +105,7 @@ local function find_lead(srv, c, id)
   return l
 end
 
-function M.get_lead(srv, req, p)
+function M.get_lead(srv, _req, p)
   local c, e1, e2 = find_campaign(srv, p.campaign_id)
   if not c then return e1, e2 end
   local l, s, b = find_lead(srv, c, p.lead_id)
@@ -150,7 +150,7 @@ function M.update_lead(srv, req, p)
   return 200, v
 end
 
-function M.delete_lead(srv, req, p)
+function M.delete_lead(srv, _req, p)
   local c, e1, e2 = find_campaign(srv, p.campaign_id)
   if not c then return e1, e2 end
   local l, s, b = find_lead(srv, c, p.lead_id)

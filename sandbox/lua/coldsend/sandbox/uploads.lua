@@ -237,7 +237,7 @@ function M.upload_leads(srv, req, p)
   return 200, v
 end
 
-function M.upload_progress(srv, req, p)
+function M.upload_progress(srv, _req, p)
   local c, e1, e2 = find_campaign(srv, p.campaign_id)
   if not c then return e1, e2 end
   local job = srv.state.jobs[p.job_id:lower()]

@@ -177,7 +177,9 @@ function M.datetime(errs, loc, v)
       local ok = true
       local s = rest:match("^:(%d%d)") ; if s then rest = rest:sub(4) end
       local frac = rest:match("^%.(%d+)") ; if frac then rest = rest:sub(#frac + 2) end
-      if not (rest == "" or rest == "Z" or rest == "z" or rest:match("^[+-]%d%d:?%d%d$") or rest:match("^[+-]%d%d$")) then ok = false end
+      local zone_ok = rest == "" or rest == "Z" or rest == "z"
+        or rest:match("^[+-]%d%d:?%d%d$") or rest:match("^[+-]%d%d$")
+      if not zone_ok then ok = false end
       mo, d, h, mi = tonumber(mo), tonumber(d), tonumber(h), tonumber(mi)
       if mo < 1 or mo > 12 or d < 1 or d > 31 or h > 23 or mi > 59 or (s and tonumber(s) > 59) then ok = false end
       if ok then return v end
