@@ -108,6 +108,22 @@ describe("field bounds: client and sandbox", function()
   local rules = {}
   for _, f in ipairs(core.campaign_fields()) do rules[f.name] = f.rule end
 
+  it("agree on every server default: the client's field table is what a new campaign holds", function()
+    local status, body = sb:request("POST", "/campaigns", { name = "Defaults contract" })
+    assert(status == 200 or status == 201, "create: " .. tostring(status))
+    local got
+    status, got = sb:request("GET", "/campaigns/" .. (body.campaign_id or body.id))
+    assert.are.equal(200, status)
+    local compared = 0
+    for _, f in ipairs(core.campaign_fields()) do
+      if f.default ~= nil then
+        assert.are.same(f.default, got[f.name], f.name .. ": the client's default and the sandbox's differ")
+        compared = compared + 1
+      end
+    end
+    assert.is_true(compared >= 10, "compared " .. compared)
+  end)
+
   it("agree on every campaign field's bounds", function()
     local probed = 0
     for _, f in ipairs(api.SCHEMA.campaign) do

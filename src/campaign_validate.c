@@ -6,17 +6,13 @@
  * CS_VALIDATED, so the mask cs_store_changed tests cannot fall behind.
  * Calls: the Lua API on the campaign's store (reads only); no check of a
  * single value (campaign_setters.c) and no request. */
+#include <stdlib.h>
+
 #include "campaign.h"
 #include "request.h"
 
 #define MAX_VARIANTS 4
 #define MAX_FOLLOW_UPS 3
-
-/* Server defaults (spec 6.1), used where a rule needs an unset value. */
-#define DEFAULT_WINDOW_START 9
-#define DEFAULT_WINDOW_END 17
-#define DEFAULT_RAMP_INCREMENT 50
-#define DEFAULT_RAMP_MAX 500
 
 /* [-0, +1] Pushes store[field f]. validate() reads the store through here
  * alone, so a field read without CS_VALIDATED in the table is an error at
@@ -38,10 +34,15 @@ static void add_problem(lua_State *L, int list) {
   lua_rawseti(L, list, (int)lua_rawlen(L, list) + 1);
 }
 
-static lua_Integer int_or(lua_State *L, int store, int f, lua_Integer def) {
+static lua_Integer int_or_default(lua_State *L, int store, int f) {
   lua_Integer v;
   read_field(L, store, f);
-  if (!cs_tointeger(L, -1, &v)) v = def; /* unset, or odd server data */
+  if (!cs_tointeger(L, -1, &v)) { /* unset, or odd server data */
+    /* the server's default (spec 6.1): the field table's, the one place
+     * it is written */
+    const char *def = cs_campaign_fields[f].def;
+    v = def ? (lua_Integer)strtol(def, NULL, 10) : 0;
+  }
   lua_pop(L, 1);
   return v;
 }
@@ -157,10 +158,10 @@ static void check_follow_ups(lua_State *L, int list, int store) {
 /* The window is compared in minutes of the day, each unset part taking the
  * server's default (9:00-17:00), as the server would fill them. */
 static void check_window(lua_State *L, int list, int store) {
-  lua_Integer sh = int_or(L, store, F_WINDOW_START, DEFAULT_WINDOW_START);
-  lua_Integer sm = int_or(L, store, F_WINDOW_START_MINUTE, 0);
-  lua_Integer eh = int_or(L, store, F_WINDOW_END, DEFAULT_WINDOW_END);
-  lua_Integer em = int_or(L, store, F_WINDOW_END_MINUTE, 0);
+  lua_Integer sh = int_or_default(L, store, F_WINDOW_START);
+  lua_Integer sm = int_or_default(L, store, F_WINDOW_START_MINUTE);
+  lua_Integer eh = int_or_default(L, store, F_WINDOW_END);
+  lua_Integer em = int_or_default(L, store, F_WINDOW_END_MINUTE);
   if (eh == 24 && em != 0) {
     lua_pushliteral(L, "sending_window_end_minute");
     lua_pushfstring(L, "0 expected when sending_window_end is 24, got %d",
@@ -203,9 +204,8 @@ static void check_ramp_up(lua_State *L, int list, int store, uint32_t dirty) {
       lua_pop(L, 1);
     }
   } else {
-    lua_Integer inc =
-        int_or(L, store, F_RAMP_INCREMENT, DEFAULT_RAMP_INCREMENT);
-    lua_Integer max = int_or(L, store, F_RAMP_MAX, DEFAULT_RAMP_MAX);
+    lua_Integer inc = int_or_default(L, store, F_RAMP_INCREMENT);
+    lua_Integer max = int_or_default(L, store, F_RAMP_MAX);
     if (max < inc) {
       lua_pushliteral(L, "ramp_up_max_limit");
       lua_pushfstring(L, "at least ramp_up_increment (%d) expected, got %d",
