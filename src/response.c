@@ -137,6 +137,12 @@ static long days_from_civil(long y, int m, int d) {
   return era * 146097 + doe - 719468;
 }
 
+static int days_in_month(long y, int m) {
+  static const int days[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+  return days[m - 1] + (m == 2 && leap);
+}
+
 static int month_number(const char *mon) {
   static const char *const names = "janfebmaraprmayjunjulaugsepoctnovdec";
   int i;
@@ -171,9 +177,9 @@ static int parse_http_date(const char *s, double *out) {
       return 0;
   }
   m = month_number(mon);
-  if (m == 0 || d < 1 || d > 31 || hh < 0 || hh > 23 || mm < 0 || mm > 59 ||
-      ss < 0 || ss > 60 || y < 0)
-    return 0;
+  if (m == 0 || d < 1 || d > days_in_month(y, m) || hh < 0 || hh > 23 ||
+      mm < 0 || mm > 59 || ss < 0 || ss > 60 || y < 0)
+    return 0; /* "31 Feb" is no date, not 3 March */
   *out = (double)days_from_civil(y, m, d) * 86400.0 + hh * 3600 + mm * 60 + ss;
   return 1;
 }

@@ -6,6 +6,8 @@
 local core = require "coldsend.core"
 local ratelimit = require "coldsend.ratelimit"
 local options = require "coldsend.options"
+local endpoint = require "coldsend.endpoint"
+local mask_url = require("coldsend.redact").credentials
 
 local M = {}
 
@@ -46,11 +48,7 @@ local function key_problem(key)
   end
 end
 
-local function is_loopback(host)
-  host = host:lower()
-  return host == "localhost" or host == "[::1]" or host:match("^127%.%d+%.%d+%.%d+$") ~= nil
-end
-
+local is_loopback = endpoint.is_loopback
 M.is_loopback = is_loopback
 
 -- Returns the normalised base URL (no trailing slash) or raises.
@@ -58,33 +56,11 @@ local function check_base_url(url)
   if type(url) ~= "string" then
     error(format("bad option 'base_url' for coldsend.client (URL string expected, got %s)", type(url)), 3)
   end
-  local scheme, host = url:match("^(%a[%w+.-]*)://([^/?#]+)")
-  if not scheme or url:find("[%s%c]") then
-    error(format("bad option 'base_url' for coldsend.client (http(s)://host/path expected, got %q)", url), 3)
-  end
-  scheme = scheme:lower()
-  if host:find("@", 1, true) then
-    error("bad option 'base_url' for coldsend.client (credentials in the URL are not allowed)", 3)
-  end
-  if url:find("[?#]") then
-    error(format("bad option 'base_url' for coldsend.client (no query or fragment expected, got %q)", url), 3)
-  end
-  local hostname = host:match("^(%[.-%])") or host:match("^([^:]+)")
-  if not hostname then
-    error(format("bad option 'base_url' for coldsend.client (a host expected, got %q)", url), 3)
-  end
-  local port = host:sub(#hostname + 1)
-  if port ~= "" and not (port:match("^:%d+$") and tonumber(port:sub(2)) >= 1
-      and tonumber(port:sub(2)) <= 65535) then
-    error(format("bad option 'base_url' for coldsend.client (port 1..65535 expected, got %q)", url), 3)
-  end
-  if scheme == "http" then
-    if not is_loopback(hostname) then
-      error(format("bad option 'base_url' for coldsend.client (https:// required; "
-        .. "http:// is only allowed for loopback hosts, got %q)", url), 3)
-    end
-  elseif scheme ~= "https" then
-    error(format("bad option 'base_url' for coldsend.client (http(s) URL expected, got %q)", url), 3)
+  local u, _, rule = endpoint.parse_url(url)
+  if not u then
+    -- a URL with credentials is not repeated, not even in an error
+    local got = rule:find("credentials", 1, true) and "" or format(", got %q", url)
+    error(format("bad option 'base_url' for coldsend.client (%s%s)", rule, got), 3)
   end
   return (url:gsub("/+$", ""))
 end
@@ -128,22 +104,21 @@ local CLIENT_OPTIONS = {
 -- The proxy the transport goes through, or nil. The key never crosses a
 -- proxy in cleartext: the environment's (https_proxy, else all_proxy) only
 -- for an https:// base URL, as a CONNECT tunnel, and never for loopback
--- (coldsend.doctor's proxy_for, the rule `coldsend doctor` reports);
+-- (coldsend.endpoint's proxy_for, the rule `coldsend doctor` reports);
 -- http_proxy is never read. The option `proxy` (a URL, or false for none)
 -- chooses instead of the environment, and only for https://.
 local PROXY_SCHEMES = { http = true, https = true, socks5 = true, socks5h = true }
 local function choose_proxy(what, base_url, proxy)
-  local doctor = require "coldsend.doctor" -- here: it requires this module
-  local u = assert(doctor.parse_url(base_url))
+  local u = assert(endpoint.parse_url(base_url))
   local from = "option 'proxy'"
   if proxy == false then return nil end
   if proxy == nil then
-    local found, _, name = doctor.proxy_for(u, os.getenv)
+    local found, _, name = endpoint.proxy_for(u, os.getenv)
     proxy = found
     if proxy == nil then return nil end
     from = "the proxy in $" .. name
   end
-  local shown = type(proxy) == "string" and doctor.mask_url(proxy) or proxy
+  local shown = type(proxy) == "string" and mask_url(proxy) or proxy
   local rule = "proxy URL http://host:port (also https://, socks5://, socks5h://) or false"
   if type(proxy) ~= "string" then opt_error(what, "proxy", rule, proxy) end
   local url = proxy:match("^%a[%w+.-]*://") and proxy or ("http://" .. proxy)
@@ -212,7 +187,7 @@ function M.new(opts)
         -- the environment's proxy variables do not apply there (doc/haproxy.md)
         if opts.proxy ~= nil then
           opt_error(what, "proxy", "no proxy inside HAProxy (its httpclient connects directly)",
-            type(opts.proxy) == "string" and require("coldsend.doctor").mask_url(opts.proxy) or opts.proxy)
+            type(opts.proxy) == "string" and mask_url(opts.proxy) or opts.proxy)
         end
         proxy = nil
       end

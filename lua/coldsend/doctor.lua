@@ -5,11 +5,11 @@
 -- limit and the server's clock. Read only: GETs and nothing else, each on
 -- a fresh connection through core.probe. The key is never shown, only its
 -- last 4 characters. The checks are here; the base URL and proxy rules
--- are coldsend.doctor.endpoint's, the report and how it reads (text,
+-- are coldsend.endpoint's, the report and how it reads (text,
 -- JSON) coldsend.doctor.report's. See doc/cli.md.
 -- @module coldsend.doctor
 local core = require "coldsend.core"
-local endpoint = require "coldsend.doctor.endpoint"
+local endpoint = require "coldsend.endpoint"
 local report = require "coldsend.doctor.report"
 
 local M = {}

@@ -1,10 +1,10 @@
---- coldsend.doctor.endpoint: the base URL and the proxy that applies to
+--- coldsend.endpoint: the base URL and the proxy that applies to
 -- it. The rules the client's transport follows (coldsend.client checks its
 -- base_url and chooses its proxy with them) and that `coldsend doctor`
 -- reports: https://, or http:// to a loopback host only; the environment's
 -- https_proxy, else all_proxy, for https:// targets that are not loopback
 -- and that no_proxy does not name.
--- @module coldsend.doctor.endpoint
+-- @module coldsend.endpoint
 local M = {}
 
 local format = string.format
@@ -16,30 +16,37 @@ local function is_loopback(host)
 end
 
 --- Splits a URL into scheme, host, port and path (and whether the host is
--- loopback); nil and a message when it is not an http(s) URL the client
--- would take.
+-- loopback); nil, a message and the rule broken when it is not an http(s)
+-- URL the client would take. The one set of base-URL rules: the client
+-- (coldsend.client) words the rule as "bad option 'base_url' (RULE, got
+-- URL)", doctor reports the message.
+-- @return u, or nil, message, rule
 function M.parse_url(url)
-  if type(url) ~= "string" or url == "" then return nil, "no URL" end
-  if url:find("[%s%c]") then return nil, "the URL contains a space or control character" end
+  if type(url) ~= "string" or url == "" then return nil, "no URL", "URL string expected" end
+  if url:find("[%s%c]") then
+    return nil, "the URL contains a space or control character", "http(s)://host/path expected"
+  end
   local scheme, authority, rest = url:match("^(%a[%w+.-]*)://([^/?#]*)(.*)$")
-  if not scheme then return nil, "not a URL (scheme://host/path expected)" end
+  if not scheme then return nil, "not a URL (scheme://host/path expected)", "http(s)://host/path expected" end
   scheme = scheme:lower()
   if scheme ~= "http" and scheme ~= "https" then
-    return nil, format("scheme %s: only https:// (or http:// to a loopback host)", scheme)
+    return nil, format("scheme %s: only https:// (or http:// to a loopback host)", scheme),
+      "http(s) URL expected"
   end
   if authority:find("@", 1, true) then
-    return nil, "credentials in the URL are not allowed"
+    return nil, "credentials in the URL are not allowed", "credentials in the URL are not allowed"
   end
   if rest:find("[?#]") then
-    return nil, "a query or fragment is not allowed in the base URL (the client adds the paths)"
+    return nil, "a query or fragment is not allowed in the base URL (the client adds the paths)",
+      "no query or fragment expected"
   end
   local host, port = authority:match("^(%[[^%]]*%])(.*)$")
   if not host then host, port = authority:match("^([^:]*)(.*)$") end
-  if host == "" then return nil, "no host in the URL" end
+  if host == "" then return nil, "no host in the URL", "a host expected" end
   if port ~= "" then
     port = port:match("^:(%d+)$")
     if not port or tonumber(port) < 1 or tonumber(port) > 65535 then
-      return nil, "bad port in the URL"
+      return nil, "bad port in the URL", "port 1..65535 expected"
     end
   end
   local u = { scheme = scheme, host = host:lower(), path = rest,
@@ -49,10 +56,13 @@ function M.parse_url(url)
   u.path = u.path:gsub("/+$", "")
   u.loopback = is_loopback(u.host)
   if scheme == "http" and not u.loopback then
-    return nil, "http:// is only allowed for loopback hosts; use https://"
+    return nil, "http:// is only allowed for loopback hosts; use https://",
+      "https:// required; http:// is only allowed for loopback hosts"
   end
   return u
 end
+
+M.is_loopback = is_loopback
 
 
 -- Whether host is excluded by a NO_PROXY list (names, .suffixes, "*").
