@@ -44,6 +44,7 @@ build = {
             "src/csv_preflight.c",
             "src/csv_reader.c",
             "src/email_check.c",
+            "src/error.c",
             "src/http.c",
             "src/http_request.c",
             "src/http_response.c",

@@ -30,6 +30,7 @@ CS_EXPORT int luaopen_coldsend_core(lua_State *L) {
   cs_util_open(L);
   cs_request_open(L);
   cs_campaign_open(L);
+  cs_error_open(L);
   cs_response_open(L);
   cs_http_open(L);
   cs_csv_open(L);

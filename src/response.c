@@ -1,11 +1,12 @@
 /* response.c: HTTP responses turned into data or coldsend.error objects:
  * core.parse_response, core.server_wait (the one reading of Retry-After and
- * X-RateLimit-Reset), core.error, core.is_error and tostring(err).
- * Two concerns, hence past 700 lines: the coldsend.error type (its last
- * third) is to move to its own file once the Retry-After work here lands.
- * Calls: the Lua API, request.h (cs_json_decode). Stack notes follow the
- * Lua manual: [-o, +p] pops o and pushes p; "stack:" lines show the slots
- * from the function's first own slot, "..." for those below. */
+ * X-RateLimit-Reset) and core.parse_http_date. One job: what a status,
+ * its headers and its body say; the error type itself is error.c's.
+ * Calls: the Lua API, request.h (cs_json_decode), error.h (cs_push_error,
+ * cs_set_error_metatable) and util.h (cs_utf8_cut, cs_find_nocase,
+ * cs_lower). Stack notes follow the Lua manual: [-o, +p] pops o and pushes
+ * p; "stack:" lines show the slots from the function's first own slot,
+ * "..." for those below. */
 #define _POSIX_C_SOURCE 200809L /* clock_gettime */
 #include <math.h>
 #include <stdio.h>
@@ -14,16 +15,9 @@
 #include <time.h>
 
 #include "core.h"
+#include "error.h"
 #include "request.h"
-
-#define ERROR_TYPE "coldsend.error"
-
-/* err.body keeps this much of a raw body: enough to see an HTML error
- * page's title or a proxy's message, small enough to log. */
-#define BODY_KEEP 2048
-
-/* tostring(err) shows at most this much of a message (one line). */
-#define MESSAGE_SHOW 500
+#include "util.h"
 
 /* A detail list longer than this is summarised as "...; and N more". */
 #define DETAILS_SHOW 5
@@ -34,36 +28,12 @@ static int is_space(char c) {
   return c == ' ' || c == '\t' || c == '\r' || c == '\n';
 }
 
-static char lower(char c) {
-  return (c >= 'A' && c <= 'Z') ? c + 32 : c;
-}
-
 /* The first non-blank byte of s, or 0 when s is blank. */
 static char first_char(const char *s, size_t len) {
   size_t i;
   for (i = 0; i < len; i++)
     if (!is_space(s[i])) return s[i];
   return 0;
-}
-
-/* Length of the longest prefix of s no longer than max that does not end in
- * the middle of a UTF-8 sequence. */
-static size_t utf8_cut(const char *s, size_t len, size_t max) {
-  if (len <= max) return len;
-  while (max > 0 && ((unsigned char)s[max] & 0xC0) == 0x80) max--;
-  return max;
-}
-
-/* Case-insensitive search of needle in s[0..len). */
-static const char *find_nocase(const char *s, size_t len, const char *needle) {
-  size_t n = strlen(needle), i, j;
-  if (n > len) return NULL;
-  for (i = 0; i + n <= len; i++) {
-    for (j = 0; j < n && lower(s[i + j]) == needle[j]; j++) {
-    }
-    if (j == n) return s + i;
-  }
-  return NULL;
 }
 
 /* ---- headers ------------------------------------------------------------ */
@@ -93,19 +63,21 @@ static const char *header(lua_State *L, int hidx, const char *lname,
 static int is_json_type(const char *ct) {
   size_t n = 0;
   while (ct[n] && ct[n] != ';' && !is_space(ct[n])) n++;
-  if (n == 16 && find_nocase(ct, n, "application/json") == ct) return 1;
-  return n > 5 && find_nocase(ct + n - 5, 5, "+json") != NULL;
+  if (n == 16 && cs_find_nocase(ct, n, "application/json") == ct) return 1;
+  return n > 5 && cs_find_nocase(ct + n - 5, 5, "+json") != NULL;
 }
 
 /* What a body that is not a JSON object looks like, for messages. */
 static const char *describe_body(const char *body, size_t len, const char *ct) {
   char c = first_char(body, len);
-  if (ct != NULL && find_nocase(ct, strlen(ct), "html") != NULL) return "HTML";
+  if (ct != NULL && cs_find_nocase(ct, strlen(ct), "html") != NULL)
+    return "HTML";
   switch (c) {
     case 0:
       return "an empty body";
     case '<':
-      return find_nocase(body, len < 64 ? len : 64, "<?xml") ? "XML" : "HTML";
+      return cs_find_nocase(body, len < 64 ? len : 64, "<?xml") ? "XML"
+                                                                : "HTML";
     case '[':
       return "a JSON array";
     case '"':
@@ -147,8 +119,9 @@ static int month_number(const char *mon) {
   static const char *const names = "janfebmaraprmayjunjulaugsepoctnovdec";
   int i;
   for (i = 0; i < 12; i++)
-    if (lower(mon[0]) == names[3 * i] && lower(mon[1]) == names[3 * i + 1] &&
-        lower(mon[2]) == names[3 * i + 2])
+    if (cs_lower(mon[0]) == names[3 * i] &&
+        cs_lower(mon[1]) == names[3 * i + 1] &&
+        cs_lower(mon[2]) == names[3 * i + 2])
       return i + 1;
   return 0;
 }
@@ -249,7 +222,7 @@ static int retry_after(lua_State *L, int hidx, lua_Integer status,
     }
   }
   if (message != NULL) {
-    const char *hit = find_nocase(message, strlen(message), "retry after");
+    const char *hit = cs_find_nocase(message, strlen(message), "retry after");
     if (hit != NULL) {
       hit += 11;
       while (is_space(*hit)) hit++;
@@ -262,7 +235,8 @@ static int retry_after(lua_State *L, int hidx, lua_Integer status,
   return 0;
 }
 
-/* ---- error objects ------------------------------------------------------ */
+/* ---- what a status says ---------------------------------------------------
+ */
 
 static const char *code_for_status(lua_Integer status) {
   switch (status) {
@@ -318,37 +292,17 @@ static const char *status_text(lua_Integer status) {
   }
 }
 
-static void set_error_metatable(lua_State *L, int idx) {
-  idx = lua_absindex(L, idx);
-  luaL_getmetatable(L, ERROR_TYPE);
-  lua_setmetatable(L, idx);
-}
-
-/* [-0, +1] Pushes a new error table {code=, status=, body=<capped>}. */
-static void push_error(lua_State *L, const char *code, lua_Integer status,
-                       const char *body, size_t len) {
-  lua_createtable(L, 0, 6);
-  lua_pushstring(L, code);
-  lua_setfield(L, -2, "code");
-  lua_pushinteger(L, status);
-  lua_setfield(L, -2, "status");
-  if (len > 0) {
-    lua_pushlstring(L, body, utf8_cut(body, len, BODY_KEEP));
-    lua_setfield(L, -2, "body");
-  }
-}
-
 /* [-0, +2] Returns nil, protocol error for a 2xx answer that is not a JSON
  * object. */
 static int protocol_error(lua_State *L, lua_Integer status, const char *body,
                           size_t len, const char *what, const char *ct) {
-  push_error(L, "protocol", status, body, len);
+  cs_push_error(L, "protocol", status, body, len);
   if (ct != NULL)
     lua_pushfstring(L, "expected a JSON object, got %s (%s)", what, ct);
   else
     lua_pushfstring(L, "expected a JSON object, got %s", what);
   lua_setfield(L, -2, "message");
-  set_error_metatable(L, -1);
+  cs_set_error_metatable(L, -1);
   lua_pushnil(L);
   lua_insert(L, -2);
   return 2;
@@ -369,10 +323,10 @@ static int parse_success(lua_State *L, lua_Integer status, int hidx,
   }
   if (ct != NULL && !is_json_type(ct)) {
     if (c == '{') {
-      push_error(L, "protocol", status, body, len);
+      cs_push_error(L, "protocol", status, body, len);
       lua_pushfstring(L, "expected Content-Type application/json, got %s", ct);
       lua_setfield(L, -2, "message");
-      set_error_metatable(L, -1);
+      cs_set_error_metatable(L, -1);
       lua_pushnil(L);
       lua_insert(L, -2);
       return 2;
@@ -442,7 +396,7 @@ static void push_field(lua_State *L, int loc) {
     }
     room = LOC_BYTES + 1 - used; /* used <= LOC_BYTES here */
     if (len > room) {            /* cut on a character; "..." follows */
-      len = utf8_cut(s, len, room);
+      len = cs_utf8_cut(s, len, room);
       cut = 1;
     }
     memcpy(out + used, s, len);
@@ -469,13 +423,6 @@ static const char *string_field(lua_State *L, int idx, const char *name) {
   if (lua_type(L, -1) == LUA_TSTRING) s = lua_tostring(L, -1);
   lua_pop(L, 1);
   return s;
-}
-
-/* A string field of any table: the value is left on the stack, which
- * anchors it; returns the string or NULL. */
-static const char *anchored_field(lua_State *L, int idx, const char *name) {
-  lua_getfield(L, idx, name);
-  return lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
 }
 
 /* [-0, +1] Sets err.details from a pydantic detail list at didx (v1 or v2:
@@ -562,7 +509,7 @@ static int parse_failure(lua_State *L, lua_Integer status, int hidx,
   int err, data = 0;
   const char *message = NULL;
   double wait;
-  push_error(L, code_for_status(status), status, body, len);
+  cs_push_error(L, code_for_status(status), status, body, len);
   err = lua_gettop(L); /* stack: err */
   /* FastAPI errors are JSON objects; a proxy's 502 page is not, and a JSON
    * body under a non-JSON type is not trusted either */
@@ -619,7 +566,7 @@ static int parse_failure(lua_State *L, lua_Integer status, int hidx,
     lua_setfield(L, err, "retry_after");
   }
   lua_settop(L, err); /* stack: err */
-  set_error_metatable(L, err);
+  cs_set_error_metatable(L, err);
   lua_pushnil(L);
   lua_insert(L, -2); /* stack: nil err */
   return 2;
@@ -666,239 +613,6 @@ static int response_server_wait(lua_State *L) {
   return 1;
 }
 
-/* ---- the coldsend.error type -------------------------------------------- */
-
-/* [-0, +(0|1)] Pushes "a, b, c" from the strings of the list at idx (or
- * the `field` of its tables); returns the number of names, 0 with nothing
- * pushed. The names so far stay in one slot; each new one is joined to it:
- * stack: names name -> names ", " name (insert) -> names (concat 3). */
-static int push_names(lua_State *L, int idx, const char *key) {
-  int i, n, names = 0;
-  if (lua_type(L, idx) != LUA_TTABLE) return 0;
-  n = (int)lua_rawlen(L, idx);
-  for (i = 1; i <= n; i++) {
-    lua_rawgeti(L, idx, i);
-    if (lua_type(L, -1) == LUA_TTABLE && key != NULL) {
-      lua_getfield(L, -1, key);
-      lua_remove(L, -2);
-    }
-    if (lua_type(L, -1) != LUA_TSTRING) {
-      lua_pop(L, 1);
-      continue;
-    }
-    if (names > 0) {
-      lua_pushliteral(L, ", ");
-      lua_insert(L, -2);
-      lua_concat(L, 3);
-    }
-    names++;
-  }
-  return names;
-}
-
-/* 1 when every name in the list at idx appears in message. */
-static int all_named(lua_State *L, int idx, const char *key,
-                     const char *message) {
-  int i, n, ok = 1;
-  if (lua_type(L, idx) != LUA_TTABLE) return 1;
-  n = (int)lua_rawlen(L, idx);
-  for (i = 1; i <= n && ok; i++) {
-    lua_rawgeti(L, idx, i);
-    if (lua_type(L, -1) == LUA_TTABLE && key != NULL) {
-      lua_getfield(L, -1, key);
-      lua_remove(L, -2);
-    }
-    if (lua_type(L, -1) == LUA_TSTRING &&
-        strstr(message, lua_tostring(L, -1)) == NULL)
-      ok = 0;
-    lua_pop(L, 1);
-  }
-  return ok;
-}
-
-/* [-0, +1] A default message for errors made without one. Pushes it at
- * top + 1, where the list it names from was read:
- * stack: list names -> "campaign is missing " names -> message (concat),
- * which replaces list. */
-static void push_default_message(lua_State *L, int t, const char *code) {
-  int top = lua_gettop(L);
-  if (!strcmp(code, "not_ready")) {
-    lua_getfield(L, t, "missing_requirements");
-    if (push_names(L, top + 1, NULL) > 0) {
-      lua_pushliteral(L, "campaign is missing ");
-      lua_insert(L, -2);
-      lua_concat(L, 2);
-    } else {
-      lua_pushliteral(L, "campaign is not ready to launch");
-    }
-  } else if (!strcmp(code, "invalid")) {
-    lua_getfield(L, t, "problems");
-    if (push_names(L, top + 1, "field") > 0) {
-      lua_pushliteral(L, "invalid fields: ");
-      lua_insert(L, -2);
-      lua_concat(L, 2);
-    } else {
-      lua_pushliteral(L, "local validation failed");
-    }
-  } else {
-    lua_pushstring(L, code); /* already at top + 1: nothing to replace */
-    return;
-  }
-  lua_replace(L, top + 1);
-  lua_settop(L, top + 1);
-}
-
-/* core.error(t): t with the coldsend.error metatable. t.code is required;
- * a missing message is derived from the code and its fields. */
-static int error_new(lua_State *L) {
-  const char *code;
-  luaL_checktype(L, 1, LUA_TTABLE);
-  lua_settop(L, 1);
-  lua_getfield(L, 1, "code");
-  if (lua_type(L, -1) != LUA_TSTRING)
-    return luaL_argerror(L, 1, "field 'code' (string expected)");
-  code = lua_tostring(L, -1);
-  lua_getfield(L, 1, "message");
-  if (lua_isnil(L, -1)) {
-    lua_pop(L, 1);
-    push_default_message(L, 1, code);
-    lua_setfield(L, 1, "message");
-  } else if (lua_type(L, -1) != LUA_TSTRING) {
-    return luaL_argerror(L, 1, "field 'message' (string expected)");
-  }
-  lua_settop(L, 1);
-  set_error_metatable(L, 1);
-  return 1;
-}
-
-static int error_is(lua_State *L) {
-  int is = 0;
-  if (lua_getmetatable(L, 1)) {
-    luaL_getmetatable(L, ERROR_TYPE);
-    is = lua_rawequal(L, -1, -2);
-  }
-  lua_pushboolean(L, is);
-  return 1;
-}
-
-/* [-0, +1] Pushes the message on one line, shortened to MESSAGE_SHOW bytes.
- * Each luaL_gsub pushes its result, so before the cut
- * stack: no_crlf no_lf no_cr cut; cut replaces the first (-4), and the two
- * between are popped. */
-static void push_one_line(lua_State *L, const char *s) {
-  size_t len, keep;
-  luaL_gsub(L, s, "\r\n", " ");
-  s = luaL_gsub(L, lua_tostring(L, -1), "\n", " ");
-  s = luaL_gsub(L, s, "\r", " ");
-  len = strlen(s);
-  keep = utf8_cut(s, len, MESSAGE_SHOW);
-  lua_pushlstring(L, s, keep);
-  if (keep < len) {
-    lua_pushliteral(L, "...");
-    lua_concat(L, 2);
-  }
-  lua_replace(L, -4);
-  lua_pop(L, 2);
-}
-
-/* coldsend: code (HTTP n) METHOD url: message (extra) [attempts n]
- * Only the parts present are shown. Headers are never part of an error,
- * so the API key cannot be printed from here.
- * Each part is pushed above top and all are joined by one lua_concat at
- * the end; a field read for a part is replaced by the part, or popped:
- * stack: t code message | "coldsend: code" [" (HTTP n)"] [" METHOD"]
- *        [" url"] ": " line [" (fields: ...)"] [" (retry after n s)"]
- *        [" [attempts n]"]
- * At most 9 parts above top; with the few temporaries of push_one_line
- * and push_names, well within the 26 slots luaL_checkstack asks for. */
-static int error_tostring(lua_State *L) {
-  const char *code, *message;
-  lua_Integer n;
-  int top;
-  luaL_checktype(L, 1, LUA_TTABLE);
-  lua_settop(L, 1);
-  luaL_checkstack(L, 26, "tostring");
-  /* code and message stay on the stack (2, 3): the table may be any
-   * table, its fields computed by __index or changed by the metamethods
-   * read below */
-  code = anchored_field(L, 1, "code");
-  message = anchored_field(L, 1, "message");
-  top = lua_gettop(L); /* stack: t code message */
-  lua_pushfstring(L, "coldsend: %s", code ? code : "error");
-  lua_getfield(L, 1, "status"); /* stack: ... head status */
-  if (cs_tointeger(L, -1, &n)) {
-    lua_pushfstring(L, " (HTTP %d)", (int)n);
-    lua_replace(L, -2);
-  } else {
-    lua_pop(L, 1);
-  }
-  if (anchored_field(L, 1, "method") != NULL) {
-    lua_pushfstring(L, " %s", lua_tostring(L, -1));
-    lua_replace(L, -2);
-  } else {
-    lua_pop(L, 1);
-  }
-  if (anchored_field(L, 1, "url") != NULL) {
-    lua_pushfstring(L, " %s", lua_tostring(L, -1));
-    lua_replace(L, -2);
-  } else {
-    lua_pop(L, 1);
-  }
-  lua_pushliteral(L, ": ");
-  push_one_line(L, message ? message : (code ? code : "error")); /* line */
-  if (code != NULL && message != NULL) {
-    int list;
-    lua_getfield(
-        L, 1, !strcmp(code, "invalid") ? "problems" : "missing_requirements");
-    list = lua_gettop(L); /* stack: ... line list */
-    if (!strcmp(code, "invalid") && !all_named(L, list, "field", message) &&
-        push_names(L, list, "field") > 0) {
-      lua_pushliteral(L, " (fields: "); /* stack: ... list names " (fields: " */
-      lua_insert(L, -2);
-      lua_pushliteral(L, ")");
-      lua_concat(L, 3);     /* stack: ... list part */
-      lua_replace(L, list); /* stack: ... line part */
-    } else if (!strcmp(code, "not_ready") &&
-               !all_named(L, list, NULL, message) &&
-               push_names(L, list, NULL) > 0) {
-      lua_pushliteral(L, " (missing: ");
-      lua_insert(L, -2);
-      lua_pushliteral(L, ")");
-      lua_concat(L, 3);
-      lua_replace(L, list);
-    } else {
-      lua_pop(L, 1);
-    }
-  }
-  lua_getfield(L, 1, "retry_after");
-  /* ColdSend's own text already says "Retry after N seconds" */
-  if (lua_type(L, -1) == LUA_TNUMBER &&
-      !(message && find_nocase(message, strlen(message), "retry after"))) {
-    lua_pushfstring(L, " (retry after %s s)", lua_tostring(L, -1));
-    lua_replace(L, -2);
-  } else {
-    lua_pop(L, 1);
-  }
-  lua_getfield(L, 1, "attempts");
-  lua_getfield(L, 1, "ambiguous"); /* stack: ... attempts ambiguous */
-  /* attempts 0: nothing reached the server; no count to show */
-  if ((cs_tointeger(L, -2, &n) && n > 0) || lua_toboolean(L, -1)) {
-    int ambiguous = lua_toboolean(L, -1);
-    lua_pop(L, 2);
-    lua_getfield(L, 1, "attempts"); /* read again: __index may answer anew */
-    if (cs_tointeger(L, -1, &n) && n > 0)
-      lua_pushfstring(L, " [attempts %d%s]", (int)n,
-                      ambiguous ? ", ambiguous" : "");
-    else
-      lua_pushliteral(L, " [ambiguous]");
-    lua_replace(L, -2);
-  } else {
-    lua_pop(L, 2);
-  }
-  lua_concat(L, lua_gettop(L) - top); /* stack: t code message text */
-  return 1;
-}
-
 /* core.parse_http_date(s) -> Unix seconds | nil: the reading of an HTTP
  * date that server_wait uses for Retry-After (nil for anything else,
  * a value that is not a string included). */
@@ -914,14 +628,8 @@ static const luaL_Reg response_funcs[] = {
     {"parse_response", response_parse},
     {"server_wait", response_server_wait},
     {"parse_http_date", response_parse_http_date},
-    {"error", error_new},
-    {"is_error", error_is},
     {NULL, NULL}};
 
 void cs_response_open(lua_State *L) {
-  cs_newmetatable(L, ERROR_TYPE);
-  lua_pushcfunction(L, error_tostring);
-  lua_setfield(L, -2, "__tostring");
-  lua_pop(L, 1);
   luaL_setfuncs(L, response_funcs, 0);
 }

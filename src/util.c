@@ -1,5 +1,6 @@
 /* util.c: small helpers for the C files: clock, sleep, UUID check, a string
- * sort, and the deep copy of a Lua table (cycles refused, depth capped).
+ * sort, the deep copy of a Lua table (cycles refused, depth capped), and the
+ * byte-level string helpers response.c and error.c share.
  * Calls: the Lua API and libc; no other file of the module. */
 #define _POSIX_C_SOURCE 200809L
 #include "util.h"
@@ -247,4 +248,21 @@ void cs_push_copy(lua_State *L, int idx) {
   lua_newtable(L); /* seen */
   push_copy(L, idx, 1, lua_gettop(L));
   lua_remove(L, -2);
+}
+
+size_t cs_utf8_cut(const char *s, size_t len, size_t max) {
+  if (len <= max) return len;
+  while (max > 0 && ((unsigned char)s[max] & 0xC0) == 0x80) max--;
+  return max;
+}
+
+const char *cs_find_nocase(const char *s, size_t len, const char *needle) {
+  size_t n = strlen(needle), i, j;
+  if (n > len) return NULL;
+  for (i = 0; i + n <= len; i++) {
+    for (j = 0; j < n && cs_lower(s[i + j]) == needle[j]; j++) {
+    }
+    if (j == n) return s + i;
+  }
+  return NULL;
 }

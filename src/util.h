@@ -21,4 +21,17 @@ void cs_sort_strings(lua_State *L, int t, int n);
  * levels, raises. */
 void cs_push_copy(lua_State *L, int idx);
 
+/* c lower-cased when it is an ASCII capital, else c itself. */
+static inline char cs_lower(char c) {
+  return (c >= 'A' && c <= 'Z') ? c + 32 : c;
+}
+
+/* Length of the longest prefix of s no longer than max that does not end in
+ * the middle of a UTF-8 sequence. */
+size_t cs_utf8_cut(const char *s, size_t len, size_t max);
+
+/* Case-insensitive (ASCII) search of needle, written in lower case, in
+ * s[0..len); the first match or NULL. */
+const char *cs_find_nocase(const char *s, size_t len, const char *needle);
+
 #endif
