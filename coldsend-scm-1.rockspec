@@ -42,6 +42,7 @@ build = {
             "src/http_request.c",
             "src/http_response.c",
             "src/probe.c",
+            "src/ratelimit.c",
             "src/request.c",
             "src/response.c",
             "src/rules.c",

@@ -102,6 +102,7 @@
 -- clock (nginx workers share CLOCK_MONOTONIC, the facade's default).
 -- @module coldsend.ratelimit
 local retry = require "coldsend.retry"
+local core = require "coldsend.core"
 
 local M = {}
 
@@ -154,6 +155,14 @@ function M.fingerprint(key)
   return string.format("fnv:%08x%08x", fnv1a32(key, 2166136261), fnv1a32(key, 3367941983))
 end
 
+-- On PUC Lua its rings are C userdata (src/ratelimit.c) read and written
+-- like the table rings of the store interface, of the size their name
+-- gives (none: the hold), and its limiters' `acquire` and `done` are one C
+-- call each: 2k instructions per request rather than 6.5k on Lua 5.4. On
+-- LuaJIT, whose compiled Lua path costs under 1k and a call into C about
+-- as much, they are tables and the Lua path runs.
+local C_RINGS = rawget(_G, "jit") == nil
+
 local memory_store_mt = {
   __name = "coldsend.ratelimit.store",
   __index = {
@@ -161,7 +170,8 @@ local memory_store_mt = {
     ring = function(self, name)
       local r = self.rings[name]
       if not r then
-        r = {}
+        r = self.c and core.ratelimit_ring(tonumber(name:match("^[^:]*:[^:]*:[^:]*:(%d+):[^:]*$")) or 0)
+          or {}
         self.rings[name] = r
       end
       return r
@@ -169,9 +179,25 @@ local memory_store_mt = {
   },
 }
 
---- A store that keeps the rings in this Lua state.
-function M.memory_store()
-  return setmetatable({ rings = {} }, memory_store_mt)
+--- A store that keeps the rings in this Lua state. `rings` (for tests):
+-- "c" or "table", the default C on PUC Lua and tables on LuaJIT (see above).
+function M.memory_store(rings)
+  local c = C_RINGS
+  if rings ~= nil then c = rings == "c" end
+  return setmetatable({ rings = {}, c = c }, memory_store_mt)
+end
+
+-- The store stays pinned (see `pin`) until `busy`: kept on its hold ring
+-- (src/ratelimit.c does the same for its rings).
+local function keep_pinned(self, store, busy)
+  local hold = self.hold
+  if busy > (hold.busy_until or -math.huge) then
+    hold.busy_until = busy
+    if not hold.pinned then
+      store.pins[store.fp] = store
+      hold.pinned = true
+    end
+  end
 end
 
 -- clock -> fingerprint -> memory store, alive as long as a limiter of that
@@ -195,7 +221,12 @@ local function pin(clock)
   end
   local now = clock()
   for fp, s in pairs(pins) do
-    if s.busy_until <= now then pins[fp] = nil end
+    -- the store's hold ring keeps its busy_until (src/ratelimit.c)
+    local hold = s.rings[fp .. ":hold"]
+    if hold.busy_until <= now then
+      pins[fp] = nil
+      hold.pinned = false
+    end
   end
   return pins
 end
@@ -305,11 +336,10 @@ function M.new(key, cfg, opts)
       end
     else
       store = M.memory_store()
-      store.limits, store.pins, store.fp, store.busy_until = limits, pins, fp, -math.huge
+      store.limits, store.pins, store.fp = limits, pins, fp
       stores[fp] = store
     end
   end
-  if not M.preempting() then self.acquire, self.done = reserve, settle end
   self.store = store -- a strong reference keeps the shared rings alive
   self.n = #self.windows
   self.locking = not store.lockless
@@ -319,6 +349,11 @@ function M.new(key, cfg, opts)
     self["r" .. i], self["l" .. i], self["p" .. i] = b.ring, b.limit, b.period
   end
   self.hold = store:ring(fp .. ":hold")
+  if self.n > 0 and getmetatable(store) == memory_store_mt and store.c then
+    self._reserve, self._settle = core.ratelimit_limiter(self.hold, self.r1, self.p1, self.r2,
+      self.p2, self.longest, store.pins ~= nil, M._tighten)
+  end
+  if not M.preempting() then self.acquire, self.done = self._reserve, self._settle end
   return self
 end
 
@@ -328,7 +363,9 @@ end
 -- stated wait is longer: a slot whose request is still in flight is asked
 -- about again after a period). `lease` (default 0) is the longest the
 -- request can take (its timeout): the slots stay taken that long if
--- `done` never comes.
+-- `done` never comes. The Lua path of the stores other than the memory
+-- store, whose rings src/ratelimit.c reserves and settles in C (the same
+-- steps; spec/ratelimit_c_spec.lua compares the two).
 function reserve(self, now, lease)
   -- the windows' rings, limits and periods sit in the limiter itself
   -- (r1, l1, p1; r2, l2, p2 when there are two): Lua 5.4 pays for every
@@ -398,12 +435,8 @@ function reserve(self, now, lease)
     store:unlock(self.fingerprint)
     if store.failed then return FULL_WAIT end
   end
-  local pins = store.pins
-  if pins then
-    -- pinned until its last window is over (unpinned only once it was)
-    local busy = ends + self.longest
-    if busy > store.busy_until then store.busy_until = busy; pins[store.fp] = store end
-  end
+  -- pinned until its last window is over (unpinned only once it was)
+  if store.pins then keep_pinned(self, store, ends + self.longest) end
   local ticket = self.spare
   if ticket then
     self.spare = nil
@@ -476,8 +509,9 @@ local function tighten(self, headers, now, now_wall, stated, ticket, lowered)
   if till <= now then return end
   local left = max(floor(remaining), 0)
   if ticket then
-    -- reservations made after the answered one may not be counted yet
-    local later = (r.head or 0) - ticket[i] - 1
+    -- reservations made after the answered one may not be counted yet (a
+    -- ticket of the C rings is the head number of both windows)
+    local later = (r.head or 0) - (type(ticket) == "number" and ticket or ticket[i]) - 1
     if later > 0 then left = left - later end
   end
   local old = r.till
@@ -488,6 +522,7 @@ local function tighten(self, headers, now, now_wall, stated, ticket, lowered)
   r.till = till
   r.left = max(left, 0)
 end
+M._tighten = tighten -- for the C rings' `done` (src/ratelimit.c)
 
 -- After the answer (or the failure) of a request `acquire` allowed:
 -- its slots stay taken one period from `now` (not from its lease, even
@@ -538,15 +573,14 @@ function settle(self, ticket, now, headers, now_wall, stated, lowered)
     tighten(self, headers, now, now_wall, stated, ticket, lowered)
   end
   -- a late answer or the server's hold: both end within the longest window
-  local pins = store.pins
-  if pins then
-    local busy = now + resolution + self.longest
-    if busy > store.busy_until then store.busy_until = busy; pins[store.fp] = store end
-  end
+  if store.pins then keep_pinned(self, store, now + resolution + self.longest) end
   if locking then store:unlock(self.fingerprint) end
   if ticket then self.spare = ticket end
   return true
 end
+
+-- the Lua path; `new` sets the C one on the memory store's limiters
+Limiter._reserve, Limiter._settle = reserve, settle
 
 -- HAProxy preempts Lua code from a debug hook (it yields every
 -- `tune.lua.forced-yield` instructions wherever the code can yield), and
@@ -569,10 +603,10 @@ end
 function Limiter:acquire(now, lease)
   if gethook and gethook() and self.n > 0 then
     local wait, ticket
-    gsub("x", "x", function() wait, ticket = reserve(self, now, lease) end)
+    gsub("x", "x", function() wait, ticket = self._reserve(self, now, lease) end)
     return wait, ticket
   end
-  return reserve(self, now, lease)
+  return self._reserve(self, now, lease)
 end
 
 --- After the answer (or the failure) of a request `acquire` allowed:
@@ -581,10 +615,12 @@ end
 function Limiter:done(ticket, now, headers, now_wall, stated, lowered)
   if gethook and gethook() and self.n > 0 then
     local ok
-    gsub("x", "x", function() ok = settle(self, ticket, now, headers, now_wall, stated, lowered) end)
+    gsub("x", "x", function()
+      ok = self._settle(self, ticket, now, headers, now_wall, stated, lowered)
+    end)
     return ok
   end
-  return settle(self, ticket, now, headers, now_wall, stated, lowered)
+  return self._settle(self, ticket, now, headers, now_wall, stated, lowered)
 end
 
 --- The server's headers of an answer to a request sent without a ticket
