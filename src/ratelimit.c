@@ -7,8 +7,10 @@
  * request, the target is 3k); the Lua path had already been cut to the
  * reads it needs, so fewer VM instructions meant fewer checks, which the
  * exact sliding window cannot drop. One C call for each of acquire and
- * done does the same arithmetic in a few hundred instructions. The other
- * stores (ratelimit_ngx's shared dict, a caller's own) keep the Lua path,
+ * done does the same arithmetic: 6.5k -> 2.1k per request on Lua 5.4. Not
+ * used on LuaJIT, whose compiled Lua path costs under 1k and would pay as
+ * much for the calls into C alone (1.3-1.4k measured). The other stores
+ * (ratelimit_ngx's shared dict, a caller's own) keep the Lua path,
  * and so does all that is rare: the server's headers (`tighten`, called
  * back from `done` only when there is something to read), `available`,
  * and the pinning of stores (ratelimit.lua's `pin`).

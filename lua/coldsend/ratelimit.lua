@@ -90,7 +90,8 @@
 --
 -- Every read and write of a reservation happens between lock and unlock,
 -- and nothing in between yields, so within one Lua state no lock is needed
--- (the memory store, whose rings are plain tables);
+-- (the memory store, whose rings are C userdata on PUC Lua and tables on
+-- LuaJIT, see `memory_store`);
 -- `coldsend.ratelimit_ngx` locks across nginx workers with the dict's
 -- atomic `safe_add`, and its rings read and write dict entries. A busy lock
 -- makes `acquire` answer a wait of a millisecond; a lock or a reservation
