@@ -188,18 +188,6 @@ function M.memory_store(rings)
   return setmetatable({ rings = {}, c = c }, memory_store_mt)
 end
 
--- The store stays pinned (see `pin`) until `busy`: kept on its hold ring
--- (src/ratelimit.c does the same for its rings).
-local function keep_pinned(self, store, busy)
-  local hold = self.hold
-  if busy > (hold.busy_until or -math.huge) then
-    hold.busy_until = busy
-    if not hold.pinned then
-      store.pins[store.fp] = store
-      hold.pinned = true
-    end
-  end
-end
 
 -- clock -> fingerprint -> memory store, alive as long as a limiter of that
 -- key (and the clock) is. The instants a store holds mean nothing on
@@ -222,11 +210,11 @@ local function pin(clock)
   end
   local now = clock()
   for fp, s in pairs(pins) do
-    -- the store's hold ring keeps its busy_until (src/ratelimit.c)
-    local hold = s.rings[fp .. ":hold"]
-    if hold.busy_until <= now then
+    -- C rings keep busy_until on the key's hold ring (src/ratelimit.c)
+    local hold = s.c and s.rings[fp .. ":hold"]
+    if (hold and hold.busy_until or s.busy_until) <= now then
       pins[fp] = nil
-      hold.pinned = false
+      if hold then hold.pinned = false end
     end
   end
   return pins
@@ -337,7 +325,7 @@ function M.new(key, cfg, opts)
       end
     else
       store = M.memory_store()
-      store.limits, store.pins, store.fp = limits, pins, fp
+      store.limits, store.pins, store.fp, store.busy_until = limits, pins, fp, -math.huge
       stores[fp] = store
     end
   end
@@ -436,8 +424,12 @@ function reserve(self, now, lease)
     store:unlock(self.fingerprint)
     if store.failed then return FULL_WAIT end
   end
-  -- pinned until its last window is over (unpinned only once it was)
-  if store.pins then keep_pinned(self, store, ends + self.longest) end
+  local pins = store.pins
+  if pins then
+    -- pinned until its last window is over (unpinned only once it was)
+    local busy = ends + self.longest
+    if busy > store.busy_until then store.busy_until = busy; pins[store.fp] = store end
+  end
   local ticket = self.spare
   if ticket then
     self.spare = nil
@@ -574,7 +566,11 @@ function settle(self, ticket, now, headers, now_wall, stated, lowered)
     tighten(self, headers, now, now_wall, stated, ticket, lowered)
   end
   -- a late answer or the server's hold: both end within the longest window
-  if store.pins then keep_pinned(self, store, now + resolution + self.longest) end
+  local pins = store.pins
+  if pins then
+    local busy = now + resolution + self.longest
+    if busy > store.busy_until then store.busy_until = busy; pins[store.fp] = store end
+  end
   if locking then store:unlock(self.fingerprint) end
   if ticket then self.spare = ticket end
   return true
