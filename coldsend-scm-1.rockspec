@@ -49,6 +49,7 @@ build = {
             "src/http_request.c",
             "src/http_response.c",
             "src/probe.c",
+            "src/ratelimit.c",
             "src/request.c",
             "src/response.c",
             "src/util.c",

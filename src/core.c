@@ -35,5 +35,6 @@ CS_EXPORT int luaopen_coldsend_core(lua_State *L) {
   cs_http_open(L);
   cs_csv_open(L);
   cs_probe_open(L);
+  cs_ratelimit_open(L);
   return 1;
 }

@@ -1,0 +1,121 @@
+-- ratelimit_c_spec: the memory store's C rings (src/ratelimit.c) against the
+-- Lua path on table rings, and both against a plain model of the ring.
+local ratelimit = require "coldsend.ratelimit"
+local lcg = require("spec.helpers.windows").lcg
+
+local serial = 0
+local function new_key()
+  serial = serial + 1
+  return "cs_test_ratelimit_c_spec_" .. serial
+end
+
+local NOW_WALL = 1700000000
+
+-- One random run of acquires, answers (some lost, some with the server's
+-- headers or a stated wait) and reads of `available`; returns its log.
+local function run(rings, seed, cfg)
+  local rnd = lcg(seed)
+  local lim = ratelimit.new(new_key(), cfg, { store = ratelimit.memory_store(rings) })
+  local log, flying, now = {}, {}, 0
+  for _ = 1, 400 do
+    local r = rnd()
+    if r < 0.55 then
+      local lease = math.floor(rnd() * 8)
+      local wait, ticket = lim:acquire(now, lease)
+      log[#log + 1] = string.format("acquire %.6f -> %.6f", now, wait)
+      if wait == 0 then flying[#flying + 1] = { ticket = ticket, at = now + rnd() * 10 } end
+    elseif r < 0.9 and #flying > 0 then
+      local i = 1 + math.floor(rnd() * #flying)
+      local f = table.remove(flying, i)
+      if f.at <= now or rnd() < 0.5 then
+        local headers, stated
+        local h = rnd()
+        if h < 0.2 then
+          headers = { ["x-ratelimit-remaining"] = tostring(math.floor(rnd() * 4)),
+                      ["x-ratelimit-reset"] = tostring(math.floor(NOW_WALL + now + rnd() * 20)) }
+        elseif h < 0.3 then
+          headers, stated = {}, rnd() * 5
+        elseif h < 0.8 then
+          headers = { ["content-type"] = "application/json" }
+        end
+        log[#log + 1] = string.format("done %.6f -> %s", now,
+          tostring(lim:done(f.ticket, now, headers, NOW_WALL + now, stated, true)))
+      end
+    else
+      local a = lim:available(now)
+      log[#log + 1] = string.format("available %.6f %s %s", now, tostring(a.per_minute),
+        tostring(a.per_hour))
+    end
+    now = now + rnd() * rnd() * 4
+  end
+  return log
+end
+
+describe("ratelimit's C rings", function()
+  local CFGS = {
+    { per_minute = 3, per_hour = 7, minute_seconds = 5, hour_seconds = 30 },
+    { per_minute = 5, per_hour = false, minute_seconds = 10 },
+    { per_minute = false, per_hour = 4, hour_seconds = 12.5 },
+    { per_minute = 2, per_hour = 2, minute_seconds = 3, hour_seconds = 9 },
+  }
+
+  it("grant and wait as the Lua path does, answers and server headers included", function()
+    for seed = 1, 40 do
+      local cfg = CFGS[seed % #CFGS + 1]
+      local c, lua = run("c", seed, cfg), run("table", seed, cfg)
+      assert.equal(#lua, #c)
+      for i = 1, #lua do assert.equal(lua[i], c[i], "seed " .. seed .. ", step " .. i) end
+    end
+  end)
+
+  -- The model: the n-th request is granted at t only when the one `limit`
+  -- grants before it has left the window (its reservation + lease +
+  -- period <= t); otherwise the wait is that instant - t, at most a period.
+  it("grant and wait as a plain model of the ring when no answer comes", function()
+    for seed = 1, 30 do
+      local rnd = lcg(seed)
+      local limit, period = 1 + math.floor(rnd() * 6), 1 + math.floor(rnd() * 20)
+      for _, rings in ipairs{ "c", "table" } do
+        local lim = ratelimit.new(new_key(), { per_minute = limit, per_hour = false,
+          minute_seconds = period }, { store = ratelimit.memory_store(rings) })
+        local grants, now = {}, 0
+        local r2 = lcg(seed + 1000)
+        for _ = 1, 200 do
+          local lease = math.floor(r2() * 5)
+          local expect = 0
+          local before = grants[#grants - limit + 1]
+          if before and before > now then expect = math.min(before - now, period) end
+          if expect > 0 and expect < 0.001 then expect = 0.001 end
+          local wait = lim:acquire(now, lease)
+          assert.near(expect, wait, 1e-9, rings .. " seed " .. seed)
+          if wait == 0 then grants[#grants + 1] = now + lease + period end
+          now = now + r2() * 3
+        end
+      end
+    end
+  end)
+
+  it("frees a slot of a ring grown past its first allocation", function()
+    local lim = ratelimit.new(new_key(), { per_minute = 100, per_hour = false },
+      { store = ratelimit.memory_store("c") })
+    local tickets = {}
+    for i = 1, 100 do
+      local wait, t = lim:acquire(0, 10)
+      assert.equal(0, wait)
+      tickets[i] = t
+    end
+    assert.equal(40, lim:acquire(30)) -- the lease's end and a period: 70
+    assert.is_true(lim:done(tickets[1], 1))
+    assert.equal(31, lim:acquire(30)) -- answered at 1: free at 61
+    assert.is_true(lim:done(tickets[100], 2))
+    assert.same({ per_minute = 2 }, lim:available(65)) -- the first and the last
+  end)
+
+  it("names what it refuses", function()
+    local store = ratelimit.memory_store("c")
+    local ring = store:ring("fnv:0:minute:3:60")
+    assert.has_error(function() ring[3] = 1 end, "coldsend.ratelimit: no slot 3 in a ring of 3")
+    assert.has_error(function() ring.other = 1 end,
+      "coldsend.ratelimit: a ring's 'other' is written by C only")
+  end)
+end)
