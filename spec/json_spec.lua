@@ -80,4 +80,19 @@ describe("JSON", function()
     assert.equal("string", type(forged.s))
     assert.equal(":int:5", forged.s:sub(-6))
   end)
+
+  it("finds a big integer at any offset and of any length from 16 digits", function()
+    if not math.type then return end
+    local ct = { ["content-type"] = "application/json" }
+    for pad = 0, 33 do
+      for len = 15, 19 do
+        local digits = len == 19 and "9223372036854775807" or ("9"):rep(len) -- over 2^53 from 16
+        local data = assert(core.parse_response(200, ct,
+          '{"' .. ("p"):rep(pad) .. '":0,"n":' .. digits .. ',"m":1.5}'))
+        local want = len < 16 and math.tointeger(tonumber(digits)) or math.tointeger(digits)
+        assert.equal(want, data.n, "offset " .. pad .. ", " .. len .. " digits")
+        assert.equal("integer", math.type(data.n))
+      end
+    end
+  end)
 end)

@@ -13,8 +13,10 @@
 /* Server data is the authority: keep what it says, in our shape, without
  * rejecting anything. A variant keeps only the variant fields, so a later
  * PUT sends no server-only keys; legacy body_template becomes
- * email_content. push_lenient pushes the value at idx so. */
-static void push_lenient(lua_State *L, const cs_field *f, int idx);
+ * email_content. push_lenient pushes the value at idx so: a table in a copy
+ * of its own, or itself when keep (a body fresh from the decoder, which
+ * nothing else holds). */
+static void push_lenient(lua_State *L, const cs_field *f, int idx, int keep);
 
 /* Replaces the string at idx by its ASCII upper-case version. */
 static void upper_in_place(lua_State *L, int idx) {
@@ -31,7 +33,7 @@ static void upper_in_place(lua_State *L, int idx) {
 }
 
 static void push_lenient_record(lua_State *L, int idx, const cs_field *fields,
-                                size_t nfields) {
+                                size_t nfields, int keep) {
   size_t i;
   int out;
   lua_createtable(L, 0, (int)nfields);
@@ -49,36 +51,44 @@ static void push_lenient_record(lua_State *L, int idx, const cs_field *fields,
     }
     if (fields[i].kind == K_LETTERS && lua_type(L, -1) == LUA_TSTRING)
       upper_in_place(L, -1); /* like a name the user assigns */
-    push_lenient(L, &fields[i], lua_gettop(L));
+    push_lenient(L, &fields[i], lua_gettop(L), keep);
     lua_setfield(L, out, fields[i].name);
     lua_pop(L, 1);
   }
 }
 
 static void push_lenient_array(lua_State *L, int idx, const cs_field *fields,
-                               size_t nfields) {
+                               size_t nfields, int keep) {
   int i, j = 0, n = (int)lua_rawlen(L, idx);
   lua_createtable(L, n, 0);
   for (i = 1; i <= n; i++) {
     lua_rawgeti(L, idx, i);
     if (lua_type(L, -1) == LUA_TTABLE) {
-      push_lenient_record(L, lua_gettop(L), fields, nfields);
+      push_lenient_record(L, lua_gettop(L), fields, nfields, keep);
       lua_rawseti(L, -3, ++j);
     }
     lua_pop(L, 1);
   }
 }
 
-static void push_lenient(lua_State *L, const cs_field *f, int idx) {
+static void push_kept(lua_State *L, int idx, int keep) {
+  if (keep)
+    lua_pushvalue(L, idx);
+  else
+    cs_push_copy(L, idx);
+}
+
+static void push_lenient(lua_State *L, const cs_field *f, int idx, int keep) {
   idx = lua_absindex(L, idx);
   if (lua_type(L, idx) != LUA_TTABLE)
     lua_pushvalue(L, idx);
   else if (f->kind == K_VARIANTS)
-    push_lenient_array(L, idx, cs_variant_fields, CS_VARIANT_FIELD_COUNT);
+    push_lenient_array(L, idx, cs_variant_fields, CS_VARIANT_FIELD_COUNT, keep);
   else if (f->kind == K_SEQUENCES)
-    push_lenient_array(L, idx, cs_sequence_fields, CS_SEQUENCE_FIELD_COUNT);
+    push_lenient_array(L, idx, cs_sequence_fields, CS_SEQUENCE_FIELD_COUNT,
+                       keep);
   else
-    cs_push_copy(L, idx);
+    push_kept(L, idx, keep);
 }
 
 /* Keys of a server body that describe the response, not the campaign. */
@@ -86,12 +96,14 @@ static int is_envelope(const char *k) {
   return strcmp(k, "success") == 0 || strcmp(k, "message") == 0;
 }
 
-/* c:_apply(data): takes a server body (create, get, update) as the applied
- * state. A field with a pending local change keeps it: the server value
- * becomes what _discard returns to (so refresh = _discard + _apply). */
+/* c:_apply(data [, fresh]): takes a server body (create, get, update) as
+ * the applied state. A field with a pending local change keeps it: the
+ * server value becomes what _discard returns to (so refresh = _discard +
+ * _apply). fresh: data came straight from the decoder and nothing else
+ * holds it, so its tables are kept rather than copied. */
 int cs_campaign_apply(lua_State *L) {
   cs_campaign *c = cs_check_campaign(L, 1);
-  int store;
+  int store, keep = lua_toboolean(L, 3);
   luaL_checktype(L, 2, LUA_TTABLE);
   lua_settop(L, 2);
   store = cs_push_store(L, 1); /* stack: c body store */
@@ -124,10 +136,10 @@ int cs_campaign_apply(lua_State *L) {
     if (lua_isnil(L, v) || cs_is_null(L, v))
       lua_pushnil(L);
     else if (f >= 0)
-      push_lenient(L, &cs_campaign_fields[f], v);
+      push_lenient(L, &cs_campaign_fields[f], v, keep);
     else
-      cs_push_copy(L, v); /* stack: ... key value kept */
-    if (f < 0) {          /* kept, readable, never sent */
+      push_kept(L, v, keep); /* stack: ... key value kept */
+    if (f < 0) {             /* kept, readable, never sent */
       cs_push_slot_table(L, store, CS_SLOT_EXTRA); /* ... kept extra */
       lua_pushvalue(L, v - 1);
       lua_pushvalue(L, -3);

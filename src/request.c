@@ -317,6 +317,26 @@ void cs_json_encode(lua_State *L, int idx) {
 #define INT_MARKER_TEXT MARKER_PREFIX "int:"
 #define INT_MARKER_TEXT_LEN (MARKER_PREFIX_LEN + 4)
 
+static int is_digit(char c) {
+  return c >= '0' && c <= '9';
+}
+
+/* 1 when s holds a run of 16 or more digits (a big integer needs one).
+ * Every such run covers one of the positions 15, 31, 47, ...: only those
+ * are probed, and the run around a digit found there measured. */
+static int has_digit_run(const char *s, size_t len) {
+  size_t p, a, b;
+  for (p = 15; p < len; p += 16) {
+    if (!is_digit(s[p])) continue;
+    for (a = p; a > 0 && is_digit(s[a - 1]); a--) {
+    }
+    for (b = p + 1; b < len && is_digit(s[b]); b++) {
+    }
+    if (b - a >= 16) return 1;
+  }
+  return 0;
+}
+
 /* Pushes s with its big integers quoted and returns 1, or returns 0
  * (nothing pushed) when it has none, or holds a \u0000 escape (a decoded
  * string could then pass for a marker). */
@@ -330,6 +350,7 @@ static int quote_big_integers(lua_State *L, const char *s, size_t len) {
     if (end_s - bs >= 6 && memcmp(bs, "\\u0000", 6) == 0) return 0;
     bs++;
   }
+  if (!has_digit_run(s, len)) return 0; /* the usual answer: one quick look */
   while (i < len) {
     if (s[i] == '"') { /* a string: to its closing quote */
       for (i++; i < len && s[i] != '"'; i++)

@@ -66,15 +66,20 @@ end
 -- paused or resumed: misuse, raised at the caller's line as add_lead does.
 local need_id = options.saved_id
 
+-- The C methods the request path calls, called directly rather than
+-- through the campaign's __index (each method lookup is a C call).
+local validate, build_request = methods.validate, methods._request
+local has_changes, clear_dirty, apply = methods._has_changes, methods._clear_dirty, methods._apply
+
 local function run_campaign_op(c, op, opts, needs_validation)
   local client = client_of(c)
   check_call_options(opts)
   if op == "get" or op == "delete" then need_id(c, op == "get" and "refresh" or op) end
   if needs_validation then
-    local ok, err = c:validate()
+    local ok, err = validate(c)
     if not ok then return nil, err end
   end
-  local req = c:_request(op, client.base_url)
+  local req = build_request(c, op, client.base_url)
   -- a launch re-sent by libcurl on a dead keep-alive connection would look
   -- like a refusal; on a new connection only this loop re-sends it
   if op == "launch" then req.fresh = true end
@@ -136,11 +141,11 @@ end
 function methods.save(c, opts)
   check_call_options(opts) -- a misspelt option raises even with nothing to send
   if not c.id then return writes.create_campaign(client_of(c), c, opts) end
-  if not c:_has_changes() then return c end
+  if not has_changes(c) then return c end
   local data, err = run_campaign_op(c, "save", opts, true)
   if not data then return nil, err end
-  c:_clear_dirty()
-  c:_apply(data)
+  clear_dirty(c)
+  apply(c, data, true) -- fresh from the decoder: its tables are kept, not copied
   return c
 end
 
@@ -189,7 +194,7 @@ function methods.refresh(c, opts)
   local data, err = run_campaign_op(c, "get", opts, false)
   if not data then return nil, err end
   c:_discard()
-  c:_apply(data)
+  apply(c, data, true) -- fresh from the decoder
   c:_clear_dirty()
   return c
 end
