@@ -76,6 +76,19 @@ describe("coldsend.options", function()
     end)
   end
 
+  it("the rate limit's own options are refused at the caller's line too", function()
+    local function client(rl)
+      local cl = coldsend.client { api_key = KEY, base_url = DEAD, rate_limit = rl }
+      return cl
+    end
+    assert.matches(THIS .. "bad value for 'rate_limit%.per_minute' %(integer >= 1 or false expected, got 0%)",
+      raised(function() client { per_minute = 0 } end))
+    assert.matches(THIS .. "unknown option 'per_minut' for rate_limit; did you mean 'per_minute'%?",
+      raised(function() client { per_minut = 5 } end))
+    assert.matches(THIS .. "bad value for 'rate_limit%.minute_seconds' %(number of seconds > 0 expected",
+      raised(function() client { minute_seconds = -1 } end))
+  end)
+
   it("a CA file that cannot be read is refused at the caller's line", function()
     local msg = raised(function()
       coldsend.client { api_key = KEY, base_url = DEAD, ca_file = "/nonexistent/ca.pem" }

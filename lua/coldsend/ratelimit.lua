@@ -103,6 +103,8 @@
 -- clock (nginx workers share CLOCK_MONOTONIC, the facade's default).
 -- @module coldsend.ratelimit
 local retry = require "coldsend.retry"
+-- misuse is reported at the caller's line, as every option check is
+local raise = require("coldsend.options").raise
 local core = require "coldsend.core"
 
 local M = {}
@@ -222,7 +224,7 @@ end
 
 local function config_error(name, expected, v)
   local got = type(v) == "number" and string.format("%.14g", v) or type(v)
-  error(string.format("bad value for 'rate_limit.%s' (%s expected, got %s)", name, expected, got), 3)
+  raise(string.format("bad value for 'rate_limit.%s' (%s expected, got %s)", name, expected, got))
 end
 
 local function check_limit(name, v)
@@ -268,11 +270,11 @@ end
 --- A limiter for `key` (see the header for cfg, opts.store and opts.clock).
 function M.new(key, cfg, opts)
   if type(key) ~= "string" or key == "" then
-    error(string.format("bad value for 'api_key' (non-empty string expected, got %s)",
-      type(key) == "string" and "empty string" or type(key)), 2)
+    raise(string.format("bad value for 'api_key' (non-empty string expected, got %s)",
+      type(key) == "string" and "empty string" or type(key)))
   end
   if cfg ~= nil and cfg ~= false and type(cfg) ~= "table" then
-    error(string.format("bad value for 'rate_limit' (table or false expected, got %s)", type(cfg)), 2)
+    raise(string.format("bad value for 'rate_limit' (table or false expected, got %s)", type(cfg)))
   end
   local fp = M.fingerprint(key)
   local self = setmetatable({ fingerprint = fp, windows = {}, n = 0, longest = 0, target = 1 },
@@ -282,8 +284,8 @@ function M.new(key, cfg, opts)
   for k in pairs(cfg) do
     if not KNOWN[k] then
       -- a misspelt option would otherwise leave the default in force
-      error(type(k) == "string" and require("coldsend.help").unknown_option(k, "rate_limit", KNOWN)
-        or string.format("unknown option %s (a %s) for rate_limit", tostring(k), type(k)), 2)
+      raise(type(k) == "string" and require("coldsend.help").unknown_option(k, "rate_limit", KNOWN)
+        or string.format("unknown option %s (a %s) for rate_limit", tostring(k), type(k)))
     end
   end
   local limits = {} -- option -> "<limit> per <period> s" or "off"
@@ -318,10 +320,10 @@ function M.new(key, cfg, opts)
       -- of their own, and the key's clients together would overspend
       local option = same_limits(store.limits, limits)
       if option ~= true then
-        error(string.format("bad value for 'rate_limit.%s' (%s expected, as the key's other"
+        raise(string.format("bad value for 'rate_limit.%s' (%s expected, as the key's other"
           .. " clients in this process have it, or had it for requests still in their window:"
           .. " one key has one budget; got %s)", option,
-          store.limits[option], limits[option]), 2)
+          store.limits[option], limits[option]))
       end
     else
       store = M.memory_store()
