@@ -117,5 +117,45 @@ describe("ratelimit's C rings", function()
     assert.has_error(function() ring[3] = 1 end, "coldsend.ratelimit: no slot 3 in a ring of 3")
     assert.has_error(function() ring.other = 1 end,
       "coldsend.ratelimit: a ring's 'other' is written by C only")
+    -- a slot is head % limit: a negative head was read before the slots
+    -- (a crash), one at the integers' end overflowed on the next acquire
+    for _, bad in ipairs{ -5, 1.5, 2 ^ 60, "x" } do
+      local got = type(bad) == "number" and tostring(bad):gsub("%.0$", "") or "string"
+      assert.has_error(function() ring.head = bad end,
+        "coldsend.ratelimit: bad ring head (integer 0 .. 2^53 expected, got " .. got .. ")")
+    end
+    ring.head = 2 ^ 53 - 1
+    assert.equal(2 ^ 53 - 1, ring.head)
+  end)
+
+  it("grants after a refused head as before it", function()
+    local lim = ratelimit.new(new_key(), { per_minute = 3, per_hour = false },
+      { store = ratelimit.memory_store("c") })
+    assert.has_error(function() lim.r1.head = -1 end)
+    local wait, ticket = lim:acquire(0, 0)
+    assert.equal(0, wait)
+    assert.equal(0, ticket)
+  end)
+
+  -- A store's pins (see ratelimit.lua's `pin`) changed after its limiter
+  -- was made: the C rings wrote to whatever was there (a crash on nil or
+  -- a number); now they do what the Lua path does.
+  it("pins as the Lua path does when the store's pins change", function()
+    local function outcome(rings, pins)
+      local store = ratelimit.memory_store(rings)
+      store.pins, store.fp, store.busy_until = {}, "fp", -math.huge
+      local lim = ratelimit.new(new_key(), { per_minute = 3, per_hour = false }, { store = store })
+      store.pins = pins
+      local ok, wait = pcall(lim.acquire, lim, 0, 0)
+      return tostring(ok) .. " " .. tostring(ok and wait or tostring(wait):match("attempt to index .*(a %a+ value)")),
+        type(pins) == "table" and pins.fp == store
+    end
+    for _, pins in ipairs{ false, 7, "s", setmetatable({}, { __newindex = rawset }) } do
+      local c, c_pinned = outcome("c", pins)
+      local lua, lua_pinned = outcome("table", pins)
+      assert.equal(lua, c, tostring(pins))
+      assert.equal(lua_pinned, c_pinned)
+    end
+    assert.equal("true 0", (outcome("c", nil)))
   end)
 end)

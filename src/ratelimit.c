@@ -38,6 +38,7 @@
 #define RING_MT "coldsend.ratelimit.ring"
 #define MIN_WAIT 0.001
 #define UNSET (-HUGE_VAL)
+#define MAX_HEAD ((lua_Integer)9007199254740992.0) /* 2^53 */
 
 #if LUA_VERSION_NUM >= 503
 #define is_int(L, i) lua_isinteger((L), (i))
@@ -210,7 +211,16 @@ static int ring_newindex(lua_State *L) {
   } else if (strcmp(k, "busy_until") == 0) {
     g->busy_until = to_num(L, 3);
   } else if (strcmp(k, "head") == 0) {
-    g->head = luaL_checkinteger(L, 3);
+    /* a slot is head % limit: a negative head would be before the slots,
+     * one near the integers' end would overflow on the next acquire */
+    lua_Integer h;
+    if (!cs_tointeger(L, 3, &h) || h < 0 || h > MAX_HEAD)
+      return luaL_error(L,
+                        "coldsend.ratelimit: bad ring head (integer 0 .. "
+                        "2^53 expected, got %s)",
+                        lua_type(L, 3) == LUA_TNUMBER ? lua_tostring(L, 3)
+                                                      : luaL_typename(L, 3));
+    g->head = h;
   } else {
     return luaL_error(
         L, "coldsend.ratelimit: a ring's '%s' is written by C only", k);
@@ -234,9 +244,13 @@ static void keep_pinned(lua_State *L, limiter *m, num busy) {
   if (hold->pinned) return;
   lua_getfield(L, 1, "store");
   lua_getfield(L, -1, "pins");
+  if (!lua_toboolean(L, -1)) { /* the Lua path's `if pins` */
+    lua_pop(L, 2);
+    return;
+  }
   lua_getfield(L, -2, "fp");
   lua_pushvalue(L, -3);
-  lua_rawset(L, -3);
+  lua_settable(L, -3); /* as the Lua path's pins[store.fp] = store */
   lua_pop(L, 2);
   hold->pinned = 1;
 }
