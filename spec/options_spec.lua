@@ -81,7 +81,8 @@ describe("coldsend.options", function()
       local cl = coldsend.client { api_key = KEY, base_url = DEAD, rate_limit = rl }
       return cl
     end
-    assert.matches(THIS .. "bad value for 'rate_limit%.per_minute' %(integer >= 1 or false expected, got 0%)",
+    assert.matches(THIS .. "bad value for 'rate_limit%.per_minute' %(integer 1 %.%. 2%^53 %- 1 or false"
+      .. " expected, got 0%)",
       raised(function() client { per_minute = 0 } end))
     assert.matches(THIS .. "unknown option 'per_minut' for rate_limit; did you mean 'per_minute'%?",
       raised(function() client { per_minut = 5 } end))
