@@ -137,6 +137,49 @@ describe("ratelimit's C rings", function()
     assert.equal(0, ticket)
   end)
 
+  -- Headers whose reads run Lua: a collection, an acquire from inside the
+  -- answer, an error. The C rings hold no slot across them.
+  it("answer as the Lua path does when the headers' reads run Lua", function()
+    local function outcome(rings, index)
+      local lim = ratelimit.new(new_key(), { per_minute = 2, per_hour = 3, minute_seconds = 5,
+        hour_seconds = 20 }, { store = ratelimit.memory_store(rings) })
+      local log = {}
+      for step = 1, 12 do
+        local wait, ticket = lim:acquire(step, 1)
+        log[#log + 1] = "a " .. tostring(wait)
+        if wait == 0 then
+          local headers = setmetatable({}, { __index = function(_, k) return index(lim, k, step, log) end })
+          local ok, err = pcall(lim.done, lim, ticket, step + 0.5, headers, NOW_WALL + step, nil, false)
+          log[#log + 1] = "d " .. tostring(ok) .. " " .. tostring(ok or tostring(err):match("boom"))
+        end
+        log[#log + 1] = "v " .. lim:available(step + 1).per_minute .. " " .. lim:available(step + 1).per_hour
+      end
+      return table.concat(log, "\n")
+    end
+    local cases = {
+      collect = function(_, k)
+        collectgarbage()
+        collectgarbage()
+        if k == "x-ratelimit-remaining" then return "1" end
+      end,
+      reenter = function(lim, k, step, log)
+        if k == "x-ratelimit-remaining" then
+          local wait, ticket = lim:acquire(step + 0.25, 0)
+          log[#log + 1] = "inner " .. tostring(wait)
+          if wait == 0 then lim:done(ticket, step + 0.3, nil) end
+          return "0"
+        end
+      end,
+      raise = function(_, k, step)
+        if k == "x-ratelimit-reset" and step % 2 == 0 then error("boom") end
+        if k == "x-ratelimit-remaining" then return "1" end
+      end,
+    }
+    for name, index in pairs(cases) do
+      assert.equal(outcome("table", index), outcome("c", index), name)
+    end
+  end)
+
   -- A store's pins (see ratelimit.lua's `pin`) changed after its limiter
   -- was made: the C rings wrote to whatever was there (a crash on nil or
   -- a number); now they do what the Lua path does.
