@@ -76,6 +76,22 @@ describe("coldsend.options", function()
     end)
   end
 
+  -- a clock that is no clock failed at the first request, in the limiter
+  -- ("bad argument #1 to 'acquire'"), naming neither the option nor the line
+  it("a clock that gives no number of seconds is refused at the caller's line", function()
+    for _, name in ipairs { "clock", "wall_clock" } do
+      for _, got in ipairs { "x", 0 / 0, false } do
+        local msg = raised(function()
+          local cl = coldsend.client { api_key = KEY, base_url = DEAD, [name] = function() return got end }
+          return cl
+        end)
+        assert.matches(THIS .. ("bad option '%s' for coldsend%%.client %%(function returning seconds %%(a number%%)"
+          .. " expected, got %s%%)$"):format(name, options.shown(got):gsub("%p", "%%%0")), msg)
+      end
+      assert.truthy(coldsend.client { api_key = KEY, base_url = DEAD, [name] = function() return 5 end })
+    end
+  end)
+
   it("the rate limit's own options are refused at the caller's line too", function()
     local function client(rl)
       local cl = coldsend.client { api_key = KEY, base_url = DEAD, rate_limit = rl }

@@ -177,6 +177,14 @@ function M.new(opts)
   self.wall_clock = opts.wall_clock
     or (host and host.now) or core.time
   self.sleep = opts.sleep or (host and host.sleep) or core.sleep
+  for _, name in ipairs { "clock", "wall_clock" } do
+    -- one that is no clock (os.date, one giving a table or nil) failed at
+    -- the first request, in the limiter, naming neither option nor line
+    local now = opts[name] and opts[name]()
+    if opts[name] and not (type(now) == "number" and now == now) then
+      opt_error(what, name, "function returning seconds (a number)", now)
+    end
+  end
   self.random = opts.random or math.random
 
   local transport = opts.transport
