@@ -76,6 +76,19 @@ describe("coldsend.options", function()
     end)
   end
 
+  -- the key pasted into a bad base URL was repeated in the error
+  it("a bad base URL's error does not repeat the key (nor a secret query field) pasted into it", function()
+    for _, url in ipairs { "https://api.example.com/?key=" .. KEY, "https://api.example.com/" .. KEY .. "#x",
+      "ftp://" .. KEY .. ".example.com", "http://x.example/" .. KEY, "https://x.example/?api_key=s3cr3t-v4lue" } do
+      local ok, msg = pcall(coldsend.client, { api_key = KEY, base_url = url })
+      assert.is_false(ok)
+      msg = tostring(msg)
+      assert.matches("bad option 'base_url' for coldsend%.client %(.-, got \".*%[redacted%].*\"%)$", msg)
+      assert.is_nil(msg:find(KEY, 1, true), msg)
+      assert.is_nil(msg:find("s3cr3t", 1, true), msg)
+    end
+  end)
+
   -- a clock that is no clock failed at the first request, in the limiter
   -- ("bad argument #1 to 'acquire'"), naming neither the option nor the line
   it("a clock that gives no number of seconds is refused at the caller's line", function()

@@ -7,7 +7,8 @@ local core = require "coldsend.core"
 local ratelimit = require "coldsend.ratelimit"
 local options = require "coldsend.options"
 local endpoint = require "coldsend.endpoint"
-local mask_url = require("coldsend.redact").credentials
+local redact = require "coldsend.redact"
+local mask_url = redact.credentials
 
 local M = {}
 
@@ -52,14 +53,17 @@ local is_loopback = endpoint.is_loopback
 M.is_loopback = is_loopback
 
 -- Returns the normalised base URL (no trailing slash) or raises.
-local function check_base_url(url)
+local function check_base_url(url, key)
   if type(url) ~= "string" then
     error(format("bad option 'base_url' for coldsend.client (URL string expected, got %s)", type(url)), 3)
   end
   local u, _, rule = endpoint.parse_url(url)
   if not u then
-    -- a URL with credentials is not repeated, not even in an error
-    local got = rule:find("credentials", 1, true) and "" or format(", got %q", url)
+    -- a URL with credentials is not repeated, not even in an error; nor
+    -- is the key (or a secret query field) pasted into one
+    local secrets = {}
+    redact.add(secrets, key, true)
+    local got = rule:find("credentials", 1, true) and "" or format(", got %q", redact.url(url, secrets))
     error(format("bad option 'base_url' for coldsend.client (%s%s)", rule, got), 3)
   end
   return (url:gsub("/+$", ""))
@@ -153,7 +157,7 @@ function M.new(opts)
   local self = setmetatable({}, Client)
   require("coldsend.request_loop").keep_key(self, key)
   self.base_url = check_base_url(opts.base_url or os.getenv("COLDSEND_BASE_URL")
-    or facade.DEFAULT_BASE_URL)
+    or facade.DEFAULT_BASE_URL, key)
   options.check_values(what, opts, CLIENT_OPTIONS)
   self.timeout = opts.timeout or 60
   self.connect_timeout = opts.connect_timeout or 10
