@@ -89,6 +89,18 @@ describe("coldsend.options", function()
     end
   end)
 
+  -- the key given as another option's value was repeated in the error
+  it("an option given the key as its value does not repeat it", function()
+    for _, name in ipairs { "timeout", "transport", "rate_limit", "ca_file" } do
+      local msg = raised(function()
+        local cl = coldsend.client { api_key = KEY, base_url = DEAD, [name] = KEY }
+        return cl
+      end)
+      assert.matches(THIS .. "bad option '" .. name:gsub("%p", "%%%0") .. "'.*%[redacted%]", msg)
+      assert.is_nil(msg:find(KEY, 1, true), msg)
+    end
+  end)
+
   -- a clock that is no clock failed at the first request, in the limiter
   -- ("bad argument #1 to 'acquire'"), naming neither the option nor the line
   it("a clock that gives no number of seconds is refused at the caller's line", function()

@@ -207,7 +207,7 @@ function M.new(opts)
     else
       -- a CA file that cannot be read: raised at the caller's line
       local ok, t = pcall(core.http, { ca_file = opts.ca_file, max_body = opts.max_body, proxy = proxy })
-      if not ok then raise((tostring(t):gsub("^[^\n]-:%d+: ", "", 1))) end
+      if not ok then raise(redact.string((tostring(t):gsub("^[^\n]-:%d+: ", "", 1)))) end
       transport = t
     end
   end
