@@ -128,6 +128,17 @@ describe("ratelimit's C rings", function()
     assert.equal(2 ^ 53 - 1, ring.head)
   end)
 
+  it("settles nothing for a ticket that is no head number", function()
+    local lim = ratelimit.new(new_key(), { per_minute = 1, per_hour = false, minute_seconds = 10 },
+      { store = ratelimit.memory_store("c") })
+    assert.equal(0, (lim:acquire(0, 5)))
+    for _, bad in ipairs { 1e300, -1e300, 0 / 0, 0.5, -1, { 1e300 }, { 0 / 0 }, {} } do
+      assert.is_true(lim:done(bad, 1), tostring(bad))
+    end
+    assert.equal(10, lim:acquire(5)) -- still the lease's end and a period away: 15
+    assert.has_error(function() lim:done("x", 1) end)
+  end)
+
   it("grants after a refused head as before it", function()
     local lim = ratelimit.new(new_key(), { per_minute = 3, per_hour = false },
       { store = ratelimit.memory_store("c") })

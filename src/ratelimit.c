@@ -326,14 +326,18 @@ static int l_done(lua_State *L) {
   now = to_num(L, 3);
   if (lua_toboolean(L, 2)) {
     lua_Integer heads[2];
+    /* a ticket that is no head number (1e300: lua_tointeger's cast is
+     * undefined before Lua 5.3) settles nothing */
     if (lua_type(L, 2) == LUA_TTABLE) {
       for (i = 0; i < m->n; i++) {
         lua_rawgeti(L, 2, i + 1);
-        heads[i] = lua_tointeger(L, -1);
+        if (!cs_tointeger(L, -1, &heads[i])) heads[i] = -1;
         lua_pop(L, 1);
       }
     } else {
-      heads[0] = heads[1] = luaL_checkinteger(L, 2);
+      luaL_checknumber(L, 2);
+      if (!cs_tointeger(L, 2, &heads[0])) heads[0] = -1;
+      heads[1] = heads[0];
     }
     for (i = 0; i < m->n; i++) {
       ring *g = m->r[i];
