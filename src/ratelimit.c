@@ -194,9 +194,11 @@ static int ring_newindex(lua_State *L) {
   if (lua_type(L, 2) == LUA_TNUMBER) {
     lua_Integer s;
     slot *p;
-    if (!cs_tointeger(L, 2, &s) || s < 0 || s >= g->limit)
-      return luaL_error(L, "coldsend.ratelimit: no slot %s in a ring of %d",
-                        lua_tostring(L, 2), (int)g->limit);
+    if (!cs_tointeger(L, 2, &s) || s < 0 || s >= g->limit) {
+      lua_pushinteger(L, g->limit); /* (an int would cut 3e9 slots) */
+      return luaL_error(L, "coldsend.ratelimit: no slot %s in a ring of %s",
+                        lua_tostring(L, 2), lua_tostring(L, -1));
+    }
     p = ring_slot(L, g, s, 1);
     p->free_at = luaL_checknumber(L, 3);
     p->free_int = is_int(L, 3);
