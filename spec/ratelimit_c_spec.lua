@@ -116,7 +116,8 @@ describe("ratelimit's C rings", function()
     local ring = store:ring("fnv:0:minute:3:60")
     assert.has_error(function() ring[3] = 1 end, "coldsend.ratelimit: no slot 3 in a ring of 3")
     local big = store:ring("fnv:0:hour:3000000000:3600")
-    assert.has_error(function() big[3000000000] = 1 end, "coldsend.ratelimit: no slot 3000000000 in a ring of 3000000000")
+    assert.has_error(function() big[3000000000] = 1 end,
+      "coldsend.ratelimit: no slot 3000000000 in a ring of 3000000000")
     assert.has_error(function() ring.other = 1 end,
       "coldsend.ratelimit: a ring's 'other' is written by C only")
     -- a slot is head % limit: a negative head was read before the slots
