@@ -49,6 +49,17 @@ describe("coldsend.client construction", function()
     ok, err = pcall(coldsend.client, { api_key = KEY, base_url = "ftp://127.0.0.1/" })
     assert.is_false(ok)
     assert.matches("base_url", err, 1, true)
+    -- no address: the resolver would ask DNS for it (the key in clear to
+    -- wherever the answer points)
+    for _, url in ipairs { "http://127.0.0.999:9/api", "http://127.1.1.99999999/", "http://127.0.0.1.example.com/",
+      "http://127.0.0.0256/" } do
+      ok, err = pcall(coldsend.client, { api_key = KEY, base_url = url })
+      assert.is_false(ok, url)
+      assert.matches("only allowed for loopback", err, 1, true)
+    end
+    for _, url in ipairs { "http://127.255.255.254:9/api", "HTTP://[::1]:9/", "http://LOCALHOST:9" } do
+      assert.truthy(coldsend.client { api_key = KEY, base_url = url }, url)
+    end
   end)
 
   it("takes key and URL from the environment-style defaults and never prints the key", function()

@@ -31,6 +31,28 @@ describe("one home per fact", function()
     assert.equal(core.parse_http_date, retry.parse_http_date)
   end)
 
+  -- Only RFC 850's two digits are a two-digit year: a four-digit year
+  -- below 100 was read as one ("0000" as 2000, a wait of decades), and a
+  -- sign before two digits passed ("-50" as 1950, "+94" as 1994).
+  it("HTTP dates: a year is four digits, or RFC 850's two", function()
+    local years = {
+      ["Sun, 06 Nov 2094 08:49:37 GMT"] = 3939871777, ["Sunday, 06-Nov-69 08:49:37 GMT"] = 3150953377,
+      ["Sunday, 06-Nov-70 08:49:37 GMT"] = 26729377, ["Sat, 01 Jan 0000 00:00:00 GMT"] = -62167219200,
+      ["Tue, 01 Jan 0050 00:00:00 GMT"] = -60589296000, ["Fri, 31 Dec 9999 23:59:59 GMT"] = 253402300799,
+      ["Tue, 29 Feb 2000 00:00:00 GMT"] = 951782400, ["Fri Dec 31 23:59:59 9999"] = 253402300799,
+    }
+    for s, at in pairs(years) do assert.equal(at, core.parse_http_date(s), s) end
+    for _, bad in ipairs {
+      "Sun, 06 Nov -50 08:49:37 GMT", "Sun, 06 Nov +94 08:49:37 GMT", "Sunday, 06-Nov--5 08:49:37 GMT",
+      "Sun, 06 Nov 994 08:49:37 GMT", "Sun, 06 Nov 5 08:49:37 GMT", "Sun, 06 Nov 19940 08:49:37 GMT",
+      "Sun Nov  6 08:49:37 94", "Sun Nov  6 08:49:37 -994", "Mon, 29 Feb 1900 00:00:00 GMT",
+    } do
+      assert.is_nil(core.parse_http_date(bad), bad)
+    end
+    -- a Retry-After of the year 50 is in the past: no wait, not one of decades
+    assert.equal(0, core.server_wait(503, { ["retry-after"] = "Tue, 01 Jan 0050 00:00:00 GMT" }, nil, 0))
+  end)
+
   it("ISO 8601 date-times and calendar dates live in coldsend.dates", function()
     assert.equal(dates.parse_iso_utc, writes.parse_iso_utc)
     assert.equal(1705314600, dates.parse_iso_utc("2024-01-15T12:30:00+02:00"))

@@ -76,12 +76,54 @@ describe("coldsend.options", function()
     end)
   end
 
+  -- the key pasted into a bad base URL was repeated in the error
+  it("a bad base URL's error does not repeat the key (nor a secret query field) pasted into it", function()
+    for _, url in ipairs { "https://api.example.com/?key=" .. KEY, "https://api.example.com/" .. KEY .. "#x",
+      "ftp://" .. KEY .. ".example.com", "http://x.example/" .. KEY, "https://x.example/?api_key=s3cr3t-v4lue" } do
+      local ok, msg = pcall(coldsend.client, { api_key = KEY, base_url = url })
+      assert.is_false(ok)
+      msg = tostring(msg)
+      assert.matches("bad option 'base_url' for coldsend%.client %(.-, got \".*%[redacted%].*\"%)$", msg)
+      assert.is_nil(msg:find(KEY, 1, true), msg)
+      assert.is_nil(msg:find("s3cr3t", 1, true), msg)
+    end
+  end)
+
+  -- the key given as another option's value was repeated in the error
+  it("an option given the key as its value does not repeat it", function()
+    for _, name in ipairs { "timeout", "transport", "rate_limit", "ca_file" } do
+      local msg = raised(function()
+        local cl = coldsend.client { api_key = KEY, base_url = DEAD, [name] = KEY }
+        return cl
+      end)
+      assert.matches(THIS .. "bad option '" .. name:gsub("%p", "%%%0") .. "'.*%[redacted%]", msg)
+      assert.is_nil(msg:find(KEY, 1, true), msg)
+    end
+  end)
+
+  -- a clock that is no clock failed at the first request, in the limiter
+  -- ("bad argument #1 to 'acquire'"), naming neither the option nor the line
+  it("a clock that gives no number of seconds is refused at the caller's line", function()
+    for _, name in ipairs { "clock", "wall_clock" } do
+      for _, got in ipairs { "x", 0 / 0, false } do
+        local msg = raised(function()
+          local cl = coldsend.client { api_key = KEY, base_url = DEAD, [name] = function() return got end }
+          return cl
+        end)
+        assert.matches(THIS .. ("bad option '%s' for coldsend%%.client %%(function returning seconds %%(a number%%)"
+          .. " expected, got %s%%)$"):format(name, options.shown(got):gsub("%p", "%%%0")), msg)
+      end
+      assert.truthy(coldsend.client { api_key = KEY, base_url = DEAD, [name] = function() return 5 end })
+    end
+  end)
+
   it("the rate limit's own options are refused at the caller's line too", function()
     local function client(rl)
       local cl = coldsend.client { api_key = KEY, base_url = DEAD, rate_limit = rl }
       return cl
     end
-    assert.matches(THIS .. "bad value for 'rate_limit%.per_minute' %(integer >= 1 or false expected, got 0%)",
+    assert.matches(THIS .. "bad value for 'rate_limit%.per_minute' %(integer 1 %.%. 2%^53 %- 1 or false"
+      .. " expected, got 0%)",
       raised(function() client { per_minute = 0 } end))
     assert.matches(THIS .. "unknown option 'per_minut' for rate_limit; did you mean 'per_minute'%?",
       raised(function() client { per_minut = 5 } end))

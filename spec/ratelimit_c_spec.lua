@@ -115,7 +115,104 @@ describe("ratelimit's C rings", function()
     local store = ratelimit.memory_store("c")
     local ring = store:ring("fnv:0:minute:3:60")
     assert.has_error(function() ring[3] = 1 end, "coldsend.ratelimit: no slot 3 in a ring of 3")
+    local big = store:ring("fnv:0:hour:3000000000:3600")
+    assert.has_error(function() big[3000000000] = 1 end,
+      "coldsend.ratelimit: no slot 3000000000 in a ring of 3000000000")
     assert.has_error(function() ring.other = 1 end,
       "coldsend.ratelimit: a ring's 'other' is written by C only")
+    -- a slot is head % limit: a negative head was read before the slots
+    -- (a crash), one at the integers' end overflowed on the next acquire
+    for _, bad in ipairs{ -5, 1.5, 2 ^ 60, "x" } do
+      local got = type(bad) == "number" and tostring(bad):gsub("%.0$", "") or "string"
+      assert.has_error(function() ring.head = bad end,
+        "coldsend.ratelimit: bad ring head (integer 0 .. 2^53 expected, got " .. got .. ")")
+    end
+    ring.head = 2 ^ 53 - 1
+    assert.equal(2 ^ 53 - 1, ring.head)
+  end)
+
+  it("settles nothing for a ticket that is no head number", function()
+    local lim = ratelimit.new(new_key(), { per_minute = 1, per_hour = false, minute_seconds = 10 },
+      { store = ratelimit.memory_store("c") })
+    assert.equal(0, (lim:acquire(0, 5)))
+    for _, bad in ipairs { 1e300, -1e300, 0 / 0, 0.5, -1, { 1e300 }, { 0 / 0 }, {} } do
+      assert.is_true(lim:done(bad, 1), tostring(bad))
+    end
+    assert.equal(10, lim:acquire(5)) -- still the lease's end and a period away: 15
+    assert.has_error(function() lim:done("x", 1) end)
+  end)
+
+  it("grants after a refused head as before it", function()
+    local lim = ratelimit.new(new_key(), { per_minute = 3, per_hour = false },
+      { store = ratelimit.memory_store("c") })
+    assert.has_error(function() lim.r1.head = -1 end)
+    local wait, ticket = lim:acquire(0, 0)
+    assert.equal(0, wait)
+    assert.equal(0, ticket)
+  end)
+
+  -- Headers whose reads run Lua: a collection, an acquire from inside the
+  -- answer, an error. The C rings hold no slot across them.
+  it("answer as the Lua path does when the headers' reads run Lua", function()
+    local function outcome(rings, index)
+      local lim = ratelimit.new(new_key(), { per_minute = 2, per_hour = 3, minute_seconds = 5,
+        hour_seconds = 20 }, { store = ratelimit.memory_store(rings) })
+      local log = {}
+      for step = 1, 12 do
+        local wait, ticket = lim:acquire(step, 1)
+        log[#log + 1] = "a " .. tostring(wait)
+        if wait == 0 then
+          local headers = setmetatable({}, { __index = function(_, k) return index(lim, k, step, log) end })
+          local ok, err = pcall(lim.done, lim, ticket, step + 0.5, headers, NOW_WALL + step, nil, false)
+          log[#log + 1] = "d " .. tostring(ok) .. " " .. tostring(ok or tostring(err):match("boom"))
+        end
+        log[#log + 1] = "v " .. lim:available(step + 1).per_minute .. " " .. lim:available(step + 1).per_hour
+      end
+      return table.concat(log, "\n")
+    end
+    local cases = {
+      collect = function(_, k)
+        collectgarbage()
+        collectgarbage()
+        if k == "x-ratelimit-remaining" then return "1" end
+      end,
+      reenter = function(lim, k, step, log)
+        if k == "x-ratelimit-remaining" then
+          local wait, ticket = lim:acquire(step + 0.25, 0)
+          log[#log + 1] = "inner " .. tostring(wait)
+          if wait == 0 then lim:done(ticket, step + 0.3, nil) end
+          return "0"
+        end
+      end,
+      raise = function(_, k, step)
+        if k == "x-ratelimit-reset" and step % 2 == 0 then error("boom") end
+        if k == "x-ratelimit-remaining" then return "1" end
+      end,
+    }
+    for name, index in pairs(cases) do
+      assert.equal(outcome("table", index), outcome("c", index), name)
+    end
+  end)
+
+  -- A store's pins (see ratelimit.lua's `pin`) changed after its limiter
+  -- was made: the C rings wrote to whatever was there (a crash on nil or
+  -- a number); now they do what the Lua path does.
+  it("pins as the Lua path does when the store's pins change", function()
+    local function outcome(rings, pins)
+      local store = ratelimit.memory_store(rings)
+      store.pins, store.fp, store.busy_until = {}, "fp", -math.huge
+      local lim = ratelimit.new(new_key(), { per_minute = 3, per_hour = false }, { store = store })
+      store.pins = pins
+      local ok, wait = pcall(lim.acquire, lim, 0, 0)
+      return tostring(ok) .. " " .. tostring(ok and wait or tostring(wait):match("attempt to index .*(a %a+ value)")),
+        type(pins) == "table" and pins.fp == store
+    end
+    for _, pins in ipairs{ false, 7, "s", setmetatable({}, { __newindex = rawset }) } do
+      local c, c_pinned = outcome("c", pins)
+      local lua, lua_pinned = outcome("table", pins)
+      assert.equal(lua, c, tostring(pins))
+      assert.equal(lua_pinned, c_pinned)
+    end
+    assert.equal("true 0", (outcome("c", nil)))
   end)
 end)

@@ -116,9 +116,16 @@ describe("ratelimit", function()
 
   it("refuses bad configurations, naming the option", function()
     local cases = {
-      { { per_minute = 0 }, "bad value for 'rate_limit.per_minute' (integer >= 1 or false expected, got 0)" },
-      { { per_hour = 2.5 }, "bad value for 'rate_limit.per_hour' (integer >= 1 or false expected, got 2.5)" },
-      { { per_hour = "10" }, "bad value for 'rate_limit.per_hour' (integer >= 1 or false expected, got string)" },
+      { { per_minute = 0 }, "bad value for 'rate_limit.per_minute' (integer 1 .. 2^53 - 1 or false expected, got 0)" },
+      { { per_hour = 2.5 }, "bad value for 'rate_limit.per_hour' (integer 1 .. 2^53 - 1 or false expected, got 2.5)" },
+      { { per_minute = 2 ^ 53 }, "bad value for 'rate_limit.per_minute' (integer 1 .. 2^53 - 1"
+        .. " or false expected, got 9.007199254741e+15)" },
+      { { per_hour = 1e300 },
+        "bad value for 'rate_limit.per_hour' (integer 1 .. 2^53 - 1 or false expected, got 1e+300)" },
+      { { per_hour = 0 / 0 },
+        "bad value for 'rate_limit.per_hour' (integer 1 .. 2^53 - 1 or false expected, got " },
+      { { per_hour = "10" },
+        "bad value for 'rate_limit.per_hour' (integer 1 .. 2^53 - 1 or false expected, got string)" },
       { { minute_seconds = 0 }, "bad value for 'rate_limit.minute_seconds' (number of seconds > 0 expected, got 0)" },
       { { hour_seconds = "1h" },
         "bad value for 'rate_limit.hour_seconds' (number of seconds > 0 expected, got string)" },

@@ -38,6 +38,7 @@
 #define RING_MT "coldsend.ratelimit.ring"
 #define MIN_WAIT 0.001
 #define UNSET (-HUGE_VAL)
+#define MAX_HEAD ((lua_Integer)9007199254740992.0) /* 2^53 */
 
 #if LUA_VERSION_NUM >= 503
 #define is_int(L, i) lua_isinteger((L), (i))
@@ -193,9 +194,11 @@ static int ring_newindex(lua_State *L) {
   if (lua_type(L, 2) == LUA_TNUMBER) {
     lua_Integer s;
     slot *p;
-    if (!cs_tointeger(L, 2, &s) || s < 0 || s >= g->limit)
-      return luaL_error(L, "coldsend.ratelimit: no slot %s in a ring of %d",
-                        lua_tostring(L, 2), (int)g->limit);
+    if (!cs_tointeger(L, 2, &s) || s < 0 || s >= g->limit) {
+      lua_pushinteger(L, g->limit); /* (an int would cut 3e9 slots) */
+      return luaL_error(L, "coldsend.ratelimit: no slot %s in a ring of %s",
+                        lua_tostring(L, 2), lua_tostring(L, -1));
+    }
     p = ring_slot(L, g, s, 1);
     p->free_at = luaL_checknumber(L, 3);
     p->free_int = is_int(L, 3);
@@ -210,7 +213,16 @@ static int ring_newindex(lua_State *L) {
   } else if (strcmp(k, "busy_until") == 0) {
     g->busy_until = to_num(L, 3);
   } else if (strcmp(k, "head") == 0) {
-    g->head = luaL_checkinteger(L, 3);
+    /* a slot is head % limit: a negative head would be before the slots,
+     * one near the integers' end would overflow on the next acquire */
+    lua_Integer h;
+    if (!cs_tointeger(L, 3, &h) || h < 0 || h > MAX_HEAD)
+      return luaL_error(L,
+                        "coldsend.ratelimit: bad ring head (integer 0 .. "
+                        "2^53 expected, got %s)",
+                        lua_type(L, 3) == LUA_TNUMBER ? lua_tostring(L, 3)
+                                                      : luaL_typename(L, 3));
+    g->head = h;
   } else {
     return luaL_error(
         L, "coldsend.ratelimit: a ring's '%s' is written by C only", k);
@@ -234,9 +246,13 @@ static void keep_pinned(lua_State *L, limiter *m, num busy) {
   if (hold->pinned) return;
   lua_getfield(L, 1, "store");
   lua_getfield(L, -1, "pins");
+  if (!lua_toboolean(L, -1)) { /* the Lua path's `if pins` */
+    lua_pop(L, 2);
+    return;
+  }
   lua_getfield(L, -2, "fp");
   lua_pushvalue(L, -3);
-  lua_rawset(L, -3);
+  lua_settable(L, -3); /* as the Lua path's pins[store.fp] = store */
   lua_pop(L, 2);
   hold->pinned = 1;
 }
@@ -312,14 +328,18 @@ static int l_done(lua_State *L) {
   now = to_num(L, 3);
   if (lua_toboolean(L, 2)) {
     lua_Integer heads[2];
+    /* a ticket that is no head number (1e300: lua_tointeger's cast is
+     * undefined before Lua 5.3) settles nothing */
     if (lua_type(L, 2) == LUA_TTABLE) {
       for (i = 0; i < m->n; i++) {
         lua_rawgeti(L, 2, i + 1);
-        heads[i] = lua_tointeger(L, -1);
+        if (!cs_tointeger(L, -1, &heads[i])) heads[i] = -1;
         lua_pop(L, 1);
       }
     } else {
-      heads[0] = heads[1] = luaL_checkinteger(L, 2);
+      luaL_checknumber(L, 2);
+      if (!cs_tointeger(L, 2, &heads[0])) heads[0] = -1;
+      heads[1] = heads[0];
     }
     for (i = 0; i < m->n; i++) {
       ring *g = m->r[i];

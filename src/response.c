@@ -132,21 +132,28 @@ static int month_number(const char *mon) {
  * so a server's "-2147483647:00:00" is no date rather than an overflow. */
 static int parse_http_date(const char *s, double *out) {
   char mon[4] = {0};
-  int d, y, hh, mm, ss, m;
+  int d, y, hh, mm, ss, m, y0 = 0, y1 = 0;
   const char *comma = strchr(s, ',');
   if (comma != NULL) {
-    /* "Sun, 06 Nov 1994 08:49:37 GMT" or "Sunday, 06-Nov-94 08:49:37 GMT" */
-    if (sscanf(comma + 1, " %2d %3s %4d %2d:%2d:%2d", &d, mon, &y, &hh, &mm,
-               &ss) != 6 &&
-        sscanf(comma + 1, " %2d-%3[A-Za-z]-%4d %2d:%2d:%2d", &d, mon, &y, &hh,
-               &mm, &ss) != 6)
+    /* "Sun, 06 Nov 1994 08:49:37 GMT" or "Sunday, 06-Nov-94 08:49:37 GMT";
+     * y0 .. y1: where the year's text is */
+    if (sscanf(comma + 1, " %2d %3s %n%4d%n %2d:%2d:%2d", &d, mon, &y0, &y, &y1,
+               &hh, &mm, &ss) != 6 &&
+        sscanf(comma + 1, " %2d-%3[A-Za-z]-%n%4d%n %2d:%2d:%2d", &d, mon, &y0,
+               &y, &y1, &hh, &mm, &ss) != 6)
       return 0;
-    if (y < 100) y += y < 70 ? 2000 : 1900; /* RFC 850's two-digit years */
+    /* four digits, or RFC 850's two ("0050" is the year 50, not 2050;
+     * "-50" or "+94" no year) */
+    if (comma[1 + y0] < '0' || comma[1 + y0] > '9' ||
+        (y1 - y0 != 2 && y1 - y0 != 4))
+      return 0;
+    if (y1 - y0 == 2) y += y < 70 ? 2000 : 1900;
   } else {
     /* "Sun Nov  6 08:49:37 1994" */
     char wday[4];
-    if (sscanf(s, "%3s %3s %2d %2d:%2d:%2d %4d", wday, mon, &d, &hh, &mm, &ss,
-               &y) != 7)
+    if (sscanf(s, "%3s %3s %2d %2d:%2d:%2d %n%4d%n", wday, mon, &d, &hh, &mm,
+               &ss, &y0, &y, &y1) != 7 ||
+        s[y0] < '0' || s[y0] > '9' || y1 - y0 != 4)
       return 0;
   }
   m = month_number(mon);

@@ -7,7 +7,8 @@ local core = require "coldsend.core"
 local ratelimit = require "coldsend.ratelimit"
 local options = require "coldsend.options"
 local endpoint = require "coldsend.endpoint"
-local mask_url = require("coldsend.redact").credentials
+local redact = require "coldsend.redact"
+local mask_url = redact.credentials
 
 local M = {}
 
@@ -52,14 +53,17 @@ local is_loopback = endpoint.is_loopback
 M.is_loopback = is_loopback
 
 -- Returns the normalised base URL (no trailing slash) or raises.
-local function check_base_url(url)
+local function check_base_url(url, key)
   if type(url) ~= "string" then
     error(format("bad option 'base_url' for coldsend.client (URL string expected, got %s)", type(url)), 3)
   end
   local u, _, rule = endpoint.parse_url(url)
   if not u then
-    -- a URL with credentials is not repeated, not even in an error
-    local got = rule:find("credentials", 1, true) and "" or format(", got %q", url)
+    -- a URL with credentials is not repeated, not even in an error; nor
+    -- is the key (or a secret query field) pasted into one
+    local secrets = {}
+    redact.add(secrets, key, true)
+    local got = rule:find("credentials", 1, true) and "" or format(", got %q", redact.url(url, secrets))
     error(format("bad option 'base_url' for coldsend.client (%s%s)", rule, got), 3)
   end
   return (url:gsub("/+$", ""))
@@ -153,7 +157,7 @@ function M.new(opts)
   local self = setmetatable({}, Client)
   require("coldsend.request_loop").keep_key(self, key)
   self.base_url = check_base_url(opts.base_url or os.getenv("COLDSEND_BASE_URL")
-    or facade.DEFAULT_BASE_URL)
+    or facade.DEFAULT_BASE_URL, key)
   options.check_values(what, opts, CLIENT_OPTIONS)
   self.timeout = opts.timeout or 60
   self.connect_timeout = opts.connect_timeout or 10
@@ -177,6 +181,14 @@ function M.new(opts)
   self.wall_clock = opts.wall_clock
     or (host and host.now) or core.time
   self.sleep = opts.sleep or (host and host.sleep) or core.sleep
+  for _, name in ipairs { "clock", "wall_clock" } do
+    -- one that is no clock (os.date, one giving a table or nil) failed at
+    -- the first request, in the limiter, naming neither option nor line
+    local now = opts[name] and opts[name]()
+    if opts[name] and not (type(now) == "number" and now == now) then
+      opt_error(what, name, "function returning seconds (a number)", now)
+    end
+  end
   self.random = opts.random or math.random
 
   local transport = opts.transport
@@ -195,7 +207,7 @@ function M.new(opts)
     else
       -- a CA file that cannot be read: raised at the caller's line
       local ok, t = pcall(core.http, { ca_file = opts.ca_file, max_body = opts.max_body, proxy = proxy })
-      if not ok then raise((tostring(t):gsub("^[^\n]-:%d+: ", "", 1))) end
+      if not ok then raise(redact.string((tostring(t):gsub("^[^\n]-:%d+: ", "", 1)))) end
       transport = t
     end
   end

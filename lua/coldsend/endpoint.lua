@@ -9,10 +9,17 @@ local M = {}
 
 local format = string.format
 
+-- 127.0.0.0/8 written as an address: "127.0.0.999" or "127.1.1.99999999"
+-- is no address, so the resolver would ask DNS for it, and plain http://
+-- (the key in clear) would go wherever the answer points
+local function is_loopback_v4(host)
+  local a, b, c = host:match("^127%.(%d%d?%d?)%.(%d%d?%d?)%.(%d%d?%d?)$")
+  return a ~= nil and tonumber(a) <= 255 and tonumber(b) <= 255 and tonumber(c) <= 255
+end
+
 local function is_loopback(host)
   host = host:lower()
-  return host == "localhost" or host == "[::1]" or host == "::1"
-    or host:match("^127%.%d+%.%d+%.%d+$") ~= nil
+  return host == "localhost" or host == "[::1]" or host == "::1" or is_loopback_v4(host)
 end
 
 --- Splits a URL into scheme, host, port and path (and whether the host is

@@ -45,7 +45,11 @@ M.raise = raise
 -- anything else by its type (a table's address says nothing).
 function M.shown(v)
   local t = type(v)
-  if t == "string" then return format("%q", #v > 60 and v:sub(1, 57) .. "..." or v) end
+  if t == "string" then
+    -- the API key given as another option's value is not repeated
+    v = require("coldsend.redact").string(v)
+    return format("%q", #v > 60 and v:sub(1, 57) .. "..." or v)
+  end
   if v ~= v then return "nan" end
   if t == "number" then return tostring(v) end
   return t

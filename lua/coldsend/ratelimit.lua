@@ -230,8 +230,10 @@ end
 local function check_limit(name, v)
   if v == nil then return M.DEFAULTS[name] end
   if v == false then return false end
-  if not (type(v) == "number" and v >= 1 and v == floor(v) and v < math.huge) then
-    config_error(name, "integer >= 1 or false", v)
+  -- at most 2^53 - 1: a ring's slot count, an integer on every Lua (larger
+  -- ones were refused deep inside, by string.format or the C rings)
+  if not (type(v) == "number" and v >= 1 and v == floor(v) and v < 2 ^ 53) then
+    config_error(name, "integer 1 .. 2^53 - 1 or false", v)
   end
   return v
 end
