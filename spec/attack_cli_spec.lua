@@ -258,8 +258,10 @@ end
       -- no host: a message, not "attempt to index a nil value"
       local ok, msg = pcall(coldsend.client, { api_key = sb.key, base_url = "http://:80/api/public/v1" })
       assert.is_false(ok)
+      -- at the caller's line, here, even through pcall
+      assert.matches("^[^\n]*attack_cli_spec%.lua:%d+: ", msg)
       assert.equal("bad option 'base_url' for coldsend.client (a host expected, got \"http://:80/api/public/v1\")",
-        msg)
+        msg:match("^[^\n]-:%d+: (.*)$"))
       -- what is allowed stays allowed
       for _, url in ipairs { sb.url, sb.url .. "/", "http://localhost:1/api/public/v1",
         "http://[::1]:65535/api/public/v1", "https://api.coldsend.pro/api/public/v1" } do

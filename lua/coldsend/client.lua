@@ -12,7 +12,7 @@ local mask_url = redact.credentials
 
 local M = {}
 
-local type, setmetatable, error = type, setmetatable, error
+local type, setmetatable = type, setmetatable
 local format = string.format
 local raise, opt_error = options.raise, options.opt_error
 
@@ -55,7 +55,7 @@ M.is_loopback = is_loopback
 -- Returns the normalised base URL (no trailing slash) or raises.
 local function check_base_url(url, key)
   if type(url) ~= "string" then
-    error(format("bad option 'base_url' for coldsend.client (URL string expected, got %s)", type(url)), 3)
+    raise(format("bad option 'base_url' for coldsend.client (URL string expected, got %s)", type(url)))
   end
   local u, _, rule = endpoint.parse_url(url)
   if not u then
@@ -64,7 +64,7 @@ local function check_base_url(url, key)
     local secrets = {}
     redact.add(secrets, key, true)
     local got = rule:find("credentials", 1, true) and "" or format(", got %q", redact.url(url, secrets))
-    error(format("bad option 'base_url' for coldsend.client (%s%s)", rule, got), 3)
+    raise(format("bad option 'base_url' for coldsend.client (%s%s)", rule, got))
   end
   return (url:gsub("/+$", ""))
 end
@@ -145,14 +145,14 @@ function M.new(opts)
   local facade = require "coldsend" -- the defaults a user may read there
   opts = opts or {}
   if type(opts) ~= "table" then
-    error(format("bad argument #1 to 'client' (table expected, got %s)", type(opts)), 2)
+    raise(format("bad argument #1 to 'client' (table expected, got %s)", type(opts)))
   end
   local what = "coldsend.client"
   options.check_known(what, opts, CLIENT_OPTIONS)
   local key = opts.api_key
   if key == nil then key = os.getenv("COLDSEND_API_KEY") end
   local problem = key_problem(key)
-  if problem then error("coldsend.client: " .. problem, 2) end
+  if problem then raise("coldsend.client: " .. problem) end
 
   local self = setmetatable({}, Client)
   require("coldsend.request_loop").keep_key(self, key)
