@@ -45,9 +45,9 @@ files["bin/coldsend-sandbox"].read_globals = integers
 
 -- The user agent names LuaJIT's version behind `rawget(_G, "jit") and`.
 files["lua/coldsend/client.lua"].read_globals = { "jit" }
--- The same, and `table.unpack or unpack`.
+-- `table.unpack or unpack`.
 files["lua/coldsend/doctor.lua"].read_globals = {
-  "jit", "unpack", table = { fields = { "unpack" } },
+  "unpack", table = { fields = { "unpack" } },
 }
 -- A campaign file's chunk gets its environment by `if setfenv then`.
 files["lua/coldsend/cli/inputs.lua"].read_globals = { "setfenv" }

@@ -85,9 +85,14 @@ local function in_haproxy()
   return type(c) == "table" and type(c.httpclient) == "function"
 end
 
+--- The Lua running this: LuaJIT's version, else _VERSION (the user agent
+-- and `coldsend doctor` name it).
+function M.lua_version()
+  return (rawget(_G, "jit") and jit.version) or _VERSION
+end
+
 local function user_agent()
-  local lua = (rawget(_G, "jit") and jit.version) or _VERSION
-  return format("lua-coldsend/%s %s %s", core._VERSION, core.curl_version(), lua)
+  return format("lua-coldsend/%s %s %s", core._VERSION, core.curl_version(), M.lua_version())
 end
 
 -- ---------------------------------------------------------------------

@@ -92,7 +92,7 @@ end
 -- the checks, in order
 
 local function check_versions(r)
-  local lua = (rawget(_G, "jit") and jit.version) or _VERSION
+  local lua = require("coldsend.client").lua_version()
   local info = core.curl_info()
   local okc, cjson = pcall(require, "cjson")
   local tls = info.ssl_version and format("%s", info.ssl_version) or "no TLS"
