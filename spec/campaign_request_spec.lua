@@ -305,3 +305,46 @@ describe("_discard", function()
     assert.equal("Local name here", c.name)
   end)
 end)
+
+-- The request path keeps two things between saves: the campaign's URL and
+-- the table of saved values. Neither may change what a save sends or what
+-- _discard returns to.
+describe("what a campaign keeps between saves", function()
+  it("builds its URL again for another base or once it has an id", function()
+    local c = core.campaign()
+    c.name = "New campaign"
+    assert.equal(BASE .. "/campaigns", c:_request("create", BASE).url)
+    c:_apply({ campaign_id = ID, name = "New campaign" })
+    assert.equal(BASE .. "/campaigns/" .. ID, c:_request("get", BASE).url)
+    c.name = "Renamed campaign"
+    assert.equal(BASE .. "/campaigns/" .. ID, c:_request("save", BASE).url)
+    local other = "http://127.0.0.1:8089/api/public/v1/"
+    assert.equal("http://127.0.0.1:8089/api/public/v1/campaigns/" .. ID, c:_request("save", other).url)
+    assert.equal("http://127.0.0.1:8089/api/public/v1/campaigns/" .. ID, c:_request("delete", other).url)
+    assert.equal(BASE .. "/campaigns/" .. ID .. "/pause", c:_request("pause", BASE).url)
+    assert.equal(BASE .. "/campaigns/" .. ID, c:_request("launch", BASE).url)
+    -- the URL is a string of its own in every request, whoever changes one
+    local a, b = c:_request("save", BASE), c:_request("save", BASE)
+    a.url = "changed"
+    assert.equal(BASE .. "/campaigns/" .. ID, b.url)
+    assert.equal(BASE .. "/campaigns/" .. ID, c:_request("save", BASE).url)
+  end)
+
+  it("forgets a saved value once the change is applied", function()
+    local c = core.campaign(ID)
+    c:_apply({ name = "first name", timezone = "UTC" })
+    c.timezone = "Europe/Paris"
+    c:_clear_dirty() -- saved: Europe/Paris is the server's now
+    c:_apply({ timezone = cjson.null })
+    assert.is_nil(c.timezone)
+    c.timezone = "Asia/Tokyo"
+    c:_discard() -- back to what the server holds: none, not the old UTC
+    assert.is_nil(c.timezone)
+    assert.same({}, c:changes())
+    c.timezone = "UTC"
+    c.name = "second name"
+    c:_discard()
+    assert.is_nil(c.timezone)
+    assert.equal("first name", c.name)
+  end)
+end)

@@ -165,6 +165,27 @@ describe("requests", function()
     assert.equal("chunked", res.headers["transfer-encoding"])
   end)
 
+  it("joins a repeated header in any case, also after many other names", function()
+    local lines = {}
+    for i = 1, 40 do lines[#lines + 1] = "X-H" .. i .. ": v" .. i end
+    lines[#lines + 1] = "x-h1: again"
+    lines[#lines + 1] = "X-H40: again"
+    lines[#lines + 1] = "X-h35: z"
+    lines[#lines + 1] = "X-Last: only"
+    local q = table.concat(lines, "\n"):gsub("[^%w]", function(ch) return ("%%%02X"):format(ch:byte()) end)
+    local res = assert(h(get("/headers?h=" .. q)))
+    assert.equal("v1, again", res.headers["x-h1"])
+    assert.equal("v40, again", res.headers["x-h40"])
+    assert.equal("v35, z", res.headers["x-h35"])
+    assert.equal("v2", res.headers["x-h2"])
+    assert.equal("only", res.headers["x-last"])
+    local n = 0
+    for name in pairs(res.headers) do
+      if name:match("^x%-h%d+$") then n = n + 1 end
+    end
+    assert.equal(40, n)
+  end)
+
   it("returns error statuses and does not follow redirects", function()
     local res = assert(h(get("/status?code=302&location=http://127.0.0.1:1/elsewhere")))
     assert.equal(302, res.status)

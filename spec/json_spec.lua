@@ -3,6 +3,7 @@
 -- integral numbers go out as digits on every Lua.
 local core = require "coldsend.core"
 local json = require "coldsend.json"
+local cjson = require "cjson"
 
 describe("JSON", function()
   it("decodes integral numbers of a response as integers", function()
@@ -93,6 +94,77 @@ describe("JSON", function()
         assert.equal(want, data.n, "offset " .. pad .. ", " .. len .. " digits")
         assert.equal("integer", math.type(data.n))
       end
+    end
+  end)
+end)
+
+describe("JSON encoding's walk", function()
+  local function nest(depth)
+    local top = {}
+    local cur = top
+    for _ = 1, depth do
+      cur.x = {}
+      cur = cur.x
+    end
+    return top, cur
+  end
+
+  it("finds a table that contains itself at any depth", function()
+    for _, depth in ipairs{ 0, 1, 63, 64, 65, 70, 200 } do
+      local top, leaf = nest(depth)
+      leaf.y = top
+      local ok, err = pcall(core.json_encode, top)
+      assert.is_false(ok, "depth " .. depth)
+      assert.matches("a table that contains itself", err)
+      if depth <= 70 then -- (a path is cut at 200 characters)
+        assert.matches("'" .. string.rep("x.", depth) .. "y'", err, 1, true)
+      end
+      -- a leaf that holds itself, below the first 64 levels too
+      top, leaf = nest(depth)
+      leaf.self = leaf
+      assert.matches("contains itself", select(2, pcall(core.json_encode, top)))
+    end
+  end)
+
+  it("takes a table twice when neither holds the other, at any depth", function()
+    local shared = { 1, 2 }
+    for _, depth in ipairs{ 1, 64, 100 } do
+      local top, leaf = nest(depth)
+      leaf.a, leaf.b, leaf.c = shared, shared, { shared }
+      local back = cjson.decode(core.json_encode(top))
+      local cur = back
+      for _ = 1, depth do cur = cur.x end
+      assert.same({ 1, 2 }, cur.a)
+      assert.same({ { 1, 2 } }, cur.c)
+    end
+  end)
+
+  it("names the path of a bad number and refuses nesting past 1000", function()
+    assert.matches("'a%.b%[2%]' as JSON %(finite number expected, got nan%)",
+      select(2, pcall(core.json_encode, { a = { b = { 1, 0 / 0 } } })))
+    local deep = {}
+    local cur = deep
+    for _ = 1, 1005 do
+      cur[1] = {}
+      cur = cur[1]
+    end
+    assert.matches("nested deeper than 1000", select(2, pcall(core.json_encode, deep)))
+  end)
+end)
+
+describe("JSON decoding of numbers beside strings", function()
+  it("turns numbers back to integers after strings with escaped quotes and backslashes", function()
+    local data = assert(core.parse_response(200, { ["content-type"] = "application/json" },
+      '{"a":"x\\"1","b":2,"c":"1\\\\","d":[3,"\\\\\\"",4],"e":"-5"}'))
+    assert.equal(2, data.b)
+    assert.equal("x\"1", data.a)
+    assert.equal("1\\", data.c)
+    assert.equal("-5", data.e)
+    assert.same({ 3, "\\\"", 4 }, data.d)
+    if math.type then
+      assert.equal("integer", math.type(data.b))
+      assert.equal("integer", math.type(data.d[1]))
+      assert.equal("integer", math.type(data.d[3]))
     end
   end)
 end)

@@ -26,7 +26,12 @@
 #define CS_SLOT(f) ((f) + 1)
 #define CS_SLOT_SAVED (F_COUNT + 1) /* field values before their first edit */
 #define CS_SLOT_EXTRA (F_COUNT + 2) /* server keys outside the field table */
-#define CS_STORE_SIZE (F_COUNT + 2)
+/* the campaign's URL (base .. "/campaigns/" .. id), made for the base and
+ * the id at the two slots before it: a save does not build it again */
+#define CS_SLOT_URL_BASE (F_COUNT + 3)
+#define CS_SLOT_URL_ID (F_COUNT + 4)
+#define CS_SLOT_URL (F_COUNT + 5)
+#define CS_STORE_SIZE (F_COUNT + 5)
 
 /* Scalars live in C; every Lua value lives in the store, so an error raised
  * half-way leaks nothing and the collector sees everything. */

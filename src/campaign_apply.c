@@ -158,10 +158,23 @@ int cs_campaign_apply(lua_State *L) {
   return 0;
 }
 
+/* Every field applied: the saved values of the changed ones go (a saved
+ * value exists only for a changed field); the table stays for the next
+ * edit, which then allocates nothing. */
 static void clear_all(lua_State *L, cs_campaign *c, int store) {
+  uint32_t was = c->dirty;
+  int f;
   c->dirty = 0;
-  lua_pushnil(L);
-  lua_rawseti(L, store, CS_SLOT_SAVED);
+  if (was == 0) return;
+  lua_rawgeti(L, store, CS_SLOT_SAVED);
+  if (lua_istable(L, -1)) {
+    for (f = 0; f < F_COUNT; f++) {
+      if (!(was & ((uint32_t)1 << f))) continue;
+      lua_pushnil(L);
+      lua_rawseti(L, -2, CS_SLOT(f));
+    }
+  }
+  lua_pop(L, 1);
 }
 
 /* c:_clear_dirty([what]): after a successful save, what was sent is

@@ -230,6 +230,33 @@ int cs_campaign_has_changes(lua_State *L) {
   return 1;
 }
 
+/* Pushes the campaign's URL, base (at base_idx) .. "/campaigns/" .. id (at
+ * id_idx), kept in the store for the next request with the same two. */
+static void push_campaign_url(lua_State *L, int store, int base_idx,
+                              int id_idx) {
+  lua_rawgeti(L, store, CS_SLOT_URL_BASE);
+  lua_rawgeti(L, store, CS_SLOT_URL_ID);
+  if (lua_rawequal(L, -2, base_idx) && lua_rawequal(L, -1, id_idx)) {
+    lua_pop(L, 2);
+    lua_rawgeti(L, store, CS_SLOT_URL);
+    if (lua_type(L, -1) == LUA_TSTRING) return;
+    lua_pop(L, 1);
+  } else {
+    lua_pop(L, 2);
+  }
+  lua_pushliteral(L, "/campaigns/");
+  lua_pushvalue(L, id_idx);
+  lua_concat(L, 2);
+  cs_push_url(L, lua_tostring(L, base_idx), lua_tostring(L, -1));
+  lua_remove(L, -2);
+  lua_pushvalue(L, base_idx);
+  lua_rawseti(L, store, CS_SLOT_URL_BASE);
+  lua_pushvalue(L, id_idx);
+  lua_rawseti(L, store, CS_SLOT_URL_ID);
+  lua_pushvalue(L, -1);
+  lua_rawseti(L, store, CS_SLOT_URL);
+}
+
 enum { OP_CREATE, OP_SAVE, OP_LAUNCH, OP_GET, OP_PAUSE, OP_RESUME, OP_DELETE };
 
 /* c:_request(op, base_url) -> {method=, url=, headers=, body=?} */
@@ -256,10 +283,13 @@ int cs_campaign_request(lua_State *L) {
   if (id == NULL)
     return luaL_error(L, "cannot %s a campaign without an id (create it first)",
                       ops[op]);
-  lua_pushfstring(L, "/campaigns/%s%s", id,
-                  op == OP_PAUSE    ? "/pause"
-                  : op == OP_RESUME ? CS_RESUME_PATH
-                                    : "");
+  if (op == OP_PAUSE || op == OP_RESUME) {
+    lua_pushfstring(L, "/campaigns/%s%s", id,
+                    op == OP_PAUSE ? "/pause" : CS_RESUME_PATH);
+    cs_push_request(L, base, "POST", lua_tostring(L, -1), 0);
+    return 1;
+  }
+  push_campaign_url(L, store, 3, store + 1); /* stack: c op base store id url */
   switch (op) {
     case OP_SAVE:
     case OP_LAUNCH:
@@ -268,16 +298,13 @@ int cs_campaign_request(lua_State *L) {
         lua_pushboolean(L, 1);
         lua_setfield(L, -2, "launch");
       }
-      cs_push_request(L, base, "PUT", lua_tostring(L, -2), -1);
+      cs_push_request_to(L, "PUT", -2, -1);
       break;
     case OP_GET:
-      cs_push_request(L, base, "GET", lua_tostring(L, -1), 0);
-      break;
-    case OP_DELETE:
-      cs_push_request(L, base, "DELETE", lua_tostring(L, -1), 0);
+      cs_push_request_to(L, "GET", -1, 0);
       break;
     default:
-      cs_push_request(L, base, "POST", lua_tostring(L, -1), 0);
+      cs_push_request_to(L, "DELETE", -1, 0);
   }
   return 1;
 }

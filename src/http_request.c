@@ -17,9 +17,12 @@
 static const char *const METHODS[] = {"GET",    "POST",  "PUT",
                                       "DELETE", "PATCH", NULL};
 
+/* The characters of an HTTP token (RFC 9110 §5.6.2). */
 static int is_token_char(unsigned char c) {
+  static const char tchar[] = "!#$%&'*+-.^_`|~";
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-         (c >= '0' && c <= '9') || (c != 0 && strchr("!#$%&'*+-.^_`|~", c));
+         (c >= '0' && c <= '9') ||
+         (c != 0 && memchr(tchar, c, sizeof tchar - 1) != NULL);
 }
 
 /* An optional string field of the table at t, or def. The string stays on
@@ -70,7 +73,7 @@ lua_Integer http_opt_count(lua_State *L, int t, const char *what,
  * or LF in a header would let a value inject headers of its own: that is
  * misuse, and raises before anything is sent. The value is never quoted
  * in the message (it may be a key). Copies of each name and value (a
- * number as its string form) stay on the stack, below the headers table,
+ * number as its string form) stay on the stack, above the headers table,
  * for the rest of the call: the table itself may change under us (a
  * finaliser run by the collector is Lua code). */
 static void read_headers(lua_State *L, int req, cs_request *r) {
@@ -85,6 +88,8 @@ static void read_headers(lua_State *L, int req, cs_request *r) {
                luaL_typename(L, -1));
   headers = lua_gettop(L);
   lua_pushnil(L);
+  /* each name and value lua_next gives stays where it is, out of the
+   * table's reach; a copy of the name is the key of the next lua_next */
   while (lua_next(L, headers) != 0) { /* ..., name, value */
     size_t nlen, vlen, i;
     const char *name, *value;
@@ -101,15 +106,8 @@ static void read_headers(lua_State *L, int req, cs_request *r) {
                  luaL_typename(L, -1));
     if (r->nheaders == MAX_REQ_HEADERS)
       luaL_error(L, "too many request headers (at most %d)", MAX_REQ_HEADERS);
-    /* name and value copied below the table, out of lua_next's way */
-    luaL_checkstack(L, 4, "too many request headers");
-    lua_pushvalue(L, -2);
-    lua_insert(L, headers);
-    lua_pushvalue(L, -1);
-    lua_insert(L, headers + 1);
-    headers += 2;
-    name = lua_tolstring(L, headers - 2, &nlen);
-    value = lua_tolstring(L, headers - 1, &vlen);
+    luaL_checkstack(L, 3, "too many request headers");
+    value = lua_tolstring(L, -1, &vlen); /* a number: its string, here */
     for (i = 0; i < vlen; i++)
       if (value[i] == '\r' || value[i] == '\n' || value[i] == '\0')
         luaL_error(L, "bad header '%s' (value contains CR, LF or NUL)", name);
@@ -119,7 +117,7 @@ static void read_headers(lua_State *L, int req, cs_request *r) {
     r->headers[r->nheaders].name_len = nlen;
     r->headers[r->nheaders].value_len = vlen;
     r->headers[r->nheaders++].value = value;
-    lua_pop(L, 1); /* value */
+    lua_pushvalue(L, -2); /* the key for lua_next */
   }
 }
 

@@ -3,6 +3,7 @@
  * answer's headers or the failure pushed to Lua. */
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "http.h"
 
@@ -165,14 +166,21 @@ static void push_lower(lua_State *L, const char *s, size_t n) {
 /* Pushes the headers of the final response as {lower-case name = value};
  * a repeated header's values are joined with ", " (RFC 9110 §5.3). */
 void http_push_headers(lua_State *L, const char *s, size_t len) {
+  /* the names so far, so that only a repeated one is looked up and joined
+   * (past SEEN of them, every one is) */
+  enum { SEEN = 32 };
+  const char *seen[SEEN];
+  size_t seen_len[SEEN];
   const char *end = s + len;
-  int t;
+  int t, nseen = 0;
   lua_createtable(L, 0, 8);
   t = lua_gettop(L);
   while (s < end) {
     const char *eol = memchr(s, '\n', (size_t)(end - s));
     const char *line_end = eol ? eol : end, *colon, *v, *ve;
     const char *next = eol ? eol + 1 : end;
+    size_t nlen;
+    int i, repeated = nseen == SEEN;
     if (line_end > s && line_end[-1] == '\r') line_end--;
     colon = memchr(s, ':', (size_t)(line_end - s));
     /* the status line, the blank line and folded continuations (obsolete
@@ -184,11 +192,22 @@ void http_push_headers(lua_State *L, const char *s, size_t len) {
     }
     v = colon + 1;
     ve = line_end;
+    nlen = (size_t)(colon - s);
     while (v < ve && (*v == ' ' || *v == '\t')) v++;
     while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t')) ve--;
-    push_lower(L, s, (size_t)(colon - s)); /* name */
-    lua_pushvalue(L, -1);
-    lua_rawget(L, t); /* name, old */
+    for (i = 0; i < nseen && !repeated; i++)
+      repeated = seen_len[i] == nlen && strncasecmp(seen[i], s, nlen) == 0;
+    if (!repeated) {
+      seen[nseen] = s;
+      seen_len[nseen++] = nlen;
+    }
+    push_lower(L, s, nlen); /* name */
+    if (repeated) {
+      lua_pushvalue(L, -1);
+      lua_rawget(L, t); /* name, old */
+    } else {
+      lua_pushnil(L);
+    }
     if (lua_isstring(L, -1)) {
       lua_pushliteral(L, ", ");
       lua_pushlstring(L, v, (size_t)(ve - v));

@@ -67,12 +67,20 @@ static int is_lua_integer(lua_State *L, int idx) {
  * tables, so two references per level cannot make it exponential. */
 #define MAX_TABLES 200000
 
+/* The tables on the path being walked: the first ANCESTORS by address in
+ * a C array, deeper ones in a Lua table made only for such a nesting. */
+#define ANCESTORS 64
+
 typedef struct {
-  int side;    /* stack index of the literals table */
-  int active;  /* stack index of {table = true} for the tables being walked */
+  int side;    /* stack slot of the literals table (nil until a literal) */
+  int deep;    /* stack slot of {table = true} past ANCESTORS (or nil) */
   int n;       /* literals so far */
   long tables; /* tables walked */
-  char path[200];
+  int depth;   /* keys on the path */
+  int tables_on_path;
+  const void *anc[ANCESTORS];
+  int keys[MAX_DEPTH + 2]; /* stack index of each key on the path */
+  char path[200];          /* written only for a message */
 } prep_state;
 
 /* Writes the finite double v in the fewest digits that read back as v. */
@@ -121,6 +129,10 @@ static int has_marker_prefix(const char *s, size_t len) {
 
 /* Pushes a marker for the literal JSON text at the top (popped). */
 static void push_marker(lua_State *L, prep_state *st) {
+  if (st->n == 0) {
+    lua_newtable(L);
+    lua_replace(L, st->side);
+  }
   lua_rawseti(L, st->side, ++st->n);
   lua_pushlstring(L, MARKER_PREFIX, MARKER_PREFIX_LEN);
   lua_pushfstring(L, "%d", st->n);
@@ -129,51 +141,87 @@ static void push_marker(lua_State *L, prep_state *st) {
 
 static int prepare(lua_State *L, int idx, prep_state *st, int depth);
 
-/* Appends the key at kidx to st->path (for messages); returns the old end. */
-static size_t path_push(lua_State *L, int kidx, prep_state *st) {
-  size_t used = strlen(st->path);
-  if (lua_type(L, kidx) == LUA_TSTRING)
-    snprintf(st->path + used, sizeof st->path - used, "%s%s", used ? "." : "",
-             lua_tostring(L, kidx));
-  else if (lua_type(L, kidx) == LUA_TNUMBER)
-    snprintf(st->path + used, sizeof st->path - used, "[%g]",
-             (double)lua_tonumber(L, kidx));
-  return used;
+/* The path of the value being walked, for a message: "a.b[2]". */
+static const char *path_of(lua_State *L, prep_state *st) {
+  size_t used = 0;
+  int i;
+  st->path[0] = '\0';
+  for (i = 0; i < st->depth && used < sizeof st->path - 1; i++) {
+    int k = st->keys[i];
+    if (lua_type(L, k) == LUA_TSTRING)
+      snprintf(st->path + used, sizeof st->path - used, "%s%s", used ? "." : "",
+               lua_tostring(L, k));
+    else if (lua_type(L, k) == LUA_TNUMBER)
+      snprintf(st->path + used, sizeof st->path - used, "[%g]",
+               (double)lua_tonumber(L, k));
+    used = strlen(st->path);
+  }
+  return used ? st->path : "(value)";
+}
+
+/* 1 when the table at idx is on the path being walked (a cycle). */
+static int on_path(lua_State *L, int idx, prep_state *st, int level) {
+  const void *p = lua_topointer(L, idx);
+  int i, n = level < ANCESTORS ? level : ANCESTORS;
+  for (i = 0; i < n; i++)
+    if (st->anc[i] == p) return 1;
+  if (lua_isnil(L, st->deep)) return 0;
+  lua_pushvalue(L, idx);
+  lua_rawget(L, st->deep);
+  i = lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  return i;
+}
+
+/* Marks (on = 1) or unmarks the table at idx as on the path at level. */
+static void mark_path(lua_State *L, int idx, prep_state *st, int level,
+                      int on) {
+  if (level < ANCESTORS) {
+    st->anc[level] = on ? lua_topointer(L, idx) : NULL;
+    return;
+  }
+  if (lua_isnil(L, st->deep)) {
+    lua_newtable(L);
+    lua_replace(L, st->deep);
+  }
+  lua_pushvalue(L, idx);
+  if (on)
+    lua_pushboolean(L, 1);
+  else
+    lua_pushnil(L);
+  lua_rawset(L, st->deep);
 }
 
 /* The table at idx: pushes a copy with its replaced values and returns 1,
  * or returns 0 (nothing pushed) when none of its values is replaced. */
 static int prepare_table(lua_State *L, int idx, prep_state *st, int depth) {
-  int copy;
+  int copy, level = st->tables_on_path++;
   if (depth > MAX_DEPTH)
     luaL_error(L, "cannot encode '%s' as JSON (nested deeper than %d)",
-               st->path[0] ? st->path : "(value)", MAX_DEPTH);
+               path_of(L, st), MAX_DEPTH);
   if (++st->tables > MAX_TABLES)
     luaL_error(L, "cannot encode '%s' as JSON (more than %d tables)",
-               st->path[0] ? st->path : "(value)", MAX_TABLES);
+               path_of(L, st), MAX_TABLES);
   luaL_checkstack(L, 8, "JSON encoding");
-  lua_pushvalue(L, idx);
-  lua_rawget(L, st->active);
-  if (lua_toboolean(L, -1))
+  if (on_path(L, idx, st, level))
     luaL_error(L, "cannot encode '%s' as JSON (a table that contains itself)",
-               st->path[0] ? st->path : "(value)");
-  lua_pop(L, 1);
-  lua_pushvalue(L, idx);
-  lua_pushboolean(L, 1);
-  lua_rawset(L, st->active);
+               path_of(L, st));
+  mark_path(L, idx, st, level, 1);
   lua_pushnil(L); /* the copy's slot, a table once a value is replaced */
   copy = lua_gettop(L);
   lua_pushnil(L);
   while (lua_next(L, idx) != 0) {
     int top = lua_gettop(L);
-    size_t old = path_push(L, top - 1, st);
     if (lua_type(L, top - 1) == LUA_TSTRING) {
       size_t klen;
       const char *k = lua_tolstring(L, top - 1, &klen);
-      if (has_marker_prefix(k, klen))
+      if (has_marker_prefix(k, klen)) {
+        st->keys[st->depth++] = top - 1;
         luaL_error(L, "cannot encode '%s' as JSON (a key holding \\0coldsend:)",
-                   st->path);
+                   path_of(L, st));
+      }
     }
+    st->keys[st->depth++] = top - 1;
     if (prepare(L, top, st, depth + 1)) {
       if (lua_isnil(L, copy)) {
         lua_newtable(L);
@@ -189,12 +237,11 @@ static int prepare_table(lua_State *L, int idx, prep_state *st, int depth) {
       lua_insert(L, -2);
       lua_rawset(L, copy);
     }
-    st->path[old] = '\0';
+    st->depth--;
     lua_settop(L, top - 1); /* the key, for lua_next */
   }
-  lua_pushvalue(L, idx);
-  lua_pushnil(L);
-  lua_rawset(L, st->active);
+  mark_path(L, idx, st, level, 0);
+  st->tables_on_path--;
   if (lua_isnil(L, copy)) {
     lua_pop(L, 1);
     return 0;
@@ -212,8 +259,7 @@ static int prepare(lua_State *L, int idx, prep_state *st, int depth) {
       if (v != v || v == HUGE_VAL || v == -HUGE_VAL)
         luaL_error(
             L, "cannot encode '%s' as JSON (finite number expected, got %s)",
-            st->path[0] ? st->path : "(value)",
-            v != v ? "nan" : (v > 0 ? "inf" : "-inf"));
+            path_of(L, st), v != v ? "nan" : (v > 0 ? "inf" : "-inf"));
       if (cjson_exact(L, idx)) return 0;
 #if LUA_VERSION_NUM >= 503
       if (lua_isinteger(L, idx)) {
@@ -285,13 +331,14 @@ void cs_json_encode(lua_State *L, int idx) {
   idx = lua_absindex(L, idx);
   st.n = 0;
   st.tables = 0;
-  st.path[0] = '\0';
-  lua_newtable(L);
+  st.depth = 0;
+  st.tables_on_path = 0;
+  lua_pushnil(L); /* the literals, made at the first */
   side = st.side = lua_gettop(L);
-  lua_newtable(L);
-  st.active = lua_gettop(L);
+  lua_pushnil(L); /* the ancestors past ANCESTORS, made for such a nesting */
+  st.deep = lua_gettop(L);
   replaced = prepare(L, idx, &st, 0);
-  lua_remove(L, st.active); /* the copy, if any, moves to side + 1 */
+  lua_remove(L, st.deep); /* the copy, if any, moves to side + 1 */
   push_cjson(L);
   lua_getfield(L, -1, "encode");
   lua_remove(L, -2);
@@ -301,7 +348,9 @@ void cs_json_encode(lua_State *L, int idx) {
   if (lua_type(L, -1) != LUA_TSTRING)
     luaL_error(L, "cjson.encode returned %s (a string expected)",
                luaL_typename(L, -1));
-  replace_markers(L, side);
+  /* with no literal, no marker can be in the text: every string that held
+   * the prefix would have been one */
+  if (st.n > 0) replace_markers(L, side);
   lua_replace(L, side);
   lua_settop(L, side);
 }
@@ -394,6 +443,31 @@ static int quote_big_integers(lua_State *L, const char *s, size_t len) {
   return 1;
 }
 
+/* 1 when s may hold a number outside its strings (a digit or a '-' there;
+ * an unclosed string counts as one): 0 means cjson decoded no number. */
+static int has_bare_number(const char *s, size_t len) {
+  const char *p = s, *end = s + len;
+  while (p < end) {
+    char c = *p;
+    if (c == '"') { /* to the quote no odd run of backslashes escapes */
+      p++;
+      for (;;) {
+        const char *q = memchr(p, '"', (size_t)(end - p)), *b;
+        if (q == NULL) return 1;
+        for (b = q; b > p && b[-1] == '\\'; b--) {
+        }
+        p = q + 1;
+        if (((q - b) & 1) == 0) break;
+      }
+    } else if ((c >= '0' && c <= '9') || c == '-') {
+      return 1;
+    } else {
+      p++;
+    }
+  }
+  return 0;
+}
+
 /* Replaces the value at the top by its integer and returns 1 when it is a
  * marker (when markers) or an integral float a double holds exactly (below
  * 2^53). */
@@ -437,10 +511,11 @@ static void integers_back(lua_State *L, int markers, int depth) {
 }
 #endif
 
-int cs_json_decode(lua_State *L, const char *s, size_t len) {
+int cs_json_decode(lua_State *L, const char *s, size_t len, int str_idx) {
 #if LUA_VERSION_NUM >= 503
   int markers;
 #endif
+  if (str_idx != 0) str_idx = lua_absindex(L, str_idx);
   push_cjson(L);
   lua_getfield(L, -1, "decode");
   lua_remove(L, -2);
@@ -448,7 +523,12 @@ int cs_json_decode(lua_State *L, const char *s, size_t len) {
   markers = quote_big_integers(L, s, len);
   if (!markers)
 #endif
-    lua_pushlstring(L, s, len);
+  {
+    if (str_idx != 0)
+      lua_pushvalue(L, str_idx);
+    else
+      lua_pushlstring(L, s, len);
+  }
   if (lua_pcall(L, 1, 1, 0) != 0) {
     if (!lua_isstring(L, -1)) {
       lua_pop(L, 1);
@@ -457,10 +537,12 @@ int cs_json_decode(lua_State *L, const char *s, size_t len) {
     return 0;
   }
 #if LUA_VERSION_NUM >= 503
-  if (lua_type(L, -1) == LUA_TTABLE)
-    integers_back(L, markers, 0);
-  else
+  if (lua_type(L, -1) == LUA_TTABLE) {
+    /* a body without a number (most answers) has no float to turn back */
+    if (markers || has_bare_number(s, len)) integers_back(L, markers, 0);
+  } else {
     (void)integer_back(L, markers);
+  }
 #endif
   return 1;
 }
@@ -470,20 +552,26 @@ int cs_is_null(lua_State *L, int idx) {
          lua_touserdata(L, idx) == NULL;
 }
 
-void cs_push_request(lua_State *L, const char *base_url, const char *method,
-                     const char *path, int body_idx) {
+void cs_push_url(lua_State *L, const char *base_url, const char *path) {
   size_t blen = strlen(base_url);
+  luaL_Buffer b;
+  while (blen > 0 && base_url[blen - 1] == '/') blen--;
+  luaL_buffinit(L, &b);
+  luaL_addlstring(&b, base_url, blen);
+  luaL_addstring(&b, path);
+  luaL_pushresult(&b);
+}
+
+void cs_push_request_to(lua_State *L, const char *method, int url_idx,
+                        int body_idx) {
+  url_idx = lua_absindex(L, url_idx);
   if (body_idx != 0) body_idx = lua_absindex(L, body_idx);
   /* room for what the facade adds (timeout, connect_timeout, ca_file,
    * max_body, fresh): no rehash on the way to the transport */
   lua_createtable(L, 0, 9);
   lua_pushstring(L, method);
   lua_setfield(L, -2, "method");
-  /* one slash between base and path whatever the base ends with */
-  while (blen > 0 && base_url[blen - 1] == '/') blen--;
-  lua_pushlstring(L, base_url, blen);
-  lua_pushstring(L, path);
-  lua_concat(L, 2);
+  lua_pushvalue(L, url_idx);
   lua_setfield(L, -2, "url");
   lua_createtable(L, 0, 1);
   if (body_idx != 0) {
@@ -495,6 +583,14 @@ void cs_push_request(lua_State *L, const char *base_url, const char *method,
     cs_json_encode(L, body_idx);
     lua_setfield(L, -2, "body");
   }
+}
+
+void cs_push_request(lua_State *L, const char *base_url, const char *method,
+                     const char *path, int body_idx) {
+  if (body_idx != 0) body_idx = lua_absindex(L, body_idx);
+  cs_push_url(L, base_url, path);
+  cs_push_request_to(L, method, -1, body_idx);
+  lua_remove(L, -2); /* the URL */
 }
 
 /* Pushes s percent-encoded (RFC 3986 unreserved characters kept). */

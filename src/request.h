@@ -17,7 +17,7 @@ void cs_json_encode(lua_State *L, int idx);
 
 /* Pushes the decoded value and returns 1, or pushes cjson's message and
  * returns 0. JSON null decodes to cjson.null (a NULL light userdata). */
-int cs_json_decode(lua_State *L, const char *s, size_t len);
+int cs_json_decode(lua_State *L, const char *s, size_t len, int str_idx);
 
 /* 1 when the value at idx is cjson.null. */
 int cs_is_null(lua_State *L, int idx);
@@ -27,5 +27,13 @@ int cs_is_null(lua_State *L, int idx);
  * is set. */
 void cs_push_request(lua_State *L, const char *base_url, const char *method,
                      const char *path, int body_idx);
+
+/* Pushes base_url .. path with one slash between them whatever the base
+ * ends with. */
+void cs_push_url(lua_State *L, const char *base_url, const char *path);
+
+/* As cs_push_request, with the URL string at url_idx. */
+void cs_push_request_to(lua_State *L, const char *method, int url_idx,
+                        int body_idx);
 
 #endif

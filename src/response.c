@@ -320,7 +320,7 @@ static int protocol_error(lua_State *L, lua_Integer status, const char *body,
 /* 2xx: the decoded object; {} for 204 or an empty body. JSON nulls inside
  * stay cjson.null (a NULL light userdata) so a field explicitly null is not
  * confused with one absent. */
-static int parse_success(lua_State *L, lua_Integer status, int hidx,
+static int parse_success(lua_State *L, lua_Integer status, int hidx, int bidx,
                          const char *body, size_t len) {
   const char *ct = header(L, hidx, "content-type", "Content-Type");
   char c = first_char(body, len);
@@ -344,7 +344,7 @@ static int parse_success(lua_State *L, lua_Integer status, int hidx,
   if (c != '{')
     return protocol_error(L, status, body, len, describe_body(body, len, ct),
                           ct);
-  if (!cs_json_decode(L, body, len)) {
+  if (!cs_json_decode(L, body, len, bidx)) {
     const char *why =
         lua_pushfstring(L, "invalid JSON (%s)", lua_tostring(L, -1));
     protocol_error(L, status, body, len, why, ct);
@@ -521,7 +521,7 @@ static int parse_failure(lua_State *L, lua_Integer status, int hidx,
   /* FastAPI errors are JSON objects; a proxy's 502 page is not, and a JSON
    * body under a non-JSON type is not trusted either */
   if (c == '{' && (ct == NULL || is_json_type(ct))) {
-    if (cs_json_decode(L, body, len) && lua_type(L, -1) == LUA_TTABLE)
+    if (cs_json_decode(L, body, len, 0) && lua_type(L, -1) == LUA_TTABLE)
       data = lua_gettop(L); /* stack: err data */
     else
       lua_pop(L, 1);
@@ -585,7 +585,7 @@ static int response_parse(lua_State *L) {
   lua_Integer status;
   size_t len = 0;
   const char *body = "";
-  int hidx = 0;
+  int hidx = 0, bidx = 0;
   double now;
   if (!cs_tointeger(L, 1, &status) || status < 100 || status > 999)
     return luaL_argerror(L, 1, "HTTP status (integer 100..999) expected");
@@ -593,10 +593,13 @@ static int response_parse(lua_State *L) {
     luaL_checktype(L, 2, LUA_TTABLE);
     hidx = 2;
   }
-  if (!lua_isnoneornil(L, 3)) body = luaL_checklstring(L, 3, &len);
+  if (!lua_isnoneornil(L, 3)) {
+    body = luaL_checklstring(L, 3, &len); /* (a number becomes a string) */
+    bidx = 3;
+  }
   now = lua_isnoneornil(L, 4) ? wall_now() : luaL_checknumber(L, 4);
   if (status >= 200 && status <= 299)
-    return parse_success(L, status, hidx, body, len);
+    return parse_success(L, status, hidx, bidx, body, len);
   return parse_failure(L, status, hidx, body, len, now);
 }
 
