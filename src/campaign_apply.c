@@ -96,17 +96,39 @@ static int is_envelope(const char *k) {
   return strcmp(k, "success") == 0 || strcmp(k, "message") == 0;
 }
 
-/* c:_apply(data [, fresh]): takes a server body (create, get, update) as
- * the applied state. A field with a pending local change keeps it: the
- * server value becomes what _discard returns to (so refresh = _discard +
- * _apply). fresh: data came straight from the decoder and nothing else
- * holds it, so its tables are kept rather than copied. */
+/* Every field applied: the saved values of the changed ones go (a saved
+ * value exists only for a changed field); the table stays for the next
+ * edit, which then allocates nothing. */
+static void clear_all(lua_State *L, cs_campaign *c, int store) {
+  uint32_t was = c->dirty;
+  int f;
+  c->dirty = 0;
+  if (was == 0) return;
+  lua_rawgeti(L, store, CS_SLOT_SAVED);
+  if (lua_istable(L, -1)) {
+    for (f = 0; f < F_COUNT; f++) {
+      if (!(was & ((uint32_t)1 << f))) continue;
+      lua_pushnil(L);
+      lua_rawseti(L, -2, CS_SLOT(f));
+    }
+  }
+  lua_pop(L, 1);
+}
+
+/* c:_apply(data [, fresh [, sent]]): takes a server body (create, get,
+ * update) as the applied state. A field with a pending local change keeps
+ * it: the server value becomes what _discard returns to (so refresh =
+ * _discard + _apply). fresh: data came straight from the decoder and
+ * nothing else holds it, so its tables are kept rather than copied. sent:
+ * data answers a save of every change, which _clear_dirty() first marks
+ * applied (one call for the two). */
 int cs_campaign_apply(lua_State *L) {
   cs_campaign *c = cs_check_campaign(L, 1);
-  int store, keep = lua_toboolean(L, 3);
+  int store, keep = lua_toboolean(L, 3), sent = lua_toboolean(L, 4);
   luaL_checktype(L, 2, LUA_TTABLE);
   lua_settop(L, 2);
   store = cs_push_store(L, 1); /* stack: c body store */
+  if (sent) clear_all(L, c, store);
   lua_pushnil(L);
   while (lua_next(L, 2) != 0) { /* stack: c body store key value */
     const char *k;
@@ -156,25 +178,6 @@ int cs_campaign_apply(lua_State *L) {
     lua_settop(L, v - 1); /* stack: c body store key, for lua_next */
   }
   return 0;
-}
-
-/* Every field applied: the saved values of the changed ones go (a saved
- * value exists only for a changed field); the table stays for the next
- * edit, which then allocates nothing. */
-static void clear_all(lua_State *L, cs_campaign *c, int store) {
-  uint32_t was = c->dirty;
-  int f;
-  c->dirty = 0;
-  if (was == 0) return;
-  lua_rawgeti(L, store, CS_SLOT_SAVED);
-  if (lua_istable(L, -1)) {
-    for (f = 0; f < F_COUNT; f++) {
-      if (!(was & ((uint32_t)1 << f))) continue;
-      lua_pushnil(L);
-      lua_rawseti(L, -2, CS_SLOT(f));
-    }
-  }
-  lua_pop(L, 1);
 }
 
 /* c:_clear_dirty([what]): after a successful save, what was sent is

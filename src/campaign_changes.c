@@ -209,25 +209,26 @@ int cs_campaign_changes(lua_State *L) {
   return 1;
 }
 
-/* c:_has_changes() -> whether changes() holds anything: what a save tests
- * before sending, without building the table. */
+/* c:_has_changes() -> whether changes() holds anything, and whether the
+ * campaign has an id: what a save tests before sending, without building
+ * the table. */
 int cs_campaign_has_changes(lua_State *L) {
   cs_campaign *c = cs_check_campaign(L, 1);
-  int f, store, has = 0;
-  if (c->dirty != 0) {
-    store = cs_push_store(L, 1);
-    lua_rawgeti(L, store, CS_SLOT(F_ID));
-    has = !lua_isnil(L, -1); /* a campaign that exists sends clears too */
+  int f, store = cs_push_store(L, 1), has, exists;
+  lua_rawgeti(L, store, CS_SLOT(F_ID));
+  exists = !lua_isnil(L, -1);
+  lua_pop(L, 1);
+  /* a campaign that exists sends clears too */
+  has = c->dirty != 0 && exists;
+  for (f = 0; f < F_COUNT && !has && c->dirty != 0; f++) {
+    if (!(c->dirty & ((uint32_t)1 << f))) continue;
+    lua_rawgeti(L, store, CS_SLOT(f));
+    has = !lua_isnil(L, -1);
     lua_pop(L, 1);
-    for (f = 0; f < F_COUNT && !has; f++) {
-      if (!(c->dirty & ((uint32_t)1 << f))) continue;
-      lua_rawgeti(L, store, CS_SLOT(f));
-      has = !lua_isnil(L, -1);
-      lua_pop(L, 1);
-    }
   }
   lua_pushboolean(L, has);
-  return 1;
+  lua_pushboolean(L, exists);
+  return 2;
 }
 
 /* Pushes the campaign's URL, base (at base_idx) .. "/campaigns/" .. id (at

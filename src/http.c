@@ -115,13 +115,22 @@ static CURLcode set_ca(cs_http *h, const char *ca) {
   return rc;
 }
 
+/* The per-request options a request set (cs_http.set). */
+enum { SET_MIME = 1, SET_BODY = 2, SET_CUSTOM = 4, SET_FRESH = 8 };
+
 /* Sets what changes from request to request. */
 static CURLcode set_options(cs_http *h, cs_xfer *x, const cs_request *r) {
   CURL *curl = h->curl;
   CURLcode rc = CURLE_OK;
   struct curl_slist *list = NULL;
   SETOPT(CURLOPT_URL, r->url);
-  SETOPT(CURLOPT_PROXY, r->proxy != NULL ? r->proxy : ""); /* copied */
+  if (r->proxy != NULL && r->proxy[0] != '\0') {
+    h->proxy_none = 0;
+    SETOPT(CURLOPT_PROXY, r->proxy); /* copied */
+  } else if (!h->proxy_none) {
+    SETOPT(CURLOPT_PROXY, "");
+    if (rc == CURLE_OK) h->proxy_none = 1;
+  }
   if (rc == CURLE_OK) rc = set_ca(h, r->ca_file);
   if (r->timeout_ms != h->timeout_ms) {
     long low_speed = r->timeout_ms / 1000;
@@ -143,6 +152,7 @@ static CURLcode set_options(cs_http *h, cs_xfer *x, const cs_request *r) {
   SETOPT(CURLOPT_HTTPHEADER, list);
 
   if (r->nparts > 0) {
+    h->set |= SET_MIME;
     if (rc == CURLE_OK) rc = http_build_mime(curl, (cs_request *)r, x);
     SETOPT(CURLOPT_MIMEPOST, x->mime);
   } else if (strcmp(r->method, "GET") == 0) {
@@ -150,11 +160,14 @@ static CURLcode set_options(cs_http *h, cs_xfer *x, const cs_request *r) {
   } else if (r->body != NULL || strcmp(r->method, "DELETE") != 0) {
     /* explicit size: bodies may hold NULs, and PUT/POST/PATCH without one
      * still send Content-Length: 0 */
+    h->set |= SET_BODY;
     SETOPT(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->body_len);
     SETOPT(CURLOPT_POSTFIELDS, r->body ? r->body : "");
   }
-  if (strcmp(r->method, "GET") != 0 && strcmp(r->method, "POST") != 0)
+  if (strcmp(r->method, "GET") != 0 && strcmp(r->method, "POST") != 0) {
+    h->set |= SET_CUSTOM;
     SETOPT(CURLOPT_CUSTOMREQUEST, r->method);
+  }
   /* libcurl silently sends a request again when a reused keep-alive
    * connection turns out closed; for a POST that may have been processed
    * that is a duplicate write, and a re-sent DELETE (or launch: req.fresh)
@@ -162,24 +175,32 @@ static CURLcode set_options(cs_http *h, cs_xfer *x, const cs_request *r) {
    * from a real one. A new connection is never retried. A plain PUT keeps
    * the reused connection: sent twice, it leaves the same state. */
   if (r->fresh ||
-      (strcmp(r->method, "GET") != 0 && strcmp(r->method, "PUT") != 0))
+      (strcmp(r->method, "GET") != 0 && strcmp(r->method, "PUT") != 0)) {
+    h->set |= SET_FRESH;
     SETOPT(CURLOPT_FRESH_CONNECT, 1L);
+  }
   return rc;
 }
 
-/* Undoes every per-request option set_options may have set, so that the
- * handle holds no pointer into this transfer and the next request starts
- * from a plain GET. Connections, TLS sessions and the DNS cache stay.
- * 0 when libcurl refused one (the caller then resets the handle). */
-static int clear_options(CURL *curl) {
+/* Undoes every per-request option set_options set (h->set says which),
+ * so that the handle holds no pointer into this transfer and the next
+ * request starts from a plain GET. Connections, TLS sessions and the DNS
+ * cache stay. 0 when libcurl refused one (the caller then resets the
+ * handle). */
+static int clear_options(cs_http *h, CURL *curl) {
   CURLcode rc = CURLE_OK;
+  unsigned set = h->set;
+  h->set = 0;
   SETOPT(CURLOPT_HTTPHEADER, (struct curl_slist *)NULL);
-  SETOPT(CURLOPT_MIMEPOST, (curl_mime *)NULL);
-  SETOPT(CURLOPT_POSTFIELDS, (char *)NULL);
-  SETOPT(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)-1);
-  SETOPT(CURLOPT_CUSTOMREQUEST, (char *)NULL);
-  SETOPT(CURLOPT_FRESH_CONNECT, 0L);
-  SETOPT(CURLOPT_HTTPGET, 1L); /* after POSTFIELDS and MIMEPOST: a GET */
+  if (set & SET_MIME) SETOPT(CURLOPT_MIMEPOST, (curl_mime *)NULL);
+  if (set & SET_BODY) {
+    SETOPT(CURLOPT_POSTFIELDS, (char *)NULL);
+    SETOPT(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)-1);
+  }
+  if (set & SET_CUSTOM) SETOPT(CURLOPT_CUSTOMREQUEST, (char *)NULL);
+  if (set & SET_FRESH) SETOPT(CURLOPT_FRESH_CONNECT, 0L);
+  /* after POSTFIELDS and MIMEPOST: a GET */
+  if (set & (SET_MIME | SET_BODY)) SETOPT(CURLOPT_HTTPGET, 1L);
   return rc == CURLE_OK;
 }
 
@@ -245,9 +266,11 @@ static int http_do(lua_State *L, cs_http *h, int req, const char *def_ca,
     snprintf(x->errbuf, sizeof x->errbuf, "%s", curl_easy_strerror(rc));
   /* the handle keeps no pointer into this transfer; should libcurl refuse
    * to clear an option, a reset does it (and everything is set again) */
-  if (!clear_options(curl) || (nested && point_at(curl, &h->x) != CURLE_OK)) {
+  if (!clear_options(h, curl) ||
+      (nested && point_at(curl, &h->x) != CURLE_OK)) {
     curl_easy_reset(curl);
     h->timeout_ms = h->connect_ms = 0;
+    h->proxy_none = 0;
     free(h->ca_set);
     h->ca_set = NULL;
     if (set_invariant_options(curl, &h->x) != CURLE_OK) {
@@ -375,7 +398,7 @@ static int http_new(lua_State *L) {
       fclose(f);
     }
   }
-  new_http(L, (size_t)max_body);
+  new_http(L, (size_t)max_body)->has_opts = ca_file != NULL || proxy != NULL;
   lua_createtable(L, 0, 2); /* the options the object keeps */
   if (ca_file != NULL) {
     lua_pushstring(L, ca_file);
@@ -394,8 +417,8 @@ static int http_call(lua_State *L) {
   cs_http *h = check_open(L, 1);
   const char *ca = NULL, *proxy = NULL;
   lua_settop(L, 2);
-  cs_getuservalue(L, 1); /* the options; both strings stay on the stack */
-  if (lua_istable(L, -1)) {
+  if (h->has_opts) {
+    cs_getuservalue(L, 1); /* the options; both strings stay on the stack */
     lua_getfield(L, 3, "ca_file");
     ca = lua_tostring(L, -1);
     lua_getfield(L, 3, "proxy");

@@ -92,6 +92,9 @@ typedef struct {
   char *ca_set;       /* a CAINFO set by a request (malloc'd), NULL: none */
   char *ca_default;   /* libcurl's own CAINFO, restored after one */
   int has_ca_default; /* ca_default was read (it may be NULL) */
+  int has_opts;       /* the object has a ca_file or proxy of its own */
+  int proxy_none;     /* PROXY is "" (no proxy, whatever the environment) */
+  unsigned set;       /* the per-request options the last request set */
   /* the header list of the last request made on x, kept for the next: a
    * client sends the same headers every time */
   struct curl_slist *kept;

@@ -68,16 +68,16 @@ local need_id = options.saved_id
 
 -- The C methods the request path calls, called directly rather than
 -- through the campaign's __index (each method lookup is a C call).
-local validate, build_request = methods.validate, methods._request
-local has_changes, clear_dirty, apply = methods._has_changes, methods._clear_dirty, methods._apply
+local build_request = methods._request
+local has_changes, apply = methods._has_changes, methods._apply
 
 local function run_campaign_op(c, op, opts, needs_validation)
   local client = client_of(c)
-  check_call_options(opts)
+  if opts ~= nil then check_call_options(opts) end
   if op == "get" or op == "delete" then need_id(c, op == "get" and "refresh" or op) end
   if needs_validation then
-    local ok, err = validate(c)
-    if not ok then return nil, err end
+    local ok, problems = core_validate(c)
+    if not ok then return nil, invalid_error(problems) end
   end
   local req = build_request(c, op, client.base_url)
   -- a launch re-sent by libcurl on a dead keep-alive connection would look
@@ -139,13 +139,16 @@ end
 --- Sends the pending changes (PUT); a local definition (no id yet) is
 -- created by the one create routine (coldsend.writes.create_campaign).
 function methods.save(c, opts)
-  check_call_options(opts) -- a misspelt option raises even with nothing to send
-  if not c.id then return writes.create_campaign(client_of(c), c, opts) end
-  if not has_changes(c) then return c end
+  -- a misspelt option raises even with nothing to send
+  if opts ~= nil then check_call_options(opts) end
+  local changed, exists = has_changes(c)
+  if not exists then return writes.create_campaign(client_of(c), c, opts) end
+  if not changed then return c end
   local data, err = run_campaign_op(c, "save", opts, true)
   if not data then return nil, err end
-  clear_dirty(c)
-  apply(c, data, true) -- fresh from the decoder: its tables are kept, not copied
+  -- what was sent is applied (the dirty set cleared first), and the body,
+  -- fresh from the decoder, keeps its tables rather than copies
+  apply(c, data, true, true)
   return c
 end
 

@@ -238,7 +238,9 @@ function Client:_send(req, opts)
     local sent_at = self.on_response and clock()
     local res, msg, code, info = self.transport(treq)
     local outcome, data
-    if res and (type(res) ~= "table" or (res.headers ~= nil and type(res.headers) ~= "table")) then
+    -- (the libcurl transport answers a table with a header table, or nil)
+    if res and not lowered and (type(res) ~= "table"
+        or (res.headers ~= nil and type(res.headers) ~= "table")) then
       -- a transport's answer the loop cannot read: what it was, not a crash
       res, msg, code, info = nil, format("the transport answered %s (a table {status=, headers=, "
         .. "body=} expected)", type(res) == "table" and "headers of type " .. type(res.headers)
