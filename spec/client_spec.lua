@@ -99,10 +99,44 @@ describe("coldsend.client construction", function()
     assert.equal("application/json", get["Accept"])
     assert.is_nil(get["Content-Type"])
     assert.equal("application/json", post["Content-Type"])
+    -- a campaign's save (a body) and delete (none), then a GET again: the
+    -- two kept sets do not mix
+    seen[3], seen[4], seen[5] = nil, nil, nil
+    local c = cs:campaign("550e8400-e29b-41d4-a716-446655440000")
+    c.name = "Renamed campaign"
+    cs.transport = function(req)
+      seen[#seen + 1] = req
+      return { status = 200, headers = { ["content-type"] = "application/json" },
+        body = req.method == "PUT" and '{"campaign_id": "550e8400-e29b-41d4-a716-446655440000"}'
+          or '{"campaigns": [], "pagination": {"page": 1, "has_next": false}}' }
+    end
+    assert(c:save())
+    assert(c:delete())
+    assert(cs:list_campaigns())
+    assert.equal("PUT", seen[3].method)
+    assert.equal("application/json", seen[3].headers["Content-Type"])
+    assert.equal(KEY, seen[3].headers["X-API-Key"])
+    assert.equal("DELETE", seen[4].method)
+    assert.is_nil(seen[4].headers["Content-Type"])
+    assert.equal(KEY, seen[4].headers["X-API-Key"])
+    assert.is_nil(seen[5].headers["Content-Type"])
     local lua = rawget(_G, "jit") and jit.version or _VERSION
     assert.equal(string.format("lua-coldsend/%s %s %s", coldsend._VERSION,
       require("coldsend.core").curl_version(), lua), get["User-Agent"])
     assert.matches("^lua%-coldsend/%d+%.%d+%.%d+ libcurl/%d+%.%d+%.%d+ ", get["User-Agent"])
+  end)
+
+  it("checks the answer of a transport swapped in after the libcurl one", function()
+    local cs = coldsend.client { api_key = KEY, base_url = "http://127.0.0.1:1/api/public/v1",
+      rate_limit = false, max_retries = 0 }
+    local data, err = cs:request("GET", "/campaigns")
+    assert.is_nil(data)
+    assert.equal("network", err.code)
+    cs.transport = function() return "not a response" end
+    data, err = cs:request("GET", "/campaigns")
+    assert.is_nil(data)
+    assert.equal("protocol", err.code)
+    assert.matches("the transport answered a string", err.message)
   end)
 
   it("reads the server's ISO 8601 times as UTC epoch seconds (create recovery)", function()

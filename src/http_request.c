@@ -17,13 +17,21 @@
 static const char *const METHODS[] = {"GET",    "POST",  "PUT",
                                       "DELETE", "PATCH", NULL};
 
-/* The characters of an HTTP token (RFC 9110 §5.6.2). */
-static int is_token_char(unsigned char c) {
-  static const char tchar[] = "!#$%&'*+-.^_`|~";
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-         (c >= '0' && c <= '9') ||
-         (c != 0 && memchr(tchar, c, sizeof tchar - 1) != NULL);
-}
+/* The characters of an HTTP token (RFC 9110 §5.6.2), by byte. */
+static const unsigned char TCHAR[256] = {
+    ['!'] = 1, ['#'] = 1, ['$'] = 1, ['%'] = 1, ['&'] = 1, ['\''] = 1,
+    ['*'] = 1, ['+'] = 1, ['-'] = 1, ['.'] = 1, ['^'] = 1, ['_'] = 1,
+    ['`'] = 1, ['|'] = 1, ['~'] = 1, ['0'] = 1, ['1'] = 1, ['2'] = 1,
+    ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1, ['7'] = 1, ['8'] = 1,
+    ['9'] = 1, ['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1,
+    ['F'] = 1, ['G'] = 1, ['H'] = 1, ['I'] = 1, ['J'] = 1, ['K'] = 1,
+    ['L'] = 1, ['M'] = 1, ['N'] = 1, ['O'] = 1, ['P'] = 1, ['Q'] = 1,
+    ['R'] = 1, ['S'] = 1, ['T'] = 1, ['U'] = 1, ['V'] = 1, ['W'] = 1,
+    ['X'] = 1, ['Y'] = 1, ['Z'] = 1, ['a'] = 1, ['b'] = 1, ['c'] = 1,
+    ['d'] = 1, ['e'] = 1, ['f'] = 1, ['g'] = 1, ['h'] = 1, ['i'] = 1,
+    ['j'] = 1, ['k'] = 1, ['l'] = 1, ['m'] = 1, ['n'] = 1, ['o'] = 1,
+    ['p'] = 1, ['q'] = 1, ['r'] = 1, ['s'] = 1, ['t'] = 1, ['u'] = 1,
+    ['v'] = 1, ['w'] = 1, ['x'] = 1, ['y'] = 1, ['z'] = 1};
 
 /* An optional string field of the table at t, or def. The string stays on
  * the stack: a table's __index may compute a fresh one, and a later
@@ -98,7 +106,7 @@ static void read_headers(lua_State *L, int req, cs_request *r) {
                  luaL_typename(L, -2));
     name = lua_tolstring(L, -2, &nlen);
     for (i = 0; i < nlen; i++)
-      if (!is_token_char((unsigned char)name[i])) break;
+      if (!TCHAR[(unsigned char)name[i]]) break;
     if (nlen == 0 || i < nlen)
       luaL_error(L, "bad header name '%s' (not an HTTP token)", name);
     if (lua_type(L, -1) != LUA_TSTRING && lua_type(L, -1) != LUA_TNUMBER)
@@ -108,9 +116,9 @@ static void read_headers(lua_State *L, int req, cs_request *r) {
       luaL_error(L, "too many request headers (at most %d)", MAX_REQ_HEADERS);
     luaL_checkstack(L, 3, "too many request headers");
     value = lua_tolstring(L, -1, &vlen); /* a number: its string, here */
-    for (i = 0; i < vlen; i++)
-      if (value[i] == '\r' || value[i] == '\n' || value[i] == '\0')
-        luaL_error(L, "bad header '%s' (value contains CR, LF or NUL)", name);
+    if (memchr(value, '\r', vlen) != NULL ||
+        memchr(value, '\n', vlen) != NULL || memchr(value, '\0', vlen) != NULL)
+      luaL_error(L, "bad header '%s' (value contains CR, LF or NUL)", name);
     if (nlen == 12 && strncasecmp(name, "content-type", 12) == 0)
       r->has_type = 1;
     r->headers[r->nheaders].name = name;

@@ -32,6 +32,23 @@ static void push_cjson(lua_State *L) {
   lua_setfield(L, LUA_REGISTRYINDEX, CJSON_KEY); /* inst */
 }
 
+/* Registry keys (by address) of the instance's encode and decode, looked
+ * up once: a request encodes and decodes once each. */
+static char encode_key, decode_key;
+
+static void push_cjson_fn(lua_State *L, char *key, const char *name) {
+  lua_pushlightuserdata(L, key);
+  lua_rawget(L, LUA_REGISTRYINDEX);
+  if (!lua_isnil(L, -1)) return;
+  lua_pop(L, 1);
+  push_cjson(L);
+  lua_getfield(L, -1, name);
+  lua_remove(L, -2);
+  lua_pushlightuserdata(L, key);
+  lua_pushvalue(L, -2);
+  lua_rawset(L, LUA_REGISTRYINDEX);
+}
+
 static const char empty_array_marker = 0;
 
 void cs_push_empty_array(lua_State *L) {
@@ -277,9 +294,7 @@ static int prepare(lua_State *L, int idx, prep_state *st, int depth) {
       size_t len;
       const char *s = lua_tolstring(L, idx, &len);
       if (!has_marker_prefix(s, len)) return 0;
-      push_cjson(L);
-      lua_getfield(L, -1, "encode");
-      lua_remove(L, -2);
+      push_cjson_fn(L, &encode_key, "encode");
       lua_pushvalue(L, idx);
       lua_call(L, 1, 1); /* the string's JSON text */
       push_marker(L, st);
@@ -339,9 +354,7 @@ void cs_json_encode(lua_State *L, int idx) {
   st.deep = lua_gettop(L);
   replaced = prepare(L, idx, &st, 0);
   lua_remove(L, st.deep); /* the copy, if any, moves to side + 1 */
-  push_cjson(L);
-  lua_getfield(L, -1, "encode");
-  lua_remove(L, -2);
+  push_cjson_fn(L, &encode_key, "encode");
   lua_pushvalue(L, replaced ? side + 1 : idx);
   lua_call(L, 1, 1);
   /* the instance is whatever require gave: its answer is checked */
@@ -516,9 +529,7 @@ int cs_json_decode(lua_State *L, const char *s, size_t len, int str_idx) {
   int markers;
 #endif
   if (str_idx != 0) str_idx = lua_absindex(L, str_idx);
-  push_cjson(L);
-  lua_getfield(L, -1, "decode");
-  lua_remove(L, -2);
+  push_cjson_fn(L, &decode_key, "decode");
 #if LUA_VERSION_NUM >= 503
   markers = quote_big_integers(L, s, len);
   if (!markers)
@@ -573,12 +584,8 @@ void cs_push_request_to(lua_State *L, const char *method, int url_idx,
   lua_setfield(L, -2, "method");
   lua_pushvalue(L, url_idx);
   lua_setfield(L, -2, "url");
-  lua_createtable(L, 0, 1);
-  if (body_idx != 0) {
-    lua_pushliteral(L, "application/json");
-    lua_setfield(L, -2, "Content-Type");
-  }
-  lua_setfield(L, -2, "headers");
+  /* no headers: the request loop adds its own, and a body from here is
+   * JSON (its Content-Type too) */
   if (body_idx != 0) {
     cs_json_encode(L, body_idx);
     lua_setfield(L, -2, "body");

@@ -22,9 +22,10 @@ int cs_json_decode(lua_State *L, const char *s, size_t len, int str_idx);
 /* 1 when the value at idx is cjson.null. */
 int cs_is_null(lua_State *L, int idx);
 
-/* Pushes {method=, url=base_url..path, headers={}, body=?}. When body_idx is
- * not 0 the value there is JSON-encoded into body and a Content-Type header
- * is set. */
+/* Pushes {method=, url=base_url..path, body=?}. When body_idx is not 0 the
+ * value there is JSON-encoded into body. Such a request has no headers
+ * table: Client:_send gives every request its headers, and a body without
+ * headers its Content-Type, application/json. */
 void cs_push_request(lua_State *L, const char *base_url, const char *method,
                      const char *path, int body_idx);
 

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "core.h"
@@ -63,7 +64,7 @@ static const char *header(lua_State *L, int hidx, const char *lname,
 static int is_json_type(const char *ct) {
   size_t n = 0;
   while (ct[n] && ct[n] != ';' && !is_space(ct[n])) n++;
-  if (n == 16 && cs_find_nocase(ct, n, "application/json") == ct) return 1;
+  if (n == 16 && strncasecmp(ct, "application/json", 16) == 0) return 1;
   return n > 5 && cs_find_nocase(ct + n - 5, 5, "+json") != NULL;
 }
 

@@ -101,31 +101,37 @@ local function call_policy(self, opts)
   }
 end
 
--- The headers of every request plus those of req (a Content-Type). The two
--- usual sets are made once per client; the transports do not change them.
--- They hold the key, so they live beside it, out of the client's reach.
+-- The headers of every request plus those of req.headers. A request with
+-- no headers table is one the library built (core.build_request,
+-- c:_request): its body, if any, is JSON. The two usual sets (no body,
+-- a JSON body) are made once per client; the transports do not change
+-- them. They hold the key, so they live beside it, out of the client's
+-- reach.
 local header_cache = setmetatable({}, { __mode = "k" })
 
-local function request_headers(self, extra)
-  local ctype = extra and extra["Content-Type"]
-  local only_ctype = ctype == "application/json" and next(extra, next(extra)) == nil
+local function request_headers(self, req)
+  local extra = req.headers
+  local kind -- "plain" or "json": one of the two sets kept
+  if extra == nil then
+    kind = req.body ~= nil and "json" or "plain"
+  elseif next(extra) == nil then
+    kind = "plain"
+  elseif extra["Content-Type"] == "application/json" and next(extra, next(extra)) == nil then
+    kind = "json"
+  end
   local cache = header_cache[self]
   if not cache then
     cache = {}
     header_cache[self] = cache
   end
-  if (extra == nil or next(extra) == nil) and cache.plain then return cache.plain end
-  if only_ctype and cache.json then return cache.json end
+  if kind and cache[kind] then return cache[kind] end
   local headers = {}
   for k, v in pairs(extra or {}) do headers[k] = v end
+  if kind == "json" then headers["Content-Type"] = "application/json" end
   headers["X-API-Key"] = secrets[self]
   headers["Accept"] = "application/json"
   headers["User-Agent"] = self.user_agent
-  if extra == nil or next(extra) == nil then
-    cache.plain = headers
-  elseif only_ctype then
-    cache.json = headers
-  end
+  if kind then cache[kind] = headers end
   return headers
 end
 
@@ -150,7 +156,7 @@ function Client:_send(req, opts)
     local ok, why = self.host.check_phase()
     if not ok then error(why, 2) end
   end
-  local headers = request_headers(self, req.headers)
+  local headers = request_headers(self, req)
   -- the common call has no options: its policy is made once per client
   local policy
   if opts == nil then
@@ -172,12 +178,14 @@ function Client:_send(req, opts)
   local deadline_at = opts and opts._deadline_at or (policy.deadline and clock() + policy.deadline)
   local limiter = self.limiter
   local write = req.method ~= "GET"
-  -- the libcurl transport lower-cases header names: the limiter then
-  -- searches none case-insensitively (known once per client)
+  -- the libcurl transport lower-cases header names (the limiter then
+  -- searches none case-insensitively) and always answers a well-formed
+  -- table: known once per transport, which a caller may replace
+  local transport = self.transport
   local lowered = self._lowered
-  if lowered == nil then
-    lowered = core.is_http(self.transport)
-    self._lowered = lowered
+  if self._lowered_for ~= transport then
+    lowered = core.is_http(transport)
+    self._lowered, self._lowered_for = lowered, transport
   end
 
   local attempt, err, maybe_done = 0, nil, false
@@ -236,7 +244,7 @@ function Client:_send(req, opts)
     end
     -- (read only for the hook that reports the time taken)
     local sent_at = self.on_response and clock()
-    local res, msg, code, info = self.transport(treq)
+    local res, msg, code, info = transport(treq)
     local outcome, data
     -- (the libcurl transport answers a table with a header table, or nil)
     if res and not lowered and (type(res) ~= "table"
