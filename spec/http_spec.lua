@@ -165,6 +165,24 @@ describe("requests", function()
     assert.equal("chunked", res.headers["transfer-encoding"])
   end)
 
+  it("reads a request's fields whatever else its table holds, with a metatable or none", function()
+    local function odd(req)
+      req[1], req[2.5], req[true] = "x", "y", "z"
+      req.METHOD, req.urls, req.bodyx, req.header = "DELETE", "nope", "nope", { Bad = "\n" }
+      return req
+    end
+    local e = cjson.decode(assert(h(odd { method = "POST", url = url("/echo"), body = "[7]",
+      headers = { ["Content-Type"] = "application/json" }, timeout = 10 })).body)
+    assert.equal("POST", e.method)
+    assert.equal("[7]", e.body)
+    local plain = setmetatable({ method = "PUT", url = url("/echo"), body = "[8]" }, {})
+    e = cjson.decode(assert(h(plain)).body)
+    assert.equal("PUT", e.method)
+    assert.equal("[8]", e.body)
+    assert.matches("bad request field 'timeout'", select(2, pcall(h,
+      odd { method = "GET", url = url("/echo"), timeout = "soon" })))
+  end)
+
   it("joins a repeated header in any case, also after many other names", function()
     local lines = {}
     for i = 1, 40 do lines[#lines + 1] = "X-H" .. i .. ": v" .. i end

@@ -3,8 +3,10 @@
  * distribution percentages (c:split_evenly(), and the request of a step
  * that gives none).
  * Calls: the Lua API, request.h (cs_push_request, the empty-array marker),
- * util.h (cs_push_copy); reads the store, and edits it only in
- * split_evenly (through cs_make_writable and cs_store_changed). */
+ * util.h (cs_push_copy), c:validate() (campaign_validate.c) before a
+ * request that asks for it; reads the store (and keeps the URL in it), and
+ * edits it only in split_evenly (through cs_make_writable and
+ * cs_store_changed). */
 #include <string.h>
 
 #include "campaign.h"
@@ -260,7 +262,9 @@ static void push_campaign_url(lua_State *L, int store, int base_idx,
 
 enum { OP_CREATE, OP_SAVE, OP_LAUNCH, OP_GET, OP_PAUSE, OP_RESUME, OP_DELETE };
 
-/* c:_request(op, base_url) -> {method=, url=, headers=, body=?} */
+/* c:_request(op, base_url [, validate]) -> {method=, url=, body=?}, or
+ * with validate, when validate() finds problems: nil, problems (no
+ * second call for the usual remembered pass). */
 int cs_campaign_request(lua_State *L) {
   static const char *const ops[] = {"create", "save",   "launch", "get",
                                     "pause",  "resume", "delete", NULL};
@@ -268,6 +272,12 @@ int cs_campaign_request(lua_State *L) {
   int op = luaL_checkoption(L, 2, NULL, ops), store;
   const char *base = luaL_checkstring(L, 3);
   const char *id;
+  if (lua_toboolean(L, 4) && !c->validated) {
+    lua_pushcfunction(L, cs_campaign_validate);
+    lua_pushvalue(L, 1);
+    lua_call(L, 1, 2); /* true | nil, problems */
+    if (!lua_toboolean(L, -2)) return 2;
+  }
   lua_settop(L, 3);
   store = cs_push_store(L, 1);
   lua_rawgeti(L, store, CS_SLOT(F_ID));

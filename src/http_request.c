@@ -221,9 +221,12 @@ void http_read_request(lua_State *L, int req, cs_request *r,
   if (strncasecmp(r->url, "http://", 7) != 0 &&
       strncasecmp(r->url, "https://", 8) != 0)
     luaL_error(L, "bad request field 'url' (http:// or https:// expected)");
-  for (i = 0; i < (int)url_len; i++) /* spaces, controls, NULs */
-    if ((unsigned char)r->url[i] <= 0x20 || r->url[i] == 0x7f)
+  { /* spaces, controls, NULs */
+    const unsigned char *u = (const unsigned char *)r->url, *end = u + url_len;
+    while (u<end && * u> 0x20 && *u != 0x7f) u++;
+    if (u < end)
       luaL_error(L, "bad request field 'url' (contains a space or control)");
+  }
   r->body = http_opt_string(L, req, "request", "body", &r->body_len, NULL);
   lua_getfield(L, req, "fresh");
   r->fresh = lua_toboolean(L, -1);

@@ -75,11 +75,9 @@ local function run_campaign_op(c, op, opts, needs_validation)
   local client = client_of(c)
   if opts ~= nil then check_call_options(opts) end
   if op == "get" or op == "delete" then need_id(c, op == "get" and "refresh" or op) end
-  if needs_validation then
-    local ok, problems = core_validate(c)
-    if not ok then return nil, invalid_error(problems) end
-  end
-  local req = build_request(c, op, client.base_url)
+  -- validated first when asked (a remembered pass costs nothing)
+  local req, problems = build_request(c, op, client.base_url, needs_validation)
+  if not req then return nil, invalid_error(problems) end
   -- a launch re-sent by libcurl on a dead keep-alive connection would look
   -- like a refusal; on a new connection only this loop re-sends it
   if op == "launch" then req.fresh = true end

@@ -144,7 +144,7 @@ local function too_long(err, wait, max_wait, why)
   return err
 end
 
---- Sends req ({method, url, headers, body, multipart}) with retries.
+--- Sends req ({method, url, headers?, body, multipart}) with retries.
 -- Returns the decoded body (a table) and the raw response, or nil, err.
 -- err.ambiguous: a write that may have been acted on was not re-sent (the
 -- caller checks, coldsend.writes); err.maybe_done: an earlier try of this
