@@ -93,7 +93,8 @@ static void push_lenient(lua_State *L, const cs_field *f, int idx, int keep) {
 
 /* Keys of a server body that describe the response, not the campaign. */
 static int is_envelope(const char *k) {
-  return strcmp(k, "success") == 0 || strcmp(k, "message") == 0;
+  return (k[0] == 's' && strcmp(k, "success") == 0) ||
+         (k[0] == 'm' && strcmp(k, "message") == 0);
 }
 
 /* Every field applied: the saved values of the changed ones go (a saved
@@ -138,7 +139,8 @@ int cs_campaign_apply(lua_State *L) {
       continue;
     }
     k = lua_tostring(L, -2);
-    if (strcmp(k, "campaign_id") == 0 || strcmp(k, "id") == 0) {
+    if ((k[0] == 'c' && strcmp(k, "campaign_id") == 0) ||
+        (k[0] == 'i' && strcmp(k, "id") == 0)) {
       /* adopted once (after a create); a handle never changes identity */
       size_t len;
       const char *id = lua_tolstring(L, v, &len);

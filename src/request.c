@@ -577,9 +577,10 @@ void cs_push_request_to(lua_State *L, const char *method, int url_idx,
                         int body_idx) {
   url_idx = lua_absindex(L, url_idx);
   if (body_idx != 0) body_idx = lua_absindex(L, body_idx);
-  /* room for what the facade adds (timeout, connect_timeout, ca_file,
-   * max_body, fresh): no rehash on the way to the transport */
-  lua_createtable(L, 0, 9);
+  /* room for what the facade adds (headers, timeout, connect_timeout,
+   * max_body, fresh; ca_file when set): no rehash on the way to the
+   * transport */
+  lua_createtable(L, 0, 8);
   lua_pushstring(L, method);
   lua_setfield(L, -2, "method");
   lua_pushvalue(L, url_idx);
