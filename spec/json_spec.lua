@@ -168,3 +168,39 @@ describe("JSON decoding of numbers beside strings", function()
     end
   end)
 end)
+
+-- A flat object (strings, booleans, integers cjson writes exactly) is
+-- written by the module itself; byte for byte it must be what cjson writes.
+describe("JSON encoding of a flat object", function()
+  local cj = require("cjson").new()
+  cj.encode_number_precision(14)
+
+  it("escapes every byte in keys and values as cjson does", function()
+    for b = 0, 255 do
+      local s = string.char(b) .. "a/b" .. string.char(b, b)
+      for _, t in ipairs { { k = s }, { [s] = true }, { [s] = s, other = "x" .. s } } do
+        assert.equal(cj.encode(t), core.json_encode(t), "byte " .. b)
+      end
+    end
+  end)
+
+  it("writes booleans and integers below 10^14 as cjson does; a marked string as its bytes", function()
+    for _, v in ipairs { 0, 1, -1, 42, 99999999999999, -99999999999999, true, false, "",
+                         "\0coldsend:1", "\0coldsend:int:5" } do
+      local t = { v = v, w = "x", z = false }
+      assert.equal(cj.encode(t), core.json_encode(t), tostring(v))
+      assert.same(t, cjson.decode(core.json_encode(t)))
+    end
+  end)
+
+  it("leaves every other value to the exact general way", function()
+    assert.equal('{"v":100000000000000}', core.json_encode { v = 1e14 })
+    assert.equal('{"v":0.30000000000000004}', core.json_encode { v = 0.1 + 0.2 })
+    assert.equal('{"v":[]}', core.json_encode { v = core.EMPTY_ARRAY })
+    assert.equal('{"v":{"w":1}}', core.json_encode { v = { w = 1 } })
+    assert.matches("a key holding", select(2, pcall(core.json_encode, { ["\0coldsend:1"] = 1 })))
+    local long = string.rep("é/\"", 400) -- past the module's 1 KiB buffer
+    assert.equal(cj.encode { v = long }, core.json_encode { v = long })
+    assert.equal(cj.encode { [1] = "a", [2] = "b" }, core.json_encode { "a", "b" })
+  end)
+end)

@@ -340,10 +340,154 @@ static void replace_markers(lua_State *L, int side) {
   lua_remove(L, -2);
 }
 
+/* ---- a flat object, written here ----------------------------------------
+ * The usual body (a save of a few fields) is an object of strings,
+ * booleans and small integers. It is written here, byte for byte as cjson
+ * writes it (its escapes, its key order: lua_next's), without the walk and
+ * the cjson call; anything else (a nested table, a float, a big integer,
+ * no key or a key that is not a string, more than FLAT_MAX bytes) goes the
+ * general way. */
+#define FLAT_MAX 1024
+
+typedef struct {
+  char buf[FLAT_MAX];
+  size_t n;
+} flat_out;
+
+static int flat_add(flat_out *o, const char *s, size_t len) {
+  if (len > FLAT_MAX - o->n) return 0;
+  memcpy(o->buf + o->n, s, len);
+  o->n += len;
+  return 1;
+}
+
+/* s as a JSON string, with cjson's escapes. */
+static int flat_string(flat_out *o, const char *s, size_t len) {
+  static const char hex[] = "0123456789abcdef";
+  size_t i;
+  if (!flat_add(o, "\"", 1)) return 0;
+  for (i = 0; i < len; i++) {
+    unsigned char c = (unsigned char)s[i];
+    char esc[6];
+    const char *e = NULL;
+    size_t elen = 2;
+    switch (c) {
+      case '"':
+        e = "\\\"";
+        break;
+      case '\\':
+        e = "\\\\";
+        break;
+      case '/':
+        e = "\\/";
+        break;
+      case '\b':
+        e = "\\b";
+        break;
+      case '\f':
+        e = "\\f";
+        break;
+      case '\n':
+        e = "\\n";
+        break;
+      case '\r':
+        e = "\\r";
+        break;
+      case '\t':
+        e = "\\t";
+        break;
+      default:
+        if (c < 0x20 || c == 0x7f) {
+          memcpy(esc, "\\u00", 4);
+          esc[4] = hex[c >> 4];
+          esc[5] = hex[c & 15];
+          e = esc;
+          elen = 6;
+        }
+    }
+    if (e == NULL) { /* a run of bytes written as they are */
+      size_t j = i + 1;
+      while (j < len && s[j] != '"' && s[j] != '\\' && s[j] != '/' &&
+             (unsigned char)s[j] >= 0x20 && (unsigned char)s[j] != 0x7f)
+        j++;
+      if (!flat_add(o, s + i, j - i)) return 0;
+      i = j - 1;
+    } else if (!flat_add(o, e, elen)) {
+      return 0;
+    }
+  }
+  return flat_add(o, "\"", 1);
+}
+
+/* The value at the top, or 0 when it is not one flat_encode writes. */
+static int flat_value(lua_State *L, flat_out *o) {
+  char num[32];
+  switch (lua_type(L, -1)) {
+    case LUA_TSTRING: {
+      size_t len;
+      const char *s = lua_tolstring(L, -1, &len);
+      return flat_string(o, s, len);
+    }
+    case LUA_TBOOLEAN:
+      return lua_toboolean(L, -1) ? flat_add(o, "true", 4)
+                                  : flat_add(o, "false", 5);
+    case LUA_TNUMBER: {
+      /* what cjson's 14 digits write exactly, as it writes them */
+#if LUA_VERSION_NUM >= 503
+      lua_Integer i;
+      if (!lua_isinteger(L, -1)) return 0;
+      i = lua_tointeger(L, -1);
+      if (i <= -100000000000000LL || i >= 100000000000000LL) return 0;
+      snprintf(num, sizeof num, LUA_INTEGER_FMT, (LUAI_UACINT)i);
+#else
+      double v = lua_tonumber(L, -1);
+      if (v != floor(v) || fabs(v) >= 1e14 || (v == 0 && 1 / v < 0)) return 0;
+      snprintf(num, sizeof num, "%.0f", v);
+#endif
+      return flat_add(o, num, strlen(num));
+    }
+    default:
+      return 0;
+  }
+}
+
+/* Pushes the JSON text of the table at idx and returns 1 when it is a
+ * flat object; else returns 0, nothing pushed. */
+static int flat_encode(lua_State *L, int idx) {
+  flat_out o;
+  int first = 1;
+  if (lua_type(L, idx) != LUA_TTABLE) return 0;
+  o.n = 0;
+  flat_add(&o, "{", 1);
+  luaL_checkstack(L, 3, "JSON encoding");
+  lua_pushnil(L);
+  while (lua_next(L, idx) != 0) { /* key, value */
+    size_t klen;
+    const char *k;
+    if (lua_type(L, -2) != LUA_TSTRING) {
+      lua_pop(L, 2);
+      return 0;
+    }
+    k = lua_tolstring(L, -2, &klen);
+    if (has_marker_prefix(k, klen) || (!first && !flat_add(&o, ",", 1)) ||
+        !flat_string(&o, k, klen) || !flat_add(&o, ":", 1) ||
+        !flat_value(L, &o)) {
+      lua_pop(L, 2); /* (a marked key: the general way raises) */
+      return 0;
+    }
+    first = 0;
+    lua_pop(L, 1);
+  }
+  if (first || !flat_add(&o, "}", 1)) return 0; /* {}: cjson decides */
+  lua_pushlstring(L, o.buf, o.n);
+  return 1;
+}
+
 void cs_json_encode(lua_State *L, int idx) {
   prep_state st;
   int replaced, side;
   idx = lua_absindex(L, idx);
+  if (flat_encode(L, idx)) return;
   st.n = 0;
   st.tables = 0;
   st.depth = 0;
