@@ -350,3 +350,30 @@ describe("what a campaign keeps between saves", function()
     assert.equal("first name", c.name)
   end)
 end)
+
+describe("the body of a save of plain values", function()
+  it("holds exactly the changes, as JSON, with clears as null and launch when launching", function()
+    local c = core.campaign(ID)
+    c:_apply({ name = "Original name", timezone = "UTC", daily_limit_per_inbox = 10 })
+    c.name = 'Q1 "launch" / été\\ done'
+    c.daily_limit_per_inbox = 30
+    c.enable_tracking = false
+    c.timezone = nil
+    local req = c:_request("save", BASE)
+    local sent = cjson.decode(req.body)
+    assert.same(c:changes(), sent)
+    assert.equal(cjson.null, sent.timezone)
+    assert.equal('Q1 "launch" / été\\ done', sent.name)
+    assert.equal(30, sent.daily_limit_per_inbox)
+    assert.matches('"daily_limit_per_inbox":30[,}]', req.body)
+    local launch = cjson.decode(c:_request("launch", BASE).body)
+    assert.is_true(launch.launch)
+    launch.launch = nil
+    assert.same(sent, launch)
+    -- a table among the changes: the general way, the same answer
+    c.sending_days = { 1, 2, 3 }
+    sent = cjson.decode(c:_request("save", BASE).body)
+    assert.same(c:changes(), sent)
+    assert.same({ 1, 2, 3 }, sent.sending_days)
+  end)
+end)

@@ -204,6 +204,36 @@ static void push_changes(lua_State *L, cs_campaign *c, int store, int copy,
   }
 }
 
+/* [-0, +(0|1)] The body of a save (and launch = true when launch) as
+ * JSON text, straight from the store in the field table's order, when
+ * every changed value is one cs_flat writes: pushed, and 1. Else nothing
+ * pushed, and 0: push_changes and the general encoding then. */
+static int push_flat_changes(lua_State *L, cs_campaign *c, int store,
+                             int launch) {
+  cs_flat o;
+  int f, has_id, ok = 1;
+  lua_rawgeti(L, store, CS_SLOT(F_ID));
+  has_id = !lua_isnil(L, -1);
+  lua_pop(L, 1);
+  cs_flat_begin(&o);
+  for (f = 0; f < F_COUNT && ok; f++) {
+    const char *name = cs_campaign_fields[f].name;
+    if (!(c->dirty & ((uint32_t)1 << f))) continue;
+    lua_rawgeti(L, store, CS_SLOT(f)); /* stack: value */
+    if (lua_isnil(L, -1)) /* a clear: null (none before a create) */
+      ok = !has_id || cs_flat_member(L, &o, name, 1);
+    else
+      ok = lua_type(L, -1) != LUA_TTABLE && cs_flat_member(L, &o, name, 0);
+    lua_pop(L, 1);
+  }
+  if (ok && launch) {
+    lua_pushboolean(L, 1);
+    ok = cs_flat_member(L, &o, "launch", 0);
+    lua_pop(L, 1);
+  }
+  return ok && cs_flat_push(L, &o);
+}
+
 /* c:changes() -> the table the next save sends (a copy). */
 int cs_campaign_changes(lua_State *L) {
   cs_campaign *c = cs_check_campaign(L, 1);
@@ -304,18 +334,22 @@ int cs_campaign_request(lua_State *L) {
   switch (op) {
     case OP_SAVE:
     case OP_LAUNCH:
+      if (push_flat_changes(L, c, store, op == OP_LAUNCH)) {
+        cs_push_request_to(L, "PUT", -2, -1, 1);
+        break;
+      }
       push_changes(L, c, store, 0, ~(uint32_t)0);
       if (op == OP_LAUNCH) {
         lua_pushboolean(L, 1);
         lua_setfield(L, -2, "launch");
       }
-      cs_push_request_to(L, "PUT", -2, -1);
+      cs_push_request_to(L, "PUT", -2, -1, 0);
       break;
     case OP_GET:
-      cs_push_request_to(L, "GET", -1, 0);
+      cs_push_request_to(L, "GET", -1, 0, 0);
       break;
     default:
-      cs_push_request_to(L, "DELETE", -1, 0);
+      cs_push_request_to(L, "DELETE", -1, 0, 0);
   }
   return 1;
 }

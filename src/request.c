@@ -345,24 +345,17 @@ static void replace_markers(lua_State *L, int side) {
  * booleans and small integers. It is written here, byte for byte as cjson
  * writes it (its escapes, its key order: lua_next's), without the walk and
  * the cjson call; anything else (a nested table, a float, a big integer,
- * no key or a key that is not a string, more than FLAT_MAX bytes) goes the
+ * no key or a key that is not a string, more than CS_FLAT_MAX bytes) goes the
  * general way. */
-#define FLAT_MAX 1024
-
-typedef struct {
-  char buf[FLAT_MAX];
-  size_t n;
-} flat_out;
-
-static int flat_add(flat_out *o, const char *s, size_t len) {
-  if (len > FLAT_MAX - o->n) return 0;
+static int flat_add(cs_flat *o, const char *s, size_t len) {
+  if (len > CS_FLAT_MAX - o->n) return 0;
   memcpy(o->buf + o->n, s, len);
   o->n += len;
   return 1;
 }
 
 /* s as a JSON string, with cjson's escapes. */
-static int flat_string(flat_out *o, const char *s, size_t len) {
+static int flat_string(cs_flat *o, const char *s, size_t len) {
   static const char hex[] = "0123456789abcdef";
   size_t i;
   if (!flat_add(o, "\"", 1)) return 0;
@@ -420,7 +413,7 @@ static int flat_string(flat_out *o, const char *s, size_t len) {
 }
 
 /* The value at the top, or 0 when it is not one flat_encode writes. */
-static int flat_value(lua_State *L, flat_out *o) {
+static int flat_value(lua_State *L, cs_flat *o) {
   char num[32];
   switch (lua_type(L, -1)) {
     case LUA_TSTRING: {
@@ -451,10 +444,29 @@ static int flat_value(lua_State *L, flat_out *o) {
   }
 }
 
+void cs_flat_begin(cs_flat *o) {
+  o->n = 0;
+  o->members = 0;
+  flat_add(o, "{", 1);
+}
+
+int cs_flat_member(lua_State *L, cs_flat *o, const char *key, int null) {
+  if ((o->members++ > 0 && !flat_add(o, ",", 1)) ||
+      !flat_string(o, key, strlen(key)) || !flat_add(o, ":", 1))
+    return 0;
+  return null ? flat_add(o, "null", 4) : flat_value(L, o);
+}
+
+int cs_flat_push(lua_State *L, cs_flat *o) {
+  if (o->members == 0 || !flat_add(o, "}", 1)) return 0;
+  lua_pushlstring(L, o->buf, o->n);
+  return 1;
+}
+
 /* Pushes the JSON text of the table at idx and returns 1 when it is a
  * flat object; else returns 0, nothing pushed. */
 static int flat_encode(lua_State *L, int idx) {
-  flat_out o;
+  cs_flat o;
   int first = 1;
   if (lua_type(L, idx) != LUA_TTABLE) return 0;
   o.n = 0;
@@ -718,7 +730,7 @@ void cs_push_url(lua_State *L, const char *base_url, const char *path) {
 }
 
 void cs_push_request_to(lua_State *L, const char *method, int url_idx,
-                        int body_idx) {
+                        int body_idx, int encoded) {
   url_idx = lua_absindex(L, url_idx);
   if (body_idx != 0) body_idx = lua_absindex(L, body_idx);
   /* room for what the facade adds (headers, timeout, connect_timeout,
@@ -732,7 +744,10 @@ void cs_push_request_to(lua_State *L, const char *method, int url_idx,
   /* no headers: the request loop adds its own, and a body from here is
    * JSON (its Content-Type too) */
   if (body_idx != 0) {
-    cs_json_encode(L, body_idx);
+    if (encoded)
+      lua_pushvalue(L, body_idx);
+    else
+      cs_json_encode(L, body_idx);
     lua_setfield(L, -2, "body");
   }
 }
@@ -741,7 +756,7 @@ void cs_push_request(lua_State *L, const char *base_url, const char *method,
                      const char *path, int body_idx) {
   if (body_idx != 0) body_idx = lua_absindex(L, body_idx);
   cs_push_url(L, base_url, path);
-  cs_push_request_to(L, method, -1, body_idx);
+  cs_push_request_to(L, method, -1, body_idx, 0);
   lua_remove(L, -2); /* the URL */
 }
 

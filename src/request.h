@@ -33,8 +33,26 @@ void cs_push_request(lua_State *L, const char *base_url, const char *method,
  * ends with. */
 void cs_push_url(lua_State *L, const char *base_url, const char *path);
 
-/* As cs_push_request, with the URL string at url_idx. */
+/* As cs_push_request, with the URL string at url_idx; encoded: the value
+ * at body_idx is the body's JSON text already. */
 void cs_push_request_to(lua_State *L, const char *method, int url_idx,
-                        int body_idx);
+                        int body_idx, int encoded);
+
+/* A flat JSON object (strings, booleans, integers cjson writes exactly,
+ * nulls) written into a buffer, byte for byte as cjson writes it. Every
+ * call answers 0 once something does not fit: the caller then goes the
+ * general way (cs_json_encode). */
+#define CS_FLAT_MAX 1024
+typedef struct {
+  char buf[CS_FLAT_MAX];
+  size_t n;
+  int members;
+} cs_flat;
+void cs_flat_begin(cs_flat *o);
+/* [-0, +0] key: the value at the top (a string, boolean or integer), or
+ * null when null is not 0. */
+int cs_flat_member(lua_State *L, cs_flat *o, const char *key, int null);
+/* [-0, +(0|1)] The object's text pushed, 1; 0 for one with no member. */
+int cs_flat_push(lua_State *L, cs_flat *o);
 
 #endif
