@@ -204,6 +204,32 @@ describe("requests", function()
     assert.equal(40, n)
   end)
 
+  it("gives each answer its own header values when the lines of the last one come again", function()
+    local function q(lines)
+      return (table.concat(lines, "\n"):gsub("[^%w]", function(ch) return ("%%%02X"):format(ch:byte()) end))
+    end
+    local seq = {
+      { { "X-A: 1", "X-B: same" }, { ["x-a"] = "1", ["x-b"] = "same" } },
+      { { "X-A: 2", "X-B: same" }, { ["x-a"] = "2", ["x-b"] = "same" } },
+      { { "X-A: 1", "X-B: same" }, { ["x-a"] = "1", ["x-b"] = "same" } },
+      { { "x-a: 1", "X-B: same", "X-B: more" }, { ["x-a"] = "1", ["x-b"] = "same, more" } },
+      { { "X-B: same", "X-A: 1" }, { ["x-a"] = "1", ["x-b"] = "same" } },
+      { { "X-A: 1" }, { ["x-a"] = "1" } },
+      { { "X-A: 1", "X-B: same", "X-B: more" }, { ["x-a"] = "1", ["x-b"] = "same, more" } },
+      { { "X-A: 1", "X-B: same", "X-B: more" }, { ["x-a"] = "1", ["x-b"] = "same, more" } },
+    }
+    for round = 1, 2 do
+      for i, step in ipairs(seq) do
+        local res = assert(h(get("/headers?h=" .. q(step[1]))))
+        for name, want in pairs(step[2]) do
+          assert.equal(want, res.headers[name], ("round %d step %d %s"):format(round, i, name))
+        end
+        if not step[2]["x-b"] then assert.is_nil(res.headers["x-b"]) end
+        res.headers["x-a"] = "changed by the caller" -- not what the next answer holds
+      end
+    end
+  end)
+
   it("returns error statuses and does not follow redirects", function()
     local res = assert(h(get("/status?code=302&location=http://127.0.0.1:1/elsewhere")))
     assert.equal(302, res.status)

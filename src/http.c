@@ -218,10 +218,12 @@ static void end_transfer(cs_http *h, cs_request *r, cs_xfer *x, int nested) {
 }
 
 /* Performs the request at req on h; returns res or nil, msg, code, info.
- * def_ca and def_proxy apply when req does not say. Every string r points
- * to is kept on the Lua stack until the call returns. */
+ * def_ca and def_proxy apply when req does not say; kept (0: none) is the
+ * stack index of the object's user value, where the last answer's header
+ * strings are kept. Every string r points to is kept on the Lua stack
+ * until the call returns. */
 static int http_do(lua_State *L, cs_http *h, int req, const char *def_ca,
-                   const char *def_proxy) {
+                   const char *def_proxy, int kept) {
   CURL *curl = h->curl;
   cs_request r;
   cs_xfer *x;
@@ -341,7 +343,8 @@ static int http_do(lua_State *L, cs_http *h, int req, const char *def_ca,
   lua_createtable(L, 0, 3);
   lua_pushinteger(L, (lua_Integer)status);
   lua_setfield(L, -2, "status");
-  http_push_headers(L, x->head.p ? x->head.p : "", x->head.len);
+  http_push_headers(L, x->head.p ? x->head.p : "", x->head.len, &h->head,
+                    nested ? 0 : kept);
   lua_setfield(L, -2, "headers");
   lua_pushlstring(L, x->body.p ? x->body.p : "", x->body.len);
   lua_setfield(L, -2, "body");
@@ -417,14 +420,18 @@ static int http_call(lua_State *L) {
   cs_http *h = check_open(L, 1);
   const char *ca = NULL, *proxy = NULL;
   lua_settop(L, 2);
-  if (h->has_opts) {
-    cs_getuservalue(L, 1); /* the options; both strings stay on the stack */
+  cs_getuservalue(L, 1); /* the options, and the kept header strings */
+  if (!lua_istable(L, 3)) {
+    lua_pop(L, 1);
+    return http_do(L, h, 2, NULL, NULL, 0);
+  }
+  if (h->has_opts) { /* both strings stay on the stack */
     lua_getfield(L, 3, "ca_file");
     ca = lua_tostring(L, -1);
     lua_getfield(L, 3, "proxy");
     proxy = lua_tostring(L, -1);
   }
-  return http_do(L, h, 2, ca, proxy);
+  return http_do(L, h, 2, ca, proxy, 3);
 }
 
 /* Frees the easy handle and what the object keeps; idempotent. The
@@ -441,6 +448,10 @@ static void http_free(cs_http *h, int all) {
   if (all || !h->busy) {
     curl_slist_free_all(h->kept);
     h->kept = NULL;
+    free(h->head.block);
+    h->head.block = NULL;
+    h->head.cap = 0;
+    h->head.n = 0;
   }
 }
 
@@ -476,7 +487,7 @@ static int http_perform(lua_State *L) {
     lua_setfield(L, LUA_REGISTRYINDEX, PERFORM_KEY);
   }
   lua_pop(L, 1); /* the registry keeps it */
-  return http_do(L, h, 1, NULL, NULL);
+  return http_do(L, h, 1, NULL, NULL, 0);
 }
 
 /* core.is_http(v) -> true when v is a coldsend.http object (whose answers

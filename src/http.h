@@ -81,6 +81,18 @@ typedef struct {
   char errbuf[CURL_ERROR_SIZE];
 } cs_xfer;
 
+/* The header lines of the last answer, and where each lay in a copy of
+ * its header block: a line the next answer repeats byte for byte takes
+ * the name and value strings made for it then (kept in the object's user
+ * value, at 2i - 1 and 2i for line i), not new ones. */
+#define CS_KEPT_LINES 32
+typedef struct {
+  char *block; /* malloc'd copy of the last header block */
+  size_t cap;
+  int n; /* lines described below */
+  size_t off[CS_KEPT_LINES], len[CS_KEPT_LINES];
+} cs_kept_head;
+
 /* The easy handle of a coldsend.http object, with what was last set on it
  * so that a request sets only what differs from the one before. */
 typedef struct {
@@ -98,6 +110,7 @@ typedef struct {
   /* the header list of the last request made on x, kept for the next: a
    * client sends the same headers every time */
   struct curl_slist *kept;
+  cs_kept_head head; /* the last answer's header lines */
   cs_xfer x;
 } cs_http;
 
@@ -127,7 +140,8 @@ size_t http_on_body(char *data, size_t size, size_t nmemb, void *ud);
 size_t http_on_header(char *data, size_t size, size_t nitems, void *ud);
 int http_is_tls_error(CURLcode rc);
 int http_never_sent(CURL *curl, CURLcode rc);
-void http_push_headers(lua_State *L, const char *s, size_t len);
+void http_push_headers(lua_State *L, const char *s, size_t len,
+                       cs_kept_head *kh, int kept);
 int http_push_failure(lua_State *L, const char *message, const char *code,
                       CURLcode rc, int sent, int too_large);
 

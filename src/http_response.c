@@ -163,24 +163,47 @@ static void push_lower(lua_State *L, const char *s, size_t n) {
   lua_pushlstring(L, small, n);
 }
 
+/* Remembers the block s[0..len) and its header lines (off/lens, n of
+ * them) in kh for the next answer; on a failed allocation it forgets. */
+static void keep_head(cs_kept_head *kh, const char *s, size_t len,
+                      const size_t *off, const size_t *lens, int n) {
+  if (len > kh->cap) {
+    char *p = (char *)realloc(kh->block, len);
+    if (p == NULL) {
+      kh->n = 0;
+      return;
+    }
+    kh->block = p;
+    kh->cap = len;
+  }
+  if (len > 0) memcpy(kh->block, s, len);
+  memcpy(kh->off, off, (size_t)n * sizeof *off);
+  memcpy(kh->len, lens, (size_t)n * sizeof *lens);
+  kh->n = n;
+}
+
 /* Pushes the headers of the final response as {lower-case name = value};
- * a repeated header's values are joined with ", " (RFC 9110 §5.3). */
-void http_push_headers(lua_State *L, const char *s, size_t len) {
+ * a repeated header's values are joined with ", " (RFC 9110 §5.3). With
+ * kh (and kept, the stack index of the object's user value), a line the
+ * last answer had at the same place takes the strings made for it then. */
+void http_push_headers(lua_State *L, const char *s, size_t len,
+                       cs_kept_head *kh, int kept) {
   /* the names so far, so that only a repeated one is looked up and joined
    * (past SEEN of them, every one is) */
   enum { SEEN = 32 };
   const char *seen[SEEN];
-  size_t seen_len[SEEN];
-  const char *end = s + len;
-  int t, nseen = 0;
+  size_t seen_len[SEEN], off[CS_KEPT_LINES], lens[CS_KEPT_LINES];
+  const char *start = s, *end = s + len;
+  int t, nseen = 0, li = 0;
+  if (kept == 0) kh = NULL;
   lua_createtable(L, 0, 8);
   t = lua_gettop(L);
   while (s < end) {
     const char *eol = memchr(s, '\n', (size_t)(end - s));
     const char *line_end = eol ? eol : end, *colon, *v, *ve;
     const char *next = eol ? eol + 1 : end;
-    size_t nlen;
-    int i, repeated = nseen == SEEN;
+    size_t nlen, llen;
+    int i, repeated = nseen == SEEN, hit;
     if (line_end > s && line_end[-1] == '\r') line_end--;
     colon = memchr(s, ':', (size_t)(line_end - s));
     /* the status line, the blank line and folded continuations (obsolete
@@ -193,6 +216,7 @@ void http_push_headers(lua_State *L, const char *s, size_t len) {
     v = colon + 1;
     ve = line_end;
     nlen = (size_t)(colon - s);
+    llen = (size_t)(line_end - s);
     while (v < ve && (*v == ' ' || *v == '\t')) v++;
     while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t')) ve--;
     for (i = 0; i < nseen && !repeated; i++)
@@ -201,24 +225,56 @@ void http_push_headers(lua_State *L, const char *s, size_t len) {
       seen[nseen] = s;
       seen_len[nseen++] = nlen;
     }
-    push_lower(L, s, nlen); /* name */
+    hit = kh != NULL && li < kh->n && kh->len[li] == llen &&
+          memcmp(kh->block + kh->off[li], s, llen) == 0;
+    if (hit) {
+      lua_rawgeti(L, kept, 2 * li + 1); /* name, as made last time */
+      hit = lua_type(L, -1) == LUA_TSTRING;
+      if (!hit) lua_pop(L, 1);
+    }
+    if (!hit) push_lower(L, s, nlen); /* name */
     if (repeated) {
       lua_pushvalue(L, -1);
       lua_rawget(L, t); /* name, old */
     } else {
       lua_pushnil(L);
     }
-    if (lua_isstring(L, -1)) {
-      lua_pushliteral(L, ", ");
+    if (hit) {
+      lua_rawgeti(L, kept, 2 * li + 2); /* name, old, value */
+      if (lua_type(L, -1) != LUA_TSTRING) {
+        lua_pop(L, 1);
+        lua_pushlstring(L, v, (size_t)(ve - v));
+      }
+    } else {
       lua_pushlstring(L, v, (size_t)(ve - v));
+      if (kh != NULL && li < CS_KEPT_LINES) { /* kept for the next answer */
+        /* the old line no longer matches, even should an error stop us
+         * before keep_head describes the new ones */
+        if (li < kh->n) kh->len[li] = (size_t)-1;
+        lua_pushvalue(L, -3);
+        lua_rawseti(L, kept, 2 * li + 1);
+        lua_pushvalue(L, -1);
+        lua_rawseti(L, kept, 2 * li + 2);
+      }
+    }
+    if (lua_isstring(L, -2)) { /* name, old, value */
+      lua_pushliteral(L, ", ");
+      lua_insert(L, -2);
       lua_concat(L, 3);
     } else {
-      lua_pop(L, 1);
-      lua_pushlstring(L, v, (size_t)(ve - v));
+      lua_remove(L, -2);
     }
     lua_rawset(L, t);
+    if (li < CS_KEPT_LINES) {
+      off[li] = (size_t)(s - start);
+      lens[li] = llen;
+    }
+    li++;
     s = next;
   }
+  if (kh != NULL)
+    keep_head(kh, start, len, off, lens,
+              li < CS_KEPT_LINES ? li : CS_KEPT_LINES);
 }
 
 /* Pushes nil, message, code, {curl_code=, sent=} and returns 4. */
