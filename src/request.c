@@ -354,6 +354,25 @@ static int flat_add(cs_flat *o, const char *s, size_t len) {
   return 1;
 }
 
+/* 1 for a byte cjson escapes in a string: controls, DEL, '"', '\\', '/'. */
+static const unsigned char FLAT_ESCAPED[256] = {
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+};
+
+static int flat_escaped(unsigned char c) {
+  return FLAT_ESCAPED[c];
+}
+
 /* s as a JSON string, with cjson's escapes. */
 static int flat_string(cs_flat *o, const char *s, size_t len) {
   static const char hex[] = "0123456789abcdef";
@@ -400,9 +419,7 @@ static int flat_string(cs_flat *o, const char *s, size_t len) {
     }
     if (e == NULL) { /* a run of bytes written as they are */
       size_t j = i + 1;
-      while (j < len && s[j] != '"' && s[j] != '\\' && s[j] != '/' &&
-             (unsigned char)s[j] >= 0x20 && (unsigned char)s[j] != 0x7f)
-        j++;
+      while (j < len && !flat_escaped((unsigned char)s[j])) j++;
       if (!flat_add(o, s + i, j - i)) return 0;
       i = j - 1;
     } else if (!flat_add(o, e, elen)) {
