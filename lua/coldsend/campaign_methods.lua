@@ -72,7 +72,7 @@ local build_request = methods._request
 local has_changes, apply = methods._has_changes, methods._apply
 
 local function run_campaign_op(c, op, opts, needs_validation)
-  local client = client_of(c)
+  local client = owners[c] or client_of(c)
   if opts ~= nil then check_call_options(opts) end
   if op == "get" or op == "delete" then need_id(c, op == "get" and "refresh" or op) end
   -- validated first when asked (a remembered pass costs nothing)

@@ -156,7 +156,10 @@ function Client:_send(req, opts)
     local ok, why = self.host.check_phase()
     if not ok then error(why, 2) end
   end
-  local headers = request_headers(self, req)
+  -- the usual request (one the library built, no body or a JSON one)
+  -- takes a kept set without a call
+  local headers = req.headers == nil and header_cache[self]
+  headers = headers and headers[req.body ~= nil and "json" or "plain"] or request_headers(self, req)
   -- the common call has no options: its policy is made once per client
   local policy
   if opts == nil then
