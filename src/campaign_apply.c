@@ -133,12 +133,16 @@ int cs_campaign_apply(lua_State *L) {
   lua_pushnil(L);
   while (lua_next(L, 2) != 0) { /* stack: c body store key value */
     const char *k;
-    int f, v = lua_gettop(L);
-    if (lua_type(L, -2) != LUA_TSTRING || is_envelope(lua_tostring(L, -2))) {
+    int f, v = lua_gettop(L), vt;
+    if (lua_type(L, -2) != LUA_TSTRING) {
       lua_pop(L, 1);
       continue;
     }
     k = lua_tostring(L, -2);
+    if (is_envelope(k)) {
+      lua_pop(L, 1);
+      continue;
+    }
     if ((k[0] == 'c' && strcmp(k, "campaign_id") == 0) ||
         (k[0] == 'i' && strcmp(k, "id") == 0)) {
       /* adopted once (after a create); a handle never changes identity */
@@ -157,8 +161,11 @@ int cs_campaign_apply(lua_State *L) {
     lua_rawget(L, CS_UV_NAMES);
     f = lua_type(L, -1) == LUA_TNUMBER ? (int)lua_tointeger(L, -1) : -1;
     lua_pop(L, 1);
-    if (lua_isnil(L, v) || cs_is_null(L, v))
+    vt = lua_type(L, v);
+    if (vt == LUA_TNIL || (vt == LUA_TLIGHTUSERDATA && cs_is_null(L, v)))
       lua_pushnil(L);
+    else if (vt != LUA_TTABLE) /* a scalar is kept as it is */
+      lua_pushvalue(L, v);
     else if (f >= 0)
       push_lenient(L, &cs_campaign_fields[f], v, keep);
     else
