@@ -435,7 +435,7 @@ describe("multipart", function()
       assert.same({ "DELETE", "", nil, nil }, { m, b, ct, cl })
       m, b, ct, cl = echo { method = "POST", fresh = true }
       assert.same({ "POST", "", nil, "0" }, { m, b, ct, cl })
-      m, b, ct, cl = echo { method = "PATCH", body = "[1]" }
+      m, b, _, cl = echo { method = "PATCH", body = "[1]" }
       assert.same({ "PATCH", "[1]", "3" }, { m, b, cl })
       m, b, ct, cl = echo { method = "GET" }
       assert.same({ "GET", "", nil, nil }, { m, b, ct, cl })
