@@ -139,6 +139,28 @@ describe("coldsend.client construction", function()
     assert.matches("the transport answered a string", err.message)
   end)
 
+  it("sends through the transport a hook swapped in, and checks its answer", function()
+    local cs = coldsend.client { api_key = KEY, base_url = "http://127.0.0.1:1/api/public/v1",
+      rate_limit = false, max_retries = 0 }
+    cs.on_request = function()
+      cs.transport = function()
+        return { status = 200, headers = { ["content-type"] = "application/json" }, body = '{"ok": true}' }
+      end
+    end
+    local data, err = cs:request("GET", "/campaigns")
+    assert.is_table(data, err and err.message)
+    assert.is_true(data.ok)
+    -- the libcurl one first, then a swap in the hook to one answering junk
+    cs = coldsend.client { api_key = KEY, base_url = "http://127.0.0.1:1/api/public/v1",
+      rate_limit = false, max_retries = 0 }
+    assert.equal("network", select(2, cs:request("GET", "/campaigns")).code)
+    cs.on_request = function() cs.transport = function() return "junk" end end
+    data, err = cs:request("GET", "/campaigns")
+    assert.is_nil(data)
+    assert.equal("protocol", err.code)
+    assert.matches("the transport answered a string", err.message)
+  end)
+
   it("reads the server's ISO 8601 times as UTC epoch seconds (create recovery)", function()
     assert.equal(1705314600, require("coldsend.writes").parse_iso_utc("2024-01-15T10:30:00Z"))
     assert.equal(1705314600, require("coldsend.writes").parse_iso_utc("2024-01-15T12:30:00+02:00"))

@@ -438,6 +438,36 @@ describe("multipart", function()
     assert.truthy(e.body:find("\r\n\r\n" .. content:sub(-10) .. "\r\n--", 1, true))
   end)
 
+  it("leaves nothing of a multipart or body request to the next on the handle", function()
+    local function echo(req)
+      req.url = url("/echo")
+      local e = cjson.decode(assert(h(req)).body)
+      return e.method, e.body, e.headers["content-type"], e.headers["content-length"]
+    end
+    local parts = { { name = "mapping", value = "{}" } }
+    for _ = 1, 2 do
+      local m, b, ct = echo { method = "POST", multipart = parts }
+      assert.equal("POST", m)
+      assert.matches("^multipart/form%-data", ct)
+      assert.truthy(b:find('name="mapping"', 1, true))
+      local cl
+      m, b, ct, cl = echo { method = "PUT" }
+      assert.same({ "PUT", "", nil, "0" }, { m, b, ct, cl })
+      m, b, ct, cl = echo { method = "GET" }
+      assert.same({ "GET", "", nil, nil }, { m, b, ct, cl })
+      m, b = echo { method = "DELETE", body = "{}", headers = { ["Content-Type"] = "application/json" } }
+      assert.same({ "DELETE", "{}" }, { m, b })
+      m, b, ct, cl = echo { method = "DELETE" }
+      assert.same({ "DELETE", "", nil, nil }, { m, b, ct, cl })
+      m, b, ct, cl = echo { method = "POST", fresh = true }
+      assert.same({ "POST", "", nil, "0" }, { m, b, ct, cl })
+      m, b, _, cl = echo { method = "PATCH", body = "[1]" }
+      assert.same({ "PATCH", "[1]", "3" }, { m, b, cl })
+      m, b, ct, cl = echo { method = "GET" }
+      assert.same({ "GET", "", nil, nil }, { m, b, ct, cl })
+    end
+  end)
+
   it("works through http_perform", function()
     local res = assert(core.http_perform { method = "POST", url = url("/echo"),
       multipart = { { name = "file", file = path, length = 100, prefix = "h\n" } } })

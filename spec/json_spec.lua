@@ -126,6 +126,29 @@ describe("JSON encoding's walk", function()
     end
   end)
 
+  it("finds a cycle back to an ancestor of any level, and takes the same chain again after it", function()
+    for _, depth in ipairs{ 10, 64, 65, 130 } do
+      for _, back in ipairs{ 1, 32, 63, 64, 65, 100 } do
+        if back < depth then
+          local top = {}
+          local levels, cur = { [0] = top }, top
+          for i = 1, depth do
+            cur.x = {}
+            cur = cur.x
+            levels[i] = cur
+          end
+          cur.y = levels[back]
+          assert.matches("contains itself", select(2, pcall(core.json_encode, top)),
+            ("depth %d, back to %d"):format(depth, back))
+          -- without the back edge, the chain twice side by side is no cycle
+          cur.y = nil
+          local s = core.json_encode { top, top, { levels[back] } }
+          assert.equal(3, #cjson.decode(s))
+        end
+      end
+    end
+  end)
+
   it("takes a table twice when neither holds the other, at any depth", function()
     local shared = { 1, 2 }
     for _, depth in ipairs{ 1, 64, 100 } do

@@ -176,6 +176,29 @@ describe("core.http", function()
     h:close()
   end)
 
+  it("uses a request's proxy for that request alone, on one handle", function()
+    local direct = "http://127.0.0.1:" .. server.port .. "/json"
+    local function through_proxy(h, req)
+      local m = mark()
+      local res = h(req)
+      return res == nil and since(m):find("CONNECT 127.0.0.1:" .. server.port, 1, true) ~= nil
+    end
+    local h = core.http()
+    for _ = 1, 2 do
+      assert.is_true(through_proxy(h, { url = direct, proxy = proxy.url, timeout = 10 }))
+      assert.is_false(through_proxy(h, { url = direct, timeout = 10 }))
+      assert.is_false(through_proxy(h, { url = direct, proxy = "", timeout = 10 }))
+    end
+    h:close()
+    -- the object's proxy, "" in a request for none, then the object's again
+    h = core.http { proxy = proxy.url }
+    for _ = 1, 2 do
+      assert.is_true(through_proxy(h, { url = direct, timeout = 10 }))
+      assert.is_false(through_proxy(h, { url = direct, proxy = "", timeout = 10 }))
+    end
+    h:close()
+  end)
+
   it("refuses a proxy that is not a URL, naming the field", function()
     assert.error_matches(function() core.http { proxy = "gopher://x" } end,
       "bad option 'proxy' (http://, https://, socks5:// or socks5h:// host[:port] expected)", 1, true)

@@ -181,16 +181,6 @@ function Client:_send(req, opts)
   local deadline_at = opts and opts._deadline_at or (policy.deadline and clock() + policy.deadline)
   local limiter = self.limiter
   local write = req.method ~= "GET"
-  -- the libcurl transport lower-cases header names (the limiter then
-  -- searches none case-insensitively) and always answers a well-formed
-  -- table: known once per transport, which a caller may replace
-  local transport = self.transport
-  local lowered = self._lowered
-  if self._lowered_for ~= transport then
-    lowered = core.is_http(transport)
-    self._lowered, self._lowered_for = lowered, transport
-  end
-
   local attempt, err, maybe_done = 0, nil, false
   local limited = 0 -- seconds this call has waited for the limiter
   while true do
@@ -247,6 +237,16 @@ function Client:_send(req, opts)
     end
     -- (read only for the hook that reports the time taken)
     local sent_at = self.on_response and clock()
+    -- the libcurl transport lower-cases header names (the limiter then
+    -- searches none case-insensitively) and always answers a well-formed
+    -- table: known once per transport, read at each try (a hook may have
+    -- swapped it)
+    local transport = self.transport
+    local lowered = self._lowered
+    if self._lowered_for ~= transport then
+      lowered = core.is_http(transport)
+      self._lowered, self._lowered_for = lowered, transport
+    end
     local res, msg, code, info = transport(treq)
     local outcome, data
     -- (the libcurl transport answers a table with a header table, or nil)
