@@ -3,7 +3,6 @@
  * answer's headers or the failure pushed to Lua. */
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include "http.h"
 
@@ -163,6 +162,19 @@ static void push_lower(lua_State *L, const char *s, size_t n) {
   lua_pushlstring(L, small, n);
 }
 
+/* 1 when a and b, n bytes each, are the same header name: ASCII letters
+ * in either case, as push_lower lowers them (whatever the C locale). */
+static int same_name(const char *a, const char *b, size_t n) {
+  size_t i;
+  for (i = 0; i < n; i++) {
+    char x = a[i], y = b[i];
+    if (x >= 'A' && x <= 'Z') x = (char)(x + 32);
+    if (y >= 'A' && y <= 'Z') y = (char)(y + 32);
+    if (x != y) return 0;
+  }
+  return 1;
+}
+
 /* Remembers the block s[0..len) and its header lines (off/lens, n of
  * them) in kh for the next answer; on a failed allocation it forgets. */
 static void keep_head(cs_kept_head *kh, const char *s, size_t len,
@@ -220,7 +232,7 @@ void http_push_headers(lua_State *L, const char *s, size_t len,
     while (v < ve && (*v == ' ' || *v == '\t')) v++;
     while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t')) ve--;
     for (i = 0; i < nseen && !repeated; i++)
-      repeated = seen_len[i] == nlen && strncasecmp(seen[i], s, nlen) == 0;
+      repeated = seen_len[i] == nlen && same_name(seen[i], s, nlen);
     if (!repeated) {
       seen[nseen] = s;
       seen_len[nseen++] = nlen;
