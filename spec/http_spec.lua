@@ -230,6 +230,32 @@ describe("requests", function()
     end
   end)
 
+  it("takes headers, timeouts, CA file and body cap as arguments instead of the request's fields", function()
+    -- what the request loop does: the five values beside req, none read from it
+    local req = { method = "POST", url = url("/echo"), body = "[1]", timeout = "not read",
+                  headers = { Bad = "not\nread" }, max_body = "not read" }
+    local e = cjson.decode(assert(h(req, { ["Content-Type"] = "application/json", ["X-Arg"] = "yes" },
+      10, 5, nil, nil)).body)
+    assert.equal("yes", e.headers["x-arg"])
+    assert.equal("[1]", e.body)
+    local res, _, code, info = h(get("/big?n=5000"), {}, 10, 5, nil, 1000)
+    assert.is_nil(res)
+    assert.equal("protocol", code)
+    assert.is_true(info.too_large)
+    local t0 = core.now()
+    res, _, code = h(get("/slow?ms=1500"), {}, 0.3, 0.3, nil, nil)
+    assert.is_nil(res)
+    assert.equal("timeout", code)
+    assert.is_true(core.now() - t0 < 1.2)
+    assert.matches("bad request field 'timeout' %(positive number expected%)",
+      select(2, pcall(h, get("/json"), {}, -1, 5, nil, nil)))
+    assert.matches("bad header 'X' %(value contains CR, LF or NUL%)",
+      select(2, pcall(h, get("/json"), { X = "a\r\nInjected: 1" }, 10, 5, nil, nil)))
+    assert.matches("bad request field 'ca_file' %(string expected, got number%)",
+      select(2, pcall(h, get("/json"), {}, 10, 5, 7, nil)))
+    assert.equal(200, assert(h(get("/json"))).status) -- and req alone again
+  end)
+
   it("returns error statuses and does not follow redirects", function()
     local res = assert(h(get("/status?code=302&location=http://127.0.0.1:1/elsewhere")))
     assert.equal(302, res.status)

@@ -223,7 +223,7 @@ static void end_transfer(cs_http *h, cs_request *r, cs_xfer *x, int nested) {
  * strings are kept. Every string r points to is kept on the Lua stack
  * until the call returns. */
 static int http_do(lua_State *L, cs_http *h, int req, const char *def_ca,
-                   const char *def_proxy, int kept) {
+                   const char *def_proxy, int kept, int ov) {
   CURL *curl = h->curl;
   cs_request r;
   cs_xfer *x;
@@ -232,7 +232,7 @@ static int http_do(lua_State *L, cs_http *h, int req, const char *def_ca,
   int i, sent = 1, usable, nested;
   char message[CURL_ERROR_SIZE + 64];
 
-  http_read_request(L, req, &r, h->max_body, def_ca, def_proxy);
+  http_read_request(L, req, &r, h->max_body, def_ca, def_proxy, ov);
 
   /* The object's transfer state, unless a call further up the C stack
    * still uses it (a finalizer run while that one builds its result): then
@@ -415,23 +415,27 @@ static int http_new(lua_State *L) {
   return 1;
 }
 
-/* obj(req) -> res | nil, message, code, info */
+/* obj(req [, headers, timeout, connect_timeout, ca_file, max_body]) ->
+ * res | nil, message, code, info. The request loop passes those five as
+ * arguments rather than in req (none is then read from req); any other
+ * caller gives req alone. */
 static int http_call(lua_State *L) {
   cs_http *h = check_open(L, 1);
   const char *ca = NULL, *proxy = NULL;
-  lua_settop(L, 2);
+  int ov = lua_gettop(L) > 2 ? 3 : 0, uv = ov ? 8 : 3;
+  lua_settop(L, uv - 1);
   cs_getuservalue(L, 1); /* the options, and the kept header strings */
-  if (!lua_istable(L, 3)) {
+  if (!lua_istable(L, uv)) {
     lua_pop(L, 1);
-    return http_do(L, h, 2, NULL, NULL, 0);
+    return http_do(L, h, 2, NULL, NULL, 0, ov);
   }
   if (h->has_opts) { /* both strings stay on the stack */
-    lua_getfield(L, 3, "ca_file");
+    lua_getfield(L, uv, "ca_file");
     ca = lua_tostring(L, -1);
-    lua_getfield(L, 3, "proxy");
+    lua_getfield(L, uv, "proxy");
     proxy = lua_tostring(L, -1);
   }
-  return http_do(L, h, 2, ca, proxy, 3);
+  return http_do(L, h, 2, ca, proxy, uv, ov);
 }
 
 /* Frees the easy handle and what the object keeps; idempotent. The
@@ -487,7 +491,7 @@ static int http_perform(lua_State *L) {
     lua_setfield(L, LUA_REGISTRYINDEX, PERFORM_KEY);
   }
   lua_pop(L, 1); /* the registry keeps it */
-  return http_do(L, h, 1, NULL, NULL, 0);
+  return http_do(L, h, 1, NULL, NULL, 0, 0);
 }
 
 /* core.is_http(v) -> true when v is a coldsend.http object (whose answers

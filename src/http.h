@@ -124,7 +124,7 @@ void http_check_proxy(lua_State *L, const char *what, const char *proxy,
                       size_t len);
 void http_read_request(lua_State *L, int req, cs_request *r,
                        size_t def_max_body, const char *def_ca,
-                       const char *def_proxy);
+                       const char *def_proxy, int ov);
 int http_open_files(cs_request *r, cs_xfer *x);
 void http_close_files(cs_request *r);
 CURLcode http_build_mime(CURL *curl, cs_request *r, cs_xfer *x);

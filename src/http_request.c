@@ -36,10 +36,8 @@ static const unsigned char TCHAR[256] = {
 /* An optional string field of the table at t, or def. The string stays on
  * the stack: a table's __index may compute a fresh one, and a later
  * metamethod may clear the field, so the table is no anchor. */
-const char *http_opt_string(lua_State *L, int t, const char *what,
-                            const char *name, size_t *len, const char *def) {
-  luaL_checkstack(L, 2, "too many request fields");
-  lua_getfield(L, t, name);
+static const char *top_string(lua_State *L, const char *what, const char *name,
+                              size_t *len, const char *def) {
   if (lua_isnil(L, -1)) {
     lua_pop(L, 1);
     if (len != NULL) *len = def ? strlen(def) : 0;
@@ -51,10 +49,17 @@ const char *http_opt_string(lua_State *L, int t, const char *what,
   return lua_tolstring(L, -1, len);
 }
 
-/* An optional positive number of seconds, converted to milliseconds. */
-static long opt_millis(lua_State *L, int t, const char *name, double def) {
-  double s = def;
+const char *http_opt_string(lua_State *L, int t, const char *what,
+                            const char *name, size_t *len, const char *def) {
+  luaL_checkstack(L, 2, "too many request fields");
   lua_getfield(L, t, name);
+  return top_string(L, what, name, len, def);
+}
+
+/* The value at the top (popped) as an optional positive number of
+ * seconds, converted to milliseconds. */
+static long top_millis(lua_State *L, const char *name, double def) {
+  double s = def;
   if (!lua_isnil(L, -1)) {
     if (lua_type(L, -1) != LUA_TNUMBER || !(lua_tonumber(L, -1) > 0))
       luaL_error(L, "bad request field '%s' (positive number expected)", name);
@@ -65,16 +70,33 @@ static long opt_millis(lua_State *L, int t, const char *name, double def) {
   return s * 1000 < 1 ? 1 : (long)(s * 1000);
 }
 
-/* An optional non-negative integer field; returns def when absent. */
-lua_Integer http_opt_count(lua_State *L, int t, const char *what,
-                           const char *name, lua_Integer def) {
+/* The value at the top (popped) as an optional non-negative integer; def
+ * when it is nil. */
+static lua_Integer top_count(lua_State *L, const char *what, const char *name,
+                             lua_Integer def) {
   lua_Integer v = def;
-  lua_getfield(L, t, name);
   if (!lua_isnil(L, -1) && (!cs_tointeger(L, -1, &v) || v < 0))
     luaL_error(L, "bad %s field '%s' (non-negative integer expected)", what,
                name);
   lua_pop(L, 1);
   return v;
+}
+
+lua_Integer http_opt_count(lua_State *L, int t, const char *what,
+                           const char *name, lua_Integer def) {
+  lua_getfield(L, t, name);
+  return top_count(L, what, name, def);
+}
+
+/* Pushes the request's field name: from the table at req, or, with the
+ * loop's values at ov (not 0), from the slot of those it passes. */
+static void push_field(lua_State *L, int req, int ov, int slot,
+                       const char *name) {
+  luaL_checkstack(L, 2, "too many request fields");
+  if (ov != 0)
+    lua_pushvalue(L, ov + slot);
+  else
+    lua_getfield(L, req, name);
 }
 
 /* Checks req.headers and records each header's name and value in r. A CR
@@ -84,9 +106,8 @@ lua_Integer http_opt_count(lua_State *L, int t, const char *what,
  * number as its string form) stay on the stack, above the headers table,
  * for the rest of the call: the table itself may change under us (a
  * finaliser run by the collector is Lua code). */
-static void read_headers(lua_State *L, int req, cs_request *r) {
-  int headers;
-  lua_getfield(L, req, "headers");
+static void read_headers(lua_State *L, cs_request *r) {
+  int headers; /* the value of req.headers, pushed by the caller */
   if (lua_isnil(L, -1)) {
     lua_pop(L, 1);
     return;
@@ -198,11 +219,14 @@ void http_check_proxy(lua_State *L, const char *what, const char *proxy,
 }
 
 /* Reads the request table at req into r (def_ca, def_proxy and def_max_body
- * apply when it does not say); raises on a bad field. Every string r
- * points to stays on the Lua stack until the caller returns. */
+ * apply when it does not say); raises on a bad field. With ov (not 0),
+ * the headers, timeout, connect_timeout, ca_file and max_body are the five
+ * values from stack index ov (the request loop passes them so, not in the
+ * table). Every string r points to stays on the Lua stack until the
+ * caller returns. */
 void http_read_request(lua_State *L, int req, cs_request *r,
                        size_t def_max_body, const char *def_ca,
-                       const char *def_proxy) {
+                       const char *def_proxy, int ov) {
   int i;
   size_t url_len, proxy_len;
   luaL_checktype(L, req, LUA_TTABLE);
@@ -231,15 +255,19 @@ void http_read_request(lua_State *L, int req, cs_request *r,
   lua_getfield(L, req, "fresh");
   r->fresh = lua_toboolean(L, -1);
   lua_pop(L, 1);
-  r->timeout_ms = opt_millis(L, req, "timeout", DEFAULT_TIMEOUT);
-  r->connect_ms =
-      opt_millis(L, req, "connect_timeout", DEFAULT_CONNECT_TIMEOUT);
-  r->ca_file = http_opt_string(L, req, "request", "ca_file", NULL, def_ca);
+  push_field(L, req, ov, 1, "timeout");
+  r->timeout_ms = top_millis(L, "timeout", DEFAULT_TIMEOUT);
+  push_field(L, req, ov, 2, "connect_timeout");
+  r->connect_ms = top_millis(L, "connect_timeout", DEFAULT_CONNECT_TIMEOUT);
+  push_field(L, req, ov, 3, "ca_file");
+  r->ca_file = top_string(L, "request", "ca_file", NULL, def_ca);
   r->proxy = http_opt_string(L, req, "request", "proxy", &proxy_len, def_proxy);
   http_check_proxy(L, "request field", r->proxy, proxy_len);
-  r->max_body = (size_t)http_opt_count(L, req, "request", "max_body",
-                                       (lua_Integer)def_max_body);
-  read_headers(L, req, r);
+  push_field(L, req, ov, 4, "max_body");
+  r->max_body =
+      (size_t)top_count(L, "request", "max_body", (lua_Integer)def_max_body);
+  push_field(L, req, ov, 0, "headers");
+  read_headers(L, r);
   read_parts(L, req, r);
   if (r->nparts > 0 && r->body != NULL)
     luaL_error(L, "bad request (both 'body' and 'multipart')");

@@ -226,11 +226,11 @@ function Client:_send(req, opts)
       end
       if left < t then t = left end
     end
-    -- req was built for this call alone: it is completed in place
+    -- req was built for this call alone: it is completed in place (the
+    -- libcurl transport takes the timeouts and limits as arguments)
     local treq = req
-    treq.headers, treq.timeout = headers, t
-    treq.connect_timeout = connect_timeout < t and connect_timeout or t
-    treq.ca_file, treq.max_body = self.ca_file, self.max_body
+    local ct = connect_timeout < t and connect_timeout or t
+    treq.headers = headers
     if self.on_request then
       self.on_request(redact.event({ method = req.method, url = req.url, attempt = attempt,
         headers = copy_headers_redacted(headers), body = req.body }, treq))
@@ -247,7 +247,14 @@ function Client:_send(req, opts)
       lowered = core.is_http(transport)
       self._lowered, self._lowered_for = lowered, transport
     end
-    local res, msg, code, info = transport(treq)
+    local res, msg, code, info
+    if lowered then
+      res, msg, code, info = transport(treq, headers, t, ct, self.ca_file, self.max_body)
+    else
+      treq.timeout, treq.connect_timeout = t, ct
+      treq.ca_file, treq.max_body = self.ca_file, self.max_body
+      res, msg, code, info = transport(treq)
+    end
     local outcome, data
     -- (the libcurl transport answers a table with a header table, or nil)
     if res and not lowered and (type(res) ~= "table"
