@@ -116,7 +116,17 @@ static CURLcode set_ca(cs_http *h, const char *ca) {
 }
 
 /* The per-request options a request set (cs_http.set). */
-enum { SET_MIME = 1, SET_BODY = 2, SET_CUSTOM = 4, SET_FRESH = 8 };
+enum { SET_MIME = 1, SET_BODY = 2, SET_LIST = 4, SET_FRESH = 8 };
+
+/* The method libcurl is to name in place of GET or POST, as a literal
+ * (the handle remembers it across requests), or NULL. */
+static const char *custom_method(const char *m) {
+  static const char *const custom[] = {"PUT", "DELETE", "PATCH", NULL};
+  int i;
+  for (i = 0; custom[i] != NULL; i++)
+    if (strcmp(custom[i], m) == 0) return custom[i];
+  return NULL;
+}
 
 /* Sets what changes from request to request. */
 static CURLcode set_options(cs_http *h, cs_xfer *x, const cs_request *r) {
@@ -149,6 +159,9 @@ static CURLcode set_options(cs_http *h, cs_xfer *x, const cs_request *r) {
   if (rc != CURLE_OK) return rc;
 
   rc = http_header_list(h, x, r, &list);
+  /* a list of this transfer's own is cleared after it; the kept one lives
+   * as long as the handle, or until a request sets another */
+  if (list != h->kept) h->set |= SET_LIST;
   SETOPT(CURLOPT_HTTPHEADER, list);
 
   if (r->nparts > 0) {
@@ -164,9 +177,13 @@ static CURLcode set_options(cs_http *h, cs_xfer *x, const cs_request *r) {
     SETOPT(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->body_len);
     SETOPT(CURLOPT_POSTFIELDS, r->body ? r->body : "");
   }
-  if (strcmp(r->method, "GET") != 0 && strcmp(r->method, "POST") != 0) {
-    h->set |= SET_CUSTOM;
-    SETOPT(CURLOPT_CUSTOMREQUEST, r->method);
+  { /* PUT, DELETE or PATCH: kept from one request to the next */
+    const char *custom = custom_method(r->method);
+    if (custom != h->custom) {
+      h->custom = NULL; /* unknown until set */
+      SETOPT(CURLOPT_CUSTOMREQUEST, custom);
+      if (rc == CURLE_OK) h->custom = custom;
+    }
   }
   /* libcurl silently sends a request again when a reused keep-alive
    * connection turns out closed; for a POST that may have been processed
@@ -184,20 +201,20 @@ static CURLcode set_options(cs_http *h, cs_xfer *x, const cs_request *r) {
 
 /* Undoes every per-request option set_options set (h->set says which),
  * so that the handle holds no pointer into this transfer and the next
- * request starts from a plain GET. Connections, TLS sessions and the DNS
- * cache stay. 0 when libcurl refused one (the caller then resets the
- * handle). */
+ * request starts from a GET (with the custom method of the last one, a
+ * literal, which set_options changes when the next differs). Connections,
+ * TLS sessions and the DNS cache stay. 0 when libcurl refused one (the caller
+ * then resets the handle). */
 static int clear_options(cs_http *h, CURL *curl) {
   CURLcode rc = CURLE_OK;
   unsigned set = h->set;
   h->set = 0;
-  SETOPT(CURLOPT_HTTPHEADER, (struct curl_slist *)NULL);
+  if (set & SET_LIST) SETOPT(CURLOPT_HTTPHEADER, (struct curl_slist *)NULL);
   if (set & SET_MIME) SETOPT(CURLOPT_MIMEPOST, (curl_mime *)NULL);
   if (set & SET_BODY) {
     SETOPT(CURLOPT_POSTFIELDS, (char *)NULL);
     SETOPT(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)-1);
   }
-  if (set & SET_CUSTOM) SETOPT(CURLOPT_CUSTOMREQUEST, (char *)NULL);
   if (set & SET_FRESH) SETOPT(CURLOPT_FRESH_CONNECT, 0L);
   /* after POSTFIELDS and MIMEPOST: a GET */
   if (set & (SET_MIME | SET_BODY)) SETOPT(CURLOPT_HTTPGET, 1L);
@@ -273,6 +290,7 @@ static int http_do(lua_State *L, cs_http *h, int req, const char *def_ca,
     curl_easy_reset(curl);
     h->timeout_ms = h->connect_ms = 0;
     h->proxy_none = 0;
+    h->custom = NULL;
     free(h->ca_set);
     h->ca_set = NULL;
     if (set_invariant_options(curl, &h->x) != CURLE_OK) {

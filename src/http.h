@@ -107,6 +107,7 @@ typedef struct {
   int has_opts;       /* the object has a ca_file or proxy of its own */
   int proxy_none;     /* PROXY is "" (no proxy, whatever the environment) */
   unsigned set;       /* the per-request options the last request set */
+  const char *custom; /* the CUSTOMREQUEST set (a literal), NULL: none */
   /* the header list of the last request made on x, kept for the next: a
    * client sends the same headers every time */
   struct curl_slist *kept;
