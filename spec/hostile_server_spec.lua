@@ -161,4 +161,44 @@ describe("a hostile server", function()
   end)
 
   it("answers with status 999", function() check("status_999", ALL()) end)
+
+  it("meets a client's timeout and body cap as they are at each call, whatever transport each try takes", function()
+    local core = require "coldsend.core"
+    local http = core.http()
+    local cs = coldsend.client { api_key = KEY, base_url = base, rate_limit = false, transport = http,
+      sleep = function() end }
+    -- changed after the client was made: the libcurl transport takes them as arguments
+    cs.timeout = 0.3
+    local t0 = core.now()
+    local ok, err = cs:request("GET", "/slow", nil, { ms = 3000 }, { max_retries = 0 })
+    assert.is_nil(ok)
+    assert.equal("timeout", err.code)
+    assert.is_true(core.now() - t0 < 2)
+    cs.timeout, cs.max_body = 10, 10
+    ok, err = cs:request("GET", "/big", nil, { n = 100 }, { max_retries = 0 })
+    assert.is_nil(ok)
+    assert.matches("over the 10%-byte cap", err.message)
+    -- a hook swaps a Lua transport (which reads them from req) and the
+    -- libcurl one in turn between tries
+    cs.max_body = 5000
+    local seen, tries = {}, 0
+    local function wrapper(req)
+      seen[#seen + 1] = { req.timeout, req.max_body, req.headers["X-API-Key"] == KEY }
+      return http(req)
+    end
+    cs.on_request = function()
+      tries = tries + 1
+      cs.transport = tries % 2 == 1 and wrapper or http
+    end
+    ok, err = cs:request("GET", "/status", nil, { code = 503 }, { max_retries = 3 })
+    assert.is_nil(ok)
+    assert.equal(4, tries)
+    assert.same({ { 10, 5000, true }, { 10, 5000, true } }, seen)
+    cs.max_body = 10
+    ok, err = cs:request("GET", "/big", nil, { n = 100 }, { max_retries = 1 })
+    assert.is_nil(ok)
+    assert.matches("over the 10%-byte cap", err.message)
+    assert.equal(5, tries) -- through the Lua transport; a body over the cap is not tried again
+    assert.same({ 10, 10, true }, seen[3])
+  end)
 end)
