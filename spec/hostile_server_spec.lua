@@ -192,6 +192,7 @@ describe("a hostile server", function()
     end
     ok, err = cs:request("GET", "/status", nil, { code = 503 }, { max_retries = 3 })
     assert.is_nil(ok)
+    assert.equal("server", err.code)
     assert.equal(4, tries)
     assert.same({ { 10, 5000, true }, { 10, 5000, true } }, seen)
     cs.max_body = 10
