@@ -467,11 +467,17 @@ void cs_flat_begin(cs_flat *o) {
   flat_add(o, "{", 1);
 }
 
-int cs_flat_member(lua_State *L, cs_flat *o, const char *key, int null) {
+/* key[0..klen): the value at the top, or null. */
+static int flat_member(lua_State *L, cs_flat *o, const char *key, size_t klen,
+                       int null) {
   if ((o->members++ > 0 && !flat_add(o, ",", 1)) ||
-      !flat_string(o, key, strlen(key)) || !flat_add(o, ":", 1))
+      !flat_string(o, key, klen) || !flat_add(o, ":", 1))
     return 0;
   return null ? flat_add(o, "null", 4) : flat_value(L, o);
+}
+
+int cs_flat_member(lua_State *L, cs_flat *o, const char *key, int null) {
+  return flat_member(L, o, key, strlen(key), null);
 }
 
 int cs_flat_push(lua_State *L, cs_flat *o) {
@@ -481,35 +487,26 @@ int cs_flat_push(lua_State *L, cs_flat *o) {
 }
 
 /* Pushes the JSON text of the table at idx and returns 1 when it is a
- * flat object; else returns 0, nothing pushed. */
+ * flat object; else returns 0, nothing pushed ({}: cjson decides). */
 static int flat_encode(lua_State *L, int idx) {
   cs_flat o;
-  int first = 1;
   if (lua_type(L, idx) != LUA_TTABLE) return 0;
-  o.n = 0;
-  flat_add(&o, "{", 1);
+  cs_flat_begin(&o);
   luaL_checkstack(L, 3, "JSON encoding");
   lua_pushnil(L);
   while (lua_next(L, idx) != 0) { /* key, value */
-    size_t klen;
-    const char *k;
-    if (lua_type(L, -2) != LUA_TSTRING) {
+    size_t klen = 0;
+    const char *k = NULL;
+    if (lua_type(L, -2) == LUA_TSTRING) k = lua_tolstring(L, -2, &klen);
+    /* (a marked key: the general way raises) */
+    if (k == NULL || has_marker_prefix(k, klen) ||
+        !flat_member(L, &o, k, klen, 0)) {
       lua_pop(L, 2);
       return 0;
     }
-    k = lua_tolstring(L, -2, &klen);
-    if (has_marker_prefix(k, klen) || (!first && !flat_add(&o, ",", 1)) ||
-        !flat_string(&o, k, klen) || !flat_add(&o, ":", 1) ||
-        !flat_value(L, &o)) {
-      lua_pop(L, 2); /* (a marked key: the general way raises) */
-      return 0;
-    }
-    first = 0;
     lua_pop(L, 1);
   }
-  if (first || !flat_add(&o, "}", 1)) return 0; /* {}: cjson decides */
-  lua_pushlstring(L, o.buf, o.n);
-  return 1;
+  return cs_flat_push(L, &o);
 }
 
 void cs_json_encode(lua_State *L, int idx) {
